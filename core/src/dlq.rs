@@ -1,0 +1,53 @@
+//! `DlqRecord`: a photo that failed for good, with why (DESIGN.md, "Contracts").
+//!
+//! Bad input is data, not an outage: it is dead-lettered, counted by reason, and its position
+//! is committed like any other.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::ItemEvent;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DlqRecord {
+    pub reason: DlqReason,
+    /// Human-readable cause (the decoder's or the store's message).
+    pub detail: String,
+    /// How many times the item was tried before it was dead-lettered.
+    pub attempts: u32,
+    pub event: ItemEvent,
+    pub failed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DlqReason {
+    /// The bytes claim a supported format (JPEG, PNG, WebP) but do not decode (truncated, corrupt).
+    DecodeError,
+    /// The bytes are not a supported image at all (empty file, text, PDF, GIF...).
+    NotAnImage,
+    /// Over the size limit (file bytes or pixels), refused before decoding.
+    TooLarge,
+    /// The object could not be read (gone, or failed every retry).
+    FetchFailed,
+    /// The model could not run on it (should not happen for a valid tensor).
+    InferenceFailed,
+}
+
+impl DlqReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlqReason::DecodeError => "decode_error",
+            DlqReason::NotAnImage => "not_an_image",
+            DlqReason::TooLarge => "too_large",
+            DlqReason::FetchFailed => "fetch_failed",
+            DlqReason::InferenceFailed => "inference_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DlqReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,86 @@
+//! `ItemEvent`: one photo that arrived (DESIGN.md, "Contracts").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::position::Position;
+
+/// One canonical event per object; ETag + key identify one photo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemEvent {
+    /// Bucket that holds the photo (the inbox folder's bucket name in embedded mode).
+    pub bucket: String,
+    /// Object key, URL-decoded, `/`-separated, relative to the bucket.
+    pub key: String,
+    /// Version tag of the object's content; a changed photo gets a new etag and is a new item.
+    pub etag: String,
+    /// Size in bytes as announced by the notification (or seen by the scan).
+    pub size: u64,
+    /// MIME type guessed from the key's extension; the bytes decide, this is only a hint.
+    pub content_type: String,
+    /// When the object was created or last modified.
+    pub event_time: DateTime<Utc>,
+    /// Which path brought the event.
+    pub source: EventOrigin,
+}
+
+/// Which path produced an [`ItemEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOrigin {
+    /// A live notification (bucket notification, or a new file seen by the folder watch).
+    Notification,
+    /// A listing of what was already there (bulk replay, or the initial folder scan).
+    Replay,
+    /// The uploads API.
+    Upload,
+}
+
+/// An event together with where it sits in its source, so its completion can be committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcedEvent {
+    pub position: Position,
+    pub event: ItemEvent,
+}
+
+/// Guesses the MIME type from a key's extension (`application/octet-stream` when unknown).
+pub fn content_type_for_key(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_follows_extension_case_insensitively() {
+        assert_eq!(content_type_for_key("a/b.JPG"), "image/jpeg");
+        assert_eq!(content_type_for_key("b.webp"), "image/webp");
+        assert_eq!(content_type_for_key("notes.txt"), "application/octet-stream");
+        assert_eq!(content_type_for_key("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn event_serialises_with_snake_case_origin() {
+        let event = ItemEvent {
+            bucket: "returns".into(),
+            key: "inbox/a.jpg".into(),
+            etag: "abc".into(),
+            size: 3,
+            content_type: "image/jpeg".into(),
+            event_time: DateTime::from_timestamp(0, 0).unwrap(),
+            source: EventOrigin::Notification,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["source"], "notification");
+        assert_eq!(json["event_time"], "1970-01-01T00:00:00Z");
+        let back: ItemEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}

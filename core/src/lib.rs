@@ -1,0 +1,32 @@
+//! The messages that travel between AutoRMA's stages and the three boundary traits the
+//! pipeline is written against.
+//!
+//! Inputs and outputs: an [`EventSource`] yields [`ItemEvent`]s (one per uploaded photo, each
+//! with its [`Position`] in a partition); the classifier reads the photo's bytes from an
+//! [`ObjectStore`]; a [`ResultSink`] takes a [`ResultRecord`] or a [`DlqRecord`] and its `Ok` is
+//! the acknowledgement that lets the source commit.
+//!
+//! Delivery guarantee: this crate holds no state. The contract it states is at-least-once
+//! delivery from sources plus idempotent results keyed by object key (a replay overwrites
+//! `results/<key>.json`, never adds a second one), which together classify each photo once.
+//!
+//! Each trait has an embedded implementation for `autorma run` on one machine (a local folder
+//! as the store here in [`store::local`], a folder scan in `autorma-ingest`, local files in
+//! `autorma-sink`); the S3 and Kafka implementations plug in beside them.
+
+pub mod dlq;
+pub mod event;
+pub mod fsutil;
+pub mod position;
+pub mod result;
+pub mod sink;
+pub mod source;
+pub mod store;
+
+pub use dlq::{DlqReason, DlqRecord};
+pub use event::{EventOrigin, ItemEvent, SourcedEvent};
+pub use position::{PartitionId, Position};
+pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
+pub use sink::{PriorOutcome, ResultSink, SinkError};
+pub use source::{EventSource, SourceError};
+pub use store::{ObjectStore, StoreError};

@@ -1,0 +1,76 @@
+//! `ResultRecord`: what the classifier decided about one photo (DESIGN.md, "Contracts").
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Written to `results/<key>.json`; a replay of the same photo overwrites it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub item: ItemRef,
+    /// `classes[argmax]` of the model's output.
+    pub label: String,
+    /// The largest probability, the one of `label`.
+    pub confidence: f32,
+    /// Every class's calibrated probability, by class name.
+    pub probabilities: BTreeMap<String, f32>,
+    /// `auto` when `confidence >= thresholds[label]`, else `review`.
+    pub decision: Decision,
+    pub model: ModelRef,
+    /// The ONNX Runtime execution provider that actually ran the model (`cpu`, `cuda`).
+    pub execution_provider: String,
+    pub timings_ms: StageTimings,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// Identifies the photo: ETag + key are its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRef {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Confident enough to route without a person.
+    Auto,
+    /// Below the label's threshold: a person looks at it.
+    Review,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Auto => "auto",
+            Decision::Review => "review",
+        }
+    }
+}
+
+/// The model package that produced a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+    /// sha256 of `model.onnx`; a replay skips photos this exact model already classified.
+    pub sha256: String,
+}
+
+/// Milliseconds spent per stage for this photo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Reading the object's bytes from the store (all attempts).
+    pub fetch: f64,
+    /// Decoding + letterbox + resize + normalise.
+    pub decode: f64,
+    /// Waiting in the micro-batcher for the batch to fill or its deadline.
+    pub batch_wait: f64,
+    /// The ONNX Runtime call for the whole batch this photo was in.
+    pub infer: f64,
+    /// From the end of inference until the sink started writing this record (queueing and
+    /// serialisation); the write itself cannot be timed inside the record it writes.
+    pub sink: f64,
+}

@@ -1,0 +1,47 @@
+//! The event source boundary: where [`SourcedEvent`]s come from (Kafka, or a folder scan) and
+//! where the pipeline reports what may be committed.
+
+use std::future::Future;
+
+use crate::event::SourcedEvent;
+use crate::position::PartitionId;
+
+/// Yields events in batches and later hears which positions are safe to commit.
+///
+/// Offsets within a partition are handed out in increasing order. The pipeline commits a
+/// partition's watermark only when every event below it has reached the sink or the DLQ
+/// (see `autorma-classifier`'s checkpoint tracker), so a source that restarts from its last
+/// commit redelivers at most the events that were in flight: at-least-once.
+pub trait EventSource: Send + 'static {
+    /// The next events; `Ok(None)` once the source is exhausted (a finite scan is done).
+    ///
+    /// Must be cancel-safe: the pipeline polls it inside `select!`, and a future dropped before
+    /// it completes must not lose events (they come with a later call).
+    fn next_batch(&mut self) -> impl Future<Output = Result<Option<Vec<SourcedEvent>>, SourceError>> + Send;
+
+    /// Records that, in each listed partition, every offset below `next_offset` is done
+    /// (Kafka's convention: the committed offset is the next one to read).
+    fn commit(
+        &mut self,
+        watermarks: &[(PartitionId, u64)],
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("failed to list `{path}`: {source}")]
+    Scan { path: String, #[source] source: std::io::Error },
+    #[error("failed to read or write the source state `{path}`: {source}")]
+    State { path: String, #[source] source: std::io::Error },
+    #[error("corrupt source state `{path}`: {detail}")]
+    Corrupt { path: String, detail: String },
+    #[error("commit of partition {partition} at offset {offset} failed: {detail}")]
+    Commit { partition: PartitionId, offset: u64, detail: String },
+}
+
+impl SourceError {
+    /// A failed listing may succeed next time; corrupt state will not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SourceError::Scan { .. })
+    }
+}

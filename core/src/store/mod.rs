@@ -1,0 +1,48 @@
+//! The object store boundary: where photos' bytes are read from (S3/MinIO, or a local folder).
+
+pub mod local;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+pub use local::LocalStore;
+
+/// Reads objects. Implementations must be cheap to share (`&self`, `Send + Sync`).
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Reads the whole object, refusing (without reading it) one larger than `max_bytes`.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object `{key}` not found in bucket `{bucket}`")]
+    NotFound { bucket: String, key: String },
+    #[error("object `{key}` in bucket `{bucket}` is {size} bytes, over the limit of {max_bytes}")]
+    TooLarge { bucket: String, key: String, size: u64, max_bytes: u64 },
+    #[error("invalid key `{key}`: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("unknown bucket `{bucket}` (this store serves `{served}`)")]
+    UnknownBucket { bucket: String, served: String },
+    #[error("failed to read `{key}` from bucket `{bucket}`: {source}")]
+    Io { bucket: String, key: String, #[source] source: std::io::Error },
+}
+
+impl StoreError {
+    /// Only errors that another attempt may fix are retried; a missing or oversized object is
+    /// final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidInput
+            ),
+            _ => false,
+        }
+    }
+}
