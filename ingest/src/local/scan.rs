@@ -1,0 +1,118 @@
+//! Listing the inbox: which files are photos-to-be, and their local etag.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use autorma_core::{SourceError, fsutil};
+use sha2::{Digest, Sha256};
+
+/// A file found by a scan.
+#[derive(Debug, Clone)]
+pub struct ScannedFile {
+    /// Path relative to the inbox, `/`-separated.
+    pub key: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// What a scan skips: hidden entries (dotfiles, editor and copy temp files) and the excluded
+/// folder (the output folder when it sits inside the inbox).
+#[derive(Debug, Clone)]
+pub struct ScanFilter {
+    exclude: Option<PathBuf>,
+}
+
+impl ScanFilter {
+    pub fn new(inbox: &Path, exclude: Option<&Path>) -> Self {
+        // Compare canonical paths so `out` and `./inbox/../out` are the same folder.
+        let exclude = exclude.and_then(|p| std::fs::canonicalize(p).ok().or_else(|| Some(inbox.join(p))));
+        Self { exclude }
+    }
+
+    fn skips(&self, path: &Path) -> bool {
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        hidden
+            || fsutil::is_tmp_file(path)
+            || self.exclude.as_ref().is_some_and(|ex| std::fs::canonicalize(path).is_ok_and(|p| &p == ex))
+    }
+}
+
+/// The etag of a local file: hex of the first 16 bytes of `sha256("<size>:<mtime ns>")`.
+///
+/// Why not a content hash: a scan would read every photo twice (once to hash, once to
+/// classify). Size + mtime is what rsync and make trust, it changes when a photo is replaced,
+/// and like S3's ETag it identifies a version of an object, not its pixels.
+pub fn local_etag(size: u64, modified: SystemTime) -> String {
+    let nanos = modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let digest = Sha256::digest(format!("{size}:{nanos}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// Lists regular files under `inbox`, sorted by key. With `settle`, files modified less than
+/// that long ago are left out (they may still be being written).
+pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Result<Vec<ScannedFile>, SourceError> {
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    let mut dirs = vec![inbox.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let scan_err = |source| SourceError::Scan { path: dir.display().to_string(), source };
+        for entry in std::fs::read_dir(&dir).map_err(scan_err)? {
+            let entry = entry.map_err(scan_err)?;
+            let path = entry.path();
+            if filter.skips(&path) {
+                continue;
+            }
+            // Follows symlinks: a linked photo is a photo. A dangling link is skipped.
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if meta.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if settle.is_some_and(|settle| now.duration_since(modified).unwrap_or_default() < settle) {
+                continue;
+            }
+            let rel = path.strip_prefix(inbox).expect("scanned path is under the inbox");
+            let Some(key) = rel.to_str().map(|k| k.replace(std::path::MAIN_SEPARATOR, "/")) else {
+                tracing::warn!(path = %path.display(), "skipping a file whose name is not UTF-8");
+                continue;
+            };
+            files.push(ScannedFile { key, size: meta.len(), modified });
+        }
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_hidden_tmp_and_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        for p in ["a.jpg", "sub/b.jpg", ".DS_Store", ".git/x", "out/results/a.jpg.json", ".c.jpg.autorma-tmp-1-1"] {
+            let path = inbox.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        let filter = ScanFilter::new(inbox, Some(&inbox.join("out")));
+        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().into_iter().map(|f| f.key).collect();
+        assert_eq!(keys, vec!["a.jpg", "sub/b.jpg"]);
+        // Everything is fresh: with a settle time nothing is ready yet.
+        assert!(scan(inbox, &filter, Some(Duration::from_secs(60))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn etag_tracks_size_and_mtime() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(local_etag(10, t), local_etag(10, t));
+        assert_ne!(local_etag(10, t), local_etag(11, t));
+        assert_ne!(local_etag(10, t), local_etag(10, t + Duration::from_nanos(1)));
+        assert_eq!(local_etag(10, t).len(), 32);
+    }
+}

@@ -1,0 +1,59 @@
+//! `model.json` v1, field by field (models/PACKAGE.md is the contract).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST_SCHEMA: &str = "autorma.model/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Class names in the order of the output's columns.
+    pub classes: Vec<String>,
+    pub onnx: OnnxSpec,
+    /// Side of the square input, in pixels.
+    pub input_size: u32,
+    pub preprocessing: Preprocessing,
+    /// For information only: temperature scaling is inside the graph.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Per-class minimum confidence for an `auto` decision.
+    pub thresholds: BTreeMap<String, f32>,
+    /// Val/test metrics as trained; kept opaque here, `autorma eval` compares against them.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+    #[serde(default)]
+    pub dataset: serde_json::Value,
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnnxSpec {
+    /// File name inside the package folder.
+    pub file: String,
+    pub sha256: String,
+    /// Name of the graph input, `float32[N, 3, input_size, input_size]`.
+    pub input: String,
+    /// Name of the graph output, `float32[N, num_classes]` calibrated probabilities.
+    pub output: String,
+    #[serde(default)]
+    pub opset: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    pub color: String,
+    pub letterbox: String,
+    pub background: [u8; 3],
+    pub resize_filter: String,
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub layout: String,
+}

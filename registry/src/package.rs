@@ -1,0 +1,196 @@
+//! Loading a package folder: parse, check the contract, verify the checksum.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::RegistryError;
+use crate::manifest::{MANIFEST_SCHEMA, Manifest};
+
+/// A validated model package.
+#[derive(Debug, Clone)]
+pub struct ModelPackage {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// Absolute path of the verified `model.onnx`.
+    pub onnx_path: PathBuf,
+}
+
+impl ModelPackage {
+    /// Reads `<dir>/model.json`, validates it and verifies `model.onnx`'s sha256.
+    pub fn load(dir: &Path) -> Result<Self, RegistryError> {
+        let manifest_path = dir.join("model.json");
+        if !manifest_path.is_file() {
+            return Err(RegistryError::MissingManifest { dir: dir.to_path_buf() });
+        }
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|source| RegistryError::Read { path: manifest_path.clone(), source })?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|source| RegistryError::Parse { path: manifest_path.clone(), source })?;
+        validate(&manifest).map_err(|detail| RegistryError::Invalid { path: manifest_path.clone(), detail })?;
+
+        let onnx_path = dir.join(&manifest.onnx.file);
+        let actual = sha256_file(&onnx_path)?;
+        if !actual.eq_ignore_ascii_case(&manifest.onnx.sha256) {
+            return Err(RegistryError::ChecksumMismatch {
+                path: onnx_path,
+                expected: manifest.onnx.sha256.clone(),
+                actual,
+            });
+        }
+        let onnx_path = std::path::absolute(&onnx_path).unwrap_or(onnx_path);
+        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, onnx_path })
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.manifest.classes
+    }
+
+    /// The `auto` threshold of a class (validated to exist for every class).
+    pub fn threshold(&self, class: &str) -> f32 {
+        self.manifest.thresholds[class]
+    }
+
+    /// The test accuracy recorded in `model.json` (`metrics.test.accuracy`), when present.
+    pub fn recorded_test_accuracy(&self) -> Option<f64> {
+        self.manifest.metrics.get("test")?.get("accuracy")?.as_f64()
+    }
+}
+
+/// Checks every field the Rust pipeline relies on; the message names the offending field.
+fn validate(m: &Manifest) -> Result<(), String> {
+    if m.schema != MANIFEST_SCHEMA {
+        return Err(format!("`schema` is `{}`, this build reads `{MANIFEST_SCHEMA}`", m.schema));
+    }
+    if m.name.is_empty() || m.version.is_empty() {
+        return Err("`name` and `version` must not be empty".into());
+    }
+    if m.classes.is_empty() {
+        return Err("`classes` is empty".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for class in &m.classes {
+        if class.is_empty() || !seen.insert(class.as_str()) {
+            return Err(format!("`classes` has an empty or repeated name `{class}`"));
+        }
+        match m.thresholds.get(class) {
+            None => return Err(format!("`thresholds` has no entry for class `{class}`")),
+            Some(t) if !(0.0..=1.0).contains(t) => {
+                return Err(format!("`thresholds.{class}` is {t}, not within [0, 1]"));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = m.thresholds.keys().find(|k| !seen.contains(k.as_str())) {
+        return Err(format!("`thresholds` names `{extra}`, which is not in `classes`"));
+    }
+    if m.input_size == 0 || m.input_size > 4096 {
+        return Err(format!("`input_size` is {}, expected 1..=4096", m.input_size));
+    }
+    let p = &m.preprocessing;
+    let expect = |field: &str, actual: &str, wanted: &str| {
+        if actual == wanted {
+            Ok(())
+        } else {
+            Err(format!("`preprocessing.{field}` is `{actual}`, this build supports only `{wanted}`"))
+        }
+    };
+    expect("color", &p.color, "rgb")?;
+    expect("letterbox", &p.letterbox, "pad_to_square_centered")?;
+    expect("resize_filter", &p.resize_filter, "bilinear")?;
+    expect("layout", &p.layout, "NCHW")?;
+    if !(p.scale.is_finite() && p.scale > 0.0) {
+        return Err(format!("`preprocessing.scale` is {}, expected a positive number", p.scale));
+    }
+    if p.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || p.mean.iter().any(|m| !m.is_finite()) {
+        return Err("`preprocessing.mean`/`std` must be finite and `std` positive".into());
+    }
+    if m.onnx.file.is_empty() || m.onnx.file.contains('/') || m.onnx.file.contains("..") {
+        return Err(format!("`onnx.file` is `{}`, expected a file name inside the package", m.onnx.file));
+    }
+    if m.onnx.sha256.len() != 64 || !m.onnx.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("`onnx.sha256` must be 64 hex digits".into());
+    }
+    if m.onnx.input.is_empty() || m.onnx.output.is_empty() {
+        return Err("`onnx.input` and `onnx.output` must name the graph's tensors".into());
+    }
+    Ok(())
+}
+
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, RegistryError> {
+    let read_err = |source| RegistryError::Read { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../classifier/tests/fixtures/tiny5");
+
+    fn copy_fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["model.json", "model.onnx"] {
+            std::fs::copy(Path::new(FIXTURE).join(f), dir.path().join(f)).unwrap();
+        }
+        dir
+    }
+
+    fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join("model.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(path, json.to_string()).unwrap();
+    }
+
+    #[test]
+    fn loads_the_fixture_package() {
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        assert_eq!(package.classes().len(), 5);
+        assert_eq!(package.threshold("tops"), 0.6);
+        assert!(package.onnx_path.is_absolute());
+    }
+
+    #[test]
+    fn refuses_a_tampered_onnx() {
+        let dir = copy_fixture();
+        let mut bytes = std::fs::read(dir.path().join("model.onnx")).unwrap();
+        bytes.push(0);
+        std::fs::write(dir.path().join("model.onnx"), bytes).unwrap();
+        let err = ModelPackage::load(dir.path()).unwrap_err();
+        assert!(matches!(err, RegistryError::ChecksumMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_missing_threshold_and_unknown_preprocessing() {
+        let dir = copy_fixture();
+        edit_manifest(dir.path(), |j| {
+            j["thresholds"].as_object_mut().unwrap().remove("tops");
+        });
+        let err = ModelPackage::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no entry for class `tops`"), "{err}");
+
+        let dir = copy_fixture();
+        edit_manifest(dir.path(), |j| j["preprocessing"]["resize_filter"] = "bicubic".into());
+        let err = ModelPackage::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("resize_filter"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_folder_without_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(ModelPackage::load(dir.path()), Err(RegistryError::MissingManifest { .. })));
+    }
+}
