@@ -1,0 +1,52 @@
+//! Result sinks: where the classifier's decisions land.
+//!
+//! Input: [`ResultRecord`](autorma_core::ResultRecord)s and
+//! [`DlqRecord`](autorma_core::DlqRecord)s from the pipeline. Output: one record per object
+//! key, durable when the write returns `Ok`, which is the acknowledgement the pipeline's
+//! checkpoint waits for.
+//!
+//! Delivery guarantee: writes are idempotent by key (a replay replaces `results/<key>.json`,
+//! never adds a second one), so the at-least-once delivery of the sources becomes exactly one
+//! result per photo. `lookup` tells the pipeline what is already there, so a redelivered photo
+//! is not classified twice.
+//!
+//! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder).
+//! Object store + Kafka topics (`rma.results`, `rma.review`, `rma.dlq`) come later as an `s3/`
+//! + `kafka/` folder beside `local/`; [`Sink`] is the enum the binary holds.
+
+pub mod local;
+
+use autorma_core::{DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, SinkError};
+
+pub use local::LocalSink;
+
+/// Every sink the binary can run, as one type (the streaming sink joins as a variant).
+pub enum Sink {
+    Local(LocalSink),
+}
+
+impl ResultSink for Sink {
+    async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+        match self {
+            Sink::Local(sink) => sink.lookup(event, model_sha256).await,
+        }
+    }
+
+    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+        match self {
+            Sink::Local(sink) => sink.write_result(record).await,
+        }
+    }
+
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+        match self {
+            Sink::Local(sink) => sink.write_dlq(record).await,
+        }
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        match self {
+            Sink::Local(sink) => sink.flush().await,
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Embedded mode's sink: files under the output folder.
+//!
+//! ```text
+//! <out>/results/<key>.json   one ResultRecord per photo, replaced atomically
+//! <out>/dlq/<key>.json       one DlqRecord per photo that failed for good
+//! <out>/results.csv          one row per result file, rebuilt (never appended) on flush
+//! ```
+//! A key has at most one outcome: a result removes the key's dead letter and vice versa.
+
+mod table;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use autorma_core::store::local::key_to_relative_path;
+use autorma_core::{DlqReason, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil};
+
+use table::ResultTable;
+
+#[derive(Debug, Clone)]
+pub struct LocalSink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    out: PathBuf,
+    /// What is on disk, mirrored in memory: `lookup` answers from here without I/O, and
+    /// `flush` writes results.csv from here without re-reading every file.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    results: ResultTable,
+    /// Dead letters by key: (etag, reason).
+    dlq: HashMap<String, (String, DlqReason)>,
+    /// A result changed since results.csv was last written.
+    csv_dirty: bool,
+}
+
+impl LocalSink {
+    /// Opens `out`, removing debris of interrupted writes and indexing what earlier runs wrote.
+    pub fn open(out: &Path) -> Result<Self, SinkError> {
+        let mut state = State { csv_dirty: true, ..State::default() };
+        for (sub, is_result) in [("results", true), ("dlq", false)] {
+            let dir = out.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|source| SinkError::Write { path: dir.display().to_string(), source })?;
+            for path in walk_files(&dir)? {
+                if fsutil::is_tmp_file(&path) {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path).map_err(|source| SinkError::Read { path: path.display().to_string(), source })?;
+                // Writes are atomic, so a file that does not parse was not written by us; it is
+                // left alone and its photo is classified again (which replaces it).
+                if is_result {
+                    match serde_json::from_slice::<ResultRecord>(&bytes) {
+                        Ok(record) => state.results.upsert(&record),
+                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable result file"),
+                    }
+                } else {
+                    match serde_json::from_slice::<DlqRecord>(&bytes) {
+                        Ok(record) => {
+                            state.dlq.insert(record.event.key.clone(), (record.event.etag.clone(), record.reason));
+                        }
+                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable dlq file"),
+                    }
+                }
+            }
+        }
+        Ok(Self { inner: Arc::new(Inner { out: out.to_path_buf(), state: Mutex::new(state) }) })
+    }
+
+    pub fn out_dir(&self) -> &Path {
+        &self.inner.out
+    }
+
+    pub fn result_path(&self, key: &str) -> Result<PathBuf, SinkError> {
+        self.record_path("results", key)
+    }
+
+    pub fn dlq_path(&self, key: &str) -> Result<PathBuf, SinkError> {
+        self.record_path("dlq", key)
+    }
+
+    pub fn csv_path(&self) -> PathBuf {
+        self.inner.out.join("results.csv")
+    }
+
+    fn record_path(&self, sub: &str, key: &str) -> Result<PathBuf, SinkError> {
+        let rel = key_to_relative_path(key)
+            .map_err(|e| SinkError::InvalidKey { key: key.to_string(), reason: e.to_string() })?;
+        let mut path = self.inner.out.join(sub).join(rel);
+        let mut name = path.file_name().expect("validated key has a file name").to_os_string();
+        name.push(".json");
+        path.set_file_name(name);
+        Ok(path)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().expect("sink state lock poisoned")
+    }
+}
+
+impl ResultSink for LocalSink {
+    async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+        let state = self.state();
+        if let Some(decision) = state.results.decision_for(&event.key, &event.etag, model_sha256) {
+            return Ok(Some(PriorOutcome::Classified(decision)));
+        }
+        Ok(state
+            .dlq
+            .get(&event.key)
+            .filter(|(etag, _)| *etag == event.etag)
+            .map(|(_, reason)| PriorOutcome::DeadLettered(*reason)))
+    }
+
+    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+        let key = record.item.key.clone();
+        let path = self.result_path(&key)?;
+        let stale_dlq = self.dlq_path(&key)?;
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
+        write_and_remove(path, bytes, stale_dlq).await?;
+        let mut state = self.state();
+        state.results.upsert(record);
+        state.dlq.remove(&key);
+        state.csv_dirty = true;
+        Ok(())
+    }
+
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+        let key = record.event.key.clone();
+        let path = self.dlq_path(&key)?;
+        let stale_result = self.result_path(&key)?;
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
+        write_and_remove(path, bytes, stale_result).await?;
+        let mut state = self.state();
+        state.dlq.insert(key.clone(), (record.event.etag.clone(), record.reason));
+        if state.results.remove(&key) {
+            state.csv_dirty = true;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        let csv = {
+            let mut state = self.state();
+            if !state.csv_dirty {
+                return Ok(());
+            }
+            state.csv_dirty = false;
+            state.results.to_csv()
+        };
+        let path = self.csv_path();
+        let written = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || fsutil::atomic_write(&path, &csv)
+        })
+        .await
+        .expect("csv write panicked");
+        if let Err(source) = written {
+            self.state().csv_dirty = true;
+            return Err(SinkError::Write { path: path.display().to_string(), source });
+        }
+        Ok(())
+    }
+}
+
+/// Writes `path` atomically, then removes `other` (the key's outcome of the other kind).
+async fn write_and_remove(path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
+    tokio::task::spawn_blocking(move || {
+        fsutil::atomic_write(&path, &bytes).map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
+        match std::fs::remove_file(&other) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SinkError::Write { path: other.display().to_string(), source }),
+        }
+    })
+    .await
+    .expect("sink write panicked")
+}
+
+fn walk_files(root: &Path) -> Result<Vec<PathBuf>, SinkError> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let read_err = |source| SinkError::Read { path: dir.display().to_string(), source };
+        for entry in std::fs::read_dir(&dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let file_type = entry.file_type().map_err(read_err)?;
+            if file_type.is_dir() {
+                dirs.push(entry.path());
+            } else if file_type.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use autorma_core::{Decision, EventOrigin, ItemRef, ModelRef, StageTimings};
+    use chrono::Utc;
+
+    use super::*;
+
+    fn event(key: &str, etag: &str) -> ItemEvent {
+        ItemEvent {
+            bucket: "local".into(),
+            key: key.into(),
+            etag: etag.into(),
+            size: 1,
+            content_type: "image/jpeg".into(),
+            event_time: Utc::now(),
+            source: EventOrigin::Replay,
+        }
+    }
+
+    fn result(key: &str, etag: &str, decision: Decision) -> ResultRecord {
+        ResultRecord {
+            item: ItemRef { bucket: "local".into(), key: key.into(), etag: etag.into() },
+            label: "tops".into(),
+            confidence: 0.9,
+            probabilities: BTreeMap::from([("shirts".to_string(), 0.1), ("tops".to_string(), 0.9)]),
+            decision,
+            model: ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() },
+            execution_provider: "cpu".into(),
+            timings_ms: StageTimings::default(),
+            processed_at: Utc::now(),
+        }
+    }
+
+    fn dlq(key: &str, etag: &str) -> DlqRecord {
+        DlqRecord { reason: DlqReason::DecodeError, detail: "bad".into(), attempts: 1, event: event(key, etag), failed_at: Utc::now() }
+    }
+
+    #[tokio::test]
+    async fn results_are_idempotent_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalSink::open(dir.path()).unwrap();
+        sink.write_result(&result("a/x.jpg", "e1", Decision::Auto)).await.unwrap();
+        sink.write_result(&result("a/x.jpg", "e1", Decision::Auto)).await.unwrap();
+        sink.write_result(&result("b.jpg", "e2", Decision::Review)).await.unwrap();
+        sink.flush().await.unwrap();
+        assert!(dir.path().join("results/a/x.jpg.json").is_file());
+        let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+        assert!(csv.lines().next().unwrap().starts_with("key,etag,label,confidence,decision,p_shirts,p_tops"));
+
+        let sink = LocalSink::open(dir.path()).unwrap();
+        let found = sink.lookup(&event("a/x.jpg", "e1"), "abc").await.unwrap();
+        assert_eq!(found, Some(PriorOutcome::Classified(Decision::Auto)));
+        // Another etag (the photo was replaced) or another model: not done.
+        assert_eq!(sink.lookup(&event("a/x.jpg", "e9"), "abc").await.unwrap(), None);
+        assert_eq!(sink.lookup(&event("a/x.jpg", "e1"), "other-model").await.unwrap(), None);
+        sink.write_result(&result("c.jpg", "e3", Decision::Auto)).await.unwrap();
+        sink.flush().await.unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+    }
+
+    #[tokio::test]
+    async fn a_key_has_one_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalSink::open(dir.path()).unwrap();
+        sink.write_dlq(&dlq("x.jpg", "e1")).await.unwrap();
+        assert!(dir.path().join("dlq/x.jpg.json").is_file());
+        assert_eq!(
+            sink.lookup(&event("x.jpg", "e1"), "abc").await.unwrap(),
+            Some(PriorOutcome::DeadLettered(DlqReason::DecodeError))
+        );
+        // The photo is replaced by one that classifies: the dead letter goes.
+        sink.write_result(&result("x.jpg", "e2", Decision::Auto)).await.unwrap();
+        assert!(!dir.path().join("dlq/x.jpg.json").exists());
+        assert!(dir.path().join("results/x.jpg.json").is_file());
+        // And replaced again by a broken one: the result goes.
+        sink.write_dlq(&dlq("x.jpg", "e3")).await.unwrap();
+        assert!(!dir.path().join("results/x.jpg.json").exists());
+        sink.flush().await.unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1, "{csv}");
+    }
+
+    #[tokio::test]
+    async fn open_cleans_temp_debris_and_rejects_escaping_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let debris = dir.path().join(format!("results/.a.jpg.json{}9-9", fsutil::TMP_MARKER));
+        std::fs::create_dir_all(debris.parent().unwrap()).unwrap();
+        std::fs::write(&debris, b"{").unwrap();
+        let sink = LocalSink::open(dir.path()).unwrap();
+        assert!(!debris.exists());
+        let err = sink.write_result(&result("../evil.jpg", "e", Decision::Auto)).await.unwrap_err();
+        assert!(matches!(err, SinkError::InvalidKey { .. }), "{err}");
+    }
+}
