@@ -1,0 +1,120 @@
+//! One ONNX Runtime session: owned by one inference worker thread (a session runs one batch
+//! at a time; more throughput comes from more workers, each with its own session).
+
+use std::path::PathBuf;
+
+use autorma_core::ModelRef;
+use autorma_registry::ModelPackage;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+
+use super::decision::{Prediction, decide};
+use super::runtime::{ExecutionProvider, RuntimeConfig, init_runtime};
+use super::InferenceError;
+
+pub struct ModelSession {
+    session: Session,
+    model_path: PathBuf,
+    input: String,
+    output: String,
+    size: usize,
+    num_classes: usize,
+    thresholds: Vec<f32>,
+    provider: ExecutionProvider,
+    model: ModelRef,
+}
+
+impl ModelSession {
+    /// Creates a session on the requested execution provider, or fails: a provider that
+    /// cannot register is an error, never a silent fallback to CPU.
+    pub fn new(package: &ModelPackage, config: &RuntimeConfig) -> Result<Self, InferenceError> {
+        let environment = init_runtime(&config.library)?;
+        let model_path = package.onnx_path.clone();
+        let session_err = |detail: String| InferenceError::Session { model: model_path.clone(), detail };
+        let builder = Session::builder(environment).map_err(|e| session_err(e.to_string()))?;
+        let builder = builder
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| session_err(e.to_string()))?
+            .with_intra_threads(config.intra_threads.max(1))
+            .map_err(|e| session_err(e.to_string()))?;
+        let provider_err = |e: ort::Error<_>| InferenceError::ProviderUnavailable {
+            provider: config.execution_provider.name(),
+            detail: e.to_string(),
+        };
+        let mut builder = match config.execution_provider {
+            ExecutionProvider::Cpu => builder
+                .with_execution_providers([ort::ep::CPU::default().build().error_on_failure()])
+                .map_err(provider_err)?,
+            ExecutionProvider::Cuda { device_id } => cuda(builder, device_id).map_err(|detail| InferenceError::ProviderUnavailable {
+                provider: "cuda",
+                detail,
+            })?,
+        };
+        let session = builder.commit_from_file(&model_path).map_err(|e| session_err(e.to_string()))?;
+
+        let m = &package.manifest;
+        let signature_err = |detail: String| InferenceError::Signature { model: model_path.clone(), detail };
+        if !session.inputs().iter().any(|i| i.name() == m.onnx.input) {
+            let names: Vec<_> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+            return Err(signature_err(format!("no input `{}` (graph inputs: {names:?})", m.onnx.input)));
+        }
+        if !session.outputs().iter().any(|o| o.name() == m.onnx.output) {
+            let names: Vec<_> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+            return Err(signature_err(format!("no output `{}` (graph outputs: {names:?})", m.onnx.output)));
+        }
+        tracing::info!(model = %m.name, version = %m.version, execution_provider = config.execution_provider.name(),
+            intra_threads = config.intra_threads, "created inference session");
+        Ok(Self {
+            session,
+            model_path,
+            input: m.onnx.input.clone(),
+            output: m.onnx.output.clone(),
+            size: m.input_size as usize,
+            num_classes: m.classes.len(),
+            thresholds: m.classes.iter().map(|c| package.threshold(c)).collect(),
+            provider: config.execution_provider,
+            model: ModelRef { name: m.name.clone(), version: m.version.clone(), sha256: m.onnx.sha256.to_ascii_lowercase() },
+        })
+    }
+
+    /// The execution provider this session runs on (`cpu`, `cuda`).
+    pub fn execution_provider(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    pub fn model(&self) -> &ModelRef {
+        &self.model
+    }
+
+    /// Runs `batch` (N CHW tensors back to back, `N * 3 * size * size` values) and decides
+    /// each row.
+    pub fn predict(&mut self, batch: &[f32]) -> Result<Vec<Prediction>, InferenceError> {
+        let per_item = 3 * self.size * self.size;
+        assert!(!batch.is_empty() && batch.len() % per_item == 0, "batch is not a whole number of tensors");
+        let n = batch.len() / per_item;
+        let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
+        let input = TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| run_err(e.to_string()))?;
+        let (shape, probabilities) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
+        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != self.num_classes {
+            return Err(InferenceError::Signature {
+                model: self.model_path.clone(),
+                detail: format!("output shape {:?}, expected [{n}, {}]", &shape[..], self.num_classes),
+            });
+        }
+        Ok(probabilities.chunks_exact(self.num_classes).map(|row| decide(row, &self.thresholds)).collect())
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(builder: ort::session::builder::SessionBuilder, device_id: i32) -> Result<ort::session::builder::SessionBuilder, String> {
+    builder
+        .with_execution_providers([ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure()])
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_builder: ort::session::builder::SessionBuilder, _device_id: i32) -> Result<ort::session::builder::SessionBuilder, String> {
+    Err("this binary was built without the `cuda` feature (cargo build --features cuda)".into())
+}

@@ -1,0 +1,3 @@
+//! placeholder
+pub mod inference;
+pub mod preprocess;
