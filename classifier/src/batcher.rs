@@ -1,0 +1,186 @@
+//! The micro-batcher: groups preprocessed photos so the model runs on batches, without making
+//! any photo wait longer than `max_wait` for company.
+//!
+//! A batch is flushed when it is full, when its deadline passes, or when the input closes, and
+//! says which ([`FlushTrigger`]). The deadline belongs to the batch being filled: it is set
+//! when the batch's first item arrives and dropped when the batch is flushed, so a deadline of
+//! an earlier batch can never flush a later one early.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatcherConfig {
+    /// A batch is flushed as soon as it holds this many items.
+    pub max_batch_size: usize,
+    /// ...or this long after its first item arrived, whichever comes first.
+    pub max_wait: Duration,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        Self { max_batch_size: 32, max_wait: Duration::from_millis(20) }
+    }
+}
+
+/// Why a batch was flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlushTrigger {
+    Full,
+    Deadline,
+    InputClosed,
+}
+
+impl FlushTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushTrigger::Full => "full",
+            FlushTrigger::Deadline => "deadline",
+            FlushTrigger::InputClosed => "input_closed",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Batch<T> {
+    pub items: Vec<T>,
+    pub trigger: FlushTrigger,
+}
+
+/// Reads `input` until it closes, writing batches to `output`. Returns early if `output` is
+/// closed (nobody wants the batches any more).
+pub async fn run_batcher<T>(config: BatcherConfig, mut input: mpsc::Receiver<T>, output: mpsc::Sender<Batch<T>>) {
+    let max_batch_size = config.max_batch_size.max(1);
+    let mut items: Vec<T> = Vec::with_capacity(max_batch_size);
+    // The deadline of the batch in `items`; `None` exactly when `items` is empty.
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let next = match deadline {
+            None => input.recv().await,
+            Some(at) => tokio::select! {
+                // The deadline first: a busy input must not keep a due batch waiting.
+                biased;
+                () = tokio::time::sleep_until(at) => {
+                    deadline = None;
+                    if !flush(&mut items, FlushTrigger::Deadline, &output, max_batch_size).await {
+                        return;
+                    }
+                    continue;
+                }
+                next = input.recv() => next,
+            },
+        };
+        match next {
+            Some(item) => {
+                if items.is_empty() {
+                    deadline = Some(Instant::now() + config.max_wait);
+                }
+                items.push(item);
+                if items.len() >= max_batch_size {
+                    deadline = None;
+                    if !flush(&mut items, FlushTrigger::Full, &output, max_batch_size).await {
+                        return;
+                    }
+                }
+            }
+            None => {
+                if !items.is_empty() {
+                    flush(&mut items, FlushTrigger::InputClosed, &output, max_batch_size).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn flush<T>(items: &mut Vec<T>, trigger: FlushTrigger, output: &mpsc::Sender<Batch<T>>, capacity: usize) -> bool {
+    let items = std::mem::replace(items, Vec::with_capacity(capacity));
+    tracing::trace!(size = items.len(), trigger = trigger.as_str(), "flushing batch");
+    output.send(Batch { items, trigger }).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(max_batch_size: usize, max_wait_ms: u64) -> (mpsc::Sender<u32>, mpsc::Receiver<Batch<u32>>) {
+        let (in_tx, in_rx) = mpsc::channel(64);
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let config = BatcherConfig { max_batch_size, max_wait: Duration::from_millis(max_wait_ms) };
+        tokio::spawn(run_batcher(config, in_rx, out_tx));
+        (in_tx, out_rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_when_full_without_waiting() {
+        let (tx, mut rx) = start(3, 1_000);
+        let t0 = Instant::now();
+        for i in 0..7 {
+            tx.send(i).await.unwrap();
+        }
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![0, 1, 2], FlushTrigger::Full));
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![3, 4, 5], FlushTrigger::Full));
+        assert_eq!(Instant::now(), t0, "full batches do not wait for the clock");
+        // The 7th waits for its deadline.
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![6], FlushTrigger::Deadline));
+        assert_eq!(Instant::now() - t0, Duration::from_millis(1_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_at_the_deadline_of_the_first_item() {
+        let (tx, mut rx) = start(10, 50);
+        let t0 = Instant::now();
+        tx.send(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        tx.send(2).await.unwrap();
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![1, 2], FlushTrigger::Deadline));
+        // 50 ms after the first item, not after the second.
+        assert_eq!(Instant::now() - t0, Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_deadline_does_not_flush_a_newer_batch() {
+        let (tx, mut rx) = start(2, 100);
+        let t0 = Instant::now();
+        // Batch A: opened at 0 (deadline 100), filled at 90.
+        tx.send(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        tx.send(2).await.unwrap();
+        let a = rx.recv().await.unwrap();
+        assert_eq!((a.items, a.trigger), (vec![1, 2], FlushTrigger::Full));
+        // Batch B: opened at 95; A's old deadline (100) must not flush it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        tx.send(3).await.unwrap();
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![3], FlushTrigger::Deadline));
+        assert_eq!(Instant::now() - t0, Duration::from_millis(195));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_the_rest_when_the_input_closes_and_then_ends() {
+        let (tx, mut rx) = start(10, 1_000);
+        let t0 = Instant::now();
+        tx.send(1).await.unwrap();
+        tx.send(2).await.unwrap();
+        drop(tx);
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![1, 2], FlushTrigger::InputClosed));
+        assert_eq!(Instant::now(), t0, "closing does not wait for the deadline");
+        assert!(rx.recv().await.is_none(), "the batcher ends after its input");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_batcher_flushes_nothing() {
+        let (tx, mut rx) = start(4, 10);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(rx.try_recv().is_err());
+        drop(tx);
+        assert!(rx.recv().await.is_none(), "no empty batch on close");
+    }
+}

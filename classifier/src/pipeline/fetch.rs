@@ -1,0 +1,129 @@
+//! Stage 1: for each event, skip it if an earlier run already wrote its outcome, else fetch
+//! its bytes (retrying transient errors) and decode + preprocess them on a blocking thread.
+//!
+//! Concurrency is bounded by a semaphore; each photo's task holds its permit until its tensor
+//! is handed to the batcher, so a slow model slows the fetches instead of filling memory.
+
+use std::sync::Arc;
+
+use autorma_core::{DlqReason, ObjectStore, ResultSink, SourcedEvent, StoreError};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::messages::{Completion, Failed, Outcome, Prepared, SinkInput};
+use super::retry::RetryConfig;
+use crate::preprocess::Preprocessor;
+
+pub(crate) struct FetchStage<S, K> {
+    pub store: Arc<S>,
+    pub sink: Arc<K>,
+    pub preprocessor: Arc<Preprocessor>,
+    /// sha256 of the serving model: a prior result from another model is not a skip.
+    pub model_sha256: Arc<str>,
+    pub retry: RetryConfig,
+    pub concurrency: usize,
+    pub prepared_tx: mpsc::Sender<Prepared>,
+    /// Failures go straight to the sink (DLQ), not through the batcher.
+    pub sink_tx: mpsc::Sender<SinkInput>,
+    /// Skips are acknowledged directly.
+    pub ack_tx: mpsc::Sender<Completion>,
+}
+
+impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
+    /// Runs until `events_rx` closes and every started photo has been handed on.
+    pub async fn run(self, mut events_rx: mpsc::Receiver<SourcedEvent>) {
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let this = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Some(sourced) = events_rx.recv().await {
+            let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            let span = tracing::info_span!("item", key = %sourced.event.key, partition = sourced.position.partition,
+                offset = sourced.position.offset);
+            let this = this.clone();
+            tasks.spawn(
+                async move {
+                    this.process(sourced).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+            // Reap finished tasks as we go so the set does not grow with the backlog.
+            while let Some(done) = tasks.try_join_next() {
+                done.expect("fetch task panicked");
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("fetch task panicked");
+        }
+    }
+
+    async fn process(&self, sourced: SourcedEvent) {
+        match self.sink.lookup(&sourced.event, &self.model_sha256).await {
+            Ok(Some(prior)) => {
+                tracing::debug!(?prior, "already done by an earlier run");
+                let _ = self.ack_tx.send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) }).await;
+                return;
+            }
+            Ok(None) => {}
+            // Not knowing is not fatal: classifying again is idempotent, only slower.
+            Err(e) => tracing::warn!(error = %e, "sink lookup failed; classifying again"),
+        }
+
+        let started = Instant::now();
+        let (bytes, attempts) = match self.fetch(&sourced).await {
+            Ok(ok) => ok,
+            Err((reason, detail, attempts)) => {
+                self.fail(sourced, reason, detail, attempts).await;
+                return;
+            }
+        };
+        let fetch_ms = ms(started.elapsed());
+
+        let decode_started = Instant::now();
+        let preprocessor = self.preprocessor.clone();
+        let tensor = tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await.expect("preprocess panicked");
+        let decode_ms = ms(decode_started.elapsed());
+        match tensor {
+            Ok(tensor) => {
+                let prepared = Prepared { sourced, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
+                let _ = self.prepared_tx.send(prepared).await;
+            }
+            Err(e) => {
+                tracing::info!(reason = %e.reason(), detail = e.detail(), "photo refused");
+                self.fail(sourced, e.reason(), e.detail().to_string(), attempts).await;
+            }
+        }
+    }
+
+    /// The bytes and the number of tries it took, or why it failed for good.
+    async fn fetch(&self, sourced: &SourcedEvent) -> Result<(bytes::Bytes, u32), (DlqReason, String, u32)> {
+        let event = &sourced.event;
+        let max_bytes = self.preprocessor.limits.max_bytes;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.store.get(&event.bucket, &event.key, max_bytes).await {
+                Ok(bytes) => return Ok((bytes, attempt)),
+                Err(e @ StoreError::TooLarge { .. }) => return Err((DlqReason::TooLarge, e.to_string(), attempt)),
+                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(error = %e, attempt, ?wait, "fetch failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "fetch failed for good");
+                    return Err((DlqReason::FetchFailed, e.to_string(), attempt));
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, sourced: SourcedEvent, reason: DlqReason, detail: String, attempts: u32) {
+        let _ = self.sink_tx.send(SinkInput::Failed(Failed { sourced, reason, detail, attempts })).await;
+    }
+}
+
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,99 @@
+//! Stage 3: inference workers. Each is a dedicated OS thread owning one ONNX Runtime session
+//! (model execution is CPU-heavy and blocking: it never runs on the async runtime's threads).
+//! Workers share the batch queue; whichever is free takes the next batch.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use autorma_core::DlqReason;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::fetch::ms;
+use super::messages::{Classified, Failed, Prepared, SinkInput};
+use super::stats::PipelineStats;
+use crate::batcher::Batch;
+use crate::inference::ModelSession;
+
+pub(crate) fn spawn_workers(
+    sessions: Vec<ModelSession>,
+    batch_rx: mpsc::Receiver<Batch<Prepared>>,
+    sink_tx: mpsc::Sender<SinkInput>,
+    stats: Arc<PipelineStats>,
+) -> Vec<JoinHandle<()>> {
+    let batch_rx = Arc::new(Mutex::new(batch_rx));
+    sessions
+        .into_iter()
+        .enumerate()
+        .map(|(id, session)| {
+            let (batch_rx, sink_tx, stats) = (batch_rx.clone(), sink_tx.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name(format!("autorma-infer-{id}"))
+                .spawn(move || worker(id, session, &batch_rx, &sink_tx, &stats))
+                .expect("failed to spawn an inference thread")
+        })
+        .collect()
+}
+
+fn worker(
+    id: usize,
+    mut session: ModelSession,
+    batch_rx: &Mutex<mpsc::Receiver<Batch<Prepared>>>,
+    sink_tx: &mpsc::Sender<SinkInput>,
+    stats: &PipelineStats,
+) {
+    let mut input = Vec::new();
+    loop {
+        // Only one idle worker waits on the queue at a time; the others wait on the lock.
+        let Some(batch) = batch_rx.lock().expect("batch queue lock poisoned").blocking_recv() else {
+            return;
+        };
+        let size = batch.items.len();
+        let span = tracing::info_span!("batch", worker = id, size, trigger = batch.trigger.as_str());
+        let _entered = span.enter();
+        stats.record_batch(size, batch.trigger);
+
+        input.clear();
+        for item in &batch.items {
+            input.extend_from_slice(&item.tensor);
+        }
+        let started = Instant::now();
+        let predictions = session.predict(&input);
+        let infer_done_at = Instant::now();
+        let infer_ms = ms(infer_done_at - started);
+        tracing::debug!(infer_ms, "batch inferred");
+
+        let sent = match predictions {
+            Ok(predictions) => {
+                let classified = batch
+                    .items
+                    .into_iter()
+                    .zip(predictions)
+                    .map(|(item, prediction)| Classified {
+                        batch_wait_ms: ms(started - item.ready_at),
+                        sourced: item.sourced,
+                        prediction,
+                        fetch_ms: item.fetch_ms,
+                        decode_ms: item.decode_ms,
+                        infer_ms,
+                        infer_done_at,
+                    })
+                    .collect();
+                sink_tx.blocking_send(SinkInput::Classified(classified)).is_ok()
+            }
+            Err(e) => {
+                // A valid tensor that the model cannot run is not the photo's fault, but
+                // retrying the same input on the same model gives the same error: dead-letter
+                // it with the reason so it is visible and the partition moves on.
+                tracing::error!(error = %e, "inference failed; dead-lettering the batch");
+                batch.items.into_iter().all(|item| {
+                    let failed = Failed { sourced: item.sourced, reason: DlqReason::InferenceFailed, detail: e.to_string(), attempts: 1 };
+                    sink_tx.blocking_send(SinkInput::Failed(failed)).is_ok()
+                })
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}

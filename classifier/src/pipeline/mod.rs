@@ -1,0 +1,182 @@
+//! The pipeline core, written once and generic over the three boundaries (object store, event
+//! source, result sink), so embedded mode and the streaming deployment run the same code.
+//!
+//! ```text
+//! source ─events─▶ fetch (≤ N at once) ─prepared─▶ batcher ─batches─▶ inference threads
+//!   ▲              + decode/preprocess                                     │
+//!   │              (blocking threads)   ──failures (DLQ)──▶ sink ◀─results─┘
+//!   └────────────────── completions (durable outcomes) ──────┘
+//! ```
+//! Every arrow is a bounded channel: a slow stage slows the ones before it, down to the
+//! source, instead of growing a queue. Positions are committed by the source stage only as
+//! contiguous watermarks of durable outcomes (see `checkpoint.rs`).
+
+mod fetch;
+mod infer;
+pub mod messages;
+mod retry;
+mod sink_stage;
+mod source_stage;
+mod stats;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autorma_core::{EventSource, ObjectStore, ResultSink, SinkError, SourceError};
+use autorma_registry::ModelPackage;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use retry::RetryConfig;
+pub use stats::{PipelineStats, PipelineSummary};
+
+use crate::batcher::{BatcherConfig, run_batcher};
+use crate::checkpoint::TrackerError;
+use crate::inference::{InferenceError, ModelSession, RuntimeConfig};
+use crate::preprocess::{DecodeLimits, Preprocessor};
+
+/// How the pipeline runs. Every field has a default suited to a small machine.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Photos fetched and decoded at once (each holds its bytes and tensor in memory).
+    pub fetch_concurrency: usize,
+    pub batcher: BatcherConfig,
+    /// Inference threads, each with its own ONNX Runtime session.
+    pub num_workers: usize,
+    pub runtime: RuntimeConfig,
+    pub limits: DecodeLimits,
+    pub fetch_retry: RetryConfig,
+    pub sink_retry: RetryConfig,
+    /// Result writes in flight at once.
+    pub sink_concurrency: usize,
+    /// Events queued between the source and the fetch stage.
+    pub queue_capacity: usize,
+    /// Most time between two commits of the checkpoint.
+    pub commit_interval: Duration,
+    /// Most time between two refreshes of derived sink outputs (results.csv).
+    pub sink_flush_interval: Duration,
+}
+
+impl PipelineConfig {
+    pub fn new(runtime: RuntimeConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            fetch_concurrency: 2 * cores,
+            batcher: BatcherConfig::default(),
+            num_workers: 1,
+            runtime,
+            limits: DecodeLimits::default(),
+            fetch_retry: RetryConfig::default(),
+            sink_retry: RetryConfig::default(),
+            sink_concurrency: 8,
+            queue_capacity: 256,
+            commit_interval: Duration::from_millis(500),
+            sink_flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error("event source failed: {0}")]
+    Source(#[source] SourceError),
+    #[error("commit failed: {0}")]
+    Commit(#[source] SourceError),
+    #[error("sink failed for `{key}`: {source}")]
+    Sink { key: String, #[source] source: SinkError },
+    #[error("checkpoint tracking failed: {0}")]
+    Tracker(#[source] TrackerError),
+}
+
+pub struct Pipeline<S, E, K> {
+    pub store: Arc<S>,
+    pub source: E,
+    pub sink: Arc<K>,
+    pub package: Arc<ModelPackage>,
+    pub config: PipelineConfig,
+    /// Live counters; clone the `Arc` before `run` to watch progress.
+    pub stats: Arc<PipelineStats>,
+}
+
+impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
+    pub fn new(store: S, source: E, sink: Arc<K>, package: Arc<ModelPackage>, config: PipelineConfig) -> Self {
+        Self { store: Arc::new(store), source, sink, package, config, stats: Arc::default() }
+    }
+
+    /// Runs until the source is exhausted (and everything drained), or until `shutdown`
+    /// completes (then it stops reading, drains what is in flight and commits).
+    ///
+    /// Sessions are created first, so a missing library or an unusable execution provider
+    /// fails here before any photo is read.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<PipelineSummary, PipelineError> {
+        let started = Instant::now();
+        let Pipeline { store, source, sink, package, config, stats } = self;
+        let sessions = {
+            let (package, runtime, n) = (package.clone(), config.runtime.clone(), config.num_workers.max(1));
+            tokio::task::spawn_blocking(move || (0..n).map(|_| ModelSession::new(&package, &runtime)).collect::<Result<Vec<_>, _>>())
+                .await
+                .expect("session creation panicked")?
+        };
+        let execution_provider = sessions[0].execution_provider();
+        let model = sessions[0].model().clone();
+        tracing::info!(model = %model.name, version = %model.version, execution_provider, workers = sessions.len(),
+            max_batch_size = config.batcher.max_batch_size, max_wait_ms = config.batcher.max_wait.as_millis() as u64,
+            "pipeline starting");
+
+        let (events_tx, events_rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (prepared_tx, prepared_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 2);
+        let (batch_tx, batch_rx) = mpsc::channel(config.num_workers.max(1));
+        let (sink_tx, sink_rx) = mpsc::channel(config.num_workers.max(1) * 2 + config.fetch_concurrency);
+        // Completions are drained continuously by the source stage, so this bound never
+        // blocks for long; it is sized to a few batches.
+        let (ack_tx, ack_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 4 + config.fetch_concurrency);
+
+        let fetch = fetch::FetchStage {
+            store,
+            sink: sink.clone(),
+            preprocessor: Arc::new(Preprocessor::for_package(&package, config.limits)),
+            model_sha256: model.sha256.clone().into(),
+            retry: config.fetch_retry,
+            concurrency: config.fetch_concurrency,
+            prepared_tx,
+            sink_tx: sink_tx.clone(),
+            ack_tx: ack_tx.clone(),
+        };
+        let fetch_task = tokio::spawn(fetch.run(events_rx));
+        let batcher_task = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx));
+        let workers = infer::spawn_workers(sessions, batch_rx, sink_tx, stats.clone());
+        let sink_stage = sink_stage::SinkStage {
+            sink,
+            classes: package.classes().to_vec().into(),
+            model,
+            execution_provider,
+            retry: config.sink_retry,
+            concurrency: config.sink_concurrency,
+            flush_interval: config.sink_flush_interval,
+            ack_tx,
+        };
+        let sink_task = tokio::spawn(sink_stage.run(sink_rx));
+
+        let source_stage = source_stage::SourceStage { source, stats: stats.clone(), commit_interval: config.commit_interval };
+        let committed = source_stage.run(events_tx, ack_rx, shutdown).await;
+
+        // The source stage ends when every completion sender is gone, i.e. every stage ended
+        // (or it failed: then the stages wind down as their channels close).
+        let sink_result = sink_task.await.expect("sink stage panicked");
+        fetch_task.await.expect("fetch stage panicked");
+        batcher_task.await.expect("batcher panicked");
+        tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                worker.join().expect("inference worker panicked");
+            }
+        })
+        .await
+        .expect("joining inference workers panicked");
+        let committed = committed?;
+        sink_result?;
+        Ok(stats.summary(started.elapsed(), committed))
+    }
+}

@@ -1,0 +1,119 @@
+//! Stage 4: write each outcome to the sink, then acknowledge it to the source stage. A write
+//! is acknowledged only after the sink returned `Ok` (it is durable); a write that keeps
+//! failing stops the pipeline rather than acknowledging something that was not written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autorma_core::{DlqRecord, ItemRef, ModelRef, ResultRecord, ResultSink, SinkError, StageTimings};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::PipelineError;
+use super::fetch::ms;
+use super::messages::{Classified, Completion, Failed, Outcome, SinkInput};
+use super::retry::RetryConfig;
+
+pub(crate) struct SinkStage<K> {
+    pub sink: Arc<K>,
+    pub classes: Arc<[String]>,
+    pub model: ModelRef,
+    pub execution_provider: &'static str,
+    pub retry: RetryConfig,
+    /// Writes of one batch in flight at once.
+    pub concurrency: usize,
+    /// How often derived outputs (results.csv) are refreshed while running.
+    pub flush_interval: Duration,
+    pub ack_tx: mpsc::Sender<Completion>,
+}
+
+impl<K: ResultSink> SinkStage<K> {
+    pub async fn run(self, mut sink_rx: mpsc::Receiver<SinkInput>) -> Result<(), PipelineError> {
+        let mut last_flush = Instant::now();
+        while let Some(input) = sink_rx.recv().await {
+            match input {
+                SinkInput::Classified(items) => {
+                    let mut writes = futures::stream::iter(items.into_iter().map(|item| self.write_result(item)))
+                        .buffer_unordered(self.concurrency.max(1));
+                    while let Some(done) = writes.next().await {
+                        self.ack(done?).await;
+                    }
+                }
+                SinkInput::Failed(failed) => {
+                    let done = self.write_dlq(failed).await?;
+                    self.ack(done).await;
+                }
+            }
+            if last_flush.elapsed() >= self.flush_interval {
+                last_flush = Instant::now();
+                self.sink.flush().await.map_err(|source| PipelineError::Sink { key: "<flush>".into(), source })?;
+            }
+        }
+        self.sink.flush().await.map_err(|source| PipelineError::Sink { key: "<flush>".into(), source })
+    }
+
+    async fn ack(&self, completion: Completion) {
+        // The source stage outlives every sender; a closed channel means it already failed.
+        let _ = self.ack_tx.send(completion).await;
+    }
+
+    async fn write_result(&self, item: Classified) -> Result<Completion, PipelineError> {
+        let event = &item.sourced.event;
+        let p = &item.prediction;
+        let record = ResultRecord {
+            item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
+            label: self.classes[p.label].clone(),
+            confidence: p.confidence,
+            probabilities: self.classes.iter().cloned().zip(p.probabilities.iter().copied()).collect::<BTreeMap<_, _>>(),
+            decision: p.decision,
+            model: self.model.clone(),
+            execution_provider: self.execution_provider.to_string(),
+            timings_ms: StageTimings {
+                fetch: item.fetch_ms,
+                decode: item.decode_ms,
+                batch_wait: item.batch_wait_ms,
+                infer: item.infer_ms,
+                sink: ms(item.infer_done_at.elapsed()),
+            },
+            processed_at: chrono::Utc::now(),
+        };
+        self.with_retry(&event.key, || self.sink.write_result(&record)).await?;
+        tracing::debug!(key = %event.key, label = %record.label, confidence = record.confidence,
+            decision = record.decision.as_str(), "result written");
+        Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(p.decision) })
+    }
+
+    async fn write_dlq(&self, failed: Failed) -> Result<Completion, PipelineError> {
+        let record = DlqRecord {
+            reason: failed.reason,
+            detail: failed.detail,
+            attempts: failed.attempts,
+            event: failed.sourced.event,
+            failed_at: chrono::Utc::now(),
+        };
+        self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await?;
+        tracing::info!(key = %record.event.key, reason = %record.reason, "dead-lettered");
+        Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason) })
+    }
+
+    async fn with_retry<F, Fut>(&self, key: &str, mut write: F) -> Result<(), PipelineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), SinkError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match write().await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
+                    tracing::warn!(key, error = %e, attempt, "sink write failed; retrying");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+                Err(source) => return Err(PipelineError::Sink { key: key.to_string(), source }),
+            }
+        }
+    }
+}

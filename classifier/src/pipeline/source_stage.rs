@@ -1,0 +1,136 @@
+//! Stage 0 and the end of the loop: read the source, hand events to the pipeline, hear their
+//! completions, commit contiguous watermarks.
+//!
+//! Only this stage watches the shutdown signal. On shutdown it stops reading and closes the
+//! event channel; every later stage flushes and closes when its input closes, and this loop
+//! keeps draining completions until the last stage has hung up, then commits one last time.
+//! Completions are handled before new input (`biased`), so in-flight work always drains.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::PipelineError;
+use super::messages::Completion;
+use super::stats::PipelineStats;
+use crate::checkpoint::CheckpointTracker;
+
+pub(crate) struct SourceStage<E> {
+    pub source: E,
+    pub stats: Arc<PipelineStats>,
+    /// Commits are batched: at most one per interval (plus a last one at the end). A crash
+    /// loses at most this much commit progress, which a restart skips via the sink's lookup.
+    pub commit_interval: Duration,
+}
+
+enum Step {
+    Completed(Option<Completion>),
+    Shutdown,
+    Sent,
+    Polled(Result<Option<Vec<SourcedEvent>>, SourceError>),
+    CommitDue,
+}
+
+impl<E: EventSource> SourceStage<E> {
+    /// Returns the last committed watermarks.
+    pub async fn run(
+        mut self,
+        events_tx: mpsc::Sender<SourcedEvent>,
+        mut ack_rx: mpsc::Receiver<Completion>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Vec<(PartitionId, u64)>, PipelineError> {
+        let mut tracker = CheckpointTracker::new();
+        let mut committed: Vec<(PartitionId, u64)> = Vec::new();
+        let mut events_tx = Some(events_tx);
+        let mut pending: VecDeque<SourcedEvent> = VecDeque::new();
+        let mut next_commit_at = Instant::now() + self.commit_interval;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut shutting_down = false;
+
+        loop {
+            let reading = events_tx.is_some();
+            let step = tokio::select! {
+                biased;
+                completion = ack_rx.recv() => Step::Completed(completion),
+                () = &mut shutdown, if !shutting_down => Step::Shutdown,
+                () = tokio::time::sleep_until(next_commit_at), if tracker.has_advanced() => Step::CommitDue,
+                permit = reserve(&events_tx), if reading && !pending.is_empty() => {
+                    let sourced = pending.pop_front().expect("guarded by !pending.is_empty()");
+                    tracker.track(sourced.position).map_err(PipelineError::Tracker)?;
+                    permit.send(sourced);
+                    Step::Sent
+                }
+                polled = self.source.next_batch(), if reading && pending.is_empty() => Step::Polled(polled),
+            };
+            match step {
+                Step::Completed(Some(completion)) => {
+                    tracker.complete(completion.position).map_err(PipelineError::Tracker)?;
+                    self.stats.record(completion.outcome);
+                }
+                // Every sender is gone: all stages have drained.
+                Step::Completed(None) => break,
+                Step::Shutdown => {
+                    tracing::info!(inflight = tracker.num_inflight(), "shutting down: no new photos, draining the ones in flight");
+                    shutting_down = true;
+                    // Not yet handed out: not tracked, so not committed; the next run gets them.
+                    pending.clear();
+                    events_tx = None;
+                }
+                Step::Sent => {}
+                Step::Polled(Ok(Some(batch))) => {
+                    self.stats.discovered.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    pending.extend(batch);
+                }
+                Step::Polled(Ok(None)) => {
+                    tracing::debug!("source exhausted");
+                    events_tx = None;
+                }
+                Step::Polled(Err(e)) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "source failed; retrying in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Step::Polled(Err(e)) => return Err(PipelineError::Source(e)),
+                Step::CommitDue => {}
+            }
+            if Instant::now() >= next_commit_at {
+                self.commit(&mut tracker, &mut committed).await?;
+                next_commit_at = Instant::now() + self.commit_interval;
+            }
+        }
+        self.commit(&mut tracker, &mut committed).await?;
+        Ok(committed)
+    }
+
+    async fn commit(&mut self, tracker: &mut CheckpointTracker, committed: &mut Vec<(PartitionId, u64)>) -> Result<(), PipelineError> {
+        let advanced = tracker.take_advanced();
+        if advanced.is_empty() {
+            return Ok(());
+        }
+        self.source.commit(&advanced).await.map_err(PipelineError::Commit)?;
+        tracing::debug!(?advanced, "committed");
+        for (partition, offset) in advanced {
+            match committed.iter_mut().find(|(p, _)| *p == partition) {
+                Some(entry) => entry.1 = offset,
+                None => committed.push((partition, offset)),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn reserve<T>(tx: &Option<mpsc::Sender<T>>) -> mpsc::Permit<'_, T> {
+    match tx {
+        Some(tx) => match tx.reserve().await {
+            Ok(permit) => permit,
+            // The fetch stage is gone (it only stops when this side closes, or on a panic).
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
