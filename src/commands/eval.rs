@@ -1,0 +1,202 @@
+//! `autorma eval --data DIR`: accuracy, per-class precision/recall/F1 and the confusion
+//! matrix on a class-folder data set, through the same preprocessing and ONNX Runtime session
+//! as production.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use autorma_classifier::inference::ModelSession;
+use autorma_classifier::preprocess::Preprocessor;
+use serde::Serialize;
+
+use super::{list_files, model_setup, preprocess_files};
+use crate::cli::EvalArgs;
+use crate::config::FileConfig;
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub data: String,
+    pub model: autorma_core::ModelRef,
+    pub execution_provider: &'static str,
+    /// Photos that were classified (the metrics' denominator).
+    pub num_images: usize,
+    pub accuracy: f64,
+    /// `metrics.test.accuracy` from model.json, to compare against.
+    pub recorded_test_accuracy: Option<f64>,
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    pub confusion: Confusion,
+    /// Photos that could not be classified, with the reason (they are not in the metrics).
+    pub failed: Vec<FailedPhoto>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ClassMetrics {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+/// `matrix[true][predicted]`, both indexed by `classes`.
+#[derive(Debug, Serialize)]
+pub struct Confusion {
+    pub classes: Vec<String>,
+    pub matrix: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedPhoto {
+    pub file: String,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let classes = package.classes().to_vec();
+    let labelled = labelled_files(&args.data, &classes)?;
+    let runtime = settings.pipeline.runtime.clone();
+    let batch_size = settings.pipeline.batcher.max_batch_size;
+    let limits = settings.pipeline.limits;
+    let data = args.data.display().to_string();
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<EvalReport> {
+        let mut session = ModelSession::new(&package, &runtime)?;
+        let preprocessor = Preprocessor::for_package(&package, limits);
+        let files: Vec<PathBuf> = labelled.iter().map(|(p, _)| p.clone()).collect();
+        let tensors = preprocess_files(&files, &preprocessor);
+        let mut pairs = Vec::new();
+        let mut failed = Vec::new();
+        let mut batch_idx = Vec::new();
+        let mut batch = Vec::new();
+        let mut flush = |batch_idx: &mut Vec<usize>, batch: &mut Vec<f32>, pairs: &mut Vec<(usize, usize)>| -> anyhow::Result<()> {
+            if batch_idx.is_empty() {
+                return Ok(());
+            }
+            for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
+                pairs.push((labelled[i].1, p.label));
+            }
+            batch.clear();
+            Ok(())
+        };
+        for (i, tensor) in tensors.into_iter().enumerate() {
+            match tensor {
+                Ok(t) => {
+                    batch.extend(t);
+                    batch_idx.push(i);
+                    if batch_idx.len() == batch_size {
+                        flush(&mut batch_idx, &mut batch, &mut pairs)?;
+                    }
+                }
+                Err(e) => failed.push(FailedPhoto { file: files[i].display().to_string(), reason: e.reason().as_str(), detail: e.detail().into() }),
+            }
+        }
+        flush(&mut batch_idx, &mut batch, &mut pairs)?;
+        let (accuracy, per_class, matrix) = metrics(&pairs, &classes);
+        Ok(EvalReport {
+            data,
+            model: session.model().clone(),
+            execution_provider: session.execution_provider(),
+            num_images: pairs.len(),
+            accuracy,
+            recorded_test_accuracy: package.recorded_test_accuracy(),
+            per_class,
+            confusion: Confusion { classes, matrix },
+            failed,
+        })
+    })
+    .await??;
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `(file, true class index)` for every photo under `<data>/<class>/`; a folder that is not a
+/// class of the model is an error (it would silently count as wrong otherwise).
+fn labelled_files(data: &Path, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, usize)>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(data).with_context(|| format!("cannot read data set `{}`", data.display()))?;
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let Some(class) = classes.iter().position(|c| *c == name) else {
+            bail!("`{}` is not a class of the model (classes: {})", dir.display(), classes.join(", "));
+        };
+        out.extend(list_files(&dir)?.into_iter().map(|f| (f, class)));
+    }
+    if out.is_empty() {
+        bail!("no photos under `{}` (expected <data>/<class>/<photo>)", data.display());
+    }
+    Ok(out)
+}
+
+/// Accuracy, per-class metrics and the confusion matrix from `(true, predicted)` pairs.
+pub fn metrics(pairs: &[(usize, usize)], classes: &[String]) -> (f64, BTreeMap<String, ClassMetrics>, Vec<Vec<usize>>) {
+    let n = classes.len();
+    let mut matrix = vec![vec![0usize; n]; n];
+    for &(t, p) in pairs {
+        matrix[t][p] += 1;
+    }
+    let correct: usize = (0..n).map(|i| matrix[i][i]).sum();
+    let accuracy = if pairs.is_empty() { 0.0 } else { correct as f64 / pairs.len() as f64 };
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let per_class = classes
+        .iter()
+        .enumerate()
+        .map(|(i, class)| {
+            let tp = matrix[i][i];
+            let support: usize = matrix[i].iter().sum();
+            let predicted: usize = matrix.iter().map(|row| row[i]).sum();
+            let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+            (class.clone(), ClassMetrics { precision, recall, f1, support })
+        })
+        .collect();
+    (accuracy, per_class, matrix)
+}
+
+fn print_table(r: &EvalReport) {
+    println!("model {} v{} on {} ({} photos, {})", r.model.name, r.model.version, r.data, r.num_images, r.execution_provider);
+    print!("accuracy {:.4}", r.accuracy);
+    if let Some(recorded) = r.recorded_test_accuracy {
+        print!("  (model.json test accuracy {recorded:.4})");
+    }
+    println!();
+    println!("{:<14} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
+    for (class, m) in &r.per_class {
+        println!("{class:<14} {:>9.4} {:>9.4} {:>9.4} {:>8}", m.precision, m.recall, m.f1, m.support);
+    }
+    println!("confusion (rows: true, columns: predicted; order: {})", r.confusion.classes.join(", "));
+    for (class, row) in r.confusion.classes.iter().zip(&r.confusion.matrix) {
+        println!("{class:<14} {}", row.iter().map(|v| format!("{v:>5}")).collect::<String>());
+    }
+    for f in &r.failed {
+        println!("failed: {} ({}: {})", f.file, f.reason, f.detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_match_a_hand_computed_example() {
+        let classes: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        // true a: 3 (2 right, 1 as b); true b: 1 (right).
+        let (acc, per_class, matrix) = metrics(&[(0, 0), (0, 0), (0, 1), (1, 1)], &classes);
+        assert_eq!(acc, 0.75);
+        assert_eq!(matrix, vec![vec![2, 1], vec![0, 1]]);
+        assert_eq!(per_class["a"], ClassMetrics { precision: 1.0, recall: 2.0 / 3.0, f1: 0.8, support: 3 });
+        let b = &per_class["b"];
+        assert_eq!((b.precision, b.recall, b.support), (0.5, 1.0, 1));
+    }
+}

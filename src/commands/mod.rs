@@ -1,0 +1,91 @@
+//! One file per command; this module routes to them and holds what they share.
+
+mod bench;
+mod classify;
+mod eval;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use autorma_registry::ModelPackage;
+
+use crate::cli::{Cli, Command, PipelineArgs};
+use crate::config::{self, FileConfig, ModelSettings};
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (file, file_path) = FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run(args) => run::run(args, &file, file_path.as_deref()).await,
+        Command::Classify(args) => classify::classify(args, &file, file_path.as_deref()).await,
+        Command::Eval(args) => eval::eval(args, &file, file_path.as_deref()).await,
+        Command::Bench(args) => bench::bench(args, &file, file_path.as_deref()).await,
+    }
+}
+
+/// Resolves the settings and loads (validates) the model package.
+fn model_setup(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
+    let settings = config::resolve(args, file, file_path)?;
+    let package = ModelPackage::load(&settings.model_dir)
+        .with_context(|| format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", settings.model_dir.display()))?;
+    tracing::info!(model = %package.manifest.name, version = %package.manifest.version, dir = %settings.model_dir.display(),
+        "model package verified");
+    Ok((settings, Arc::new(package)))
+}
+
+/// Every regular, non-hidden file under `root`, sorted.
+fn list_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list `{}`", dir.display()))? {
+            let path = entry?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and preprocesses files on all cores; each result is the tensor or why it failed.
+fn preprocess_files(
+    files: &[PathBuf],
+    preprocessor: &autorma_classifier::preprocess::Preprocessor,
+) -> Vec<Result<Vec<f32>, autorma_classifier::preprocess::PreprocessError>> {
+    use autorma_classifier::preprocess::PreprocessError;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(files.len().max(1));
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|path| {
+                            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                            if size > preprocessor.limits.max_bytes {
+                                return Err(PreprocessError::TooLarge {
+                                    detail: format!("{size} bytes, over the limit of {}", preprocessor.limits.max_bytes),
+                                });
+                            }
+                            let bytes = std::fs::read(path)
+                                .map_err(|e| PreprocessError::NotAnImage { detail: format!("cannot read: {e}") })?;
+                            preprocessor.preprocess(&bytes)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("preprocess thread panicked")).collect()
+    })
+}

@@ -1,0 +1,145 @@
+//! `autorma run`: the embedded pipeline on a folder. Wires the local backends (folder store,
+//! folder source, result files) into the pipeline core and shows progress.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use autorma_classifier::{Pipeline, PipelineStats, PipelineSummary};
+use autorma_core::LocalStore;
+use autorma_ingest::{LocalFolderSource, LocalFolderSourceConfig, Source};
+use autorma_registry::ModelPackage;
+use autorma_sink::{LocalSink, Sink};
+
+use super::model_setup;
+use crate::cli::RunArgs;
+use crate::config::{self, FileConfig, ModelSettings};
+
+/// Everything `autorma run` needs besides the model.
+pub struct EmbeddedRun {
+    pub inbox: PathBuf,
+    pub out: PathBuf,
+    pub bucket: String,
+    pub watch: bool,
+    pub poll_interval: Duration,
+}
+
+pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let embedded = EmbeddedRun {
+        inbox: args.inbox.clone(),
+        out: args.out.clone(),
+        bucket: args.bucket.clone().or(file.bucket.clone()).unwrap_or_else(|| "local".into()),
+        watch: args.watch,
+        poll_interval: config::poll_interval(args.poll_interval_ms, file)?,
+    };
+    let stats = Arc::new(PipelineStats::default());
+    let progress = (!args.no_progress && !args.watch).then(|| spawn_progress(stats.clone()));
+    let summary = run_embedded(&embedded, settings, package, stats, shutdown_signal()).await;
+    if let Some((bar, task)) = progress {
+        task.abort();
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    print_summary(&summary, &embedded.out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the local backends and runs the pipeline until the inbox is done (or, with
+/// `watch`, until `shutdown`).
+pub async fn run_embedded(
+    run: &EmbeddedRun,
+    settings: ModelSettings,
+    package: Arc<ModelPackage>,
+    stats: Arc<PipelineStats>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<PipelineSummary> {
+    if !run.inbox.is_dir() {
+        bail!("inbox `{}` is not a folder", run.inbox.display());
+    }
+    std::fs::create_dir_all(&run.out).with_context(|| format!("cannot create output folder `{}`", run.out.display()))?;
+    let inbox = std::fs::canonicalize(&run.inbox)?;
+    let out = std::fs::canonicalize(&run.out)?;
+    if inbox == out || inbox.starts_with(&out) {
+        bail!("--out `{}` must not be the inbox or contain it", run.out.display());
+    }
+    let mut source_config = LocalFolderSourceConfig::new(&inbox, out.join("state"));
+    source_config.bucket = run.bucket.clone();
+    source_config.watch = run.watch;
+    source_config.poll_interval = run.poll_interval;
+    // An output folder inside the inbox must not be classified as photos.
+    source_config.exclude = out.starts_with(&inbox).then(|| out.clone());
+    let source = LocalFolderSource::open(source_config).context("cannot open the inbox's event log")?;
+    let sink = LocalSink::open(&out).context("cannot open the output folder")?;
+    let store = LocalStore::new(run.bucket.clone(), &inbox);
+
+    let mut pipeline = Pipeline::new(store, Source::Local(source), Arc::new(Sink::Local(sink)), package, settings.pipeline);
+    pipeline.stats = stats;
+    Ok(pipeline.run(shutdown).await?)
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM (the pipeline then drains and commits); a second
+/// one exits at once (safe too: the checkpoint and every result are written atomically).
+pub async fn shutdown_signal() {
+    wait_for_signal().await;
+    eprintln!("stopping: finishing the photos in flight (press Ctrl-C again to stop at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("stopped at once; the next run resumes from the last checkpoint");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn spawn_progress(stats: Arc<PipelineStats>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {per_sec}  eta {eta}  {msg}")
+            .expect("valid template"),
+    );
+    let task = tokio::spawn({
+        let bar = bar.clone();
+        async move {
+            loop {
+                bar.set_length(stats.discovered.load(Ordering::Relaxed));
+                bar.set_position(stats.num_done());
+                bar.set_message(format!(
+                    "auto {} review {} dlq {}",
+                    stats.auto.load(Ordering::Relaxed),
+                    stats.review.load(Ordering::Relaxed),
+                    stats.dlq.load(Ordering::Relaxed)
+                ));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    (bar, task)
+}
+
+fn print_summary(s: &PipelineSummary, out: &Path) {
+    println!(
+        "classified {} photos, dead-lettered {} in {:.2} s ({:.1} img/s)",
+        s.classified(),
+        s.dlq,
+        s.elapsed.as_secs_f64(),
+        s.items_per_second()
+    );
+    println!("  auto     {}", s.auto);
+    println!("  review   {}", s.review);
+    let reasons: Vec<String> = s.dlq_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    println!("  dlq      {}{}", s.dlq, if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) });
+    if s.already_done > 0 {
+        println!("  skipped  {} (already done by an earlier run)", s.already_done);
+    }
+    println!("results in {}/results/, {}/results.csv; dead letters in {}/dlq/", out.display(), out.display(), out.display());
+}

@@ -1,0 +1,179 @@
+//! Configuration: the optional TOML file, merged under the command line and environment, and
+//! validated before anything runs so a typo is a clear message, not a surprise mid-run.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use autorma_classifier::PipelineConfig;
+use autorma_classifier::batcher::BatcherConfig;
+use autorma_classifier::inference::{ExecutionProvider, RuntimeConfig, default_library_path};
+use autorma_classifier::preprocess::DecodeLimits;
+use serde::Deserialize;
+
+use crate::cli::PipelineArgs;
+
+/// The config file. Every key is optional; unknown keys are an error (they are typos).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Model package folder.
+    pub model: Option<PathBuf>,
+    /// Path of libonnxruntime.so.
+    pub ort_library: Option<PathBuf>,
+    /// `cpu` or `cuda[:<device>]`.
+    pub execution_provider: Option<String>,
+    /// Inference threads (one session each).
+    pub workers: Option<usize>,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: Option<usize>,
+    /// Largest micro-batch.
+    pub batch_size: Option<usize>,
+    /// Longest wait for a micro-batch, in ms.
+    pub batch_wait_ms: Option<u64>,
+    /// Photos fetched and decoded at once.
+    pub fetch_concurrency: Option<usize>,
+    /// Largest photo in pixels.
+    pub max_pixels: Option<u64>,
+    /// Largest photo file in bytes.
+    pub max_file_bytes: Option<u64>,
+    /// `run --watch`: ms between scans.
+    pub poll_interval_ms: Option<u64>,
+    /// `run`: bucket name for the inbox.
+    pub bucket: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<(Self, Option<PathBuf>)> {
+        let Some(path) = path else { return Ok((Self::default(), None)) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file `{}`", path.display()))?;
+        let config = toml::from_str(&text).with_context(|| format!("invalid config file `{}`", path.display()))?;
+        Ok((config, Some(path.to_path_buf())))
+    }
+}
+
+/// Where a value came from, for error messages.
+struct Origin<'a> {
+    flag: &'a str,
+    env: &'a str,
+    file: Option<&'a Path>,
+    from_file: bool,
+}
+
+impl Display for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.from_file, self.file) {
+            (true, Some(file)) => write!(f, "from config file `{}`", file.display()),
+            _ => write!(f, "from `{}` or `{}`", self.flag, self.env),
+        }
+    }
+}
+
+/// What the model-running commands need, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub model_dir: PathBuf,
+    pub pipeline: PipelineConfig,
+}
+
+pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ModelSettings> {
+    macro_rules! pick {
+        ($field:ident, $flag:literal, $env:literal) => {{
+            let origin = |from_file| Origin { flag: $flag, env: $env, file: file_path, from_file };
+            match (args.$field.clone(), file.$field.clone()) {
+                (Some(v), _) => Some((v, origin(false))),
+                (None, Some(v)) => Some((v, origin(true))),
+                (None, None) => None,
+            }
+        }};
+    }
+    fn in_range<T: PartialOrd + Display + Copy>(name: &str, value: T, origin: &Origin, min: T, max: T) -> anyhow::Result<T> {
+        if value < min || value > max {
+            bail!("invalid `{name}` = {value} ({origin}): must be within {min}..={max}");
+        }
+        Ok(value)
+    }
+
+    let model_dir = pick!(model, "--model", "AUTORMA_MODEL").map_or_else(|| PathBuf::from("models/fashion5"), |(v, _)| v);
+    let library = pick!(ort_library, "--ort-library", "AUTORMA_ORT_LIBRARY").map_or_else(default_library_path, |(v, _)| v);
+    let execution_provider = match pick!(execution_provider, "--execution-provider", "AUTORMA_EXECUTION_PROVIDER") {
+        None => ExecutionProvider::Cpu,
+        Some((v, origin)) => v.parse::<ExecutionProvider>().map_err(|e| anyhow::anyhow!("{e} ({origin})"))?,
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = match pick!(workers, "--workers", "AUTORMA_WORKERS") {
+        None => 1,
+        Some((v, o)) => in_range("workers", v, &o, 1, 64)?,
+    };
+    let intra_threads = match pick!(intra_threads, "--intra-threads", "AUTORMA_INTRA_THREADS") {
+        None => (cores / workers).max(1),
+        Some((v, o)) => in_range("intra_threads", v, &o, 1, 256)?,
+    };
+    let mut batcher = BatcherConfig::default();
+    if let Some((v, o)) = pick!(batch_size, "--batch-size", "AUTORMA_BATCH_SIZE") {
+        batcher.max_batch_size = in_range("batch_size", v, &o, 1, 1024)?;
+    }
+    if let Some((v, o)) = pick!(batch_wait_ms, "--batch-wait-ms", "AUTORMA_BATCH_WAIT_MS") {
+        batcher.max_wait = Duration::from_millis(in_range("batch_wait_ms", v, &o, 0, 60_000)?);
+    }
+    let mut limits = DecodeLimits::default();
+    if let Some((v, o)) = pick!(max_pixels, "--max-pixels", "AUTORMA_MAX_PIXELS") {
+        limits.max_pixels = in_range("max_pixels", v, &o, 1, 1 << 34)?;
+    }
+    if let Some((v, o)) = pick!(max_file_bytes, "--max-file-bytes", "AUTORMA_MAX_FILE_BYTES") {
+        limits.max_bytes = in_range("max_file_bytes", v, &o, 1, 1 << 34)?;
+    }
+
+    let mut runtime = RuntimeConfig::new(library);
+    runtime.execution_provider = execution_provider;
+    runtime.intra_threads = intra_threads;
+    let mut pipeline = PipelineConfig::new(runtime);
+    pipeline.num_workers = workers;
+    pipeline.batcher = batcher;
+    pipeline.limits = limits;
+    if let Some((v, o)) = pick!(fetch_concurrency, "--fetch-concurrency", "AUTORMA_FETCH_CONCURRENCY") {
+        pipeline.fetch_concurrency = in_range("fetch_concurrency", v, &o, 1, 1024)?;
+    }
+    Ok(ModelSettings { model_dir, pipeline })
+}
+
+/// The run command's extra settings.
+pub fn poll_interval(arg: Option<u64>, file: &FileConfig) -> anyhow::Result<Duration> {
+    let ms = arg.or(file.poll_interval_ms).unwrap_or(500);
+    if !(10..=3_600_000).contains(&ms) {
+        bail!("invalid `poll_interval_ms` = {ms}: must be within 10..=3600000");
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let file: FileConfig = toml::from_str("batch_size = 8\nworkers = 2\n").unwrap();
+        let args = PipelineArgs { batch_size: Some(16), ..Default::default() };
+        let s = resolve(&args, &file, Some(Path::new("c.toml"))).unwrap();
+        assert_eq!(s.pipeline.batcher.max_batch_size, 16);
+        assert_eq!(s.pipeline.num_workers, 2);
+        assert_eq!(s.model_dir, PathBuf::from("models/fashion5"));
+        assert_eq!(s.pipeline.runtime.execution_provider, ExecutionProvider::Cpu);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_where_it_came_from() {
+        let file: FileConfig = toml::from_str("batch_size = 0\n").unwrap();
+        let err = resolve(&PipelineArgs::default(), &file, Some(Path::new("c.toml"))).unwrap_err().to_string();
+        assert!(err.contains("`batch_size` = 0") && err.contains("c.toml"), "{err}");
+        let args = PipelineArgs { execution_provider: Some("tpu".into()), ..Default::default() };
+        let err = resolve(&args, &FileConfig::default(), None).unwrap_err().to_string();
+        assert!(err.contains("tpu") && err.contains("AUTORMA_EXECUTION_PROVIDER"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("batchsize = 8\n").is_err());
+    }
+}

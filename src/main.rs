@@ -1,0 +1,34 @@
+//! `autorma`: classify photos of returned items.
+//!
+//! This binary is the wiring: it parses the command line and the configuration (file + env),
+//! validates them before doing anything, and hands the crates their parts. The pipeline
+//! itself lives in `autorma-classifier`; the embedded backends in `autorma-ingest` (folder
+//! source), `autorma-core` (folder store) and `autorma-sink` (result files).
+
+mod cli;
+mod commands;
+mod config;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(cli.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("autorma").build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
