@@ -7,7 +7,7 @@
 //! f32, CHW) and `index.json`. Python is `AUTORMA_PYTHON` or the repo's `.venv/bin/python`;
 //! without one the test is skipped, except under CI (`CI` set), where that is a failure.
 //!
-//! Photos: synthetic ones made here (odd sizes both ways, alpha, grey, palette, JPEG, WebP)
+//! Photos: synthetic ones made here (odd sizes both ways, upscaled, alpha, grey, JPEG, WebP)
 //! and, when `../shared/datasets/fashion5/test` exists, 25 real ones.
 //!
 //! Tolerance (stated): max |rust - python| <= 0.08 per value (about 4.5 levels of an 8-bit

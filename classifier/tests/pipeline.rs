@@ -1,0 +1,208 @@
+//! The pipeline core alone, on in-memory doubles of the three boundaries: every event gets
+//! exactly one durable outcome, transient fetch errors are retried and permanent ones
+//! dead-lettered, prior outcomes are skipped, and commits never pass an unfinished event.
+//! Uses the tiny5 fixture model and the ONNX Runtime library (see tests/session.rs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autorma_classifier::inference::{RuntimeConfig, default_library_path};
+use autorma_classifier::{Pipeline, PipelineConfig};
+use autorma_core::{
+    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ObjectStore, PartitionId, Position, PriorOutcome,
+    ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
+};
+use autorma_registry::ModelPackage;
+use bytes::Bytes;
+use image::{ImageEncoder, Rgb, RgbImage};
+
+fn png(color: [u8; 3]) -> Bytes {
+    let img = RgbImage::from_pixel(40, 40, Rgb(color));
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out).write_image(&img, 40, 40, image::ExtendedColorType::Rgb8).unwrap();
+    out.into()
+}
+
+/// Objects by key; a key listed in `transient` fails with an I/O error that many times first.
+#[derive(Default)]
+struct MemStore {
+    objects: HashMap<String, Bytes>,
+    transient: Mutex<HashMap<String, u32>>,
+}
+
+impl ObjectStore for MemStore {
+    async fn get(&self, bucket: &str, key: &str, _max_bytes: u64) -> Result<Bytes, StoreError> {
+        if let Some(left) = self.transient.lock().unwrap().get_mut(key)
+            && *left > 0
+        {
+            *left -= 1;
+            let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "flaky");
+            return Err(StoreError::Io { bucket: bucket.into(), key: key.into(), source });
+        }
+        self.objects.get(key).cloned().ok_or(StoreError::NotFound { bucket: bucket.into(), key: key.into() })
+    }
+}
+
+/// Hands out `events` three at a time; with `endless`, then waits forever (like a watch).
+struct VecSource {
+    events: std::collections::VecDeque<SourcedEvent>,
+    endless: bool,
+    commits: Arc<Mutex<Vec<(PartitionId, u64)>>>,
+}
+
+impl EventSource for VecSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+        if self.events.is_empty() {
+            if self.endless {
+                std::future::pending::<()>().await;
+            }
+            return Ok(None);
+        }
+        let n = self.events.len().min(3);
+        Ok(Some(self.events.drain(..n).collect()))
+    }
+
+    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        self.commits.lock().unwrap().extend_from_slice(watermarks);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct MemSink {
+    results: Mutex<BTreeMap<String, Vec<ResultRecord>>>,
+    dlq: Mutex<BTreeMap<String, Vec<DlqRecord>>>,
+    prior: HashMap<String, PriorOutcome>,
+    /// Writes of this key take long: lets a test catch the pipeline with it in flight.
+    slow_key: Option<String>,
+}
+
+impl ResultSink for MemSink {
+    async fn lookup(&self, event: &ItemEvent, _model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+        Ok(self.prior.get(&event.key).copied())
+    }
+    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+        if self.slow_key.as_deref() == Some(record.item.key.as_str()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.results.lock().unwrap().entry(record.item.key.clone()).or_default().push(record.clone());
+        Ok(())
+    }
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+        self.dlq.lock().unwrap().entry(record.event.key.clone()).or_default().push(record.clone());
+        Ok(())
+    }
+    async fn flush(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn event(offset: u64, key: &str) -> SourcedEvent {
+    SourcedEvent {
+        position: Position::new(0, offset),
+        event: ItemEvent {
+            bucket: "mem".into(),
+            key: key.into(),
+            etag: format!("etag-{offset}"),
+            size: 0,
+            content_type: "image/png".into(),
+            event_time: chrono::Utc::now(),
+            source: EventOrigin::Notification,
+        },
+    }
+}
+
+fn package() -> Arc<ModelPackage> {
+    Arc::new(ModelPackage::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny5")).unwrap())
+}
+
+fn config() -> PipelineConfig {
+    let library = std::env::var_os("AUTORMA_ORT_LIBRARY").map(PathBuf::from).unwrap_or_else(default_library_path);
+    let mut config = PipelineConfig::new(RuntimeConfig::new(library));
+    config.batcher.max_batch_size = 4;
+    config.fetch_retry.initial_backoff = Duration::from_millis(1);
+    config.commit_interval = Duration::from_millis(10);
+    config
+}
+
+#[tokio::test]
+async fn every_event_gets_exactly_one_outcome() {
+    let keys = ["red", "green", "flaky", "missing", "down", "garbage", "done-before", "blue", "white", "black"];
+    let mut store = MemStore::default();
+    for (key, color) in [("red", [255, 0, 0]), ("green", [0, 255, 0]), ("flaky", [0, 0, 255]), ("blue", [0, 0, 255]), ("white", [255; 3]), ("black", [0; 3])] {
+        store.objects.insert(key.into(), png(color));
+    }
+    store.objects.insert("down".into(), png([1, 2, 3]));
+    store.objects.insert("garbage".into(), Bytes::from_static(b"%PDF-1.4 not a photo"));
+    // Two transient failures then success; the other fails more often than the 3 tries allow.
+    store.transient.lock().unwrap().extend([("flaky".to_string(), 2), ("down".to_string(), 10)]);
+    let sink = Arc::new(MemSink {
+        prior: HashMap::from([("done-before".to_string(), PriorOutcome::Classified(Decision::Auto))]),
+        ..Default::default()
+    });
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let source = VecSource {
+        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
+        endless: false,
+        commits: commits.clone(),
+    };
+
+    let summary = Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
+
+    let results = sink.results.lock().unwrap();
+    let dlq = sink.dlq.lock().unwrap();
+    assert_eq!(results.keys().map(String::as_str).collect::<Vec<_>>(), ["black", "blue", "flaky", "green", "red", "white"]);
+    assert!(results.values().all(|r| r.len() == 1), "each result written once");
+    assert_eq!(results["red"][0].label, "casual_shoes");
+    assert_eq!(results["flaky"][0].label, "shirts", "retried until it worked");
+    let reasons: BTreeMap<_, _> = dlq.iter().map(|(k, v)| (k.as_str(), (v.len(), v[0].reason, v[0].attempts))).collect();
+    assert_eq!(
+        reasons,
+        BTreeMap::from([
+            ("down", (1, DlqReason::FetchFailed, 3)),
+            ("garbage", (1, DlqReason::NotAnImage, 1)),
+            ("missing", (1, DlqReason::FetchFailed, 1)),
+        ])
+    );
+    assert!(!results.contains_key("done-before") && !dlq.contains_key("done-before"), "prior outcomes are not redone");
+    assert_eq!((summary.classified(), summary.dlq, summary.already_done), (6, 3, 1));
+    assert_eq!(commits.lock().unwrap().last(), Some(&(0, 10)), "everything committed at the end");
+    let committed: Vec<u64> = commits.lock().unwrap().iter().map(|c| c.1).collect();
+    assert!(committed.windows(2).all(|w| w[0] < w[1]), "commits only move forward: {committed:?}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_work_and_commits_no_further_than_done() {
+    let mut store = MemStore::default();
+    let keys: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
+    for key in &keys {
+        store.objects.insert(key.clone(), png([200, 10, 10]));
+    }
+    // p05's write is slow: when the shutdown comes, it is still in flight.
+    let sink = Arc::new(MemSink { slow_key: Some("p05".into()), ..Default::default() });
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let source = VecSource {
+        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
+        endless: true,
+        commits: commits.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config()).run(async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop_tx.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(10), run).await.expect("drains promptly").unwrap().unwrap();
+
+    let results = sink.results.lock().unwrap();
+    assert!(results.contains_key("p05"), "the slow write in flight was finished, not dropped");
+    assert_eq!(summary.classified() as usize, results.len());
+    // The last commit covers exactly a prefix of events that all have results.
+    let committed = commits.lock().unwrap().last().map_or(0, |c| c.1);
+    assert!(committed >= 6, "committed {committed}");
+    for key in &keys[..committed as usize] {
+        assert!(results.contains_key(key), "{key} is below the commit but has no result");
+    }
+}
