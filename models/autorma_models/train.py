@@ -1,0 +1,277 @@
+"""Trains a classifier from scratch on a class-folder data set with train/ and val/ splits.
+
+    python -m autorma_models.train --data ../shared/datasets/fashion5 --arch resnet_m \
+        --size 128 --epochs 120 --out runs/resnet_m_128
+
+All pixels are letterboxed once (the exact `model.json` preprocessing) and kept as uint8 on
+the training device; augmentation runs there on whole batches, so a GPU is never starved and
+a CPU run has no loader processes to feed. The class imbalance of `train` is handled by
+class-balanced sampling. The run keeps an exponential moving average (EMA) of the weights
+and writes the EMA weights, the recipe and the val history to `<out>/checkpoint.pt`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, nets
+from .preprocess import PreprocessSpec
+
+log = logging.getLogger("autorma.train")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="root with train/ and val/ class folders")
+    p.add_argument("--out", type=Path, required=True, help="run folder for checkpoint.pt and history.json")
+    p.add_argument("--arch", default="resnet_m", choices=sorted(nets.ARCHITECTURES))
+    p.add_argument("--size", type=int, default=128, help="input size in pixels (square)")
+    p.add_argument("--epochs", type=int, default=120)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.2, help="peak SGD learning rate at batch 256 (scaled linearly)")
+    p.add_argument("--weight-decay", type=float, default=5e-5 * 10)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--mix-prob", type=float, default=0.5, help="share of batches given mixup or cutmix")
+    p.add_argument("--ema-decay", type=float, default=0.998)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class (smoke tests)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke tests)")
+    p.add_argument("--time-budget", type=float, default=0,
+                   help="seconds of training at most: after 2 epochs the epoch count is cut to fit (0: no limit)")
+    p.add_argument("--report-test", action="store_true",
+                   help="also report accuracy on test/ at the end (for the record; never used to choose)")
+    p.add_argument("--workers", type=int, default=2, help="processes that decode photos at start")
+    return p.parse_args(argv)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def load_split(root: Path, classes, spec, limit: int, workers: int):
+    paths, labels, classes = data.scan(root, classes)
+    if limit:
+        keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(classes))])
+        paths, labels = [paths[i] for i in keep], labels[keep]
+    pixels = data.load_pixels(paths, spec, workers)
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), classes
+
+
+class GpuAugment:
+    """Batch augmentation on the training device: flip, affine (white fill), colour jitter."""
+
+    def __init__(self, spec: PreprocessSpec, device):
+        self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+        self.scale = spec.scale
+
+    def normalise(self, x_uint8):
+        return (x_uint8.float() * self.scale - self.mean) / self.std
+
+    def __call__(self, x_uint8):
+        x = x_uint8.float() * self.scale
+        b, dev = x.shape[0], x.device
+        flip = torch.rand(b, device=dev) < 0.5
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+        zoom = torch.exp(torch.empty(b, device=dev).uniform_(math.log(0.8), math.log(1.25)))
+        angle = torch.empty(b, device=dev).uniform_(-12, 12) * math.pi / 180
+        shift = torch.empty(b, 2, device=dev).uniform_(-0.1, 0.1)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # Sample the inverted image with zero padding, so what enters the frame is white.
+        x = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        bright = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.9, 1.1)
+        contrast = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.85, 1.15)
+        sat = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.8, 1.2)
+        x = x * bright
+        m = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - m) * contrast + m
+        grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = ((x - grey) * sat + grey).clamp(0, 1)
+        return (x - self.mean) / self.std
+
+
+def mix(x, y_soft, rng: np.random.Generator):
+    """Mixup or CutMix (half each) with a shuffled copy of the batch."""
+    perm = torch.randperm(x.shape[0], device=x.device)
+    if rng.random() < 0.5:
+        lam = float(rng.beta(0.4, 0.4))
+        return lam * x + (1 - lam) * x[perm], lam * y_soft + (1 - lam) * y_soft[perm]
+    lam = float(rng.beta(1.0, 1.0))
+    h, w = x.shape[2:]
+    ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = rng.integers(h), rng.integers(w)
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return x, lam * y_soft + (1 - lam) * y_soft[perm]
+
+
+@torch.no_grad()
+def predict_logits(model, pixels, aug: GpuAugment, device, flip_tta=False, batch=256):
+    model.eval()
+    out = []
+    for i in range(0, pixels.shape[0], batch):
+        x = aug.normalise(pixels[i:i + batch].to(device, non_blocking=True))
+        logits = model(x).float()
+        if flip_tta:
+            logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(logits)
+    return torch.cat(out)
+
+
+class Ema:
+    """EMA of parameters; buffers (BN statistics) are copied from the live model."""
+
+    def __init__(self, model, decay):
+        import copy
+        self.model = copy.deepcopy(model).eval()
+        self.decay = decay
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model, step):
+        d = min(self.decay, (1 + step) / (10 + step))  # warm start: early weights fade fast
+        ema_p = list(self.model.parameters())
+        torch._foreach_mul_(ema_p, d)
+        torch._foreach_add_(ema_p, [p.detach() for p in model.parameters()], alpha=1 - d)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def train(args) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    spec = PreprocessSpec(size=args.size)
+    dirs = data.split_dirs(args.data)
+    t0 = time.time()
+    x_train, y_train, classes = load_split(dirs["train"], None, spec, args.limit_per_class, args.workers)
+    x_val, y_val, _ = load_split(dirs["val"], classes, spec, args.limit_per_class, args.workers)
+    log.info("loaded %d train / %d val photos at %dpx in %.1fs on %s", len(y_train), len(y_val), args.size,
+             time.time() - t0, device)
+    x_train, y_train = x_train.to(device), y_train.to(device)
+
+    model = nets.build(args.arch, len(classes)).to(device).to(memory_format=torch.channels_last)
+    ema = Ema(model, args.ema_decay)
+    counts = torch.bincount(y_train, minlength=len(classes)).float()
+    # Class-balanced sampling: each class is drawn equally often, whatever its size in train.
+    sample_w = (1.0 / counts)[y_train]
+    steps_per_epoch = max(1, len(y_train) // args.batch_size)
+    total = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    lr = args.lr * args.batch_size / 256
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
+                           {"params": no_decay, "weight_decay": 0}], lr=lr, momentum=0.9, nesterov=True)
+    warm = min(steps_per_epoch * 3, total // 10 + 1)
+    plan = {"total": total}  # read by the schedule, so a time budget can shorten the run
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm
+        else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
+    aug = GpuAugment(spec, device)
+    rng = np.random.default_rng(args.seed)
+    amp = device.type == "cuda"
+    history, step, t_train = [], 0, time.time()
+    while step < plan["total"]:
+        model.train()
+        idx = torch.multinomial(sample_w, steps_per_epoch * args.batch_size, replacement=True)
+        running = 0.0
+        for bi in range(steps_per_epoch):
+            if step >= plan["total"]:
+                break
+            sel = idx[bi * args.batch_size:(bi + 1) * args.batch_size]
+            x = aug(x_train[sel]).contiguous(memory_format=torch.channels_last)
+            y = F.one_hot(y_train[sel], len(classes)).float()
+            y = y * (1 - args.label_smoothing) + args.label_smoothing / len(classes)
+            if rng.random() < args.mix_prob:
+                x, y = mix(x, y, rng)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            loss = torch.sum(-y * F.log_softmax(logits.float(), 1), 1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            ema.update(model, step)
+            step += 1
+            running += loss.item() if bi % 10 == 0 else 0
+        epoch = step // steps_per_epoch
+        if epoch == 1:
+            t_epoch1 = time.time()
+        if args.time_budget and epoch == 3:
+            # Epochs 2-3 time the steady state (epoch 1 pays for warm-up and kernel choice).
+            per_epoch = (time.time() - t_epoch1) / 2
+            fit = max(4, int((args.time_budget - (t_epoch1 - t_train)) / per_epoch))
+            if fit * steps_per_epoch < plan["total"]:
+                plan["total"] = fit * steps_per_epoch
+                log.warning("time budget %.0fs at %.2fs/epoch: training %d epochs, not %d",
+                            args.time_budget, per_epoch, fit, args.epochs)
+        if epoch % 10 == 0 or step >= plan["total"]:
+            acc = (predict_logits(ema.model, x_val, aug, device).argmax(1).cpu() == y_val).float().mean().item()
+            history.append({"epoch": epoch, "step": step, "val_acc_ema": acc, "seconds": time.time() - t_train})
+            log.info("epoch %d step %d/%d val_acc(ema) %.4f %.0fs", epoch, step, plan["total"], acc, time.time() - t_train)
+
+    train_seconds = time.time() - t_train
+    val_logits = predict_logits(ema.model, x_val, aug, device).cpu()
+    val_logits_flip = predict_logits(ema.model, x_val, aug, device, flip_tta=True).cpu()
+    test_metrics = {}
+    if args.report_test and dirs["test"].is_dir():
+        # Reported, never used to choose: selection reads val alone.
+        x_test, y_test, _ = load_split(dirs["test"], classes, spec, args.limit_per_class, args.workers)
+        for key, flip in (("test_acc", False), ("test_acc_flip", True)):
+            pred = predict_logits(ema.model, x_test, aug, device, flip_tta=flip).argmax(1).cpu()
+            test_metrics[key] = (pred == y_test).float().mean().item()
+    result = {
+        "arch": args.arch,
+        "classes": classes,
+        "size": args.size,
+        "val_acc": (val_logits.argmax(1) == y_val).float().mean().item(),
+        "val_acc_flip": (val_logits_flip.argmax(1) == y_val).float().mean().item(),
+        **test_metrics,
+        "train_seconds": train_seconds,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "steps": step,
+        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "history": history,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": ema.model.state_dict(), **result}, args.out / "checkpoint.pt")
+    (args.out / "summary.json").write_text(json.dumps(result, indent=2))
+    log.info("done: val acc %.4f (flip %.4f) in %.0fs -> %s", result["val_acc"], result["val_acc_flip"],
+             train_seconds, args.out)
+    return result
+
+
+def main(argv=None):
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

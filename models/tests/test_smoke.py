@@ -1,0 +1,75 @@
+"""The real training, packaging and evaluation commands, end to end, on a tiny data set."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autorma_models import evaluate, package, train
+from autorma_models.preprocess import PreprocessSpec, preprocess_file
+
+
+@pytest.fixture(scope="module")
+def packaged(tiny_dataset, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    train.main(["--data", str(tiny_dataset), "--out", str(run), "--arch", "resnet_s", "--size", "64",
+                "--epochs", "2", "--batch-size", "8", "--max-steps", "4", "--workers", "1", "--report-test"])
+    package.main(["--run", str(run), "--data", str(tiny_dataset), "--out", str(out), "--version", "0-test",
+                  "--workers", "1"])
+    return out
+
+
+def test_package_is_complete_and_consistent(packaged):
+    meta = json.loads((packaged / "model.json").read_text())
+    assert meta["schema"] == "autorma.model/v1"
+    assert meta["classes"] == ["casual_shoes", "handbags", "shirts", "tops", "watches"]
+    assert meta["input_size"] == 64
+    assert meta["onnx"]["sha256"] == package.sha256_file(packaged / "model.onnx")
+    assert meta["parity_max_abs_diff"] < package.PARITY_LIMIT
+    assert set(meta["thresholds"]) == set(meta["classes"])
+    assert all(0 < t <= 1 for t in meta["thresholds"].values())
+    assert meta["temperature"] > 0
+    assert "## Intended use and known limits" in (packaged / "MODEL_CARD.md").read_text()
+
+
+def test_onnx_batch_axis_is_dynamic_and_outputs_probabilities(packaged):
+    from autorma_models import export
+    sess = export.ort_session(packaged / "model.onnx")
+    for n in (1, 3):
+        p = sess.run(["probabilities"], {"image": np.zeros((n, 3, 64, 64), np.float32)})[0]
+        assert p.shape == (n, 5)
+        np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_evaluate_reports_accuracy_per_class_and_confusion(packaged, tiny_dataset, capsys):
+    evaluate.main(["--model", str(packaged), "--data", str(tiny_dataset / "val"), "--json", "--workers", "1"])
+    r = json.loads(capsys.readouterr().out)
+    assert 0 <= r["accuracy"] <= 1
+    assert sum(sum(row) for row in r["confusion"]["rows_true_cols_predicted"]) == r["num_photos"] == 20
+    assert set(r["per_class"]) == {"casual_shoes", "handbags", "shirts", "tops", "watches"}
+
+
+def test_evaluate_refuses_a_damaged_package(packaged, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(packaged, broken)
+    with open(broken / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(SystemExit, match="sha256"):
+        evaluate.load_package(broken)
+
+
+def test_preprocess_letterboxes_on_white(tmp_path):
+    from PIL import Image
+    img = Image.new("RGB", (40, 80), (255, 0, 0))  # tall: white bars left and right
+    img.save(tmp_path / "red.png")
+    spec = PreprocessSpec(size=32)
+    x = preprocess_file(tmp_path / "red.png", spec)
+    assert x.shape == (3, 32, 32) and x.dtype == np.float32
+    white = (1.0 - np.asarray(spec.mean)) / np.asarray(spec.std)
+    red = (np.array([1.0, 0, 0]) - np.asarray(spec.mean)) / np.asarray(spec.std)
+    np.testing.assert_allclose(x[:, 16, 0], white, atol=1e-5)    # left bar
+    np.testing.assert_allclose(x[:, 16, 31], white, atol=1e-5)   # right bar
+    np.testing.assert_allclose(x[:, 16, 16], red, atol=1e-5)     # the photo, centred
