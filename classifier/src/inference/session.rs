@@ -91,7 +91,7 @@ impl ModelSession {
     /// each row.
     pub fn predict(&mut self, batch: &[f32]) -> Result<Vec<Prediction>, InferenceError> {
         let per_item = 3 * self.size * self.size;
-        assert!(!batch.is_empty() && batch.len() % per_item == 0, "batch is not a whole number of tensors");
+        assert!(!batch.is_empty() && batch.len().is_multiple_of(per_item), "batch is not a whole number of tensors");
         let n = batch.len() / per_item;
         let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
         let input = TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;

@@ -1,0 +1,67 @@
+//! `cargo bench -p autorma-classifier`: the CPU stages around the model.
+//! - preprocess: decode + letterbox + resize + normalise of a typical catalogue photo
+//!   (1080 x 1440 JPEG) and of a small one (60 x 80, like many in fashion5);
+//! - batcher: the cost of micro-batching itself (items through a full-size batcher).
+
+use std::time::Duration;
+
+use autorma_classifier::batcher::{BatcherConfig, run_batcher};
+use autorma_classifier::preprocess::{DecodeLimits, Preprocessor};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use image::{ImageEncoder, Rgb, RgbImage};
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).write_image(&img, w, h, image::ExtendedColorType::Rgb8).unwrap();
+    out
+}
+
+fn preprocess(c: &mut Criterion) {
+    let pre = Preprocessor {
+        size: 128,
+        background: [255; 3],
+        scale: 1.0 / 255.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        limits: DecodeLimits::default(),
+    };
+    let mut group = c.benchmark_group("preprocess");
+    group.throughput(Throughput::Elements(1));
+    for (name, (w, h)) in [("jpeg_1080x1440", (1080, 1440)), ("jpeg_60x80", (60, 80))] {
+        let bytes = jpeg(w, h);
+        group.bench_function(name, |b| b.iter(|| pre.preprocess(std::hint::black_box(&bytes)).unwrap()));
+    }
+    group.finish();
+}
+
+fn batcher(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let mut group = c.benchmark_group("batcher");
+    const N: u64 = 10_000;
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("10k_items_batch_32", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
+            let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
+            let config = BatcherConfig { max_batch_size: 32, max_wait: Duration::from_millis(20) };
+            let batcher = tokio::spawn(run_batcher(config, in_rx, out_tx));
+            let feeder = tokio::spawn(async move {
+                for i in 0..N {
+                    in_tx.send(i).await.unwrap();
+                }
+            });
+            let mut seen = 0;
+            while let Some(batch) = out_rx.recv().await {
+                seen += batch.items.len() as u64;
+            }
+            feeder.await.unwrap();
+            batcher.await.unwrap();
+            assert_eq!(seen, N);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, preprocess, batcher);
+criterion_main!(benches);
