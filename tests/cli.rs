@@ -1,0 +1,131 @@
+//! The other commands through the real binary: classify, eval (on a synthetic class-folder
+//! set, and on the real test split when the real model and data are present), and the
+//! start-up validation messages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{ImageEncoder, Rgb, RgbImage};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn autorma() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
+    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5")).env("AUTORMA_LOG", "warn").env_remove("AUTORMA_CONFIG");
+    cmd
+}
+
+fn write_png(path: &Path, color: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = RgbImage::from_pixel(30, 30, Rgb(color));
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out).write_image(&img, 30, 30, image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn classify_prints_label_confidence_and_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (red, text) = (dir.path().join("red.png"), dir.path().join("notes.jpg"));
+    write_png(&red, [255, 0, 0]);
+    std::fs::write(&text, "not a photo").unwrap();
+
+    let output = autorma().arg("classify").arg(&red).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!((row[1], row[3]), ("casual_shoes", "auto"), "{stdout}");
+    assert!(row[2].parse::<f32>().unwrap() > 0.9);
+
+    // A bad file is reported with its reason and makes the exit status non-zero.
+    let output = autorma().args(["classify", "--json"]).arg(&red).arg(&text).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["label"], "casual_shoes");
+    assert_eq!(lines[1]["error"], "not_an_image");
+}
+
+#[test]
+fn eval_reports_accuracy_per_class_and_confusion() {
+    let dir = tempfile::tempdir().unwrap();
+    // tiny5 knows colours: pure ones are right; a red "watches" photo is wrong on purpose.
+    let colours = [("casual_shoes", [255, 0, 0]), ("handbags", [0, 255, 0]), ("shirts", [0, 0, 255]), ("tops", [255, 255, 255]), ("watches", [0, 0, 0])];
+    for (class, colour) in colours {
+        for i in 0..3 {
+            write_png(&dir.path().join(class).join(format!("{i}.png")), colour);
+        }
+    }
+    write_png(&dir.path().join("watches/wrong.png"), [255, 0, 0]);
+
+    let output = autorma().args(["eval", "--json", "--data"]).arg(dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["num_images"], 16);
+    assert!((report["accuracy"].as_f64().unwrap() - 15.0 / 16.0).abs() < 1e-9);
+    assert_eq!(report["confusion"]["classes"][4], "watches");
+    assert_eq!(report["confusion"]["matrix"][4], serde_json::json!([1, 0, 0, 0, 3]), "rows are true classes");
+    assert_eq!(report["confusion"]["matrix"][0], serde_json::json!([3, 0, 0, 0, 0]));
+    assert_eq!(report["per_class"]["casual_shoes"]["precision"], 0.75);
+    assert_eq!(report["per_class"]["watches"]["recall"], 0.75);
+    assert_eq!(report["per_class"]["watches"]["support"], 4);
+    assert_eq!(report["execution_provider"], "cpu");
+
+    // A folder that is not a class is an error, not a silent miscount.
+    write_png(&dir.path().join("socks/0.png"), [1, 1, 1]);
+    let output = autorma().args(["eval", "--data"]).arg(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a class of the model"));
+}
+
+/// The bar: Rust accuracy on the real test split within 0.3 points of the figure the
+/// model package records. Runs only where the real model and the data set are present.
+#[test]
+fn eval_on_the_real_test_split_matches_the_model_package() {
+    let model = root().join("models/fashion5");
+    let data = root().join("../shared/datasets/fashion5/test");
+    if !model.join("model.json").exists() || !data.exists() {
+        eprintln!("SKIPPED: needs models/fashion5 and ../shared/datasets/fashion5/test");
+        return;
+    }
+    let output = autorma().env("AUTORMA_MODEL", &model).args(["eval", "--json", "--data"]).arg(&data).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rust = report["accuracy"].as_f64().unwrap();
+    let recorded = report["recorded_test_accuracy"].as_f64().expect("model.json records metrics.test.accuracy");
+    eprintln!("rust accuracy {rust:.4}, model.json {recorded:.4}");
+    assert_eq!(report["num_images"], 375);
+    assert!((rust - recorded).abs() * 100.0 <= 0.3, "rust {rust} vs recorded {recorded}: more than 0.3 points apart");
+}
+
+#[test]
+fn bad_configuration_is_refused_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("a.png");
+    write_png(&photo, [0, 0, 0]);
+    let stderr = |cmd: &mut Command| {
+        let output = cmd.output().unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    let err = stderr(autorma().arg("classify").arg(&photo).env("AUTORMA_BATCH_SIZE", "0"));
+    assert!(err.contains("`batch_size` = 0") && err.contains("AUTORMA_BATCH_SIZE"), "{err}");
+
+    let config = dir.path().join("autorma.toml");
+    std::fs::write(&config, "batch_sise = 8\n").unwrap();
+    let err = stderr(autorma().arg("--config").arg(&config).arg("classify").arg(&photo));
+    assert!(err.contains("invalid config file") && err.contains("batch_sise"), "{err}");
+
+    let err = stderr(autorma().arg("classify").arg(&photo).args(["--ort-library", "/nonexistent/libonnxruntime.so"]));
+    assert!(err.contains("infra/setup/onnxruntime.sh"), "{err}");
+
+    let err = stderr(autorma().arg("classify").arg(&photo).args(["--model", "/nonexistent/model"]));
+    assert!(err.contains("/nonexistent/model") && err.contains("model.json"), "{err}");
+
+    let err = stderr(autorma().arg("classify").arg(&photo).args(["--execution-provider", "cuda"]));
+    if !cfg!(feature = "cuda") {
+        assert!(err.contains("execution provider `cuda` is not available"), "{err}");
+    }
+}
