@@ -1,7 +1,7 @@
 //! Preprocessing parity with Python: the Rust tensor for a photo must match the one
 //! `models/autorma_models/preprocess.py` (what the model was trained on) produces.
 //!
-//! The Python side is run here: `python -m autorma_models.dump_preprocess --out DIR IMAGES...`
+//! The Python side is run here: `python -m autorma_models.dump_preprocess --model PKG --out DIR IMAGES...`
 //! when the models package has it, otherwise an equivalent snippet calling
 //! `autorma_models.preprocess.preprocess_file`. Either writes `<stem>.f32` (raw little-endian
 //! f32, CHW) and `index.json`. Python is `AUTORMA_PYTHON` or the repo's `.venv/bin/python`;
@@ -96,15 +96,15 @@ for i, image in enumerate(sys.argv[3:]):
 "#;
 
 /// Runs the Python side; returns `(image path, tensor)` pairs.
-fn python_tensors(python: &Path, model_json: &Path, images: &[PathBuf], out: &Path) -> Vec<(PathBuf, Vec<f32>)> {
+fn python_tensors(python: &Path, package_dir: &Path, images: &[PathBuf], out: &Path) -> Vec<(PathBuf, Vec<f32>)> {
     let models_dir = repo_root().join("models");
     let has_dump = models_dir.join("autorma_models/dump_preprocess.py").exists();
     let mut cmd = Command::new(python);
     cmd.env("PYTHONPATH", &models_dir);
     if has_dump {
-        cmd.args(["-m", "autorma_models.dump_preprocess", "--out"]).arg(out).args(images);
+        cmd.args(["-m", "autorma_models.dump_preprocess", "--model"]).arg(package_dir).arg("--out").arg(out).args(images);
     } else {
-        cmd.arg("-c").arg(FALLBACK_DUMP).arg(out).arg(model_json).args(images);
+        cmd.arg("-c").arg(FALLBACK_DUMP).arg(out).arg(package_dir.join("model.json")).args(images);
     }
     let output = cmd.output().expect("cannot run python");
     assert!(output.status.success(), "python preprocessing failed:\n{}", String::from_utf8_lossy(&output.stderr));
@@ -142,7 +142,7 @@ fn rust_preprocessing_matches_python() {
     let mut images = synthetic_photos(dir.path());
     let num_real = real_photos().len();
     images.extend(real_photos());
-    let pairs = python_tensors(&python, &package_dir.join("model.json"), &images, &dir.path().join("py"));
+    let pairs = python_tensors(&python, &package_dir, &images, &dir.path().join("py"));
     assert_eq!(pairs.len(), images.len(), "python dumped every photo");
 
     let mut worst = (0.0f32, String::new());
