@@ -21,7 +21,7 @@ def _per_class(m: dict) -> str:
     return out
 
 
-def write_card(path: Path, meta: dict, table: list[dict]) -> None:
+def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> None:
     val, test = meta["metrics"]["val"], meta["metrics"]["test"]
     t = meta["training"]
     r = t["recipe"]
@@ -88,7 +88,7 @@ Reproduce: `python -m autorma_models.train --data ../shared/datasets/fashion5 --
 --size {meta['input_size']} --epochs {r['epochs']} --seed {r['seed']} --out runs/NAME`, then
 `python -m autorma_models.package --run runs/NAME --data ../shared/datasets/fashion5 --out fashion5`.
 
-{speed}## Intended use and known limits
+{speed}{notes}## Intended use and known limits
 
 - Intended: routing photos of returned items from a white-background bench, one item per photo,
   into the five classes above, with a person checking what is sent to review.

@@ -75,20 +75,6 @@ def build(arch: str, num_classes: int) -> nn.Module:
     return ARCHITECTURES[arch](num_classes)
 
 
-class Ensemble(nn.Module):
-    """Averages the logits of several members (each optionally with a horizontal-flip view)."""
-
-    def __init__(self, members: list[nn.Module], flip_tta: bool):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.flip_tta = flip_tta
-
-    def forward(self, x):
-        views = [x, torch.flip(x, dims=[3])] if self.flip_tta else [x]
-        logits = [m(v) for m in self.members for v in views]
-        return torch.stack(logits).mean(0)
-
-
 class Calibrated(nn.Module):
     """What ships: logits / temperature -> softmax, so the graph outputs probabilities."""
 

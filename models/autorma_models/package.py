@@ -82,6 +82,7 @@ def main(argv=None):
     p.add_argument("--precision-target", type=float, default=0.997,
                    help="accuracy the automatically accepted photos must reach on val")
     p.add_argument("--candidates", type=Path, help="folder of run folders for the card's speed table")
+    p.add_argument("--notes", type=Path, help="markdown section for the card: what was tried and what it gave")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the speed figures")
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args(argv)
@@ -142,7 +143,7 @@ def main(argv=None):
     }
     (a.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     table = speed_table(a.candidates, a.threads) if a.candidates else []
-    write_card(a.out / "MODEL_CARD.md", meta, table)
+    write_card(a.out / "MODEL_CARD.md", meta, table, a.notes.read_text() if a.notes else "")
     print(json.dumps({"package": str(a.out), "val_accuracy": judged["val"]["accuracy"],
                       "test_accuracy": judged["test"]["accuracy"], "temperature": meta["temperature"],
                       "review_test": judged["test"]["review"], "parity": parity,

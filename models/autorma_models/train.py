@@ -78,8 +78,9 @@ def load_split(root: Path, classes, spec, limit: int, workers: int):
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), classes
 
 
-class GpuAugment:
-    """Batch augmentation on the training device: flip, affine (white fill), colour jitter."""
+class BatchAugment:
+    """Whole-batch augmentation on the training device (GPU or CPU): flip, affine with white
+    fill, colour jitter."""
 
     def __init__(self, spec: PreprocessSpec, device):
         self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
@@ -131,7 +132,7 @@ def mix(x, y_soft, rng: np.random.Generator):
 
 
 @torch.no_grad()
-def predict_logits(model, pixels, aug: GpuAugment, device, flip_tta=False, batch=256):
+def predict_logits(model, pixels, aug: BatchAugment, device, flip_tta=False, batch=256):
     model.eval()
     out = []
     for i in range(0, pixels.shape[0], batch):
@@ -198,7 +199,7 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
-    aug = GpuAugment(spec, device)
+    aug = BatchAugment(spec, device)
     rng = np.random.default_rng(args.seed)
     amp = device.type == "cuda"
     history, step, t_train = [], 0, time.time()
