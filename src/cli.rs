@@ -7,11 +7,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "autorma", version, about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.",
+#[command(
+    name = "autorma",
+    version,
+    about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.",
     long_about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.\n\n\
 Before the first run, install ONNX Runtime once with `infra/setup/onnxruntime.sh`.\n\
 Options can also be set in a TOML file (--config) or as AUTORMA_* environment variables;\n\
-a flag beats the environment, which beats the file.")]
+a flag beats the environment, which beats the file."
+)]
 pub struct Cli {
     /// TOML file with defaults for the options below (keys as in `--help`, with `_` for `-`).
     #[arg(long, global = true, env = "AUTORMA_CONFIG", value_name = "FILE")]

@@ -47,7 +47,8 @@ pub struct FileConfig {
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<(Self, Option<PathBuf>)> {
         let Some(path) = path else { return Ok((Self::default(), None)) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file `{}`", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file `{}`", path.display()))?;
         let config = toml::from_str(&text).with_context(|| format!("invalid config file `{}`", path.display()))?;
         Ok((config, Some(path.to_path_buf())))
     }
@@ -88,15 +89,23 @@ pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>)
             }
         }};
     }
-    fn in_range<T: PartialOrd + Display + Copy>(name: &str, value: T, origin: &Origin, min: T, max: T) -> anyhow::Result<T> {
+    fn in_range<T: PartialOrd + Display + Copy>(
+        name: &str,
+        value: T,
+        origin: &Origin,
+        min: T,
+        max: T,
+    ) -> anyhow::Result<T> {
         if value < min || value > max {
             bail!("invalid `{name}` = {value} ({origin}): must be within {min}..={max}");
         }
         Ok(value)
     }
 
-    let model_dir = pick!(model, "--model", "AUTORMA_MODEL").map_or_else(|| PathBuf::from("models/fashion5"), |(v, _)| v);
-    let library = pick!(ort_library, "--ort-library", "AUTORMA_ORT_LIBRARY").map_or_else(default_library_path, |(v, _)| v);
+    let model_dir =
+        pick!(model, "--model", "AUTORMA_MODEL").map_or_else(|| PathBuf::from("models/fashion5"), |(v, _)| v);
+    let library =
+        pick!(ort_library, "--ort-library", "AUTORMA_ORT_LIBRARY").map_or_else(default_library_path, |(v, _)| v);
     let execution_provider = match pick!(execution_provider, "--execution-provider", "AUTORMA_EXECUTION_PROVIDER") {
         None => ExecutionProvider::Cpu,
         Some((v, origin)) => v.parse::<ExecutionProvider>().map_err(|e| anyhow::anyhow!("{e} ({origin})"))?,

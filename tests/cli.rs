@@ -13,7 +13,9 @@ fn root() -> PathBuf {
 
 fn autorma() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
-    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5")).env("AUTORMA_LOG", "warn").env_remove("AUTORMA_CONFIG");
+    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
+        .env("AUTORMA_LOG", "warn")
+        .env_remove("AUTORMA_CONFIG");
     cmd
 }
 
@@ -42,7 +44,8 @@ fn classify_prints_label_confidence_and_decision() {
     // A bad file is reported with its reason and makes the exit status non-zero.
     let output = autorma().args(["classify", "--json"]).arg(&red).arg(&text).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0]["label"], "casual_shoes");
     assert_eq!(lines[1]["error"], "not_an_image");
 }
@@ -51,7 +54,13 @@ fn classify_prints_label_confidence_and_decision() {
 fn eval_reports_accuracy_per_class_and_confusion() {
     let dir = tempfile::tempdir().unwrap();
     // tiny5 knows colours: pure ones are right; a red "watches" photo is wrong on purpose.
-    let colours = [("casual_shoes", [255, 0, 0]), ("handbags", [0, 255, 0]), ("shirts", [0, 0, 255]), ("tops", [255, 255, 255]), ("watches", [0, 0, 0])];
+    let colours = [
+        ("casual_shoes", [255, 0, 0]),
+        ("handbags", [0, 255, 0]),
+        ("shirts", [0, 0, 255]),
+        ("tops", [255, 255, 255]),
+        ("watches", [0, 0, 0]),
+    ];
     for (class, colour) in colours {
         for i in 0..3 {
             write_png(&dir.path().join(class).join(format!("{i}.png")), colour);

@@ -34,7 +34,9 @@ fn jpeg(img: &RgbImage) -> Vec<u8> {
 
 fn png(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out).write_image(img, img.width(), img.height(), image::ExtendedColorType::Rgb8).unwrap();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img, img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
     out
 }
 
@@ -55,7 +57,9 @@ fn png_bomb_header() -> Vec<u8> {
     ihdr.extend(20_000u32.to_be_bytes());
     ihdr.extend(20_000u32.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
-    for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), (b"IEND", &[])] {
+    for (kind, data) in
+        [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), (b"IEND", &[])]
+    {
         out.extend((data.len() as u32).to_be_bytes());
         let mut chunk = kind.to_vec();
         chunk.extend(data);
@@ -139,7 +143,15 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
     let throttled = ["--batch-size", "2", "--batch-wait-ms", "0", "--fetch-concurrency", "1", "--no-progress"];
 
     let mut child = KillOnDrop(
-        autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).args(throttled).stdout(Stdio::null()).spawn().unwrap(),
+        autorma()
+            .args(["run", "--inbox"])
+            .arg(&inbox)
+            .arg("--out")
+            .arg(&out)
+            .args(throttled)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while records(&out.join("results"), true).len() < 20 {
@@ -153,7 +165,8 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
     let before_restart = records(&out.join("results"), true);
     assert!(before_restart.len() < good.len(), "killed too late to test anything ({} results)", before_restart.len());
 
-    let output = autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).args(throttled).output().unwrap();
+    let output =
+        autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).args(throttled).output().unwrap();
     assert!(output.status.success(), "restart failed: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
 
@@ -164,7 +177,11 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
         assert_eq!(&results[key], bytes, "{key} was classified again after the restart");
     }
     let dlq = record_keys(&out.join("dlq"));
-    assert_eq!(dlq.keys().cloned().collect::<BTreeSet<_>>(), broken.keys().cloned().collect(), "one dead letter per broken file");
+    assert_eq!(
+        dlq.keys().cloned().collect::<BTreeSet<_>>(),
+        broken.keys().cloned().collect(),
+        "one dead letter per broken file"
+    );
     for (key, reason) in &broken {
         let record: serde_json::Value = serde_json::from_slice(&dlq[key]).unwrap();
         assert_eq!(record["reason"], *reason, "{key}: {record}");
@@ -178,7 +195,8 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
     assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), keys.len(), "no duplicate csv rows");
 
     // A third run has nothing to do and changes nothing.
-    let output = autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).arg("--no-progress").output().unwrap();
+    let output =
+        autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).arg("--no-progress").output().unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("classified 0 photos, dead-lettered 0"), "{stdout}");
@@ -194,10 +212,17 @@ fn result_records_follow_the_contract() {
     // tiny5 classifies by mean colour: a red square is casual_shoes with high confidence.
     std::fs::write(inbox.join("red.png"), png(&RgbImage::from_pixel(64, 64, Rgb([255, 0, 0])))).unwrap();
     std::fs::write(inbox.join("grey.png"), png(&RgbImage::from_pixel(64, 64, Rgb([128, 128, 128])))).unwrap();
-    let output = autorma().args(["run", "--bucket", "returns", "--no-progress", "--inbox"]).arg(&inbox).arg("--out").arg(&out).output().unwrap();
+    let output = autorma()
+        .args(["run", "--bucket", "returns", "--no-progress", "--inbox"])
+        .arg(&inbox)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
-    let red: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results/red.png.json")).unwrap()).unwrap();
+    let red: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results/red.png.json")).unwrap()).unwrap();
     assert_eq!(red["item"]["bucket"], "returns");
     assert_eq!(red["item"]["key"], "red.png");
     assert_eq!(red["item"]["etag"].as_str().unwrap().len(), 32);
@@ -214,7 +239,8 @@ fn result_records_follow_the_contract() {
     }
     chrono_like_rfc3339(red["processed_at"].as_str().unwrap());
 
-    let grey: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results/grey.png.json")).unwrap()).unwrap();
+    let grey: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results/grey.png.json")).unwrap()).unwrap();
     assert_eq!(grey["decision"], "review", "equidistant from every class: a person decides");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("auto     1") && stdout.contains("review   1"), "{stdout}");
@@ -233,7 +259,10 @@ fn watch_picks_up_new_photos_and_sigterm_drains() {
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("first.png"), png(&RgbImage::from_pixel(32, 32, Rgb([0, 0, 255])))).unwrap();
     let child = autorma()
-        .args(["run", "--watch", "--poll-interval-ms", "50", "--inbox"]).arg(&inbox).arg("--out").arg(&out)
+        .args(["run", "--watch", "--poll-interval-ms", "50", "--inbox"])
+        .arg(&inbox)
+        .arg("--out")
+        .arg(&out)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -257,6 +286,7 @@ fn watch_picks_up_new_photos_and_sigterm_drains() {
     assert!(output.status.success(), "graceful stop exits 0: {:?}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("classified 2 photos"), "{stdout}");
-    let checkpoint: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("state/checkpoint.json")).unwrap()).unwrap();
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("state/checkpoint.json")).unwrap()).unwrap();
     assert_eq!(checkpoint["partitions"]["0"], 2, "everything done is committed on the way out");
 }

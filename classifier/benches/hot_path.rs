@@ -13,7 +13,9 @@ use image::{ImageEncoder, Rgb, RgbImage};
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = RgbImage::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8]));
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).write_image(&img, w, h, image::ExtendedColorType::Rgb8).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .write_image(&img, w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
     out
 }
 

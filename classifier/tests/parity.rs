@@ -40,7 +40,9 @@ fn python() -> Option<PathBuf> {
 
 fn synthetic_photos(dir: &Path) -> Vec<PathBuf> {
     let gradient = |w: u32, h: u32| {
-        RgbImage::from_fn(w, h, |x, y| Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, ((x + y) % 256) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, ((x + y) % 256) as u8])
+        })
     };
     let photos: Vec<(&str, DynamicImage, ImageFormat)> = vec![
         ("tall_odd.png", DynamicImage::ImageRgb8(gradient(61, 200)), ImageFormat::Png),
@@ -50,10 +52,16 @@ fn synthetic_photos(dir: &Path) -> Vec<PathBuf> {
         ("big_square.png", DynamicImage::ImageRgb8(gradient(1000, 1000)), ImageFormat::Png),
         (
             "alpha.png",
-            DynamicImage::ImageRgba8(RgbaImage::from_fn(150, 100, |x, y| Rgba([200, (x % 256) as u8, 40, ((x + 2 * y) % 256) as u8]))),
+            DynamicImage::ImageRgba8(RgbaImage::from_fn(150, 100, |x, y| {
+                Rgba([200, (x % 256) as u8, 40, ((x + 2 * y) % 256) as u8])
+            })),
             ImageFormat::Png,
         ),
-        ("grey.png", DynamicImage::ImageLuma8(GrayImage::from_fn(90, 120, |x, y| Luma([((x * y) % 256) as u8]))), ImageFormat::Png),
+        (
+            "grey.png",
+            DynamicImage::ImageLuma8(GrayImage::from_fn(90, 120, |x, y| Luma([((x * y) % 256) as u8]))),
+            ImageFormat::Png,
+        ),
         ("photo.jpg", DynamicImage::ImageRgb8(gradient(400, 300)), ImageFormat::Jpeg),
         ("photo.webp", DynamicImage::ImageRgb8(gradient(120, 160)), ImageFormat::WebP),
     ];
@@ -102,7 +110,11 @@ fn python_tensors(python: &Path, package_dir: &Path, images: &[PathBuf], out: &P
     let mut cmd = Command::new(python);
     cmd.env("PYTHONPATH", &models_dir);
     if has_dump {
-        cmd.args(["-m", "autorma_models.dump_preprocess", "--model"]).arg(package_dir).arg("--out").arg(out).args(images);
+        cmd.args(["-m", "autorma_models.dump_preprocess", "--model"])
+            .arg(package_dir)
+            .arg("--out")
+            .arg(out)
+            .args(images);
     } else {
         cmd.arg("-c").arg(FALLBACK_DUMP).arg(out).arg(package_dir.join("model.json")).args(images);
     }
@@ -110,11 +122,17 @@ fn python_tensors(python: &Path, package_dir: &Path, images: &[PathBuf], out: &P
     assert!(output.status.success(), "python preprocessing failed:\n{}", String::from_utf8_lossy(&output.stderr));
 
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
-    let entries = index.get("items").or_else(|| index.get("images")).unwrap_or(&index).as_array().expect("index.json lists items");
+    let entries = index
+        .get("items")
+        .or_else(|| index.get("images"))
+        .unwrap_or(&index)
+        .as_array()
+        .expect("index.json lists items");
     entries
         .iter()
         .map(|e| {
-            let field = |names: &[&str]| names.iter().find_map(|n| e.get(*n).and_then(|v| v.as_str())).map(str::to_string);
+            let field =
+                |names: &[&str]| names.iter().find_map(|n| e.get(*n).and_then(|v| v.as_str())).map(str::to_string);
             let image = PathBuf::from(field(&["image", "path", "source"]).expect("index entry names its image"));
             let stem = image.file_stem().unwrap().to_string_lossy().into_owned();
             let file = field(&["file", "tensor", "f32"]).unwrap_or(format!("{stem}.f32"));
@@ -128,13 +146,20 @@ fn python_tensors(python: &Path, package_dir: &Path, images: &[PathBuf], out: &P
 #[test]
 fn rust_preprocessing_matches_python() {
     let Some(python) = python() else {
-        assert!(std::env::var_os("CI").is_none(), "CI needs python for the parity test: create .venv or set AUTORMA_PYTHON");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python for the parity test: create .venv or set AUTORMA_PYTHON"
+        );
         eprintln!("SKIPPED: no python (set AUTORMA_PYTHON or create .venv) for the preprocessing parity test");
         return;
     };
     // The real package when it is there, else the fixture: both declare the same contract.
     let real = repo_root().join("models/fashion5");
-    let package_dir = if real.join("model.json").exists() { real } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny5") };
+    let package_dir = if real.join("model.json").exists() {
+        real
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny5")
+    };
     let package = ModelPackage::load(&package_dir).unwrap();
     let pre = Preprocessor::for_package(&package, DecodeLimits::default());
 
@@ -161,7 +186,12 @@ fn rust_preprocessing_matches_python() {
         }
     }
     let mean = sum / count as f64;
-    eprintln!("parity over {} photos ({num_real} real): max |diff| {:.5} ({}), mean |diff| {mean:.6}", pairs.len(), worst.0, worst.1);
+    eprintln!(
+        "parity over {} photos ({num_real} real): max |diff| {:.5} ({}), mean |diff| {mean:.6}",
+        pairs.len(),
+        worst.0,
+        worst.1
+    );
     assert!(worst.0 <= MAX_ABS, "max |diff| {} on {} is over {MAX_ABS}", worst.0, worst.1);
     assert!(mean <= MEAN_ABS, "mean |diff| {mean} is over {MEAN_ABS}");
 }

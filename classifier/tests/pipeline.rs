@@ -11,8 +11,8 @@ use std::time::Duration;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::{Pipeline, PipelineConfig};
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ObjectStore, PartitionId, Position, PriorOutcome,
-    ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
+    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ObjectStore, PartitionId, Position,
+    PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
 };
 use autorma_registry::ModelPackage;
 use bytes::Bytes;
@@ -131,7 +131,14 @@ fn config() -> PipelineConfig {
 async fn every_event_gets_exactly_one_outcome() {
     let keys = ["red", "green", "flaky", "missing", "down", "garbage", "done-before", "blue", "white", "black"];
     let mut store = MemStore::default();
-    for (key, color) in [("red", [255, 0, 0]), ("green", [0, 255, 0]), ("flaky", [0, 0, 255]), ("blue", [0, 0, 255]), ("white", [255; 3]), ("black", [0; 3])] {
+    for (key, color) in [
+        ("red", [255, 0, 0]),
+        ("green", [0, 255, 0]),
+        ("flaky", [0, 0, 255]),
+        ("blue", [0, 0, 255]),
+        ("white", [255; 3]),
+        ("black", [0; 3]),
+    ] {
         store.objects.insert(key.into(), png(color));
     }
     store.objects.insert("down".into(), png([1, 2, 3]));
@@ -149,15 +156,20 @@ async fn every_event_gets_exactly_one_outcome() {
         commits: commits.clone(),
     };
 
-    let summary = Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
+    let summary =
+        Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
 
     let results = sink.results.lock().unwrap();
     let dlq = sink.dlq.lock().unwrap();
-    assert_eq!(results.keys().map(String::as_str).collect::<Vec<_>>(), ["black", "blue", "flaky", "green", "red", "white"]);
+    assert_eq!(
+        results.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["black", "blue", "flaky", "green", "red", "white"]
+    );
     assert!(results.values().all(|r| r.len() == 1), "each result written once");
     assert_eq!(results["red"][0].label, "casual_shoes");
     assert_eq!(results["flaky"][0].label, "shirts", "retried until it worked");
-    let reasons: BTreeMap<_, _> = dlq.iter().map(|(k, v)| (k.as_str(), (v.len(), v[0].reason, v[0].attempts))).collect();
+    let reasons: BTreeMap<_, _> =
+        dlq.iter().map(|(k, v)| (k.as_str(), (v.len(), v[0].reason, v[0].attempts))).collect();
     assert_eq!(
         reasons,
         BTreeMap::from([

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use autorma_classifier::inference::{ExecutionProvider, InferenceError, ModelSession, RuntimeConfig, default_library_path};
+use autorma_classifier::inference::{
+    ExecutionProvider, InferenceError, ModelSession, RuntimeConfig, default_library_path,
+};
 use autorma_classifier::preprocess::{DecodeLimits, Preprocessor};
 use autorma_core::Decision;
 use autorma_registry::ModelPackage;

@@ -15,10 +15,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path`, fsync the directory (so the rename itself survives a power cut).
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = tmp_path(path);
     let result = (|| {

@@ -39,13 +39,25 @@ pub enum PriorOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("failed to write `{path}`: {source}")]
-    Write { path: String, #[source] source: std::io::Error },
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to read `{path}`: {source}")]
-    Read { path: String, #[source] source: std::io::Error },
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid key `{key}`: {reason}")]
     InvalidKey { key: String, reason: String },
     #[error("failed to encode a record for `{key}`: {source}")]
-    Encode { key: String, #[source] source: serde_json::Error },
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl SinkError {

@@ -21,18 +21,23 @@ pub trait EventSource: Send + 'static {
 
     /// Records that, in each listed partition, every offset below `next_offset` is done
     /// (Kafka's convention: the committed offset is the next one to read).
-    fn commit(
-        &mut self,
-        watermarks: &[(PartitionId, u64)],
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> impl Future<Output = Result<(), SourceError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("failed to list `{path}`: {source}")]
-    Scan { path: String, #[source] source: std::io::Error },
+    Scan {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to read or write the source state `{path}`: {source}")]
-    State { path: String, #[source] source: std::io::Error },
+    State {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("corrupt source state `{path}`: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("commit of partition {partition} at offset {offset} failed: {detail}")]

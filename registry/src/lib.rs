@@ -14,5 +14,5 @@ mod manifest;
 mod package;
 
 pub use error::RegistryError;
-pub use manifest::{Manifest, OnnxSpec, Preprocessing, MANIFEST_SCHEMA};
+pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Preprocessing};
 pub use package::{ModelPackage, sha256_file};

@@ -67,7 +67,14 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
         poll_interval: Duration::from_millis(500),
     };
     let pipeline_config = settings.pipeline.clone();
-    let summary = run_embedded(&run, settings.clone(), package.clone(), Arc::new(PipelineStats::default()), std::future::pending()).await?;
+    let summary = run_embedded(
+        &run,
+        settings.clone(),
+        package.clone(),
+        Arc::new(PipelineStats::default()),
+        std::future::pending(),
+    )
+    .await?;
     let end_to_end = EndToEnd {
         images_per_second: summary.items_per_second(),
         seconds: summary.elapsed.as_secs_f64(),
@@ -101,7 +108,12 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
             session.predict(chunk)?;
         }
         let seconds = started.elapsed().as_secs_f64();
-        let report = ModelOnly { images_per_second: n as f64 / seconds, seconds, batch_size, intra_threads: runtime.intra_threads };
+        let report = ModelOnly {
+            images_per_second: n as f64 / seconds,
+            seconds,
+            batch_size,
+            intra_threads: runtime.intra_threads,
+        };
         Ok((report, session.execution_provider().to_string()))
     })
     .await??;

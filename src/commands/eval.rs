@@ -70,16 +70,17 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
         let mut failed = Vec::new();
         let mut batch_idx = Vec::new();
         let mut batch = Vec::new();
-        let mut flush = |batch_idx: &mut Vec<usize>, batch: &mut Vec<f32>, pairs: &mut Vec<(usize, usize)>| -> anyhow::Result<()> {
-            if batch_idx.is_empty() {
-                return Ok(());
-            }
-            for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
-                pairs.push((labelled[i].1, p.label));
-            }
-            batch.clear();
-            Ok(())
-        };
+        let mut flush =
+            |batch_idx: &mut Vec<usize>, batch: &mut Vec<f32>, pairs: &mut Vec<(usize, usize)>| -> anyhow::Result<()> {
+                if batch_idx.is_empty() {
+                    return Ok(());
+                }
+                for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
+                    pairs.push((labelled[i].1, p.label));
+                }
+                batch.clear();
+                Ok(())
+            };
         for (i, tensor) in tensors.into_iter().enumerate() {
             match tensor {
                 Ok(t) => {
@@ -89,7 +90,11 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
                         flush(&mut batch_idx, &mut batch, &mut pairs)?;
                     }
                 }
-                Err(e) => failed.push(FailedPhoto { file: files[i].display().to_string(), reason: e.reason().as_str(), detail: e.detail().into() }),
+                Err(e) => failed.push(FailedPhoto {
+                    file: files[i].display().to_string(),
+                    reason: e.reason().as_str(),
+                    detail: e.detail().into(),
+                }),
             }
         }
         flush(&mut batch_idx, &mut batch, &mut pairs)?;
@@ -165,7 +170,10 @@ pub fn metrics(pairs: &[(usize, usize)], classes: &[String]) -> (f64, BTreeMap<S
 }
 
 fn print_table(r: &EvalReport) {
-    println!("model {} v{} on {} ({} photos, {})", r.model.name, r.model.version, r.data, r.num_images, r.execution_provider);
+    println!(
+        "model {} v{} on {} ({} photos, {})",
+        r.model.name, r.model.version, r.data, r.num_images, r.execution_provider
+    );
     print!("accuracy {:.4}", r.accuracy);
     if let Some(recorded) = r.recorded_test_accuracy {
         print!("  (model.json test accuracy {recorded:.4})");

@@ -26,10 +26,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves the settings and loads (validates) the model package.
-fn model_setup(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
+fn model_setup(
+    args: &PipelineArgs,
+    file: &FileConfig,
+    file_path: Option<&Path>,
+) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
     let settings = config::resolve(args, file, file_path)?;
-    let package = ModelPackage::load(&settings.model_dir)
-        .with_context(|| format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", settings.model_dir.display()))?;
+    let package = ModelPackage::load(&settings.model_dir).with_context(|| {
+        format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", settings.model_dir.display())
+    })?;
     tracing::info!(model = %package.manifest.name, version = %package.manifest.version, dir = %settings.model_dir.display(),
         "model package verified");
     Ok((settings, Arc::new(package)))
@@ -75,7 +80,10 @@ fn preprocess_files(
                             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                             if size > preprocessor.limits.max_bytes {
                                 return Err(PreprocessError::TooLarge {
-                                    detail: format!("{size} bytes, over the limit of {}", preprocessor.limits.max_bytes),
+                                    detail: format!(
+                                        "{size} bytes, over the limit of {}",
+                                        preprocessor.limits.max_bytes
+                                    ),
                                 });
                             }
                             let bytes = std::fs::read(path)

@@ -59,7 +59,8 @@ pub async fn run_embedded(
     if !run.inbox.is_dir() {
         bail!("inbox `{}` is not a folder", run.inbox.display());
     }
-    std::fs::create_dir_all(&run.out).with_context(|| format!("cannot create output folder `{}`", run.out.display()))?;
+    std::fs::create_dir_all(&run.out)
+        .with_context(|| format!("cannot create output folder `{}`", run.out.display()))?;
     let inbox = std::fs::canonicalize(&run.inbox)?;
     let out = std::fs::canonicalize(&run.out)?;
     if inbox == out || inbox.starts_with(&out) {
@@ -75,7 +76,8 @@ pub async fn run_embedded(
     let sink = LocalSink::open(&out).context("cannot open the output folder")?;
     let store = LocalStore::new(run.bucket.clone(), &inbox);
 
-    let mut pipeline = Pipeline::new(store, Source::Local(source), Arc::new(Sink::Local(sink)), package, settings.pipeline);
+    let mut pipeline =
+        Pipeline::new(store, Source::Local(source), Arc::new(Sink::Local(sink)), package, settings.pipeline);
     pipeline.stats = stats;
     Ok(pipeline.run(shutdown).await?)
 }
@@ -93,7 +95,8 @@ pub async fn shutdown_signal() {
 }
 
 async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("cannot listen for SIGTERM");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -137,9 +140,18 @@ fn print_summary(s: &PipelineSummary, out: &Path) {
     println!("  auto     {}", s.auto);
     println!("  review   {}", s.review);
     let reasons: Vec<String> = s.dlq_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-    println!("  dlq      {}{}", s.dlq, if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) });
+    println!(
+        "  dlq      {}{}",
+        s.dlq,
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+    );
     if s.already_done > 0 {
         println!("  skipped  {} (already done by an earlier run)", s.already_done);
     }
-    println!("results in {}/results/, {}/results.csv; dead letters in {}/dlq/", out.display(), out.display(), out.display());
+    println!(
+        "results in {}/results/, {}/results.csv; dead letters in {}/dlq/",
+        out.display(),
+        out.display(),
+        out.display()
+    );
 }

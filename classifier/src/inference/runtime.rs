@@ -19,7 +19,9 @@ pub const ORT_VERSION: &str = "1.31.1";
 pub enum ExecutionProvider {
     #[default]
     Cpu,
-    Cuda { device_id: i32 },
+    Cuda {
+        device_id: i32,
+    },
 }
 
 impl ExecutionProvider {
@@ -106,7 +108,9 @@ pub fn init_runtime(library: &Path) -> Result<&'static Environment, InferenceErr
     });
     match loaded {
         Ok(loaded) if loaded.path == library => Ok(&loaded.environment),
-        Ok(loaded) => Err(InferenceError::LibraryConflict { loaded: loaded.path.clone(), requested: library.to_path_buf() }),
+        Ok(loaded) => {
+            Err(InferenceError::LibraryConflict { loaded: loaded.path.clone(), requested: library.to_path_buf() })
+        }
         Err(detail) => Err(InferenceError::LibraryLoad { path: library.to_path_buf(), detail: detail.clone() }),
     }
 }

@@ -9,9 +9,9 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
+use super::InferenceError;
 use super::decision::{Prediction, decide};
 use super::runtime::{ExecutionProvider, RuntimeConfig, init_runtime};
-use super::InferenceError;
 
 pub struct ModelSession {
     session: Session,
@@ -46,10 +46,8 @@ impl ModelSession {
             ExecutionProvider::Cpu => builder
                 .with_execution_providers([ort::ep::CPU::default().build().error_on_failure()])
                 .map_err(provider_err)?,
-            ExecutionProvider::Cuda { device_id } => cuda(builder, device_id).map_err(|detail| InferenceError::ProviderUnavailable {
-                provider: "cuda",
-                detail,
-            })?,
+            ExecutionProvider::Cuda { device_id } => cuda(builder, device_id)
+                .map_err(|detail| InferenceError::ProviderUnavailable { provider: "cuda", detail })?,
         };
         let session = builder.commit_from_file(&model_path).map_err(|e| session_err(e.to_string()))?;
 
@@ -74,7 +72,11 @@ impl ModelSession {
             num_classes: m.classes.len(),
             thresholds: m.classes.iter().map(|c| package.threshold(c)).collect(),
             provider: config.execution_provider,
-            model: ModelRef { name: m.name.clone(), version: m.version.clone(), sha256: m.onnx.sha256.to_ascii_lowercase() },
+            model: ModelRef {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                sha256: m.onnx.sha256.to_ascii_lowercase(),
+            },
         })
     }
 
@@ -94,9 +96,12 @@ impl ModelSession {
         assert!(!batch.is_empty() && batch.len().is_multiple_of(per_item), "batch is not a whole number of tensors");
         let n = batch.len() / per_item;
         let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
-        let input = TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| run_err(e.to_string()))?;
-        let (shape, probabilities) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
+        let input =
+            TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;
+        let outputs =
+            self.session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| run_err(e.to_string()))?;
+        let (shape, probabilities) =
+            outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
         if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != self.num_classes {
             return Err(InferenceError::Signature {
                 model: self.model_path.clone(),
@@ -108,13 +113,19 @@ impl ModelSession {
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(builder: ort::session::builder::SessionBuilder, device_id: i32) -> Result<ort::session::builder::SessionBuilder, String> {
+fn cuda(
+    builder: ort::session::builder::SessionBuilder,
+    device_id: i32,
+) -> Result<ort::session::builder::SessionBuilder, String> {
     builder
         .with_execution_providers([ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure()])
         .map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(_builder: ort::session::builder::SessionBuilder, _device_id: i32) -> Result<ort::session::builder::SessionBuilder, String> {
+fn cuda(
+    _builder: ort::session::builder::SessionBuilder,
+    _device_id: i32,
+) -> Result<ort::session::builder::SessionBuilder, String> {
     Err("this binary was built without the `cuda` feature (cargo build --features cuda)".into())
 }

@@ -62,7 +62,10 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         match self.sink.lookup(&sourced.event, &self.model_sha256).await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
-                let _ = self.ack_tx.send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) }).await;
+                let _ = self
+                    .ack_tx
+                    .send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) })
+                    .await;
                 return;
             }
             Ok(None) => {}
@@ -82,7 +85,8 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
 
         let decode_started = Instant::now();
         let preprocessor = self.preprocessor.clone();
-        let tensor = tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await.expect("preprocess panicked");
+        let tensor =
+            tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await.expect("preprocess panicked");
         let decode_ms = ms(decode_started.elapsed());
         match tensor {
             Ok(tensor) => {

@@ -87,7 +87,12 @@ fn worker(
                 // it with the reason so it is visible and the partition moves on.
                 tracing::error!(error = %e, "inference failed; dead-lettering the batch");
                 batch.items.into_iter().all(|item| {
-                    let failed = Failed { sourced: item.sourced, reason: DlqReason::InferenceFailed, detail: e.to_string(), attempts: 1 };
+                    let failed = Failed {
+                        sourced: item.sourced,
+                        reason: DlqReason::InferenceFailed,
+                        detail: e.to_string(),
+                        attempts: 1,
+                    };
                     sink_tx.blocking_send(SinkInput::Failed(failed)).is_ok()
                 })
             }

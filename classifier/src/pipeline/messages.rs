@@ -1,6 +1,6 @@
 //! The messages between the pipeline's stages, in the order they flow.
 
-use autorma_core::{DlqReason, Position, PriorOutcome, Decision, SourcedEvent};
+use autorma_core::{Decision, DlqReason, Position, PriorOutcome, SourcedEvent};
 use tokio::time::Instant;
 
 use crate::inference::Prediction;

@@ -86,7 +86,11 @@ pub enum PipelineError {
     #[error("commit failed: {0}")]
     Commit(#[source] SourceError),
     #[error("sink failed for `{key}`: {source}")]
-    Sink { key: String, #[source] source: SinkError },
+    Sink {
+        key: String,
+        #[source]
+        source: SinkError,
+    },
     #[error("checkpoint tracking failed: {0}")]
     Tracker(#[source] TrackerError),
 }
@@ -116,9 +120,11 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         let Pipeline { store, source, sink, package, config, stats } = self;
         let sessions = {
             let (package, runtime, n) = (package.clone(), config.runtime.clone(), config.num_workers.max(1));
-            tokio::task::spawn_blocking(move || (0..n).map(|_| ModelSession::new(&package, &runtime)).collect::<Result<Vec<_>, _>>())
-                .await
-                .expect("session creation panicked")?
+            tokio::task::spawn_blocking(move || {
+                (0..n).map(|_| ModelSession::new(&package, &runtime)).collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .expect("session creation panicked")?
         };
         let execution_provider = sessions[0].execution_provider();
         let model = sessions[0].model().clone();
@@ -160,7 +166,8 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         };
         let sink_task = tokio::spawn(sink_stage.run(sink_rx));
 
-        let source_stage = source_stage::SourceStage { source, stats: stats.clone(), commit_interval: config.commit_interval };
+        let source_stage =
+            source_stage::SourceStage { source, stats: stats.clone(), commit_interval: config.commit_interval };
         let committed = source_stage.run(events_tx, ack_rx, shutdown).await;
 
         // The source stage ends when every completion sender is gone, i.e. every stage ended

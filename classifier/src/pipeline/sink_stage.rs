@@ -66,7 +66,12 @@ impl<K: ResultSink> SinkStage<K> {
             item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
             label: self.classes[p.label].clone(),
             confidence: p.confidence,
-            probabilities: self.classes.iter().cloned().zip(p.probabilities.iter().copied()).collect::<BTreeMap<_, _>>(),
+            probabilities: self
+                .classes
+                .iter()
+                .cloned()
+                .zip(p.probabilities.iter().copied())
+                .collect::<BTreeMap<_, _>>(),
             decision: p.decision,
             model: self.model.clone(),
             execution_provider: self.execution_provider.to_string(),

@@ -76,7 +76,10 @@ impl<E: EventSource> SourceStage<E> {
                 // Every sender is gone: all stages have drained.
                 Step::Completed(None) => break,
                 Step::Shutdown => {
-                    tracing::info!(inflight = tracker.num_inflight(), "shutting down: no new photos, draining the ones in flight");
+                    tracing::info!(
+                        inflight = tracker.num_inflight(),
+                        "shutting down: no new photos, draining the ones in flight"
+                    );
                     shutting_down = true;
                     // Not yet handed out: not tracked, so not committed; the next run gets them.
                     pending.clear();
@@ -107,7 +110,11 @@ impl<E: EventSource> SourceStage<E> {
         Ok(committed)
     }
 
-    async fn commit(&mut self, tracker: &mut CheckpointTracker, committed: &mut Vec<(PartitionId, u64)>) -> Result<(), PipelineError> {
+    async fn commit(
+        &mut self,
+        tracker: &mut CheckpointTracker,
+        committed: &mut Vec<(PartitionId, u64)>,
+    ) -> Result<(), PipelineError> {
         let advanced = tracker.take_advanced();
         if advanced.is_empty() {
             return Ok(());

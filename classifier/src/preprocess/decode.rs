@@ -29,7 +29,9 @@ pub fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, PreprocessError> {
     }
     match image::guess_format(bytes) {
         Ok(format @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => Ok(format),
-        Ok(other) => Err(PreprocessError::NotAnImage { detail: format!("{other:?} is not a supported format (jpeg, png, webp)") }),
+        Ok(other) => Err(PreprocessError::NotAnImage {
+            detail: format!("{other:?} is not a supported format (jpeg, png, webp)"),
+        }),
         Err(_) => Err(PreprocessError::NotAnImage { detail: "the bytes are not a jpeg, png or webp image".into() }),
     }
 }
@@ -53,7 +55,9 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a truncated scan with grey and reports success; a photo cut
         // off in transit must not be classified as if it were whole (Pillow refuses it too).
-        return Err(PreprocessError::Decode { detail: "jpeg is truncated (no end-of-image marker after the scan)".into() });
+        return Err(PreprocessError::Decode {
+            detail: "jpeg is truncated (no end-of-image marker after the scan)".into(),
+        });
     }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -105,7 +109,9 @@ mod tests {
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7) as u8, (y * 5) as u8, 128]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).write_image(&img, w, h, image::ExtendedColorType::Rgb8).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .write_image(&img, w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
         out
     }
 

@@ -33,7 +33,9 @@ impl PreprocessError {
 
     pub fn detail(&self) -> &str {
         match self {
-            PreprocessError::NotAnImage { detail } | PreprocessError::TooLarge { detail } | PreprocessError::Decode { detail } => detail,
+            PreprocessError::NotAnImage { detail }
+            | PreprocessError::TooLarge { detail }
+            | PreprocessError::Decode { detail } => detail,
         }
     }
 }
@@ -53,7 +55,14 @@ pub struct Preprocessor {
 impl Preprocessor {
     pub fn for_package(package: &ModelPackage, limits: DecodeLimits) -> Self {
         let p = &package.manifest.preprocessing;
-        Self { size: package.manifest.input_size, background: p.background, scale: p.scale, mean: p.mean, std: p.std, limits }
+        Self {
+            size: package.manifest.input_size,
+            background: p.background,
+            scale: p.scale,
+            mean: p.mean,
+            std: p.std,
+            limits,
+        }
     }
 
     /// Number of f32 values of one photo's tensor (`3 * size * size`).

@@ -11,12 +11,7 @@ pub use local::LocalStore;
 /// Reads objects. Implementations must be cheap to share (`&self`, `Send + Sync`).
 pub trait ObjectStore: Send + Sync + 'static {
     /// Reads the whole object, refusing (without reading it) one larger than `max_bytes`.
-    fn get(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+    fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +25,12 @@ pub enum StoreError {
     #[error("unknown bucket `{bucket}` (this store serves `{served}`)")]
     UnknownBucket { bucket: String, served: String },
     #[error("failed to read `{key}` from bucket `{bucket}`: {source}")]
-    Io { bucket: String, key: String, #[source] source: std::io::Error },
+    Io {
+        bucket: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -40,7 +40,9 @@ impl StoreError {
         match self {
             StoreError::Io { source, .. } => !matches!(
                 source.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidInput
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::InvalidInput
             ),
             _ => false,
         }

@@ -26,10 +26,8 @@ impl CheckpointFile {
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let state = match std::fs::read(path) {
             Ok(bytes) => {
-                let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| SourceError::Corrupt {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+                let state: CheckpointState = serde_json::from_slice(&bytes)
+                    .map_err(|e| SourceError::Corrupt { path: path.display().to_string(), detail: e.to_string() })?;
                 if state.schema != SCHEMA {
                     return Err(SourceError::Corrupt {
                         path: path.display().to_string(),

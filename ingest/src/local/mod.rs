@@ -76,20 +76,15 @@ impl LocalFolderSource {
     /// Opens (or creates) the state in `state_dir` and queues every logged event at or above
     /// the committed offset for redelivery.
     pub fn open(config: LocalFolderSourceConfig) -> Result<Self, SourceError> {
-        std::fs::create_dir_all(&config.state_dir).map_err(|source| SourceError::State {
-            path: config.state_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|source| SourceError::State { path: config.state_dir.display().to_string(), source })?;
         let log = EventLog::open(&config.state_dir.join("events.jsonl"))?;
         let checkpoint = CheckpointFile::open(&config.state_dir.join("checkpoint.json"))?;
         let committed = checkpoint.committed(PARTITION);
         if committed > log.next_offset() {
             return Err(SourceError::Corrupt {
                 path: config.state_dir.display().to_string(),
-                detail: format!(
-                    "checkpoint is at offset {committed} but the event log ends at {}",
-                    log.next_offset()
-                ),
+                detail: format!("checkpoint is at offset {committed} but the event log ends at {}", log.next_offset()),
             });
         }
         let pending = log.events_from(committed).collect();
@@ -159,7 +154,11 @@ impl EventSource for LocalFolderSource {
     async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
         for &(partition, offset) in watermarks {
             if partition != PARTITION {
-                return Err(SourceError::Commit { partition, offset, detail: "the folder source has only partition 0".into() });
+                return Err(SourceError::Commit {
+                    partition,
+                    offset,
+                    detail: "the folder source has only partition 0".into(),
+                });
             }
             if offset <= self.checkpoint.committed(PARTITION) {
                 continue;

@@ -46,7 +46,8 @@ impl LocalSink {
         let mut state = State { csv_dirty: true, ..State::default() };
         for (sub, is_result) in [("results", true), ("dlq", false)] {
             let dir = out.join(sub);
-            std::fs::create_dir_all(&dir).map_err(|source| SinkError::Write { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| SinkError::Write { path: dir.display().to_string(), source })?;
             for path in walk_files(&dir)? {
                 if fsutil::is_tmp_file(&path) {
                     let _ = std::fs::remove_file(&path);
@@ -55,13 +56,16 @@ impl LocalSink {
                 if path.extension().is_none_or(|e| e != "json") {
                     continue;
                 }
-                let bytes = std::fs::read(&path).map_err(|source| SinkError::Read { path: path.display().to_string(), source })?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|source| SinkError::Read { path: path.display().to_string(), source })?;
                 // Writes are atomic, so a file that does not parse was not written by us; it is
                 // left alone and its photo is classified again (which replaces it).
                 if is_result {
                     match serde_json::from_slice::<ResultRecord>(&bytes) {
                         Ok(record) => state.results.upsert(&record),
-                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable result file"),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable result file")
+                        }
                     }
                 } else {
                     match serde_json::from_slice::<DlqRecord>(&bytes) {
@@ -124,7 +128,8 @@ impl ResultSink for LocalSink {
         let key = record.item.key.clone();
         let path = self.result_path(&key)?;
         let stale_dlq = self.dlq_path(&key)?;
-        let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
+        let bytes =
+            serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
         write_and_remove(path, bytes, stale_dlq).await?;
         let mut state = self.state();
         state.results.upsert(record);
@@ -137,7 +142,8 @@ impl ResultSink for LocalSink {
         let key = record.event.key.clone();
         let path = self.dlq_path(&key)?;
         let stale_result = self.result_path(&key)?;
-        let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
+        let bytes =
+            serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
         write_and_remove(path, bytes, stale_result).await?;
         let mut state = self.state();
         state.dlq.insert(key.clone(), (record.event.etag.clone(), record.reason));
@@ -174,7 +180,8 @@ impl ResultSink for LocalSink {
 /// Writes `path` atomically, then removes `other` (the key's outcome of the other kind).
 async fn write_and_remove(path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
     tokio::task::spawn_blocking(move || {
-        fsutil::atomic_write(&path, &bytes).map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
+        fsutil::atomic_write(&path, &bytes)
+            .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
         match std::fs::remove_file(&other) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -239,7 +246,13 @@ mod tests {
     }
 
     fn dlq(key: &str, etag: &str) -> DlqRecord {
-        DlqRecord { reason: DlqReason::DecodeError, detail: "bad".into(), attempts: 1, event: event(key, etag), failed_at: Utc::now() }
+        DlqRecord {
+            reason: DlqReason::DecodeError,
+            detail: "bad".into(),
+            attempts: 1,
+            event: event(key, etag),
+            failed_at: Utc::now(),
+        }
     }
 
     #[tokio::test]

@@ -53,16 +53,29 @@ impl ResultTable {
 
     /// `key,etag,label,confidence,decision,p_<class>...,model,model_version,execution_provider,processed_at`
     pub fn to_csv(&self) -> Vec<u8> {
-        let classes: BTreeSet<&str> = self.rows.values().flat_map(|r| r.probabilities.keys().map(String::as_str)).collect();
+        let classes: BTreeSet<&str> =
+            self.rows.values().flat_map(|r| r.probabilities.keys().map(String::as_str)).collect();
         let mut writer = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["key".to_string(), "etag".into(), "label".into(), "confidence".into(), "decision".into()];
         header.extend(classes.iter().map(|c| format!("p_{c}")));
         header.extend(["model".into(), "model_version".into(), "execution_provider".into(), "processed_at".into()]);
         writer.write_record(&header).expect("writing to a Vec cannot fail");
         for (key, r) in &self.rows {
-            let mut record = vec![key.clone(), r.etag.clone(), r.label.clone(), format!("{:.6}", r.confidence), r.decision.as_str().into()];
-            record.extend(classes.iter().map(|c| r.probabilities.get(*c).map(|p| format!("{p:.6}")).unwrap_or_default()));
-            record.extend([r.model_name.clone(), r.model_version.clone(), r.execution_provider.clone(), r.processed_at.clone()]);
+            let mut record = vec![
+                key.clone(),
+                r.etag.clone(),
+                r.label.clone(),
+                format!("{:.6}", r.confidence),
+                r.decision.as_str().into(),
+            ];
+            record
+                .extend(classes.iter().map(|c| r.probabilities.get(*c).map(|p| format!("{p:.6}")).unwrap_or_default()));
+            record.extend([
+                r.model_name.clone(),
+                r.model_version.clone(),
+                r.execution_provider.clone(),
+                r.processed_at.clone(),
+            ]);
             writer.write_record(&record).expect("writing to a Vec cannot fail");
         }
         writer.into_inner().expect("flushing a Vec cannot fail")
