@@ -29,4 +29,4 @@ pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
-pub use store::{LocalStore, ObjectStore, StoreError};
+pub use store::{LocalStore, ObjectStore, Store, StoreError};

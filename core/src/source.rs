@@ -40,6 +40,8 @@ pub enum SourceError {
     },
     #[error("corrupt source state `{path}`: {detail}")]
     Corrupt { path: String, detail: String },
+    #[error("cannot use `{path}`: {detail}")]
+    NotOwner { path: String, detail: String },
     #[error("commit of partition {partition} at offset {offset} failed: {detail}")]
     Commit { partition: PartitionId, offset: u64, detail: String },
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use autorma_classifier::{Pipeline, PipelineStats, PipelineSummary};
-use autorma_core::LocalStore;
+use autorma_core::{LocalStore, Store};
 use autorma_ingest::{LocalFolderSource, LocalFolderSourceConfig, Source};
 use autorma_registry::ModelPackage;
 use autorma_sink::{LocalSink, Sink};
@@ -28,6 +28,14 @@ pub struct EmbeddedRun {
 
 pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let m = &package.manifest;
+    let model_line = format!(
+        "model {} v{} (sha256 {}...), execution provider {}",
+        m.name,
+        m.version,
+        &m.onnx.sha256[..12],
+        settings.pipeline.runtime.execution_provider
+    );
     let embedded = EmbeddedRun {
         inbox: args.inbox.clone(),
         out: args.out.clone(),
@@ -44,6 +52,7 @@ pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> 
     }
     let summary = summary?;
     print_summary(&summary, &embedded.out);
+    println!("{model_line}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -72,9 +81,10 @@ pub async fn run_embedded(
     source_config.poll_interval = run.poll_interval;
     // An output folder inside the inbox must not be classified as photos.
     source_config.exclude = out.starts_with(&inbox).then(|| out.clone());
-    let source = LocalFolderSource::open(source_config).context("cannot open the inbox's event log")?;
+    let source =
+        LocalFolderSource::open(source_config).context("cannot open the run's state (output folder `state/`)")?;
     let sink = LocalSink::open(&out).context("cannot open the output folder")?;
-    let store = LocalStore::new(run.bucket.clone(), &inbox);
+    let store = Store::Local(LocalStore::new(run.bucket.clone(), &inbox));
 
     let mut pipeline =
         Pipeline::new(store, Source::Local(source), Arc::new(Sink::Local(sink)), package, settings.pipeline);

@@ -8,6 +8,20 @@ use bytes::Bytes;
 
 pub use local::LocalStore;
 
+/// Every store the binary can use, as one type (S3/MinIO joins as a variant).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(LocalStore),
+}
+
+impl ObjectStore for Store {
+    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        match self {
+            Store::Local(store) => store.get(bucket, key, max_bytes).await,
+        }
+    }
+}
+
 /// Reads objects. Implementations must be cheap to share (`&self`, `Send + Sync`).
 pub trait ObjectStore: Send + Sync + 'static {
     /// Reads the whole object, refusing (without reading it) one larger than `max_bytes`.

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod log;
+mod owner;
 mod scan;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 pub use checkpoint::CheckpointFile;
 pub use log::EventLog;
+pub use owner::StateOwner;
 pub use scan::{ScanFilter, local_etag};
 
 /// The folder source has one partition.
@@ -70,6 +72,8 @@ pub struct LocalFolderSource {
     /// When the next watch poll may start; stored for the same cancel-safety reason.
     next_scan_at: Instant,
     filter: ScanFilter,
+    /// The state folder's lock, held while this source lives.
+    _owner: StateOwner,
 }
 
 impl LocalFolderSource {
@@ -78,6 +82,7 @@ impl LocalFolderSource {
     pub fn open(config: LocalFolderSourceConfig) -> Result<Self, SourceError> {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| SourceError::State { path: config.state_dir.display().to_string(), source })?;
+        let owner = StateOwner::claim(&config.state_dir, &config.inbox, &config.bucket)?;
         let log = EventLog::open(&config.state_dir.join("events.jsonl"))?;
         let checkpoint = CheckpointFile::open(&config.state_dir.join("checkpoint.json"))?;
         let committed = checkpoint.committed(PARTITION);
@@ -98,6 +103,7 @@ impl LocalFolderSource {
             num_scans: 0,
             next_scan_at: Instant::now(),
             filter,
+            _owner: owner,
         })
     }
 
@@ -273,6 +279,6 @@ mod tests {
         checkpoint.set(0, 5);
         checkpoint.save().unwrap();
         let err = LocalFolderSource::open(LocalFolderSourceConfig::new(dir.path(), &state)).err().unwrap();
-        assert!(matches!(err, SourceError::Corrupt { .. }), "{err}");
+        assert!(matches!(&err, SourceError::Corrupt { detail, .. } if detail.contains("event log ends at 0")), "{err}");
     }
 }
