@@ -77,6 +77,8 @@ struct MemSink {
     prior: HashMap<String, PriorOutcome>,
     /// Writes of this key take long: lets a test catch the pipeline with it in flight.
     slow_key: Option<String>,
+    /// Every result write fails for good.
+    broken: bool,
 }
 
 impl ResultSink for MemSink {
@@ -84,6 +86,9 @@ impl ResultSink for MemSink {
         Ok(self.prior.get(&event.key).copied())
     }
     async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+        if self.broken {
+            return Err(SinkError::InvalidKey { key: record.item.key.clone(), reason: "broken sink".into() });
+        }
         if self.slow_key.as_deref() == Some(record.item.key.as_str()) {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -217,4 +222,25 @@ async fn shutdown_drains_in_flight_work_and_commits_no_further_than_done() {
     for key in &keys[..committed as usize] {
         assert!(results.contains_key(key), "{key} is below the commit but has no result");
     }
+}
+
+#[tokio::test]
+async fn a_sink_that_fails_for_good_stops_the_pipeline_with_its_error() {
+    let mut store = MemStore::default();
+    let keys: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    for key in &keys {
+        store.objects.insert(key.clone(), png([0, 0, 0]));
+    }
+    let sink = Arc::new(MemSink { broken: true, ..Default::default() });
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    // Endless like a watch: without the stop, the run would never end.
+    let source = VecSource {
+        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
+        endless: true,
+        commits: commits.clone(),
+    };
+    let run = Pipeline::new(store, source, sink, package(), config()).run(std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops by itself").unwrap_err();
+    assert!(matches!(err, autorma_classifier::PipelineError::Sink { .. }), "{err}");
+    assert!(commits.lock().unwrap().is_empty(), "nothing was written, so nothing is committed");
 }

@@ -164,11 +164,29 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             flush_interval: config.sink_flush_interval,
             ack_tx,
         };
-        let sink_task = tokio::spawn(sink_stage.run(sink_rx));
+        // A sink that fails for good cannot acknowledge anything more: stop reading (as on
+        // shutdown) so the pipeline winds down instead of fetching photos it cannot record.
+        let sink_failed = Arc::new(tokio::sync::Notify::new());
+        let sink_task = tokio::spawn({
+            let sink_failed = sink_failed.clone();
+            async move {
+                let result = sink_stage.run(sink_rx).await;
+                if result.is_err() {
+                    sink_failed.notify_one();
+                }
+                result
+            }
+        });
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = sink_failed.notified() => tracing::error!("the sink failed; stopping"),
+            }
+        };
 
         let source_stage =
             source_stage::SourceStage { source, stats: stats.clone(), commit_interval: config.commit_interval };
-        let committed = source_stage.run(events_tx, ack_rx, shutdown).await;
+        let committed = source_stage.run(events_tx, ack_rx, stop).await;
 
         // The source stage ends when every completion sender is gone, i.e. every stage ended
         // (or it failed: then the stages wind down as their channels close).
