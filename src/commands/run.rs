@@ -115,19 +115,28 @@ async fn wait_for_signal() {
 
 fn spawn_progress(stats: Arc<PipelineStats>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
     use std::sync::atomic::Ordering;
-    let bar = indicatif::ProgressBar::new(0);
+    // Hidden until the first photo is found, so the start-up log lines come before the bar.
+    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {per_sec}  eta {eta}  {msg}")
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {msg}  eta {eta}")
             .expect("valid template"),
     );
     let task = tokio::spawn({
         let bar = bar.clone();
         async move {
+            let mut started: Option<std::time::Instant> = None;
             loop {
-                bar.set_length(stats.discovered.load(Ordering::Relaxed));
-                bar.set_position(stats.num_done());
+                let discovered = stats.discovered.load(Ordering::Relaxed);
+                if discovered > 0 && started.is_none() {
+                    started = Some(std::time::Instant::now());
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+                let done = stats.num_done();
+                let rate = started.map_or(0.0, |t| done as f64 / t.elapsed().as_secs_f64().max(1e-3));
+                bar.set_length(discovered);
+                bar.set_position(done);
                 bar.set_message(format!(
-                    "auto {} review {} dlq {}",
+                    "{rate:.0} img/s  auto {} review {} dlq {}",
                     stats.auto.load(Ordering::Relaxed),
                     stats.review.load(Ordering::Relaxed),
                     stats.dlq.load(Ordering::Relaxed)

@@ -52,7 +52,9 @@ impl LocalFolderSourceConfig {
             watch: false,
             poll_interval: Duration::from_millis(500),
             settle: Duration::from_secs(1),
-            max_batch: 256,
+            // Large: the pipeline learns the size of the backlog early (progress, logs); the
+            // events are already in memory in the log, so this costs nothing.
+            max_batch: 4096,
             exclude: None,
         }
     }
