@@ -154,7 +154,9 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while records(&out.join("results"), true).len() < 20 {
+    // Kill once a checkpoint has been committed and more results written after it, so the
+    // restart has both a committed prefix and redelivered photos that are already done.
+    while !out.join("state/checkpoint.json").exists() || records(&out.join("results"), true).len() < 60 {
         assert!(Instant::now() < deadline, "no progress within 60 s");
         assert!(child.0.try_wait().unwrap().is_none(), "the run ended before it could be killed");
         std::thread::sleep(Duration::from_millis(5));
@@ -163,12 +165,21 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
     child.0.wait().unwrap();
     // Whatever the kill interrupted is temp debris; complete records are what counts.
     let before_restart = records(&out.join("results"), true);
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("state/checkpoint.json")).unwrap()).unwrap();
+    eprintln!("killed with {} of {} results written, checkpoint {checkpoint}", before_restart.len(), good.len());
+    let committed = checkpoint["partitions"]["0"].as_u64().unwrap() as usize;
+    assert!(
+        committed < before_restart.len() + broken.len(),
+        "the kill should leave written results above the checkpoint (committed {committed})"
+    );
     assert!(before_restart.len() < good.len(), "killed too late to test anything ({} results)", before_restart.len());
 
     let output =
         autorma().args(["run", "--inbox"]).arg(&inbox).arg("--out").arg(&out).args(throttled).output().unwrap();
     assert!(output.status.success(), "restart failed: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("restart: {stdout}");
 
     let results = record_keys(&out.join("results"));
     assert_eq!(results.keys().cloned().collect::<BTreeSet<_>>(), good, "one result per good photo");
