@@ -67,11 +67,14 @@ pub struct RuntimeConfig {
     pub execution_provider: ExecutionProvider,
     /// Threads ONNX Runtime uses inside one operator, per session.
     pub intra_threads: usize,
+    /// Whether ONNX Runtime's idle pool threads busy-wait for work. Off by default: in the
+    /// pipeline the same cores decode photos, and spinning threads take their time.
+    pub intra_op_spinning: bool,
 }
 
 impl RuntimeConfig {
     pub fn new(library: PathBuf) -> Self {
-        Self { library, execution_provider: ExecutionProvider::Cpu, intra_threads: 1 }
+        Self { library, execution_provider: ExecutionProvider::Cpu, intra_threads: 1, intra_op_spinning: false }
     }
 }
 

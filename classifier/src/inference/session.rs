@@ -37,6 +37,8 @@ impl ModelSession {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| session_err(e.to_string()))?
             .with_intra_threads(config.intra_threads.max(1))
+            .map_err(|e| session_err(e.to_string()))?
+            .with_intra_op_spinning(config.intra_op_spinning)
             .map_err(|e| session_err(e.to_string()))?;
         let provider_err = |e: ort::Error<_>| InferenceError::ProviderUnavailable {
             provider: config.execution_provider.name(),
