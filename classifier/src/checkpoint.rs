@@ -6,6 +6,10 @@
 //! the next offset whose every predecessor is done. A photo stuck in the middle holds the
 //! watermark back, so a crash redelivers it instead of skipping it. (Committing "the latest
 //! success" would lose it; see STYLE.md, pattern 4.)
+//!
+//! Where the watermark goes is the source's business: Kafka stores it as the group's
+//! committed offset; the local folder source writes `state/checkpoint.json` (its protocol, and
+//! why a `kill -9` at any moment loses and duplicates nothing: `ingest/src/local/design.md`).
 
 use std::collections::{BTreeMap, VecDeque};
 
