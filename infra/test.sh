@@ -9,8 +9,17 @@ cd "${repo_root}"
 infra/setup/python.sh
 infra/setup/onnxruntime.sh
 
+log_dir="$(mktemp -d)"
+trap 'rm -rf "${log_dir}"' EXIT
+
 echo "== python tests (models/)"
-(cd models && ../.venv/bin/python -m pytest -q)
+(cd models && ../.venv/bin/python -m pytest -q) 2>&1 | tee "${log_dir}/python.log"
 
 echo "== rust tests (workspace)"
-cargo test --workspace --release --locked
+# --lib --bins --tests: the crates carry no doc tests, whose empty runs would close the log.
+cargo test --workspace --release --locked --lib --bins --tests 2>&1 | tee "${log_dir}/rust.log"
+
+# One closing line over both runners.
+py_passed=$(grep -Eo '[0-9]+ passed' "${log_dir}/python.log" | tail -n 1 | grep -Eo '[0-9]+')
+rs_passed=$(awk '/^test result: ok. / { n += $4 } END { print n + 0 }' "${log_dir}/rust.log")
+echo "all tests: $((py_passed + rs_passed)) passed, 0 failed"
