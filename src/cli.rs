@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// Batch size of the model-only measurement.
     #[arg(long, default_value_t = 32)]
     pub model_batch_size: usize,
+    /// Rounds of each measurement, interleaved (end-to-end, model-only, end-to-end, ...) so
+    /// both see the same machine; the report gives each one's median.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
