@@ -42,7 +42,10 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
     let decode_err = |e: image::ImageError| PreprocessError::Decode { detail: e.to_string() };
 
     // Header only: dimensions without decoding a pixel.
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(decode_err)?;
+    let (width, height) = match png_ihdr_dimensions(bytes) {
+        Some(dims) if format == ImageFormat::Png => dims,
+        _ => ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(decode_err)?,
+    };
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(PreprocessError::TooLarge {
@@ -73,6 +76,17 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
         other => decode_err(other),
     })?;
     Ok(to_rgb(image, background))
+}
+
+/// A PNG's size from its IHDR chunk, which the format requires first, right after the
+/// signature. Read directly because the decoder's header read goes on to the first IDAT: a file
+/// cut off after a giant IHDR would otherwise be a `decode_error`, not `too_large`.
+fn png_ihdr_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    Some((be(16), be(20)))
 }
 
 /// A JPEG is complete when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA).
@@ -173,6 +187,13 @@ mod tests {
         let err = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3]).unwrap_err();
         assert_eq!(err.reason(), autorma_core::DlqReason::TooLarge, "{err}");
         assert!(err.detail().contains("20000x20000"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_png_cut_off_after_its_ihdr_is_still_too_large() {
+        let bytes = &png_header_only(20_000, 20_000)[..33]; // signature + IHDR, nothing else
+        let err = decode_rgb(bytes, &DecodeLimits::default(), [255; 3]).unwrap_err();
+        assert_eq!(err.reason(), autorma_core::DlqReason::TooLarge, "{err}");
     }
 
     #[test]
