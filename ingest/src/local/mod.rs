@@ -144,8 +144,11 @@ impl EventSource for LocalFolderSource {
             if let Some(task) = self.scan_task.as_mut() {
                 let result = task.await.expect("folder scan task panicked");
                 self.scan_task = None;
+                // Only a scan that succeeded counts: a failed one must not leave a one-shot run
+                // believing the inbox is done. The error goes up; the next call scans again.
+                let found = result?;
                 self.num_scans += 1;
-                self.pending.extend(result?);
+                self.pending.extend(found);
                 continue;
             }
             if self.num_scans > 0 {
@@ -271,6 +274,23 @@ mod tests {
         // And it is not found twice.
         let r = tokio::time::timeout(Duration::from_millis(100), source.next_batch()).await;
         assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_scan_is_reported_and_retried_not_taken_for_an_empty_inbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        write(&inbox.join("a.jpg"), b"a");
+        let mut source =
+            LocalFolderSource::open(LocalFolderSourceConfig::new(&inbox, dir.path().join("state"))).unwrap();
+        // The inbox cannot be listed (here: it is gone for a moment).
+        std::fs::rename(&inbox, dir.path().join("away")).unwrap();
+        let err = source.next_batch().await.unwrap_err();
+        assert!(matches!(err, SourceError::Scan { .. }), "{err}");
+        std::fs::rename(dir.path().join("away"), &inbox).unwrap();
+        let events = drain(&mut source).await;
+        let keys: Vec<_> = events.iter().map(|e| (e.event.key.as_str(), e.event.source)).collect();
+        assert_eq!(keys, vec![("a.jpg", EventOrigin::Replay)], "the backlog scan is done again");
     }
 
     #[test]
