@@ -70,6 +70,30 @@ impl EventSource for VecSource {
     }
 }
 
+/// Hands out its events, then fails once with a transient error (telling the test when), then
+/// waits forever like an idle watch.
+struct FailingOnceSource {
+    events: Option<Vec<SourcedEvent>>,
+    failed_tx: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl EventSource for FailingOnceSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+        if let Some(events) = self.events.take() {
+            return Ok(Some(events));
+        }
+        if let Some(failed_tx) = self.failed_tx.take() {
+            let _ = failed_tx.send(());
+            return Err(SourceError::Scan { path: "inbox".into(), source: std::io::Error::other("flaky listing") });
+        }
+        std::future::pending().await
+    }
+
+    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct MemSink {
     results: Mutex<BTreeMap<String, Vec<ResultRecord>>>,
@@ -243,4 +267,28 @@ async fn a_sink_that_fails_for_good_stops_the_pipeline_with_its_error() {
     let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops by itself").unwrap_err();
     assert!(matches!(err, autorma_classifier::PipelineError::Sink { .. }), "{err}");
     assert!(commits.lock().unwrap().is_empty(), "nothing was written, so nothing is committed");
+}
+
+#[tokio::test]
+async fn waiting_to_retry_a_source_error_does_not_hold_up_the_shutdown() {
+    let mut store = MemStore::default();
+    for key in ["a", "b"] {
+        store.objects.insert(key.into(), png([0, 0, 0]));
+    }
+    let sink = Arc::new(MemSink::default());
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+    let source = FailingOnceSource { events: Some(vec![event(0, "a"), event(1, "b")]), failed_tx: Some(failed_tx) };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config()).run(async {
+        let _ = stop_rx.await;
+    }));
+    // The source has just failed: the pipeline waits 1 s before asking it again.
+    failed_rx.await.unwrap();
+    let stopping = std::time::Instant::now();
+    stop_tx.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops").unwrap().unwrap();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_millis(800), "the shutdown waited out the retry delay: {took:?}");
+    assert_eq!(summary.classified(), 2, "the photos in flight were drained");
+    assert_eq!(sink.results.lock().unwrap().len(), 2);
 }

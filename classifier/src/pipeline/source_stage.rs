@@ -52,6 +52,9 @@ impl<E: EventSource> SourceStage<E> {
         let mut next_commit_at = Instant::now() + self.commit_interval;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutting_down = false;
+        // After a transient source error: no poll before this time. Waited out inside the
+        // select, so completions and the shutdown signal are still heard meanwhile.
+        let mut retry_at: Option<Instant> = None;
 
         loop {
             let reading = events_tx.is_some();
@@ -66,7 +69,10 @@ impl<E: EventSource> SourceStage<E> {
                     permit.send(sourced);
                     Step::Sent
                 }
-                polled = self.source.next_batch(), if reading && pending.is_empty() => Step::Polled(polled),
+                polled = poll_after(&mut self.source, retry_at), if reading && pending.is_empty() => {
+                    retry_at = None;
+                    Step::Polled(polled)
+                }
             };
             match step {
                 Step::Completed(Some(completion)) => {
@@ -96,7 +102,7 @@ impl<E: EventSource> SourceStage<E> {
                 }
                 Step::Polled(Err(e)) if e.is_retryable() => {
                     tracing::warn!(error = %e, "source failed; retrying in 1s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    retry_at = Some(Instant::now() + Duration::from_secs(1));
                 }
                 Step::Polled(Err(e)) => return Err(PipelineError::Source(e)),
                 Step::CommitDue => {}
@@ -129,6 +135,17 @@ impl<E: EventSource> SourceStage<E> {
         }
         Ok(())
     }
+}
+
+/// The source's next batch, not asked for before `at`. Cancel-safe, as `next_batch` is.
+async fn poll_after<E: EventSource>(
+    source: &mut E,
+    at: Option<Instant>,
+) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+    source.next_batch().await
 }
 
 async fn reserve<T>(tx: &Option<mpsc::Sender<T>>) -> mpsc::Permit<'_, T> {
