@@ -134,6 +134,22 @@ fn records(dir: &Path, allow_tmp: bool) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Stops the child (SIGSTOP) and returns once it is stopped.
+fn pause(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: plain syscalls on our own child; WUNTRACED reports the stop without reaping it.
+    let stopped =
+        unsafe { libc::kill(pid, libc::SIGSTOP) == 0 && libc::waitpid(pid, &mut status, libc::WUNTRACED) == pid };
+    assert!(stopped && libc::WIFSTOPPED(status), "the run could not be paused (it ended?), status {status}");
+}
+
+/// The run's committed offset, once it has committed anything.
+fn committed_offset(out: &Path) -> Option<usize> {
+    let bytes = std::fs::read(out.join("state/checkpoint.json")).ok()?;
+    let checkpoint: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    checkpoint["partitions"]["0"].as_u64().map(|offset| offset as usize)
+}
+
 #[test]
 fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,11 +170,20 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Kill once a checkpoint has been committed and more results written after it, so the
-    // restart has both a committed prefix and redelivered photos that are already done.
-    while !out.join("state/checkpoint.json").exists() || records(&out.join("results"), true).len() < 60 {
+    // Kill once a checkpoint has been committed and more outcomes written after it, so the
+    // restart has both a committed prefix and redelivered photos that are already done. The
+    // run is paused while its output is read, so no commit lands between the look and the kill.
+    let pid = child.0.id() as libc::pid_t;
+    loop {
         assert!(Instant::now() < deadline, "no progress within 60 s");
         assert!(child.0.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        pause(pid);
+        let written = records(&out.join("results"), true).len();
+        let outcomes = written + records(&out.join("dlq"), true).len();
+        if written >= 60 && committed_offset(&out).is_some_and(|committed| committed < outcomes) {
+            break;
+        }
+        unsafe { libc::kill(pid, libc::SIGCONT) };
         std::thread::sleep(Duration::from_millis(5));
     }
     child.0.kill().unwrap(); // SIGKILL
