@@ -103,6 +103,8 @@ struct MemSink {
     slow_key: Option<String>,
     /// Every result write fails for good.
     broken: bool,
+    /// The number of results at each flush.
+    flushes: Mutex<Vec<usize>>,
 }
 
 impl ResultSink for MemSink {
@@ -124,6 +126,8 @@ impl ResultSink for MemSink {
         Ok(())
     }
     async fn flush(&self) -> Result<(), SinkError> {
+        let num_results = self.results.lock().unwrap().len();
+        self.flushes.lock().unwrap().push(num_results);
         Ok(())
     }
 }
@@ -291,4 +295,34 @@ async fn waiting_to_retry_a_source_error_does_not_hold_up_the_shutdown() {
     assert!(took < Duration::from_millis(800), "the shutdown waited out the retry delay: {took:?}");
     assert_eq!(summary.classified(), 2, "the photos in flight were drained");
     assert_eq!(sink.results.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn derived_outputs_catch_up_while_the_source_is_idle() {
+    let mut store = MemStore::default();
+    for key in ["a", "b"] {
+        store.objects.insert(key.into(), png([0, 0, 0]));
+    }
+    let sink = Arc::new(MemSink::default());
+    // Like `run --watch` after a burst: two photos, then nothing for a long time.
+    let source = VecSource {
+        events: [event(0, "a"), event(1, "b")].into(),
+        endless: true,
+        commits: Arc::new(Mutex::new(Vec::new())),
+    };
+    let mut config = config();
+    config.sink_flush_interval = Duration::from_millis(100);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config).run(async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sink.results.lock().unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no results within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(sink.flushes.lock().unwrap().contains(&2), "flushes while idle: {:?}", sink.flushes.lock().unwrap());
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops").unwrap().unwrap();
 }

@@ -54,7 +54,8 @@ pub struct PipelineConfig {
     pub queue_capacity: usize,
     /// Most time between two commits of the checkpoint.
     pub commit_interval: Duration,
-    /// Most time between two refreshes of derived sink outputs (results.csv).
+    /// Longest a written outcome waits to show in derived sink outputs (results.csv), even
+    /// when no more photos come.
     pub sink_flush_interval: Duration,
 }
 

@@ -24,15 +24,28 @@ pub(crate) struct SinkStage<K> {
     pub retry: RetryConfig,
     /// Writes of one batch in flight at once.
     pub concurrency: usize,
-    /// How often derived outputs (results.csv) are refreshed while running.
+    /// Longest a written outcome waits to show in derived outputs (results.csv).
     pub flush_interval: Duration,
     pub ack_tx: mpsc::Sender<Completion>,
 }
 
 impl<K: ResultSink> SinkStage<K> {
     pub async fn run(self, mut sink_rx: mpsc::Receiver<SinkInput>) -> Result<(), PipelineError> {
-        let mut last_flush = Instant::now();
-        while let Some(input) = sink_rx.recv().await {
+        // Set by the first write the derived outputs do not show yet; they are refreshed then,
+        // whether more input comes or not (an idle `--watch` must not leave results.csv stale).
+        let mut flush_at: Option<Instant> = None;
+        loop {
+            let input = tokio::select! {
+                input = sink_rx.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+                () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                    flush_at = None;
+                    self.flush().await?;
+                    continue;
+                }
+            };
             match input {
                 SinkInput::Classified(items) => {
                     let mut writes = futures::stream::iter(items.into_iter().map(|item| self.write_result(item)))
@@ -46,11 +59,12 @@ impl<K: ResultSink> SinkStage<K> {
                     self.ack(done).await;
                 }
             }
-            if last_flush.elapsed() >= self.flush_interval {
-                last_flush = Instant::now();
-                self.sink.flush().await.map_err(|source| PipelineError::Sink { key: "<flush>".into(), source })?;
-            }
+            flush_at.get_or_insert_with(|| Instant::now() + self.flush_interval);
         }
+        self.flush().await
+    }
+
+    async fn flush(&self) -> Result<(), PipelineError> {
         self.sink.flush().await.map_err(|source| PipelineError::Sink { key: "<flush>".into(), source })
     }
 
