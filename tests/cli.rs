@@ -48,6 +48,12 @@ fn classify_prints_label_confidence_and_decision() {
         String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0]["label"], "casual_shoes");
     assert_eq!(lines[1]["error"], "not_an_image");
+
+    // A file that cannot be read is `fetch_failed`, as in `run`, not a verdict on its bytes.
+    let output = autorma().args(["classify", "--json"]).arg(dir.path().join("missing.jpg")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["error"], "fetch_failed", "{line}");
 }
 
 #[test]

@@ -46,9 +46,9 @@ pub async fn classify(args: ClassifyArgs, file: &FileConfig, file_path: Option<&
                 (Err(e), None) => {
                     failures += 1;
                     lines.push(if args.json {
-                        serde_json::json!({"file": name, "error": e.reason().as_str(), "detail": e.detail()}).to_string()
+                        serde_json::json!({"file": name, "error": e.reason.as_str(), "detail": e.detail}).to_string()
                     } else {
-                        format!("{name}\t{}\t{}", e.reason(), e.detail())
+                        format!("{name}\t{}\t{}", e.reason, e.detail)
                     });
                 }
                 (Ok(_), None) => unreachable!("every decoded photo was predicted"),

@@ -92,8 +92,8 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
                 }
                 Err(e) => failed.push(FailedPhoto {
                     file: files[i].display().to_string(),
-                    reason: e.reason().as_str(),
-                    detail: e.detail().into(),
+                    reason: e.reason.as_str(),
+                    detail: e.detail,
                 }),
             }
         }

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use autorma_classifier::preprocess::{PreprocessError, Preprocessor};
+use autorma_core::DlqReason;
 use autorma_registry::ModelPackage;
 
 use crate::cli::{Cli, Command, PipelineArgs};
@@ -61,12 +63,22 @@ fn list_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Why a file given on the command line could not become a tensor: the reason a `run` would
+/// dead-letter it with, and the detail.
+#[derive(Debug)]
+pub struct Refused {
+    pub reason: DlqReason,
+    pub detail: String,
+}
+
+impl From<PreprocessError> for Refused {
+    fn from(e: PreprocessError) -> Self {
+        Refused { reason: e.reason(), detail: e.detail().to_string() }
+    }
+}
+
 /// Reads and preprocesses files on all cores; each result is the tensor or why it failed.
-fn preprocess_files(
-    files: &[PathBuf],
-    preprocessor: &autorma_classifier::preprocess::Preprocessor,
-) -> Vec<Result<Vec<f32>, autorma_classifier::preprocess::PreprocessError>> {
-    use autorma_classifier::preprocess::PreprocessError;
+fn preprocess_files(files: &[PathBuf], preprocessor: &Preprocessor) -> Vec<Result<Vec<f32>, Refused>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -76,24 +88,27 @@ fn preprocess_files(
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|path| {
-                            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                            if size > preprocessor.limits.max_bytes {
-                                return Err(PreprocessError::TooLarge {
-                                    detail: format!(
-                                        "{size} bytes, over the limit of {}",
-                                        preprocessor.limits.max_bytes
-                                    ),
-                                });
-                            }
-                            let bytes = std::fs::read(path)
-                                .map_err(|e| PreprocessError::NotAnImage { detail: format!("cannot read: {e}") })?;
-                            preprocessor.preprocess(&bytes)
-                        })
+                        .map(|path| Ok(preprocessor.preprocess(&read_limited(path, preprocessor)?)?))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("preprocess thread panicked")).collect()
     })
+}
+
+/// The file's bytes, refused without reading when over the size limit; like the pipeline's
+/// fetch, a file that cannot be read is `fetch_failed`.
+fn read_limited(path: &Path, preprocessor: &Preprocessor) -> Result<Vec<u8>, Refused> {
+    let fetch_failed =
+        |e: std::io::Error| Refused { reason: DlqReason::FetchFailed, detail: format!("cannot read: {e}") };
+    let size = std::fs::metadata(path).map_err(fetch_failed)?.len();
+    let max_bytes = preprocessor.limits.max_bytes;
+    if size > max_bytes {
+        return Err(Refused {
+            reason: DlqReason::TooLarge,
+            detail: format!("{size} bytes, over the limit of {max_bytes}"),
+        });
+    }
+    std::fs::read(path).map_err(fetch_failed)
 }
