@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::messages::{Completion, Failed, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
-use crate::preprocess::Preprocessor;
+use crate::preprocess::{PreprocessError, Preprocessor};
 
 pub(crate) struct FetchStage<S, K> {
     pub store: Arc<S>,
@@ -85,8 +85,12 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
 
         let decode_started = Instant::now();
         let preprocessor = self.preprocessor.clone();
-        let tensor =
-            tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await.expect("preprocess panicked");
+        let tensor = match tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await {
+            Ok(tensor) => tensor,
+            // A decoder that panics has met a hostile or broken photo: dead-letter it. Stopping
+            // instead would stop every restart too, on the same photo above the checkpoint.
+            Err(e) => Err(PreprocessError::Decode { detail: format!("the decoder panicked: {}", panic_message(e)) }),
+        };
         let decode_ms = ms(decode_started.elapsed());
         match tensor {
             Ok(tensor) => {
@@ -130,4 +134,30 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
 
 pub(crate) fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_its_message() {
+        let err = tokio::task::spawn_blocking(|| panic!("bad huffman table")).await.unwrap_err();
+        assert_eq!(panic_message(err), "bad huffman table");
+        let code = 3;
+        let err = tokio::task::spawn_blocking(move || panic!("marker {code}")).await.unwrap_err();
+        assert_eq!(panic_message(err), "marker 3");
+    }
 }
