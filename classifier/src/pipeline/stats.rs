@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use autorma_core::{Decision, DlqReason, PartitionId, PriorOutcome};
+use autorma_core::{Decision, DlqReason, PartitionId};
 
 use super::messages::Outcome;
 use crate::batcher::FlushTrigger;
@@ -104,11 +104,5 @@ impl PipelineSummary {
     pub fn items_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 { (self.classified() + self.dlq) as f64 / secs } else { 0.0 }
-    }
-}
-
-impl From<PriorOutcome> for Outcome {
-    fn from(prior: PriorOutcome) -> Self {
-        Outcome::AlreadyDone(prior)
     }
 }

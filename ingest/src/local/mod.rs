@@ -109,11 +109,6 @@ impl LocalFolderSource {
         })
     }
 
-    /// Events queued for delivery (redeliveries plus discovered, not yet handed out).
-    pub fn num_pending(&self) -> usize {
-        self.pending.len()
-    }
-
     pub fn committed_offset(&self) -> u64 {
         self.checkpoint.committed(PARTITION)
     }

@@ -80,10 +80,6 @@ impl LocalSink {
         Ok(Self { inner: Arc::new(Inner { out: out.to_path_buf(), state: Mutex::new(state) }) })
     }
 
-    pub fn out_dir(&self) -> &Path {
-        &self.inner.out
-    }
-
     pub fn result_path(&self, key: &str) -> Result<PathBuf, SinkError> {
         self.record_path("results", key)
     }
