@@ -66,7 +66,8 @@ pub struct StageTimings {
     pub fetch: f64,
     /// Decoding + letterbox + resize + normalise.
     pub decode: f64,
-    /// Waiting in the micro-batcher for the batch to fill or its deadline.
+    /// From the tensor being ready to the start of its batch's inference: filling the
+    /// micro-batch (up to its deadline), then waiting for a free inference worker.
     pub batch_wait: f64,
     /// The ONNX Runtime call for the whole batch this photo was in.
     pub infer: f64,
