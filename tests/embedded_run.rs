@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use autorma_classifier::testsuite::png_header_only;
 use image::{ImageEncoder, Rgb, RgbImage};
 
 const NUM_GOOD: usize = 240;
@@ -40,35 +41,6 @@ fn png(img: &RgbImage) -> Vec<u8> {
     out
 }
 
-/// A PNG whose header claims 20000 x 20000 (1.2 GB decoded) with almost no data.
-fn png_bomb_header() -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(20_000u32.to_be_bytes());
-    ihdr.extend(20_000u32.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    for (kind, data) in
-        [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), (b"IEND", &[])]
-    {
-        out.extend((data.len() as u32).to_be_bytes());
-        let mut chunk = kind.to_vec();
-        chunk.extend(data);
-        out.extend(&chunk);
-        out.extend(crc32(&chunk).to_be_bytes());
-    }
-    out
-}
-
 /// Writes the inbox; returns the good keys and the broken keys with their expected reason.
 fn make_inbox(inbox: &Path) -> (BTreeSet<String>, BTreeMap<String, &'static str>) {
     let mut good = BTreeSet::new();
@@ -86,7 +58,7 @@ fn make_inbox(inbox: &Path) -> (BTreeSet<String>, BTreeMap<String, &'static str>
         ("broken/truncated.jpg".to_string(), (full[..full.len() / 2].to_vec(), "decode_error")),
         ("broken/empty.jpg".to_string(), (Vec::new(), "not_an_image")),
         ("broken/notes.jpg".to_string(), (b"this is a text file, not a photo\n".to_vec(), "not_an_image")),
-        ("broken/bomb.png".to_string(), (png_bomb_header(), "too_large")),
+        ("broken/bomb.png".to_string(), (png_header_only(20_000, 20_000), "too_large")),
     ]);
     for (key, (bytes, _)) in &broken {
         let path = inbox.join(key);

@@ -21,5 +21,7 @@ pub mod checkpoint;
 pub mod inference;
 pub mod pipeline;
 pub mod preprocess;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats, PipelineSummary};
