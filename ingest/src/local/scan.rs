@@ -1,5 +1,7 @@
 //! Listing the inbox: which files are photos-to-be, and their local etag.
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -54,18 +56,30 @@ pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Resu
     let now = SystemTime::now();
     let mut files = Vec::new();
     let mut dirs = vec![inbox.to_path_buf()];
+    // Folders by (device, inode): one reached again through a symlink is not listed again. A
+    // link back up the tree would otherwise list the same photos under ever longer keys until
+    // the path no longer resolves and the whole scan fails.
+    let mut seen_dirs = HashSet::new();
+    if let Ok(meta) = std::fs::metadata(inbox) {
+        seen_dirs.insert((meta.dev(), meta.ino()));
+    }
     while let Some(dir) = dirs.pop() {
         let scan_err = |source| SourceError::Scan { path: dir.display().to_string(), source };
-        for entry in std::fs::read_dir(&dir).map_err(scan_err)? {
-            let entry = entry.map_err(scan_err)?;
-            let path = entry.path();
+        // Sorted, so that of two links to one folder the same one wins every scan.
+        let mut paths = std::fs::read_dir(&dir)
+            .and_then(|entries| entries.map(|entry| entry.map(|e| e.path())).collect::<Result<Vec<_>, _>>())
+            .map_err(scan_err)?;
+        paths.sort();
+        for path in paths {
             if filter.skips(&path) {
                 continue;
             }
             // Follows symlinks: a linked photo is a photo. A dangling link is skipped.
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             if meta.is_dir() {
-                dirs.push(path);
+                if seen_dirs.insert((meta.dev(), meta.ino())) {
+                    dirs.push(path);
+                }
                 continue;
             }
             if !meta.is_file() {
@@ -105,6 +119,25 @@ mod tests {
         assert_eq!(keys, vec!["a.jpg", "sub/b.jpg"]);
         // Everything is fresh: with a settle time nothing is ready yet.
         assert!(scan(inbox, &filter, Some(Duration::from_secs(60))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_symlink_cycle_is_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        for p in ["a.jpg", "sub/b.jpg"] {
+            let path = inbox.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        std::os::unix::fs::symlink(inbox, inbox.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(inbox.join("sub"), inbox.join("alias")).unwrap();
+        let filter = ScanFilter::new(inbox, None);
+        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().into_iter().map(|f| f.key).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(keys[0], "a.jpg");
+        assert!(keys[1].ends_with("b.jpg"), "{keys:?}");
+        assert_eq!(scan(inbox, &filter, None).unwrap()[1].key, keys[1], "the same alias wins every scan");
     }
 
     #[test]
