@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use autorma_classifier::preprocess::{PreprocessError, Preprocessor};
 use autorma_core::DlqReason;
+use autorma_ingest::local::{ScanFilter, scan};
 use autorma_registry::ModelPackage;
 
 use crate::cli::{Cli, Command, PipelineArgs};
@@ -42,25 +43,11 @@ fn model_setup(
     Ok((settings, Arc::new(package)))
 }
 
-/// Every regular, non-hidden file under `root`, sorted.
+/// The photos-to-be under `root`, listed as `autorma run` lists an inbox (hidden and temp
+/// files skipped, a folder reached again through a symlink listed once), sorted.
 fn list_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list `{}`", dir.display()))? {
-            let path = entry?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                continue;
-            }
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    let files = scan(root, &ScanFilter::new(root, None), None)?;
+    Ok(files.into_iter().map(|file| root.join(file.key)).collect())
 }
 
 /// Why a file given on the command line could not become a tensor: the reason a `run` would
