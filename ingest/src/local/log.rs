@@ -21,16 +21,18 @@ struct LogLine {
 pub struct EventLog {
     path: PathBuf,
     file: File,
-    /// Every logged event, index = offset.
-    events: Vec<ItemEvent>,
+    /// The offset the next appended event gets (the number of logged events). The events
+    /// themselves are not kept: only those at or above the checkpoint are needed, once.
+    next_offset: u64,
     /// `(key, etag)` of every logged event: a scan appends only what is not here.
     known: HashSet<(String, String)>,
 }
 
 impl EventLog {
     /// Opens the log, cutting off a torn last line (a crash during an append): the files it
-    /// named are not in `known` any more, so the next scan logs them again.
-    pub fn open(path: &Path) -> Result<Self, SourceError> {
+    /// named are not in `known` any more, so the next scan logs them again. Returns with it the
+    /// logged events from offset `redeliver_from` on, in order.
+    pub fn open(path: &Path, redeliver_from: u64) -> Result<(Self, Vec<SourcedEvent>), SourceError> {
         let state_err = |source| SourceError::State { path: path.display().to_string(), source };
         let corrupt = |detail: String| SourceError::Corrupt { path: path.display().to_string(), detail };
         let bytes = match std::fs::read(path) {
@@ -39,13 +41,19 @@ impl EventLog {
             Err(e) => return Err(state_err(e)),
         };
         let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut events = Vec::new();
+        let mut known = HashSet::new();
+        let mut redeliver = Vec::new();
+        let mut next_offset = 0;
         for (n, line) in bytes[..complete_len].split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
             let parsed: LogLine = serde_json::from_slice(line).map_err(|e| corrupt(format!("line {}: {e}", n + 1)))?;
             if parsed.offset != n as u64 {
                 return Err(corrupt(format!("line {} has offset {}", n + 1, parsed.offset)));
             }
-            events.push(parsed.event);
+            known.insert((parsed.event.key.clone(), parsed.event.etag.clone()));
+            if parsed.offset >= redeliver_from {
+                redeliver.push(SourcedEvent { position: Position::new(PARTITION, parsed.offset), event: parsed.event });
+            }
+            next_offset = parsed.offset + 1;
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(state_err)?;
         if complete_len < bytes.len() {
@@ -53,21 +61,12 @@ impl EventLog {
             file.set_len(complete_len as u64).map_err(state_err)?;
             file.sync_all().map_err(state_err)?;
         }
-        let known = events.iter().map(|e| (e.key.clone(), e.etag.clone())).collect();
-        Ok(Self { path: path.to_path_buf(), file, events, known })
+        Ok((Self { path: path.to_path_buf(), file, next_offset, known }, redeliver))
     }
 
     /// The offset the next appended event gets.
     pub fn next_offset(&self) -> u64 {
-        self.events.len() as u64
-    }
-
-    /// Logged events from `offset` on, in order.
-    pub fn events_from(&self, offset: u64) -> impl Iterator<Item = SourcedEvent> + '_ {
-        self.events.iter().enumerate().skip(offset as usize).map(|(offset, event)| SourcedEvent {
-            position: Position::new(PARTITION, offset as u64),
-            event: event.clone(),
-        })
+        self.next_offset
     }
 
     /// Appends the files not logged yet and fsyncs before returning them: an event is handed
@@ -94,7 +93,7 @@ impl EventLog {
                 event_time: file.modified.into(),
                 source: origin,
             };
-            let offset = self.next_offset() + new.len() as u64;
+            let offset = self.next_offset + new.len() as u64;
             serde_json::to_writer(&mut buf, &LogLine { offset, event: event.clone() }).expect("event serialises");
             buf.push(b'\n');
             new.push(SourcedEvent { position: Position::new(PARTITION, offset), event });
@@ -107,8 +106,8 @@ impl EventLog {
         self.file.sync_data().map_err(state_err)?;
         for sourced in &new {
             self.known.insert((sourced.event.key.clone(), sourced.event.etag.clone()));
-            self.events.push(sourced.event.clone());
         }
+        self.next_offset += new.len() as u64;
         Ok(new)
     }
 }
@@ -126,7 +125,8 @@ mod tests {
     fn appends_only_new_and_survives_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let mut log = EventLog::open(&path).unwrap();
+        let (mut log, redeliver) = EventLog::open(&path, 0).unwrap();
+        assert!(redeliver.is_empty());
         let new = log.append_new("b", vec![file("a", 1), file("b", 2)], EventOrigin::Replay).unwrap();
         assert_eq!(new.len(), 2);
         assert!(log.append_new("b", vec![file("a", 1)], EventOrigin::Replay).unwrap().is_empty());
@@ -136,15 +136,16 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"offset\":2,\"event\":{\"buck").unwrap();
         drop(f);
-        let mut log = EventLog::open(&path).unwrap();
+        let (mut log, _) = EventLog::open(&path, 0).unwrap();
         assert_eq!(log.next_offset(), 2);
         let new = log.append_new("b", vec![file("a", 1), file("c", 3)], EventOrigin::Notification).unwrap();
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].position.offset, 2);
         drop(log);
-        let log = EventLog::open(&path).unwrap();
-        let keys: Vec<_> = log.events_from(1).map(|e| e.event.key).collect();
-        assert_eq!(keys, vec!["b", "c"]);
+        let (log, redeliver) = EventLog::open(&path, 1).unwrap();
+        assert_eq!(log.next_offset(), 3);
+        let keys: Vec<_> = redeliver.into_iter().map(|e| (e.position.offset, e.event.key)).collect();
+        assert_eq!(keys, vec![(1, "b".to_string()), (2, "c".to_string())]);
     }
 
     #[test]
@@ -152,6 +153,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, b"garbage\n").unwrap();
-        assert!(matches!(EventLog::open(&path), Err(SourceError::Corrupt { .. })));
+        assert!(matches!(EventLog::open(&path, 0), Err(SourceError::Corrupt { .. })));
     }
 }

@@ -85,22 +85,21 @@ impl LocalFolderSource {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| SourceError::State { path: config.state_dir.display().to_string(), source })?;
         let owner = StateOwner::claim(&config.state_dir, &config.inbox, &config.bucket)?;
-        let log = EventLog::open(&config.state_dir.join("events.jsonl"))?;
         let checkpoint = CheckpointFile::open(&config.state_dir.join("checkpoint.json"))?;
         let committed = checkpoint.committed(PARTITION);
+        let (log, redeliver) = EventLog::open(&config.state_dir.join("events.jsonl"), committed)?;
         if committed > log.next_offset() {
             return Err(SourceError::Corrupt {
                 path: config.state_dir.display().to_string(),
                 detail: format!("checkpoint is at offset {committed} but the event log ends at {}", log.next_offset()),
             });
         }
-        let pending = log.events_from(committed).collect();
         let filter = ScanFilter::new(&config.inbox, config.exclude.as_deref());
         Ok(Self {
             config,
             log: Arc::new(Mutex::new(log)),
             checkpoint,
-            pending,
+            pending: redeliver.into(),
             scan_task: None,
             num_scans: 0,
             next_scan_at: Instant::now(),
