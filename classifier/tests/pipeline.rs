@@ -94,6 +94,22 @@ impl EventSource for FailingOnceSource {
     }
 }
 
+/// Fails every poll with a transient-looking error, counting the polls.
+struct AlwaysFailingSource {
+    polls: Arc<Mutex<u32>>,
+}
+
+impl EventSource for AlwaysFailingSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+        *self.polls.lock().unwrap() += 1;
+        Err(SourceError::Scan { path: "inbox".into(), source: std::io::Error::other("still down") })
+    }
+
+    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct MemSink {
     results: Mutex<BTreeMap<String, Vec<ResultRecord>>>,
@@ -325,4 +341,19 @@ async fn derived_outputs_catch_up_while_the_source_is_idle() {
     assert!(sink.flushes.lock().unwrap().contains(&2), "flushes while idle: {:?}", sink.flushes.lock().unwrap());
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_source_that_keeps_failing_ends_the_run_after_its_retries() {
+    let polls = Arc::new(Mutex::new(0));
+    let mut config = config();
+    config.source_retry.max_attempts = 3;
+    config.source_retry.initial_backoff = Duration::from_millis(1);
+    config.source_retry.max_backoff = Duration::from_millis(1);
+    let source = AlwaysFailingSource { polls: polls.clone() };
+    let run = Pipeline::new(MemStore::default(), source, Arc::new(MemSink::default()), package(), config)
+        .run(std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("gives up by itself").unwrap_err();
+    assert!(matches!(err, autorma_classifier::PipelineError::Source(_)), "{err}");
+    assert_eq!(*polls.lock().unwrap(), 3, "one poll per allowed attempt, then the error");
 }

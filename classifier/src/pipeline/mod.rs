@@ -48,6 +48,9 @@ pub struct PipelineConfig {
     pub limits: DecodeLimits,
     pub fetch_retry: RetryConfig,
     pub sink_retry: RetryConfig,
+    /// Polls of a failing source (a folder that cannot be listed, a broker away) before the
+    /// run gives up with the error.
+    pub source_retry: RetryConfig,
     /// Result writes in flight at once.
     pub sink_concurrency: usize,
     /// Events queued between the source and the fetch stage.
@@ -70,6 +73,11 @@ impl PipelineConfig {
             limits: DecodeLimits::default(),
             fetch_retry: RetryConfig::default(),
             sink_retry: RetryConfig::default(),
+            source_retry: RetryConfig {
+                max_attempts: 8,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(30),
+            },
             sink_concurrency: 8,
             queue_capacity: 256,
             commit_interval: Duration::from_millis(500),
@@ -186,7 +194,12 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         };
 
         let source_stage =
-            source_stage::SourceStage { source, stats: stats.clone(), commit_interval: config.commit_interval };
+            source_stage::SourceStage {
+                source,
+                stats: stats.clone(),
+                commit_interval: config.commit_interval,
+                retry: config.source_retry,
+            };
         let committed = source_stage.run(events_tx, ack_rx, stop).await;
 
         // The source stage ends when every completion sender is gone, i.e. every stage ended

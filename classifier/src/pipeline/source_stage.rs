@@ -16,8 +16,8 @@ use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::PipelineError;
 use super::messages::Completion;
+use super::{PipelineError, RetryConfig};
 use super::stats::PipelineStats;
 use crate::checkpoint::CheckpointTracker;
 
@@ -27,6 +27,9 @@ pub(crate) struct SourceStage<E> {
     /// Commits are batched: at most one per interval (plus a last one at the end). A crash
     /// loses at most this much commit progress, which a restart skips via the sink's lookup.
     pub commit_interval: Duration,
+    /// Backoff between polls after a transient source error; after `max_attempts` failures in
+    /// a row the error is taken as permanent and ends the run, rather than retrying forever.
+    pub retry: RetryConfig,
 }
 
 enum Step {
@@ -55,6 +58,7 @@ impl<E: EventSource> SourceStage<E> {
         // After a transient source error: no poll before this time. Waited out inside the
         // select, so completions and the shutdown signal are still heard meanwhile.
         let mut retry_at: Option<Instant> = None;
+        let mut num_failures: u32 = 0;
 
         loop {
             let reading = events_tx.is_some();
@@ -93,6 +97,7 @@ impl<E: EventSource> SourceStage<E> {
                 }
                 Step::Sent => {}
                 Step::Polled(Ok(Some(batch))) => {
+                    num_failures = 0;
                     self.stats.discovered.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     pending.extend(batch);
                 }
@@ -100,9 +105,11 @@ impl<E: EventSource> SourceStage<E> {
                     tracing::debug!("source exhausted");
                     events_tx = None;
                 }
-                Step::Polled(Err(e)) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "source failed; retrying in 1s");
-                    retry_at = Some(Instant::now() + Duration::from_secs(1));
+                Step::Polled(Err(e)) if e.is_retryable() && num_failures + 1 < self.retry.max_attempts => {
+                    num_failures += 1;
+                    let wait = self.retry.backoff(num_failures);
+                    tracing::warn!(error = %e, attempt = num_failures, ?wait, "source failed; retrying");
+                    retry_at = Some(Instant::now() + wait);
                 }
                 Step::Polled(Err(e)) => return Err(PipelineError::Source(e)),
                 Step::CommitDue => {}
