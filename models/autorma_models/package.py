@@ -95,8 +95,8 @@ def main(argv=None):
     x_val, y_val = split_tensors(dirs["val"], classes, spec, a.workers)
     x_test, y_test = split_tensors(dirs["test"], classes, spec, a.workers)
 
-    val_logits = torch_logits(model, x_val)
-    temperature = metrics.fit_temperature(val_logits, y_val)
+    raw_logits = {"val": torch_logits(model, x_val), "test": torch_logits(model, x_test)}
+    temperature = metrics.fit_temperature(raw_logits["val"], y_val)
     log.info("temperature fitted on val: %.3f", temperature)
 
     a.out.mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,8 @@ def main(argv=None):
     judged = {}
     for split in ("val", "test"):
         r = metrics.report(labels[split], probs[split], classes)
-        raw = torch_logits(model, x_val if split == "val" else x_test)
-        r["ece_before_temperature"] = round(metrics.expected_calibration_error(labels[split], metrics.softmax(raw)), 4)
+        r["ece_before_temperature"] = round(
+            metrics.expected_calibration_error(labels[split], metrics.softmax(raw_logits[split])), 4)
         r["review"] = metrics.review_report(labels[split], probs[split], classes, thresholds)
         judged[split] = r
     ips = bench.images_per_second(onnx_path, spec.size, a.threads, 32, 5.0)

@@ -79,6 +79,7 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
     // go to the one session, as the model would get them on a dedicated machine.
     let mut runtime = pipeline_config.runtime.clone();
     runtime.intra_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let model_intra_threads = runtime.intra_threads;
     let batch_size = args.model_batch_size;
     let limits = pipeline_config.limits;
     let model_package = package.clone();
@@ -147,7 +148,7 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
         images_per_second: median(&model_rates),
         per_round: model_rates,
         batch_size,
-        intra_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        intra_threads: model_intra_threads,
     };
     let report = BenchReport {
         data: args.data.display().to_string(),
