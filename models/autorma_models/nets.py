@@ -3,6 +3,8 @@ downloaded). `resnet_*` are compact residual nets sized for 2-core CPU inference
 torchvision ones are reference points for the speed/accuracy table in the model card."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 import torchvision
@@ -73,6 +75,17 @@ def build(arch: str, num_classes: int) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture `{arch}`; choose one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[arch](num_classes)
+
+
+def load_run(run: Path) -> tuple[nn.Module, dict]:
+    """The EMA net a training run saved (`<run>/checkpoint.pt`), in eval mode, and its record."""
+    path = Path(run) / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"`{path}` does not exist: expected a run folder written by autorma_models.train")
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = build(ck["arch"], len(ck["classes"]))
+    model.load_state_dict(ck["state_dict"])
+    return model.eval(), ck
 
 
 class Calibrated(nn.Module):

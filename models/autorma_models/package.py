@@ -33,13 +33,6 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_run(run: Path) -> tuple[torch.nn.Module, dict]:
-    ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = nets.build(ck["arch"], len(ck["classes"]))
-    model.load_state_dict(ck["state_dict"])
-    return model.eval(), ck
-
-
 def split_tensors(root: Path, classes, spec: PreprocessSpec, workers: int):
     paths, labels, _ = data.scan(root, classes)
     return normalise(data.load_pixels(paths, spec, workers), spec), labels
@@ -89,7 +82,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(a.threads)
 
-    model, ck = load_run(a.run)
+    model, ck = nets.load_run(a.run)
     classes, spec = ck["classes"], PreprocessSpec(size=ck["size"])
     dirs = data.split_dirs(a.data)
     x_val, y_val = split_tensors(dirs["val"], classes, spec, a.workers)

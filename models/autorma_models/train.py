@@ -42,7 +42,19 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-5 * 10)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--mix-prob", type=float, default=0.5, help="share of batches given mixup or cutmix")
+    p.add_argument("--aspect-jitter", type=float, default=1.0,
+                   help="widen or narrow photos by up to this factor (1: off); fashion5's 224x224 copies are "
+                        "3:4 photos stretched square, so 1.33 shows every photo both ways")
+    p.add_argument("--lowres-prob", type=float, default=0.0,
+                   help="share of photos shrunk to 55-75 %% and enlarged back, like the 60x80 copies (0: off)")
     p.add_argument("--ema-decay", type=float, default=0.998)
+    p.add_argument("--init", type=Path, default=None,
+                   help="run folder whose weights start this run (same --arch), instead of random ones")
+    p.add_argument("--teacher", type=Path, action="append", default=[],
+                   help="run folder of a teacher (repeatable): the targets blend in the teachers' averaged "
+                        "probabilities on the same augmented batch (knowledge distillation)")
+    p.add_argument("--distill-weight", type=float, default=0.7,
+                   help="share of the target taken from the teachers when --teacher is given")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class (smoke tests)")
@@ -79,13 +91,15 @@ def load_split(root: Path, classes, spec, limit: int, workers: int):
 
 
 class BatchAugment:
-    """Whole-batch augmentation on the training device (GPU or CPU): flip, affine with white
-    fill, colour jitter."""
+    """Whole-batch augmentation on the training device (GPU or CPU): flip, affine (optionally
+    with aspect-ratio jitter) with white fill, optional low-resolution simulation, colour jitter."""
 
-    def __init__(self, spec: PreprocessSpec, device):
+    def __init__(self, spec: PreprocessSpec, device, aspect_jitter: float = 1.0, lowres_prob: float = 0.0):
         self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
         self.scale = spec.scale
+        self.log_aspect = math.log(aspect_jitter)
+        self.lowres_prob = lowres_prob
 
     def normalise(self, x_uint8):
         return (x_uint8.float() * self.scale - self.mean) / self.std
@@ -96,13 +110,27 @@ class BatchAugment:
         flip = torch.rand(b, device=dev) < 0.5
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
         zoom = torch.exp(torch.empty(b, device=dev).uniform_(math.log(0.8), math.log(1.25)))
+        aspect = torch.exp(torch.empty(b, device=dev).uniform_(-self.log_aspect, self.log_aspect) / 2)
         angle = torch.empty(b, device=dev).uniform_(-12, 12) * math.pi / 180
         shift = torch.empty(b, 2, device=dev).uniform_(-0.1, 0.1)
-        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        # Output->input map: rotation times per-axis scale (1/zoom, with width and height
+        # pulled apart by `aspect`).
+        sx, sy = 1 / (zoom * aspect), aspect / zoom
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack([torch.stack([cos * sx, -sin * sy, shift[:, 0]], 1),
+                             torch.stack([sin * sx, cos * sy, shift[:, 1]], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # Sample the inverted image with zero padding, so what enters the frame is white.
         x = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.lowres_prob > 0:
+            # One shrink factor per batch (a per-photo size would need a loop); a random subset gets it.
+            size = x.shape[-1]
+            small = max(8, int(size * float(torch.empty(1).uniform_(0.55, 0.75))))
+            low = F.interpolate(F.interpolate(x, size=(small, small), mode="bilinear", antialias=True,
+                                              align_corners=False),
+                                size=(size, size), mode="bilinear", align_corners=False)
+            pick = torch.rand(b, device=dev) < self.lowres_prob
+            x = torch.where(pick.view(b, 1, 1, 1), low, x)
         bright = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.9, 1.1)
         contrast = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.85, 1.15)
         sat = torch.empty(b, 1, 1, 1, device=dev).uniform_(0.8, 1.2)
@@ -144,6 +172,25 @@ def predict_logits(model, pixels, aug: BatchAugment, device, flip_tta=False, bat
     return torch.cat(out)
 
 
+def load_teachers(runs, classes, size: int, device) -> list[torch.nn.Module]:
+    teachers = []
+    for run in runs:
+        model, record = nets.load_run(run)
+        if record["classes"] != classes or record["size"] != size:
+            raise SystemExit(f"teacher {run} was trained on {record['classes']} at {record['size']}px; "
+                             f"this run is {classes} at {size}px")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        teachers.append(model.to(device).to(memory_format=torch.channels_last))
+        log.info("teacher %s: %s, val acc %.4f", run, record["arch"], record["val_acc"])
+    return teachers
+
+
+@torch.no_grad()
+def teacher_probs(teachers, x):
+    return torch.stack([F.softmax(t(x).float(), 1) for t in teachers]).mean(0)
+
+
 class Ema:
     """EMA of parameters; buffers (BN statistics) are copied from the live model."""
 
@@ -164,6 +211,12 @@ class Ema:
             e.copy_(b)
 
 
+def jsonable(v):
+    if isinstance(v, Path):
+        return str(v)
+    return [jsonable(x) for x in v] if isinstance(v, list) else v
+
+
 def train(args) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     seed_everything(args.seed)
@@ -179,7 +232,15 @@ def train(args) -> dict:
              time.time() - t0, device)
     x_train, y_train = x_train.to(device), y_train.to(device)
 
-    model = nets.build(args.arch, len(classes)).to(device).to(memory_format=torch.channels_last)
+    model = nets.build(args.arch, len(classes))
+    if args.init:
+        start, record = nets.load_run(args.init)
+        if record["arch"] != args.arch or record["classes"] != classes:
+            raise SystemExit(f"--init {args.init} is a {record['arch']} over {record['classes']}, "
+                             f"not a {args.arch} over {classes}")
+        model.load_state_dict(start.state_dict())
+    model = model.to(device).to(memory_format=torch.channels_last)
+    teachers = load_teachers(args.teacher, classes, args.size, device)
     ema = Ema(model, args.ema_decay)
     counts = torch.bincount(y_train, minlength=len(classes)).float()
     # Class-balanced sampling: each class is drawn equally often, whatever its size in train.
@@ -199,7 +260,7 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
-    aug = BatchAugment(spec, device)
+    aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob)
     rng = np.random.default_rng(args.seed)
     amp = device.type == "cuda"
     history, step, t_train = [], 0, time.time()
@@ -216,6 +277,8 @@ def train(args) -> dict:
             y = y * (1 - args.label_smoothing) + args.label_smoothing / len(classes)
             if rng.random() < args.mix_prob:
                 x, y = mix(x, y, rng)
+            if teachers:
+                y = (1 - args.distill_weight) * y + args.distill_weight * teacher_probs(teachers, x)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(x)
             loss = torch.sum(-y * F.log_softmax(logits.float(), 1), 1).mean()
@@ -262,7 +325,7 @@ def train(args) -> dict:
         "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "steps": step,
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "recipe": {k: jsonable(v) for k, v in vars(args).items()},
         "history": history,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,71 @@
+"""Training options one at a time: the augmentation, starting from a run, distillation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from autorma_models import train
+from autorma_models.preprocess import PreprocessSpec
+
+
+def _tiny_run(data, out, *extra):
+    train.main(["--data", str(data), "--out", str(out), "--arch", "resnet_s", "--size", "32", "--epochs", "1",
+                "--batch-size", "8", "--max-steps", "2", "--workers", "1", *extra])
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def base_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    _tiny_run(tiny_dataset, out)
+    return out
+
+
+def test_augment_keeps_the_white_background_and_shape():
+    spec = PreprocessSpec(size=64)
+    aug = train.BatchAugment(spec, torch.device("cpu"), aspect_jitter=1.33, lowres_prob=0.5)
+    x = torch.full((16, 3, 64, 64), 255, dtype=torch.uint8)
+    x[:, :, 24:40, 28:36] = 0  # a dark item in the middle of a white frame
+    torch.manual_seed(0)
+    y = aug(x) * aug.std + aug.mean  # back to 0..1
+    assert y.shape == (16, 3, 64, 64)
+    # Corners stay background whatever the zoom, rotation, stretch or shrink (colour jitter
+    # moves white by at most its brightness factor, and the clamp keeps it at or near 1).
+    assert y[:, :, :3, :3].min() > 0.8
+    assert y.min() < 0.3  # and the item is still there
+
+
+def test_lowres_simulation_softens_detail():
+    spec = PreprocessSpec(size=64)
+    # 2-pixel stripes: finer than a photo shrunk to 75 % can hold.
+    checker = ((torch.arange(64).view(1, -1) // 2 + torch.arange(64).view(-1, 1) // 2) % 2 * 255).to(torch.uint8)
+    x = checker.expand(8, 3, 64, 64).contiguous()
+    torch.manual_seed(0)
+    sharp = train.BatchAugment(spec, torch.device("cpu"), 1.0, 0.0)(x)
+    torch.manual_seed(0)
+    soft = train.BatchAugment(spec, torch.device("cpu"), 1.0, 1.0)(x)
+    def detail(t):  # mean step between horizontal neighbours: high for a checkerboard
+        return (t[..., 1:] - t[..., :-1]).abs().mean()
+    assert detail(soft) < 0.5 * detail(sharp)
+
+
+def test_init_and_teachers_are_recorded(base_run, tiny_dataset, tmp_path):
+    s = _tiny_run(tiny_dataset, tmp_path / "student", "--init", str(base_run), "--teacher", str(base_run),
+                  "--teacher", str(base_run), "--distill-weight", "0.5")
+    assert s["recipe"]["init"] == str(base_run)
+    assert s["recipe"]["teacher"] == [str(base_run), str(base_run)]
+    assert s["steps"] == 2
+
+
+def test_a_teacher_of_another_size_is_refused(base_run, tiny_dataset, tmp_path):
+    with pytest.raises(SystemExit, match="at 32px"):
+        train.main(["--data", str(tiny_dataset), "--out", str(tmp_path / "x"), "--arch", "resnet_s",
+                    "--size", "48", "--max-steps", "1", "--workers", "1", "--teacher", str(base_run)])
+
+
+def test_init_from_another_architecture_is_refused(base_run, tiny_dataset, tmp_path):
+    with pytest.raises(SystemExit, match="resnet_s"):
+        train.main(["--data", str(tiny_dataset), "--out", str(tmp_path / "x"), "--arch", "resnet_m",
+                    "--size", "32", "--max-steps", "1", "--workers", "1", "--init", str(base_run)])
