@@ -21,23 +21,70 @@ def _per_class(m: dict) -> str:
     return out
 
 
+def _extras(r: dict) -> str:
+    """The recipe options that are off by default, in words (older runs lack the keys)."""
+    out = ""
+    if r.get("aspect_jitter", 1.0) != 1.0:
+        out += f", aspect-ratio jitter up to {r['aspect_jitter']}x"
+    if r.get("lowres_prob", 0.0) > 0:
+        out += f", low-resolution simulation on {r['lowres_prob']:.0%} of photos"
+    if r.get("init"):
+        out += f", started from the weights of run `{Path(r['init']).name}`"
+    if r.get("teacher"):
+        names = ", ".join(f"`{Path(x).name}`" for x in r["teacher"])
+        out += f", distilled from the averaged probabilities of {names} (weight {r['distill_weight']})"
+    return out
+
+
+def _tags(r: dict) -> str:
+    tags = []
+    if r.get("aspect_jitter", 1.0) != 1.0:
+        tags.append(f"aspect {r['aspect_jitter']}")
+    if r.get("lowres_prob", 0.0) > 0:
+        tags.append(f"lowres {r['lowres_prob']}")
+    if r.get("init"):
+        tags.append("init")
+    if r.get("teacher"):
+        tags.append(f"kd{len(r['teacher'])}")
+    return ", ".join(tags) or "-"
+
+
+def reproduce_command(arch: str, size: int, r: dict) -> str:
+    cmd = (f"python -m autorma_models.train --data ../shared/datasets/fashion5 --arch {arch} --size {size} "
+           f"--epochs {r['epochs']} --seed {r['seed']}")
+    if r.get("lr", 0.2) != 0.2:
+        cmd += f" --lr {r['lr']}"
+    # Always spelled out: runs from before these options existed had them off.
+    cmd += f" --aspect-jitter {r.get('aspect_jitter', 1.0)} --lowres-prob {r.get('lowres_prob', 0.0)}"
+    if r.get("init"):
+        cmd += f" --init runs/{Path(r['init']).name}"
+    for x in r.get("teacher", []):
+        cmd += f" --teacher runs/{Path(x).name}"
+    if r.get("teacher"):
+        cmd += f" --distill-weight {r['distill_weight']}"
+    return cmd + " --out runs/NAME"
+
+
 def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> None:
     val, test = meta["metrics"]["val"], meta["metrics"]["test"]
     t = meta["training"]
     r = t["recipe"]
     rows = "".join(
-        f"| {x['run']} | {x['arch']} | {x['size']} | {x['epochs']} | {_pct(x['val_acc'])} | {_pct(x['val_acc_flip'])} "
+        f"| {x['run']} | {x['arch']} | {x['size']} | {_tags(x['recipe'])} | {x['epochs']} | {_pct(x['val_acc'])} "
+        f"| {_pct(x['val_acc_flip'])} "
         f"| {_pct(x['test_acc'])} | {x['images_per_second']} | {x['train_seconds']} |\n" for x in table)
     speed = ""
     if table:
         speed = (
-            "## Candidates\n\nEvery run trained from scratch with the same recipe (differences in the run name).\n"
+            "## Candidates\n\nOptions: `aspect`/`lowres` the aspect-ratio jitter and low-resolution simulation, `init`\n"
+            "started from another run's weights, `kdN` distilled from N runs; the rest of the recipe is as above.\n"
+            "A test figure of `-` means the run was never shown test.\n"
             "img/s: onnxruntime, CPU, batch 32, 2 threads, random input, measured in one process on the\n"
             "development machine while packaging (shared machine: compare rows, not absolute figures).\n"
             "The shipped model was chosen on val accuracy without flips, among those fast enough (>= 550 img/s),\n"
             "fastest on ties; test figures are for the record only.\n\n"
-            "| run | architecture | input | epochs | val | val (flip TTA) | test | img/s | train s |\n"
-            "|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+            "| run | architecture | input | options | epochs | val | val (flip TTA) | test | img/s | train s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
     text = f"""# Model card: {meta['name']} v{meta['version']}
 
 Sorts photos of returned items into {', '.join(meta['classes'])}, for AutoRMA's returns bench.
@@ -81,11 +128,10 @@ reported on `test` (375, balanced). No pretrained weights: trained from scratch.
 peak learning rate {r['lr']} at batch 256 (scaled to batch {r['batch_size']}), warm-up then cosine,
 weight decay {r['weight_decay']}, {r['epochs']} epochs, label smoothing {r['label_smoothing']},
 mixup or CutMix on {r['mix_prob']:.0%} of batches, flips, affine jitter with white fill and colour
-jitter on the GPU, class-balanced sampling, EMA of weights (decay {r['ema_decay']}), seed {r['seed']}.
-Trained on {t['device']} in {t['train_seconds']:.0f} s.
+jitter on the training device{_extras(r)}, class-balanced sampling, EMA of weights (decay {r['ema_decay']}),
+seed {r['seed']}. Trained on {t['device']} in {t['train_seconds']:.0f} s.
 
-Reproduce: `python -m autorma_models.train --data ../shared/datasets/fashion5 --arch {meta['architecture']}
---size {meta['input_size']} --epochs {r['epochs']} --seed {r['seed']} --out runs/NAME`, then
+Reproduce: `{reproduce_command(meta['architecture'], meta['input_size'], r)}`, then
 `python -m autorma_models.package --run runs/NAME --data ../shared/datasets/fashion5 --out fashion5`.
 
 {speed}{notes}## Intended use and known limits

@@ -49,7 +49,7 @@ def speed_table(candidates: Path, threads: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         speeds: dict[tuple[str, int], float] = {}
-        for summary in sorted(candidates.glob("*/summary.json")):
+        for summary in sorted(candidates.glob("**/summary.json")):
             s = json.loads(summary.read_text())
             key = (s["arch"], s["size"])
             if key not in speeds:
@@ -61,7 +61,8 @@ def speed_table(candidates: Path, threads: int) -> list[dict]:
                          "epochs": s["history"][-1]["epoch"],
                          "val_acc": s["val_acc"], "val_acc_flip": s["val_acc_flip"],
                          "test_acc": s.get("test_acc"), "train_seconds": round(s["train_seconds"]),
-                         "device": s["device"], "images_per_second": round(speeds[key])})
+                         "device": s["device"], "recipe": s["recipe"],
+                         "images_per_second": round(speeds[key])})
     return rows
 
 
@@ -74,7 +75,8 @@ def main(argv=None):
     p.add_argument("--version", default="1")
     p.add_argument("--precision-target", type=float, default=0.997,
                    help="accuracy the automatically accepted photos must reach on val")
-    p.add_argument("--candidates", type=Path, help="folder of run folders for the card's speed table")
+    p.add_argument("--candidates", type=Path,
+                   help="folder of run folders (searched recursively) for the card's speed table")
     p.add_argument("--notes", type=Path, help="markdown section for the card: what was tried and what it gave")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the speed figures")
     p.add_argument("--workers", type=int, default=2)
