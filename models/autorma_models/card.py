@@ -36,6 +36,10 @@ def _extras(r: dict) -> str:
     return out
 
 
+def _machine(device: str) -> str:
+    return "2 CPU cores" if device == "cpu" else device
+
+
 def _tags(r: dict) -> str:
     tags = []
     if r.get("aspect_jitter", 1.0) != 1.0:
@@ -72,7 +76,8 @@ def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> No
     rows = "".join(
         f"| {x['run']} | {x['arch']} | {x['size']} | {_tags(x['recipe'])} | {x['epochs']} | {_pct(x['val_acc'])} "
         f"| {_pct(x['val_acc_flip'])} "
-        f"| {_pct(x['test_acc'])} | {x['images_per_second']} | {x['train_seconds']} |\n" for x in table)
+        f"| {_pct(x['test_acc'])} | {x['images_per_second']} | {x['train_seconds']} | {_machine(x['device'])} |\n"
+        for x in table)
     speed = ""
     if table:
         speed = (
@@ -83,8 +88,8 @@ def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> No
             "development machine while packaging (shared machine: compare rows, not absolute figures).\n"
             "The shipped model was chosen on val accuracy without flips, among those fast enough (>= 550 img/s),\n"
             "fastest on ties; test figures are for the record only.\n\n"
-            "| run | architecture | input | options | epochs | val | val (flip TTA) | test | img/s | train s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+            "| run | architecture | input | options | epochs | val | val (flip TTA) | test | img/s | train s | on |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
     text = f"""# Model card: {meta['name']} v{meta['version']}
 
 Sorts photos of returned items into {', '.join(meta['classes'])}, for AutoRMA's returns bench.
@@ -129,7 +134,7 @@ peak learning rate {r['lr']} at batch 256 (scaled to batch {r['batch_size']}), w
 weight decay {r['weight_decay']}, {r['epochs']} epochs, label smoothing {r['label_smoothing']},
 mixup or CutMix on {r['mix_prob']:.0%} of batches, flips, affine jitter with white fill and colour
 jitter on the training device{_extras(r)}, class-balanced sampling, EMA of weights (decay {r['ema_decay']}),
-seed {r['seed']}. Trained on {t['device']} in {t['train_seconds']:.0f} s.
+seed {r['seed']}. Trained on {_machine(t['device'])} in {t['train_seconds']:.0f} s.
 
 Reproduce: `{reproduce_command(meta['architecture'], meta['input_size'], r)}`, then
 `python -m autorma_models.package --run runs/NAME --data ../shared/datasets/fashion5 --out fashion5`.
