@@ -21,36 +21,32 @@ def _per_class(m: dict) -> str:
     return out
 
 
-def _extras(r: dict) -> str:
-    """The recipe options that are off by default, in words (older runs lack the keys)."""
-    out = ""
+def _options(r: dict) -> list[tuple[str, str]]:
+    """(short tag, words) for each recipe option that is off by default (older runs lack the keys)."""
+    out = []
     if r.get("aspect_jitter", 1.0) != 1.0:
-        out += f", aspect-ratio jitter up to {r['aspect_jitter']}x"
+        out.append((f"aspect {r['aspect_jitter']}", f"aspect-ratio jitter up to {r['aspect_jitter']}x"))
     if r.get("lowres_prob", 0.0) > 0:
-        out += f", low-resolution simulation on {r['lowres_prob']:.0%} of photos"
+        out.append((f"lowres {r['lowres_prob']}", f"low-resolution simulation on {r['lowres_prob']:.0%} of photos"))
     if r.get("init"):
-        out += f", started from the weights of run `{Path(r['init']).name}`"
+        out.append(("init", f"started from the weights of run `{Path(r['init']).name}`"))
     if r.get("teacher"):
         names = ", ".join(f"`{Path(x).name}`" for x in r["teacher"])
-        out += f", distilled from the averaged probabilities of {names} (weight {r['distill_weight']})"
+        out.append((f"kd{len(r['teacher'])}",
+                    f"distilled from the averaged probabilities of {names} (weight {r['distill_weight']})"))
     return out
+
+
+def _extras(r: dict) -> str:
+    return "".join(f", {words}" for _, words in _options(r))
+
+
+def _tags(r: dict) -> str:
+    return ", ".join(tag for tag, _ in _options(r)) or "-"
 
 
 def _machine(device: str) -> str:
     return "2 CPU cores" if device == "cpu" else device
-
-
-def _tags(r: dict) -> str:
-    tags = []
-    if r.get("aspect_jitter", 1.0) != 1.0:
-        tags.append(f"aspect {r['aspect_jitter']}")
-    if r.get("lowres_prob", 0.0) > 0:
-        tags.append(f"lowres {r['lowres_prob']}")
-    if r.get("init"):
-        tags.append("init")
-    if r.get("teacher"):
-        tags.append(f"kd{len(r['teacher'])}")
-    return ", ".join(tags) or "-"
 
 
 def reproduce_command(arch: str, size: int, r: dict) -> str:

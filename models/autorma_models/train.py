@@ -232,13 +232,13 @@ def train(args) -> dict:
              time.time() - t0, device)
     x_train, y_train = x_train.to(device), y_train.to(device)
 
-    model = nets.build(args.arch, len(classes))
     if args.init:
-        start, record = nets.load_run(args.init)
+        model, record = nets.load_run(args.init)
         if record["arch"] != args.arch or record["classes"] != classes:
             raise SystemExit(f"--init {args.init} is a {record['arch']} over {record['classes']}, "
                              f"not a {args.arch} over {classes}")
-        model.load_state_dict(start.state_dict())
+    else:
+        model = nets.build(args.arch, len(classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     teachers = load_teachers(args.teacher, classes, args.size, device)
     ema = Ema(model, args.ema_decay)
@@ -267,7 +267,6 @@ def train(args) -> dict:
     while step < plan["total"]:
         model.train()
         idx = torch.multinomial(sample_w, steps_per_epoch * args.batch_size, replacement=True)
-        running = 0.0
         for bi in range(steps_per_epoch):
             if step >= plan["total"]:
                 break
@@ -288,7 +287,6 @@ def train(args) -> dict:
             sched.step()
             ema.update(model, step)
             step += 1
-            running += loss.item() if bi % 10 == 0 else 0
         epoch = step // steps_per_epoch
         if epoch == 1:
             t_epoch1 = time.time()
