@@ -148,6 +148,15 @@ impl ResultSink for MemSink {
     }
 }
 
+/// A store holding one plain PNG of `color` under each key.
+fn store_of<K: Into<String>>(keys: impl IntoIterator<Item = K>, color: [u8; 3]) -> MemStore {
+    let mut store = MemStore::default();
+    for key in keys {
+        store.objects.insert(key.into(), png(color));
+    }
+    store
+}
+
 fn event(offset: u64, key: &str) -> SourcedEvent {
     SourcedEvent {
         position: Position::new(0, offset),
@@ -236,11 +245,8 @@ async fn every_event_gets_exactly_one_outcome() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_work_and_commits_no_further_than_done() {
-    let mut store = MemStore::default();
     let keys: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
-    for key in &keys {
-        store.objects.insert(key.clone(), png([200, 10, 10]));
-    }
+    let store = store_of(&keys, [200, 10, 10]);
     // p05's write is slow: when the shutdown comes, it is still in flight.
     let sink = Arc::new(MemSink { slow_key: Some("p05".into()), ..Default::default() });
     let commits = Arc::new(Mutex::new(Vec::new()));
@@ -270,11 +276,8 @@ async fn shutdown_drains_in_flight_work_and_commits_no_further_than_done() {
 
 #[tokio::test]
 async fn a_sink_that_fails_for_good_stops_the_pipeline_with_its_error() {
-    let mut store = MemStore::default();
     let keys: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
-    for key in &keys {
-        store.objects.insert(key.clone(), png([0, 0, 0]));
-    }
+    let store = store_of(&keys, [0, 0, 0]);
     let sink = Arc::new(MemSink { broken: true, ..Default::default() });
     let commits = Arc::new(Mutex::new(Vec::new()));
     // Endless like a watch: without the stop, the run would never end.
@@ -291,10 +294,7 @@ async fn a_sink_that_fails_for_good_stops_the_pipeline_with_its_error() {
 
 #[tokio::test]
 async fn waiting_to_retry_a_source_error_does_not_hold_up_the_shutdown() {
-    let mut store = MemStore::default();
-    for key in ["a", "b"] {
-        store.objects.insert(key.into(), png([0, 0, 0]));
-    }
+    let store = store_of(["a", "b"], [0, 0, 0]);
     let sink = Arc::new(MemSink::default());
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
     let source = FailingOnceSource { events: Some(vec![event(0, "a"), event(1, "b")]), failed_tx: Some(failed_tx) };
@@ -315,10 +315,7 @@ async fn waiting_to_retry_a_source_error_does_not_hold_up_the_shutdown() {
 
 #[tokio::test]
 async fn derived_outputs_catch_up_while_the_source_is_idle() {
-    let mut store = MemStore::default();
-    for key in ["a", "b"] {
-        store.objects.insert(key.into(), png([0, 0, 0]));
-    }
+    let store = store_of(["a", "b"], [0, 0, 0]);
     let sink = Arc::new(MemSink::default());
     // Like `run --watch` after a burst: two photos, then nothing for a long time.
     let source = VecSource {
