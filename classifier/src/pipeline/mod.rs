@@ -193,13 +193,12 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             }
         };
 
-        let source_stage =
-            source_stage::SourceStage {
-                source,
-                stats: stats.clone(),
-                commit_interval: config.commit_interval,
-                retry: config.source_retry,
-            };
+        let source_stage = source_stage::SourceStage {
+            source,
+            stats: stats.clone(),
+            commit_interval: config.commit_interval,
+            retry: config.source_retry,
+        };
         let committed = source_stage.run(events_tx, ack_rx, stop).await;
 
         // The source stage ends when every completion sender is gone, i.e. every stage ended

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::messages::Completion;
-use super::{PipelineError, RetryConfig};
 use super::stats::PipelineStats;
+use super::{PipelineError, RetryConfig};
 use crate::checkpoint::CheckpointTracker;
 
 pub(crate) struct SourceStage<E> {
