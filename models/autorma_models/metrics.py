@@ -74,17 +74,19 @@ def _lowest_confident_threshold(right: np.ndarray, conf: np.ndarray, target: flo
     return float(conf[order[ok.max()]]) if len(ok) else 1.0
 
 
-def review_thresholds(labels: np.ndarray, probs: np.ndarray, classes: list[str], target: float) -> dict:
+def review_thresholds(labels: np.ndarray, probs: np.ndarray, classes: list[str], target: float,
+                      pooled_floor: bool = True) -> dict:
     """Per predicted class, the lowest confidence threshold whose accepted photos are right at
     least `target` of the time, floored at the same threshold computed over all photos pooled.
 
     Why the floor: 75 val photos per class hold at most a handful of mistakes, so a class whose
     val happened to have no confident mistake gets a low threshold by luck. Split-half trials on
     val (thresholds fitted on one half, judged on the other) showed the floor raises accepted
-    accuracy on the unseen half (findings-fashion5-v2.md, round 6)."""
+    accuracy on the unseen half (`autorma_models.threshold_study`; findings-fashion5-v2.md, round 6).
+    `pooled_floor=False` gives the bare per-class rule, for that comparison."""
     pred, conf = probs.argmax(1), probs.max(1)
     right = pred == labels
-    pooled = _lowest_confident_threshold(right, conf, target)
+    pooled = _lowest_confident_threshold(right, conf, target) if pooled_floor else 0.0
     out = {}
     for i, c in enumerate(classes):
         sel = pred == i

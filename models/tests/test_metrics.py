@@ -1,6 +1,6 @@
 import numpy as np
 
-from autorma_models import metrics
+from autorma_models import metrics, threshold_study
 
 CLASSES = ["a", "b", "c"]
 
@@ -52,3 +52,23 @@ def test_ece_is_zero_when_confidence_matches_accuracy():
     probs = np.array([[1.0, 0, 0]] * 4)
     assert metrics.expected_calibration_error(np.array([0, 0, 0, 0]), probs) == 0.0
     assert abs(metrics.expected_calibration_error(np.array([0, 0, 1, 1]), probs) - 0.5) < 1e-9
+
+
+
+def test_split_half_study_sees_the_floor_keep_a_lucky_class_from_accepting_mistakes():
+    # Class a has confident mistakes (c photos called a at 0.9), which set the pooled floor.
+    # Class b is right whenever its fit half misses its two mistakes (c photos called b at 0.7),
+    # so its bare threshold drops to its lowest confidence (~0.6) and the held half accepts them.
+    rng = np.random.default_rng(1)
+    n = 40
+    labels = np.repeat([0, 1, 2], n)
+    pred = labels.copy()
+    conf = np.concatenate([rng.uniform(0.95, 1.0, n), rng.uniform(0.6, 1.0, n), rng.uniform(0.95, 1.0, n)])
+    pred[80:84], conf[80:84] = 0, 0.9
+    pred[84:86], conf[84:86] = 1, 0.7
+    probs = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)
+    probs[np.arange(len(labels)), pred] = conf
+    r = threshold_study.split_half(labels, np.log(probs), CLASSES, 0.997, trials=50, seed=0)
+    bare, floored = r["per class"], r["per class, floored at the pooled one"]
+    assert floored["accepted_accuracy"] > bare["accepted_accuracy"]
+    assert floored["review"] > bare["review"]
