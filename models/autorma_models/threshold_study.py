@@ -57,10 +57,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     print("| run | rule | sent to review | accepted right | trials reaching the target |\n|---|---|---|---|---|")
+    val_dir = data.split_dirs(a.data)["val"]
     for run in a.run:
         model, ck = nets.load_run(run)
-        x_val, y_val = split_tensors(data.split_dirs(a.data)["val"], ck["classes"], PreprocessSpec(size=ck["size"]),
-                                     a.workers)
+        x_val, y_val = split_tensors(val_dir, ck["classes"], PreprocessSpec(size=ck["size"]), a.workers)
         logits = torch_logits(model, x_val)
         for rule, r in split_half(y_val, logits, ck["classes"], a.target, a.trials, a.seed).items():
             print(f"| {Path(run).name} | {rule} | {100 * r['review']:.1f} % | {100 * r['accepted_accuracy']:.2f} % "

@@ -48,11 +48,16 @@ def test_a_class_keeps_its_own_threshold_above_the_pooled_floor():
     assert t == {"a": 0.86, "b": 0.95, "c": 0.86}
 
 
+def test_a_class_whose_top_guess_is_wrong_is_always_reviewed():
+    probs = np.array([[0.99, 0.01, 0], [0.5, 0.5, 0]])
+    t = metrics.review_thresholds(np.array([1, 0]), probs, CLASSES, target=0.997)
+    assert t["a"] == 1.0
+
+
 def test_ece_is_zero_when_confidence_matches_accuracy():
     probs = np.array([[1.0, 0, 0]] * 4)
     assert metrics.expected_calibration_error(np.array([0, 0, 0, 0]), probs) == 0.0
     assert abs(metrics.expected_calibration_error(np.array([0, 0, 1, 1]), probs) - 0.5) < 1e-9
-
 
 
 def test_split_half_study_sees_the_floor_keep_a_lucky_class_from_accepting_mistakes():
