@@ -2,8 +2,9 @@
 # Trains candidate models side by side on one GPU (each is a small net, so several share the
 # card well). Each line of CANDIDATES is `name train.py-arguments...`; `#` starts a comment.
 #   models/scripts/train_candidates.sh DATA_ROOT OUT_DIR CANDIDATES
-# EPOCHS (default 200; a line's own --epochs wins) and BUDGET (seconds of training per
-# candidate, 0 = none) may be set.
+# EPOCHS (default 200; a line's own --epochs wins), BUDGET (seconds of training per
+# candidate, 0 = none) and REPORT_TEST=1 (also print test accuracy, for the record: rounds 1-4
+# did; choosing reads val alone) may be set.
 set -uo pipefail
 usage="usage: train_candidates.sh DATA_ROOT OUT_DIR CANDIDATES"
 data=${1:?$usage}
@@ -19,7 +20,7 @@ while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   # shellcheck disable=SC2086  # the arguments are meant to split
   "$py" -m autorma_models.train --data "$data" --out "$out/$name" --epochs "${EPOCHS:-200}" \
-    --time-budget "${BUDGET:-0}" --workers 2 --report-test $args >"$out/$name.log" 2>&1 &
+    --time-budget "${BUDGET:-0}" --workers 2 ${REPORT_TEST:+--report-test} $args >"$out/$name.log" 2>&1 &
   pids+=($!)
 done <"$list"
 status=0
