@@ -56,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--distill-weight", type=float, default=0.7,
                    help="share of the target taken from the teachers when --teacher is given")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp32", action="store_true",
+                   help="train in fp32 on a GPU too (default there: bf16 autocast; the CPU is always fp32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class (smoke tests)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke tests)")
@@ -262,7 +264,7 @@ def train(args) -> dict:
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
     aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob)
     rng = np.random.default_rng(args.seed)
-    amp = device.type == "cuda"
+    amp = device.type == "cuda" and not args.fp32
     history, step, t_train = [], 0, time.time()
     while step < plan["total"]:
         model.train()
