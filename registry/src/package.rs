@@ -52,9 +52,10 @@ impl ModelPackage {
         self.manifest.thresholds[class]
     }
 
-    /// The test accuracy recorded in `model.json` (`metrics.test.accuracy`), when present.
-    pub fn recorded_test_accuracy(&self) -> Option<f64> {
-        self.manifest.metrics.get("test")?.get("accuracy")?.as_f64()
+    /// A test figure recorded in `model.json` under `metrics.test`, by JSON pointer
+    /// (`/accuracy`, `/review/share_sent_to_review`), when present.
+    pub fn recorded_test_metric(&self, pointer: &str) -> Option<f64> {
+        self.manifest.metrics.get("test")?.pointer(pointer)?.as_f64()
     }
 }
 

@@ -1,6 +1,7 @@
-//! `autorma eval --data DIR`: accuracy, per-class precision/recall/F1 and the confusion
-//! matrix on a class-folder data set, through the same preprocessing and ONNX Runtime session
-//! as production.
+//! `autorma eval --data DIR`: accuracy, per-class precision/recall/F1, the confusion matrix
+//! and the review figures (share sent to a person, accuracy of the photos accepted
+//! automatically) on a class-folder data set, through the same preprocessing, ONNX Runtime
+//! session and thresholds as production.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use autorma_classifier::inference::ModelSession;
 use autorma_classifier::preprocess::Preprocessor;
+use autorma_core::Decision;
 use serde::Serialize;
 
 use super::{list_files, model_setup, preprocess_files};
@@ -27,6 +29,10 @@ pub struct EvalReport {
     pub recorded_test_accuracy: Option<f64>,
     pub per_class: BTreeMap<String, ClassMetrics>,
     pub confusion: Confusion,
+    /// Under the package's per-class thresholds, as the pipeline decides.
+    pub review: Review,
+    /// `metrics.test.review.share_sent_to_review` from model.json, to compare against.
+    pub recorded_test_review_share: Option<f64>,
     /// Photos that could not be classified, with the reason (they are not in the metrics).
     pub failed: Vec<FailedPhoto>,
 }
@@ -44,6 +50,15 @@ pub struct ClassMetrics {
 pub struct Confusion {
     pub classes: Vec<String>,
     pub matrix: Vec<Vec<usize>>,
+}
+
+/// Field names as in the Python evaluation's `review` (metrics.review_report).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Review {
+    pub share_sent_to_review: f64,
+    pub accepted: usize,
+    /// 1.0 when nothing was accepted (no accepted photo is wrong).
+    pub accepted_accuracy: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,16 +82,22 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
         let files: Vec<PathBuf> = labelled.iter().map(|(p, _)| p.clone()).collect();
         let tensors = preprocess_files(&files, &preprocessor);
         let mut pairs = Vec::new();
+        let mut accepted = Vec::new();
         let mut failed = Vec::new();
         let mut batch_idx = Vec::new();
         let mut batch = Vec::new();
         let mut flush =
-            |batch_idx: &mut Vec<usize>, batch: &mut Vec<f32>, pairs: &mut Vec<(usize, usize)>| -> anyhow::Result<()> {
+            |batch_idx: &mut Vec<usize>,
+             batch: &mut Vec<f32>,
+             pairs: &mut Vec<(usize, usize)>,
+             accepted: &mut Vec<bool>|
+             -> anyhow::Result<()> {
                 if batch_idx.is_empty() {
                     return Ok(());
                 }
                 for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
                     pairs.push((labelled[i].1, p.label));
+                    accepted.push(p.decision == Decision::Auto);
                 }
                 batch.clear();
                 Ok(())
@@ -87,7 +108,7 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
                     batch.extend(t);
                     batch_idx.push(i);
                     if batch_idx.len() == batch_size {
-                        flush(&mut batch_idx, &mut batch, &mut pairs)?;
+                        flush(&mut batch_idx, &mut batch, &mut pairs, &mut accepted)?;
                     }
                 }
                 Err(e) => failed.push(FailedPhoto {
@@ -97,17 +118,20 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
                 }),
             }
         }
-        flush(&mut batch_idx, &mut batch, &mut pairs)?;
+        flush(&mut batch_idx, &mut batch, &mut pairs, &mut accepted)?;
         let (accuracy, per_class, matrix) = metrics(&pairs, &classes);
+        let review = review(&pairs, &accepted);
         Ok(EvalReport {
             data,
             model: session.model().clone(),
             execution_provider: session.execution_provider(),
             num_images: pairs.len(),
             accuracy,
-            recorded_test_accuracy: package.recorded_test_accuracy(),
+            recorded_test_accuracy: package.recorded_test_metric("/accuracy"),
             per_class,
             confusion: Confusion { classes, matrix },
+            review,
+            recorded_test_review_share: package.recorded_test_metric("/review/share_sent_to_review"),
             failed,
         })
     })
@@ -169,6 +193,15 @@ pub fn metrics(pairs: &[(usize, usize)], classes: &[String]) -> (f64, BTreeMap<S
     (accuracy, per_class, matrix)
 }
 
+/// The review figures from `(true, predicted)` pairs and whether each was accepted.
+pub fn review(pairs: &[(usize, usize)], accepted: &[bool]) -> Review {
+    let right: Vec<bool> = pairs.iter().zip(accepted).filter(|(_, a)| **a).map(|((t, p), _)| t == p).collect();
+    let share = if pairs.is_empty() { 0.0 } else { 1.0 - right.len() as f64 / pairs.len() as f64 };
+    let accepted_accuracy =
+        if right.is_empty() { 1.0 } else { right.iter().filter(|r| **r).count() as f64 / right.len() as f64 };
+    Review { share_sent_to_review: share, accepted: right.len(), accepted_accuracy }
+}
+
 fn print_table(r: &EvalReport) {
     println!(
         "model {} v{} on {} ({} photos, {})",
@@ -177,6 +210,16 @@ fn print_table(r: &EvalReport) {
     print!("accuracy {:.4}", r.accuracy);
     if let Some(recorded) = r.recorded_test_accuracy {
         print!("  (model.json test accuracy {recorded:.4})");
+    }
+    println!();
+    print!(
+        "sent to review {:.2} %, accepted {} photos, {:.2} % of them right",
+        r.review.share_sent_to_review * 100.0,
+        r.review.accepted,
+        r.review.accepted_accuracy * 100.0
+    );
+    if let Some(recorded) = r.recorded_test_review_share {
+        print!("  (model.json test review {:.2} %)", recorded * 100.0);
     }
     println!();
     println!("{:<14} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
@@ -206,5 +249,15 @@ mod tests {
         assert_eq!(per_class["a"], ClassMetrics { precision: 1.0, recall: 2.0 / 3.0, f1: 0.8, support: 3 });
         let b = &per_class["b"];
         assert_eq!((b.precision, b.recall, b.support), (0.5, 1.0, 1));
+    }
+
+    #[test]
+    fn review_counts_only_the_accepted_photos() {
+        let pairs = [(0, 0), (0, 1), (1, 1), (1, 1)];
+        // Accepted: one right, one wrong; two sent to review.
+        let r = review(&pairs, &[true, true, false, false]);
+        assert_eq!(r, Review { share_sent_to_review: 0.5, accepted: 2, accepted_accuracy: 0.5 });
+        let none = review(&pairs, &[false; 4]);
+        assert_eq!(none, Review { share_sent_to_review: 1.0, accepted: 0, accepted_accuracy: 1.0 });
     }
 }
