@@ -115,7 +115,8 @@ fn eval_on_the_real_test_split_matches_the_model_package() {
     // The thresholds decide the same way here: a decode difference may move a borderline photo
     // or two across its threshold, not more (1 point = 3.75 photos).
     let share = report["review"]["share_sent_to_review"].as_f64().unwrap();
-    let recorded_share = report["recorded_test_review_share"].as_f64().expect("model.json records the test review share");
+    let recorded_share =
+        report["recorded_test_review_share"].as_f64().expect("model.json records the test review share");
     eprintln!("rust review share {share:.4}, model.json {recorded_share:.4}");
     assert!((share - recorded_share).abs() * 100.0 <= 1.0, "review share {share} vs recorded {recorded_share}");
 }

@@ -86,22 +86,21 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
         let mut failed = Vec::new();
         let mut batch_idx = Vec::new();
         let mut batch = Vec::new();
-        let mut flush =
-            |batch_idx: &mut Vec<usize>,
-             batch: &mut Vec<f32>,
-             pairs: &mut Vec<(usize, usize)>,
-             accepted: &mut Vec<bool>|
-             -> anyhow::Result<()> {
-                if batch_idx.is_empty() {
-                    return Ok(());
-                }
-                for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
-                    pairs.push((labelled[i].1, p.label));
-                    accepted.push(p.decision == Decision::Auto);
-                }
-                batch.clear();
-                Ok(())
-            };
+        let mut flush = |batch_idx: &mut Vec<usize>,
+                         batch: &mut Vec<f32>,
+                         pairs: &mut Vec<(usize, usize)>,
+                         accepted: &mut Vec<bool>|
+         -> anyhow::Result<()> {
+            if batch_idx.is_empty() {
+                return Ok(());
+            }
+            for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
+                pairs.push((labelled[i].1, p.label));
+                accepted.push(p.decision == Decision::Auto);
+            }
+            batch.clear();
+            Ok(())
+        };
         for (i, tensor) in tensors.into_iter().enumerate() {
             match tensor {
                 Ok(t) => {
