@@ -1,7 +1,15 @@
-"""Writes MODEL_CARD.md from the figures `package.py` measured (nothing here is typed by hand)."""
+"""Writes MODEL_CARD.md from the figures `package.py` measured (nothing here is typed by hand).
+
+`python -m autorma_models.card --card fashion5/MODEL_CARD.md --notes scripts/findings-fashion5-v2.md`
+refreshes only the card's notes (what was tried), keeping the measured figures: later rounds that did
+not replace the model add to the findings, and the runs behind the figures are not kept in the repo.
+"""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+
+_LIMITS = "## Intended use and known limits"
 
 
 def _pct(x) -> str:
@@ -135,7 +143,7 @@ seed {r['seed']}. Trained on {_machine(t['device'])} in {t['train_seconds']:.0f}
 Reproduce: `{reproduce_command(meta['architecture'], meta['input_size'], r)}`, then
 `python -m autorma_models.package --run runs/NAME --data ../shared/datasets/fashion5 --out fashion5`.
 
-{speed}{notes}## Intended use and known limits
+{speed}{notes}{_LIMITS}
 
 - Intended: routing photos of returned items from a white-background bench, one item per photo,
   into the five classes above, with a person checking what is sent to review.
@@ -149,3 +157,28 @@ Reproduce: `{reproduce_command(meta['architecture'], meta['input_size'], r)}`, t
 - Calibration was fitted on this catalogue; photos from a real bench (lighting, angles) will shift it.
 """
     Path(path).write_text(text)
+
+
+def refresh_notes(card: str, notes: str) -> str:
+    """The card with its notes replaced by `notes`. The old notes are found by the new notes' first
+    line (their heading), up to the limits section that always follows them."""
+    heading = notes.splitlines()[0] if notes.strip() else ""
+    start, end = card.find(heading + "\n") if heading else -1, card.find(_LIMITS)
+    if start < 0 or end < start:
+        raise ValueError(f"the card has no notes under the heading {heading!r} before {_LIMITS!r}: "
+                         "re-package instead (python -m autorma_models.package ... --notes FILE)")
+    return card[:start] + notes.rstrip("\n") + "\n\n" + card[end:]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Refresh the notes (what was tried) of a packaged model's "
+                                "MODEL_CARD.md from the findings file, keeping every measured figure.")
+    p.add_argument("--card", type=Path, required=True, help="the MODEL_CARD.md to rewrite in place")
+    p.add_argument("--notes", type=Path, required=True, help="markdown notes, starting with their heading")
+    a = p.parse_args()
+    a.card.write_text(refresh_notes(a.card.read_text(), a.notes.read_text()))
+    print(f"refreshed the notes of {a.card} from {a.notes}")
+
+
+if __name__ == "__main__":
+    main()
