@@ -12,6 +12,12 @@ from pathlib import Path
 _LIMITS = "## Intended use and known limits"
 
 
+def _notes_section(notes: str) -> str:
+    """The notes as the card holds them, one blank line before the limits section (packaging and
+    refreshing must agree, whatever the notes file ends with)."""
+    return notes.rstrip("\n") + "\n\n" if notes.strip() else ""
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
@@ -143,7 +149,7 @@ seed {r['seed']}. Trained on {_machine(t['device'])} in {t['train_seconds']:.0f}
 Reproduce: `{reproduce_command(meta['architecture'], meta['input_size'], r)}`, then
 `python -m autorma_models.package --run runs/NAME --data ../shared/datasets/fashion5 --out fashion5`.
 
-{speed}{notes}{_LIMITS}
+{speed}{_notes_section(notes)}{_LIMITS}
 
 - Intended: routing photos of returned items from a white-background bench, one item per photo,
   into the five classes above, with a person checking what is sent to review.
@@ -167,7 +173,7 @@ def refresh_notes(card: str, notes: str) -> str:
     if start < 0 or end < start:
         raise ValueError(f"the card has no notes under the heading {heading!r} before {_LIMITS!r}: "
                          "re-package instead (python -m autorma_models.package ... --notes FILE)")
-    return card[:start] + notes.rstrip("\n") + "\n\n" + card[end:]
+    return card[:start] + _notes_section(notes) + card[end:]
 
 
 def main() -> None:
