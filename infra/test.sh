@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs all of them:
-# the Python model tests (training smoke test, export parity, metrics) and the Rust workspace.
+# the Python model tests (training smoke test, export parity, metrics) and the Rust workspace,
+# whose streaming tests (tests/streaming/) start their own Kafka and versitygw through
+# infra/engines/ from the installs made here.
 # Usage: infra/test.sh
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +10,8 @@ cd "${repo_root}"
 
 infra/setup/python.sh
 infra/setup/onnxruntime.sh
+infra/setup/kafka.sh
+infra/setup/versitygw.sh
 
 log_dir="$(mktemp -d)"
 trap 'rm -rf "${log_dir}"' EXIT

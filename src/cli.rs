@@ -43,6 +43,26 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure, in one run, the end-to-end img/s of `autorma run` and the model-only img/s.
     Bench(BenchArgs),
+    /// Streaming: turn the bucket's notifications (topic rma.uploads.raw) into one ItemEvent
+    /// per photo on rma.items, and reconcile what notifications missed.
+    ///
+    /// Keeps ObjectCreated events under the inbox prefix whose content type or extension is an
+    /// image; a malformed notification goes to rma.dlq with the reason and its raw payload.
+    /// Input offsets are committed only after rma.items acknowledged. At start and every
+    /// --reconcile-interval-s it lists the inbox and sends an ItemEvent for every photo older
+    /// than --reconcile-grace-s that has neither results/<key>.json nor dlq/<key>.json (a
+    /// broker outage makes the S3 server drop notifications). Runs until Ctrl-C or SIGTERM.
+    Ingest(IngestArgs),
+    /// Streaming: classify the photos of rma.items as one member of a consumer group.
+    ///
+    /// Fetches each photo from the bucket, micro-batches it through the model and writes its
+    /// Result to rma.results (and rma.review when it needs a person) and then to
+    /// results/<key>.json in the bucket; a photo that cannot be used goes to rma.dlq and
+    /// dlq/<key>.json with its reason. Offsets are committed only behind the sink, so a crash
+    /// loses nothing; a redelivered photo that already has its result is not classified
+    /// again. Start as many workers as rma.items has partitions. Runs until Ctrl-C or SIGTERM
+    /// (then it finishes the photos in flight and commits).
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +128,62 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// Where the streaming engines are (Kafka, S3), shared by `ingest` and `worker`.
+/// S3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and
+/// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role.
+#[derive(Debug, Args, Default)]
+pub struct StreamingArgs {
+    /// Kafka bootstrap servers, `host:port[,host:port]` [default: 127.0.0.1:9092]
+    #[arg(long, env = "AUTORMA_KAFKA_BROKERS", value_name = "LIST")]
+    pub brokers: Option<String>,
+    /// S3 endpoint URL, e.g. http://127.0.0.1:19000 for MinIO or versitygw [default: AWS S3]
+    #[arg(long, env = "AUTORMA_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION or the AWS profile's, else us-east-1]
+    #[arg(long, env = "AUTORMA_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing, which MinIO and versitygw need [default: true when
+    /// --s3-endpoint is set, else false]
+    #[arg(long, env = "AUTORMA_S3_PATH_STYLE", value_name = "BOOL")]
+    pub s3_path_style: Option<bool>,
+    /// The bucket photos land in; results/ and dlq/ are written beside inbox/ [default: returns]
+    #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME")]
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Only keys under this prefix are photos to classify [default: inbox/]
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX")]
+    pub inbox_prefix: Option<String>,
+    /// How the S3 server writes keys in its notifications: `url` (AWS S3, MinIO) or `raw`
+    /// (versitygw) [default: url]
+    #[arg(long, env = "AUTORMA_KEY_ENCODING", value_name = "ENCODING")]
+    pub key_encoding: Option<String>,
+    /// Consumer group of the ingest services on rma.uploads.raw [default: autorma-ingest]
+    #[arg(long, env = "AUTORMA_INGEST_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
+    /// Seconds between two reconciliations of the inbox (the first runs at start) [default: 300]
+    #[arg(long, env = "AUTORMA_RECONCILE_INTERVAL_S", value_name = "S")]
+    pub reconcile_interval_s: Option<u64>,
+    /// A photo younger than this many seconds is left to its notification [default: 120]
+    #[arg(long, env = "AUTORMA_RECONCILE_GRACE_S", value_name = "S")]
+    pub reconcile_grace_s: Option<u64>,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Consumer group of the workers on rma.items [default: autorma-workers]
+    #[arg(long, env = "AUTORMA_WORKER_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }

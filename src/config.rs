@@ -1,6 +1,7 @@
 //! Configuration: the optional TOML file, merged under the command line and environment, and
 //! validated before anything runs so a typo is a clear message, not a surprise mid-run.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,10 @@ use autorma_classifier::inference::{ExecutionProvider, RuntimeConfig, default_li
 use autorma_classifier::preprocess::DecodeLimits;
 use serde::Deserialize;
 
-use crate::cli::PipelineArgs;
+use autorma_core::S3Config;
+use autorma_core::kafka::KafkaConfig;
+
+use crate::cli::{PipelineArgs, StreamingArgs};
 
 /// The config file. Every key is optional; unknown keys are an error (they are typos).
 #[derive(Debug, Default, Deserialize)]
@@ -40,8 +44,30 @@ pub struct FileConfig {
     pub max_file_bytes: Option<u64>,
     /// `run --watch`: ms between scans.
     pub poll_interval_ms: Option<u64>,
-    /// `run`: bucket name for the inbox.
+    /// `run`: bucket name for the inbox; `ingest`, `worker`: the S3 bucket.
     pub bucket: Option<String>,
+    /// Kafka bootstrap servers.
+    pub brokers: Option<String>,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.username`, ...).
+    pub kafka_properties: Option<BTreeMap<String, String>>,
+    /// S3 endpoint URL.
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing.
+    pub s3_path_style: Option<bool>,
+    /// `ingest`: the inbox prefix.
+    pub inbox_prefix: Option<String>,
+    /// `ingest`: `url` or `raw` notification keys.
+    pub key_encoding: Option<String>,
+    /// `ingest`: its consumer group.
+    pub ingest_group: Option<String>,
+    /// `worker`: its consumer group.
+    pub worker_group: Option<String>,
+    /// `ingest`: seconds between reconciliations.
+    pub reconcile_interval_s: Option<u64>,
+    /// `ingest`: seconds a photo is left to its notification.
+    pub reconcile_grace_s: Option<u64>,
 }
 
 impl FileConfig {
@@ -154,6 +180,55 @@ pub fn poll_interval(arg: Option<u64>, file: &FileConfig) -> anyhow::Result<Dura
         bail!("invalid `poll_interval_ms` = {ms}: must be within 10..=3600000");
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// Where the streaming engines are, resolved.
+#[derive(Debug, Clone)]
+pub struct StreamingSettings {
+    pub kafka: KafkaConfig,
+    pub s3: S3Config,
+    pub bucket: String,
+}
+
+pub fn resolve_streaming(args: &StreamingArgs, file: &FileConfig) -> anyhow::Result<StreamingSettings> {
+    let brokers = args.brokers.clone().or(file.brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
+    if brokers.trim().is_empty() {
+        bail!("invalid `brokers`: empty (set --brokers or AUTORMA_KAFKA_BROKERS, e.g. 127.0.0.1:9092)");
+    }
+    let mut kafka = KafkaConfig::new(brokers);
+    kafka.properties = file.kafka_properties.clone().unwrap_or_default().into_iter().collect();
+    let endpoint = args.s3_endpoint.clone().or(file.s3_endpoint.clone());
+    if let Some(url) = &endpoint
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("invalid `s3_endpoint` = `{url}`: must be an http:// or https:// URL (--s3-endpoint, AUTORMA_S3_ENDPOINT)");
+    }
+    let s3 = S3Config {
+        path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(endpoint.is_some()),
+        region: args.s3_region.clone().or(file.s3_region.clone()),
+        endpoint,
+        ..S3Config::default()
+    };
+    let bucket = args.bucket.clone().or(file.bucket.clone()).unwrap_or_else(|| "returns".into());
+    if bucket.is_empty() || bucket.contains('/') {
+        bail!("invalid `bucket` = `{bucket}`: must be a bucket name (--bucket, AUTORMA_BUCKET)");
+    }
+    Ok(StreamingSettings { kafka, s3, bucket })
+}
+
+/// A number of seconds within `range`, from the flag/env or the file, else `default`.
+pub fn seconds(
+    name: &str,
+    arg: Option<u64>,
+    file: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<Duration> {
+    let value = arg.or(file).unwrap_or(default);
+    if !range.contains(&value) {
+        bail!("invalid `{name}` = {value}: must be within {}..={}", range.start(), range.end());
+    }
+    Ok(Duration::from_secs(value))
 }
 
 #[cfg(test)]

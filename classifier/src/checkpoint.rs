@@ -11,13 +11,16 @@
 //! committed offset; the local folder source writes `state/checkpoint.json` (its protocol, and
 //! why a `kill -9` at any moment loses and duplicates nothing: `ingest/src/local/design.md`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use autorma_core::{PartitionId, Position};
 
 #[derive(Debug, Default)]
 pub struct CheckpointTracker {
     partitions: BTreeMap<PartitionId, PartitionState>,
+    /// Partitions taken away (a rebalance): their late completions are ignored. Sources give
+    /// a partition that comes back a new id, so an id is never tracked again once forgotten.
+    forgotten: BTreeSet<PartitionId>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +65,9 @@ impl CheckpointTracker {
     /// Marks an event done (its outcome is durable) and advances the watermark past every
     /// done offset at its front.
     pub fn complete(&mut self, position: Position) -> Result<(), TrackerError> {
+        if self.forgotten.contains(&position.partition) {
+            return Ok(());
+        }
         let unknown = TrackerError::Unknown { position };
         let state = self.partitions.get_mut(&position.partition).ok_or(unknown.clone())?;
         let index = state.inflight.binary_search_by_key(&position.offset, |(o, _)| *o).map_err(|_| unknown.clone())?;
@@ -87,6 +93,14 @@ impl CheckpointTracker {
             }
         }
         out
+    }
+
+    /// Drops a revoked partition's state: nothing more of it is committed here (the source
+    /// committed what was done when it let the partition go), and its in-flight completions
+    /// are ignored when they come.
+    pub fn forget(&mut self, partition: PartitionId) {
+        self.partitions.remove(&partition);
+        self.forgotten.insert(partition);
     }
 
     pub fn has_advanced(&self) -> bool {
@@ -170,5 +184,22 @@ mod tests {
         assert_eq!(t.complete(p(1)), Err(TrackerError::Unknown { position: p(1) }));
         assert_eq!(t.complete(p(7)), Err(TrackerError::Unknown { position: p(7) }));
         assert_eq!(t.complete(Position::new(3, 0)), Err(TrackerError::Unknown { position: Position::new(3, 0) }));
+    }
+
+    #[test]
+    fn a_forgotten_partition_ignores_late_completions_and_leaves_the_others_alone() {
+        let mut t = CheckpointTracker::new();
+        for o in 0..3 {
+            t.track(Position::new(0, o)).unwrap();
+            t.track(Position::new(1, o)).unwrap();
+        }
+        t.complete(Position::new(0, 0)).unwrap();
+        t.forget(0);
+        assert_eq!(t.watermark(0), None);
+        // The revoked partition's photos finish after the revoke: ignored, not an error.
+        t.complete(Position::new(0, 1)).unwrap();
+        t.complete(Position::new(1, 0)).unwrap();
+        assert_eq!(t.take_advanced(), vec![(1, 1)]);
+        assert_eq!(t.num_inflight(), 2);
     }
 }

@@ -12,11 +12,14 @@
 //!
 //! Each trait has an embedded implementation for `autorma run` on one machine (a local folder
 //! as the store here in [`store::local`], a folder scan in `autorma-ingest`, local files in
-//! `autorma-sink`); the S3 and Kafka implementations plug in beside them.
+//! `autorma-sink`); the streaming ones beside them: S3 here in [`store::s3`], Kafka (whose shared
+//! settings and topic names are in [`kafka`]) in `autorma-ingest` and `autorma-sink`.
 
 pub mod dlq;
 pub mod event;
 pub mod fsutil;
+pub mod kafka;
+pub mod layout;
 pub mod position;
 pub mod result;
 pub mod sink;
@@ -29,4 +32,4 @@ pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
-pub use store::{LocalStore, ObjectStore, Store, StoreError};
+pub use store::{LocalStore, ObjectStore, S3Config, S3Store, Store, StoreError};

@@ -50,6 +50,11 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    /// The object store refused or failed a read or write.
+    #[error(transparent)]
+    Store(crate::store::StoreError),
+    #[error("publish to `{topic}` (key `{key}`) failed: {detail}")]
+    Publish { topic: String, key: String, detail: String },
     #[error("invalid key `{key}`: {reason}")]
     InvalidKey { key: String, reason: String },
     #[error("failed to encode a record for `{key}`: {source}")]
@@ -63,6 +68,10 @@ pub enum SinkError {
 impl SinkError {
     /// I/O may recover (a full disk gets space); a key that cannot be a file name will not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Write { .. } | SinkError::Read { .. })
+        match self {
+            SinkError::Write { .. } | SinkError::Read { .. } | SinkError::Publish { .. } => true,
+            SinkError::Store(e) => e.is_retryable(),
+            SinkError::InvalidKey { .. } | SinkError::Encode { .. } => false,
+        }
     }
 }

@@ -22,6 +22,14 @@ pub trait EventSource: Send + 'static {
     /// Records that, in each listed partition, every offset below `next_offset` is done
     /// (Kafka's convention: the committed offset is the next one to read).
     fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Partitions taken away from this source since the last call (a consumer-group
+    /// rebalance). The pipeline forgets them: their queued events are dropped and late
+    /// completions ignored; a partition given back later comes under a new id. Sources whose
+    /// partitions never move (a folder) keep the default.
+    fn take_revoked(&mut self) -> Vec<PartitionId> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +50,8 @@ pub enum SourceError {
     Corrupt { path: String, detail: String },
     #[error("cannot use `{path}`: {detail}")]
     NotOwner { path: String, detail: String },
+    #[error("Kafka: {detail}")]
+    Broker { detail: String, retryable: bool },
     #[error("commit of partition {partition} at offset {offset} failed: {detail}")]
     Commit { partition: PartitionId, offset: u64, detail: String },
 }
@@ -49,6 +59,10 @@ pub enum SourceError {
 impl SourceError {
     /// A failed listing may succeed next time; corrupt state will not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SourceError::Scan { .. })
+        match self {
+            SourceError::Scan { .. } => true,
+            SourceError::Broker { retryable, .. } => *retryable,
+            _ => false,
+        }
     }
 }

@@ -10,30 +10,46 @@
 //!
 //! Implementations: [`local::LocalFolderSource`] (embedded mode: a scan, and optionally a
 //! watch, of a folder, with its own event log and checkpoint file standing in for a Kafka
-//! topic and its committed offsets). Kafka (S3 notifications on `rma.items`) comes later as a
-//! `kafka/` folder beside `local/`; [`Source`] is the enum the binary holds.
+//! topic and its committed offsets) and [`kafka::KafkaSource`] (streaming: a consumer group on
+//! `rma.items`, committed offsets as checkpoints); [`Source`] is the enum the binary holds.
+//!
+//! [`notify`] is the `autorma ingest` service that turns the bucket's notifications into
+//! those ItemEvents, and reconciles what notifications missed.
 
+pub mod kafka;
 pub mod local;
+pub mod notify;
 
 use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
 
+pub use kafka::{KafkaConsumerConfig, KafkaSource};
 pub use local::{LocalFolderSource, LocalFolderSourceConfig};
 
-/// Every source the binary can run, as one type (Kafka joins as a variant).
+/// Every source the binary can run, as one type.
 pub enum Source {
     Local(LocalFolderSource),
+    Kafka(KafkaSource),
 }
 
 impl EventSource for Source {
     async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
         match self {
             Source::Local(source) => source.next_batch().await,
+            Source::Kafka(source) => source.next_batch().await,
         }
     }
 
     async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
         match self {
             Source::Local(source) => source.commit(watermarks).await,
+            Source::Kafka(source) => source.commit(watermarks).await,
+        }
+    }
+
+    fn take_revoked(&mut self) -> Vec<PartitionId> {
+        match self {
+            Source::Local(source) => source.take_revoked(),
+            Source::Kafka(source) => source.take_revoked(),
         }
     }
 }

@@ -10,43 +10,50 @@
 //! result per photo. `lookup` tells the pipeline what is already there, so a redelivered photo
 //! is not classified twice.
 //!
-//! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder).
-//! Object store + Kafka topics (`rma.results`, `rma.review`, `rma.dlq`) come later as an `s3/`
-//! + `kafka/` folder beside `local/`; [`Sink`] is the enum the binary holds.
+//! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder) and
+//! [`s3::StreamingSink`] (streaming: the bucket + the `rma.results`, `rma.review` and
+//! `rma.dlq` topics); [`Sink`] is the enum the binary holds.
 
 pub mod local;
+pub mod s3;
 
 use autorma_core::{DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, SinkError};
 
 pub use local::LocalSink;
+pub use s3::StreamingSink;
 
-/// Every sink the binary can run, as one type (the streaming sink joins as a variant).
+/// Every sink the binary can run, as one type.
 pub enum Sink {
     Local(LocalSink),
+    Streaming(StreamingSink),
 }
 
 impl ResultSink for Sink {
     async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
         match self {
             Sink::Local(sink) => sink.lookup(event, model_sha256).await,
+            Sink::Streaming(sink) => sink.lookup(event, model_sha256).await,
         }
     }
 
     async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
         match self {
             Sink::Local(sink) => sink.write_result(record).await,
+            Sink::Streaming(sink) => sink.write_result(record).await,
         }
     }
 
     async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
         match self {
             Sink::Local(sink) => sink.write_dlq(record).await,
+            Sink::Streaming(sink) => sink.write_dlq(record).await,
         }
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
         match self {
             Sink::Local(sink) => sink.flush().await,
+            Sink::Streaming(sink) => sink.flush().await,
         }
     }
 }

@@ -3,7 +3,10 @@
 mod bench;
 mod classify;
 mod eval;
+mod ingest;
 mod run;
+mod streaming;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +28,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classify(args) => classify::classify(args, &file, file_path.as_deref()).await,
         Command::Eval(args) => eval::eval(args, &file, file_path.as_deref()).await,
         Command::Bench(args) => bench::bench(args, &file, file_path.as_deref()).await,
+        Command::Ingest(args) => ingest::ingest(args, &file).await,
+        Command::Worker(args) => worker::worker(args, &file, file_path.as_deref()).await,
     }
 }
 

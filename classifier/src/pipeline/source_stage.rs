@@ -100,6 +100,8 @@ impl<E: EventSource> SourceStage<E> {
                     num_failures = 0;
                     self.stats.discovered.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     pending.extend(batch);
+                    // After the extend: a revoke during this poll may follow some of its events.
+                    self.forget_revoked(&mut tracker, &mut pending, &mut committed);
                 }
                 Step::Polled(Ok(None)) => {
                     tracing::debug!("source exhausted");
@@ -121,6 +123,23 @@ impl<E: EventSource> SourceStage<E> {
         }
         self.commit(&mut tracker, &mut committed).await?;
         Ok(committed)
+    }
+
+    /// Partitions the source lost in a rebalance: their queued events are dropped and their
+    /// watermarks forgotten (the source committed what was done as it let them go).
+    fn forget_revoked(
+        &mut self,
+        tracker: &mut CheckpointTracker,
+        pending: &mut VecDeque<SourcedEvent>,
+        committed: &mut Vec<(PartitionId, u64)>,
+    ) {
+        for partition in self.source.take_revoked() {
+            let before = pending.len();
+            pending.retain(|e| e.position.partition != partition);
+            tracker.forget(partition);
+            committed.retain(|(p, _)| *p != partition);
+            tracing::info!(partition, dropped = before - pending.len(), "partition revoked; its queued photos dropped");
+        }
     }
 
     async fn commit(

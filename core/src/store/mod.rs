@@ -1,23 +1,27 @@
 //! The object store boundary: where photos' bytes are read from (S3/MinIO, or a local folder).
 
 pub mod local;
+pub mod s3;
 
 use std::future::Future;
 
 use bytes::Bytes;
 
 pub use local::LocalStore;
+pub use s3::{ObjectInfo, S3Config, S3Store};
 
-/// Every store the binary can use, as one type (S3/MinIO joins as a variant).
+/// Every store the binary can use, as one type.
 #[derive(Debug, Clone)]
 pub enum Store {
     Local(LocalStore),
+    S3(S3Store),
 }
 
 impl ObjectStore for Store {
     async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
         match self {
             Store::Local(store) => store.get(bucket, key, max_bytes).await,
+            Store::S3(store) => store.get(bucket, key, max_bytes).await,
         }
     }
 }
@@ -38,6 +42,9 @@ pub enum StoreError {
     InvalidKey { key: String, reason: &'static str },
     #[error("unknown bucket `{bucket}` (this store serves `{served}`)")]
     UnknownBucket { bucket: String, served: String },
+    /// A remote store's answer (S3): `retryable` unless the server's answer was final.
+    #[error("S3 request for `{key}` in bucket `{bucket}` failed: {detail}")]
+    Remote { bucket: String, key: String, detail: String, retryable: bool },
     #[error("failed to read `{key}` from bucket `{bucket}`: {source}")]
     Io {
         bucket: String,
@@ -52,6 +59,7 @@ impl StoreError {
     /// final.
     pub fn is_retryable(&self) -> bool {
         match self {
+            StoreError::Remote { retryable, .. } => *retryable,
             StoreError::Io { source, .. } => !matches!(
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied

@@ -1,0 +1,13 @@
+//! Where outcomes live in the bucket (DESIGN.md): `results/<key>.json` and `dlq/<key>.json`,
+//! one object per photo key, replaced (never duplicated) when a photo is classified again.
+
+pub const RESULTS_PREFIX: &str = "results/";
+pub const DLQ_PREFIX: &str = "dlq/";
+
+pub fn result_object_key(photo_key: &str) -> String {
+    format!("{RESULTS_PREFIX}{photo_key}.json")
+}
+
+pub fn dlq_object_key(photo_key: &str) -> String {
+    format!("{DLQ_PREFIX}{photo_key}.json")
+}

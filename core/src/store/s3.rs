@@ -1,0 +1,233 @@
+//! S3 as the object store (AWS S3, MinIO, versitygw): photos are read from it, and the
+//! streaming sink and the ingest service write and list through the same client.
+//!
+//! Every request takes a permit from one semaphore, so a burst of photos cannot open
+//! unbounded connections. The size limit is checked from the object's length in the GET
+//! response's headers, before its body is read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
+use super::{ObjectStore, StoreError};
+
+/// How to reach the S3 server. Credentials come from the standard AWS chain
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// Endpoint URL, e.g. `http://127.0.0.1:19000` for the dev stack; `None` uses AWS's own.
+    pub endpoint: Option<String>,
+    /// Region; `None` takes it from the AWS chain (`AWS_REGION`, profile), else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which MinIO and versitygw need.
+    pub path_style: bool,
+    /// Requests in flight at once, all kinds together.
+    pub max_concurrency: usize,
+    /// Longest one request may take (connect included) before it counts as failed.
+    pub request_timeout: Duration,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: None,
+            path_style: false,
+            max_concurrency: 32,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One object seen by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// Without the quotes S3 puts around it.
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    permits: Arc<Semaphore>,
+    /// For error messages: where the requests go.
+    endpoint: Arc<str>,
+}
+
+impl S3Store {
+    /// Builds the client (no request is made; [`S3Store::check_bucket`] tests the connection).
+    pub async fn connect(config: &S3Config) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(config.request_timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style);
+        if shared.region().is_none() {
+            builder = builder.region(aws_config::Region::from_static("us-east-1"));
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+            endpoint: config.endpoint.clone().unwrap_or_else(|| "AWS S3".into()).into(),
+        }
+    }
+
+    /// Checks at start that the bucket exists and the credentials may use it, with a message
+    /// that says which of the two (or the endpoint) is wrong.
+    pub async fn check_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let detail = match status {
+                    Some(404) => format!("bucket `{bucket}` does not exist at {}: create it", self.endpoint),
+                    Some(403) | Some(401) => format!(
+                        "access to bucket `{bucket}` at {} was refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+                        self.endpoint
+                    ),
+                    _ => format!("cannot reach the S3 endpoint {}: {}", self.endpoint, DisplayErrorContext(&e)),
+                };
+                Err(StoreError::Remote { bucket: bucket.into(), key: String::new(), detail, retryable: false })
+            }
+        }
+    }
+
+    /// Writes an object whole (S3 PUTs are atomic: readers see the old or the new one).
+    pub async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| remote_error(bucket, key, e))?;
+        Ok(())
+    }
+
+    /// The object's bytes, or `None` when there is no such key.
+    pub async fn get_optional(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Option<Bytes>, StoreError> {
+        match self.get(bucket, key, max_bytes).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object under `prefix`, page by page.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut out = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let page = {
+                let _permit = self.permits.acquire().await.expect("never closed");
+                self.client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(continuation.take())
+                    .send()
+                    .await
+                    .map_err(|e| remote_error(bucket, prefix, e))?
+            };
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let last_modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_else(Utc::now);
+                out.push(ObjectInfo {
+                    key: key.to_string(),
+                    etag: unquote_etag(object.e_tag().unwrap_or_default()).to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    last_modified,
+                });
+            }
+            match page.next_continuation_token() {
+                Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let output = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                StoreError::NotFound { bucket: bucket.into(), key: key.into() }
+            } else {
+                remote_error(bucket, key, e)
+            }
+        })?;
+        let size = output.content_length().unwrap_or(0).max(0) as u64;
+        if size > max_bytes {
+            // Dropping the body closes the connection without reading the object.
+            return Err(StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes });
+        }
+        let body = output.body.collect().await.map_err(|e| StoreError::Remote {
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: format!("reading the body failed: {e}"),
+            retryable: true,
+        })?;
+        Ok(body.into_bytes())
+    }
+}
+
+/// S3 quotes ETags (`"abc"`), notifications may or may not; one photo has one etag.
+pub fn unquote_etag(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// Maps an SDK error to a [`StoreError`], retryable unless the server gave a final answer
+/// (a 4xx other than throttling or a timeout).
+fn remote_error<E>(bucket: &str, key: &str, e: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    if status == Some(404) {
+        return StoreError::NotFound { bucket: bucket.into(), key: key.into() };
+    }
+    let retryable = match status {
+        Some(408 | 429) => true,
+        Some(code) => code >= 500,
+        // Timeouts, connection failures, dispatch errors.
+        None => true,
+    };
+    StoreError::Remote { bucket: bucket.into(), key: key.into(), detail: DisplayErrorContext(&e).to_string(), retryable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_lose_their_quotes() {
+        assert_eq!(unquote_etag("\"abc\""), "abc");
+        assert_eq!(unquote_etag("abc"), "abc");
+    }
+}

@@ -1,0 +1,149 @@
+//! A Kafka consumer in a consumer group that hands out messages with their pipeline
+//! positions and commits only the watermarks it is given (never on its own).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autorma_core::kafka::KafkaConfig;
+use autorma_core::{PartitionId, Position, SourceError};
+use futures::FutureExt;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+
+use super::assignments::{AssignmentContext, offsets_list};
+
+#[derive(Debug, Clone)]
+pub struct KafkaConsumerConfig {
+    pub kafka: KafkaConfig,
+    /// The consumer group: members share the topics' partitions.
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// Most messages handed out by one call.
+    pub max_batch: usize,
+}
+
+/// One consumed message, owned.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// Where the pipeline tracks it (partition id of this assignment, Kafka offset).
+    pub position: Position,
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<AssignmentContext>>,
+    context: AssignmentContext,
+    max_batch: usize,
+}
+
+/// Longest a commit may take before the caller goes on (it is retried with the next one).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl KafkaConsumer {
+    pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
+        let context = AssignmentContext::default();
+        let consumer: StreamConsumer<AssignmentContext> = config
+            .kafka
+            .client_config(&[
+                ("group.id", &config.group_id),
+                // Offsets move only when the pipeline says every message below is done.
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                // Only the partitions that move are revoked; the others keep flowing.
+                ("partition.assignment.strategy", "cooperative-sticky"),
+                // A member killed without leaving is noticed within this time.
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "1000"),
+            ])
+            .create_with_context(context.clone())
+            .map_err(|e| broker_error(&e, false))?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| broker_error(&e, false))?;
+        tracing::info!(group = %config.group_id, ?topics, "subscribed");
+        Ok(Self { consumer: Arc::new(consumer), context, max_batch: config.max_batch.max(1) })
+    }
+
+    /// Waits for at least one message, then takes what is already there, up to the batch
+    /// size. Cancel-safe: a message is taken from librdkafka's queue only in the poll that
+    /// returns it. Rebalance callbacks run inside these polls.
+    pub async fn next_messages(&self) -> Result<Vec<RawMessage>, SourceError> {
+        let mut batch = Vec::new();
+        loop {
+            match self.consumer.recv().await {
+                Ok(message) => {
+                    self.push_owned(&message, &mut batch);
+                    break;
+                }
+                Err(e) => self.consume_error(e)?,
+            }
+        }
+        while batch.len() < self.max_batch {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => self.push_owned(&message, &mut batch),
+                Some(Err(e)) => self.consume_error(e)?,
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn push_owned(&self, message: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Vec<RawMessage>) {
+        // A message of a partition revoked since it was fetched belongs to the next owner.
+        let Some(id) = self.context.state().id_of(message.topic(), message.partition()) else {
+            return;
+        };
+        batch.push(RawMessage {
+            position: Position::new(id, message.offset() as u64),
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
+    }
+
+    /// librdkafka reconnects by itself: a transport error is logged and the wait goes on;
+    /// only a fatal error ends the consumer.
+    fn consume_error(&self, e: KafkaError) -> Result<(), SourceError> {
+        if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+            return Err(broker_error(&e, false));
+        }
+        tracing::warn!(error = %e, "kafka consumer error; librdkafka retries");
+        Ok(())
+    }
+
+    /// Commits the done watermarks of held partitions (plus any earlier ones the broker has
+    /// not accepted yet). A failed commit is logged, not fatal: it only means redelivery,
+    /// which the sink's lookup makes harmless, and it is offered again with the next one.
+    pub async fn commit(&self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        let pending = self.context.state().record_done(watermarks);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let offsets = offsets_list(pending.iter().map(|(_, tp, o)| (tp, *o)));
+        let consumer = self.consumer.clone();
+        let commit = tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync));
+        match tokio::time::timeout(COMMIT_TIMEOUT, commit).await {
+            Ok(Ok(Ok(()))) => {
+                self.context.state().mark_committed(&pending);
+                tracing::debug!(?pending, "committed");
+            }
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "offset commit failed; retried with the next one"),
+            Ok(Err(join)) => tracing::warn!(error = %join, "offset commit panicked"),
+            Err(_) => tracing::warn!(timeout = ?COMMIT_TIMEOUT, "offset commit timed out; retried with the next one"),
+        }
+        Ok(())
+    }
+
+    pub fn take_revoked(&self) -> Vec<PartitionId> {
+        self.context.state().take_revoked()
+    }
+}
+
+fn broker_error(e: &KafkaError, retryable: bool) -> SourceError {
+    SourceError::Broker { detail: e.to_string(), retryable }
+}

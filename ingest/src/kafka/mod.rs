@@ -1,0 +1,12 @@
+//! Kafka as the event source: a consumer group over `rma.items`, offsets as checkpoints.
+//!
+//! [`KafkaSource`] is the worker's source (ItemEvents); [`KafkaConsumer`] is the group member
+//! underneath, also used by the `autorma ingest` service on the raw notifications. How
+//! partitions map to pipeline positions, and what happens on a rebalance: `design.md`.
+
+mod assignments;
+mod consumer;
+mod source;
+
+pub use consumer::{KafkaConsumer, KafkaConsumerConfig, RawMessage};
+pub use source::KafkaSource;

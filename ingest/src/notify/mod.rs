@@ -1,0 +1,19 @@
+//! `autorma ingest`: bucket notifications in, ItemEvents out.
+//!
+//! ```text
+//! rma.uploads.raw ─parse + filter─▶ rma.items (one ItemEvent per photo, key = object key)
+//!                 └─malformed────▶ rma.dlq   (reason + raw payload)
+//! bucket listing (start + every few minutes) ─photos with no outcome─▶ rma.items
+//! ```
+//! Delivery guarantee: the input offsets are committed only after every record produced for
+//! them was acknowledged (at-least-once; the workers' lookup makes repeats harmless).
+//! Notifications are not a ledger (a broker outage drops them at the S3 server), so the
+//! reconciliation lists the inbox and sends what has neither a result nor a dead letter.
+
+mod parse;
+mod reconcile;
+mod service;
+
+pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
+pub use reconcile::{ReconcileSummary, Unfinished, list_unfinished};
+pub use service::{IngestConfig, IngestError, run_ingest};

@@ -1,0 +1,52 @@
+//! `autorma worker`: the pipeline core on the streaming backends (Kafka source, S3 store,
+//! S3 + Kafka sink), one member of the workers' consumer group.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use autorma_classifier::Pipeline;
+use autorma_core::Store;
+use autorma_core::kafka::topics;
+use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
+use autorma_sink::{Sink, StreamingSink};
+
+use super::model_setup;
+use super::run::shutdown_signal;
+use super::streaming::connect;
+use crate::cli::WorkerArgs;
+use crate::config::{self, FileConfig};
+
+pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let streaming = config::resolve_streaming(&args.streaming, file)?;
+    let group_id = args.group.or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
+    let store = connect(&streaming, &[topics::ITEMS, topics::RESULTS, topics::REVIEW, topics::DLQ]).await?;
+    let sink = StreamingSink::new(store.clone(), &streaming.kafka).context("cannot create the Kafka producer")?;
+    let source = KafkaSource::subscribe(&KafkaConsumerConfig {
+        kafka: streaming.kafka.clone(),
+        group_id,
+        topics: vec![topics::ITEMS.to_string()],
+        max_batch: settings.pipeline.queue_capacity,
+    })
+    .context("cannot join the workers' consumer group")?;
+    let pipeline = Pipeline::new(
+        Store::S3(store),
+        Source::Kafka(source),
+        Arc::new(Sink::Streaming(sink)),
+        package,
+        settings.pipeline,
+    );
+    let summary = pipeline.run(shutdown_signal()).await?;
+    println!(
+        "worker stopped: classified {} photos (auto {}, review {}), dead-lettered {}, {} already done, in {:.1} s",
+        summary.classified(),
+        summary.auto,
+        summary.review,
+        summary.dlq,
+        summary.already_done,
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,167 @@
+//! What the tests use to talk to the engines as any user would: an ordinary S3 client
+//! (aws-sdk-s3) to PUT photos and list the bucket, and a plain Kafka reader of a topic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::stack::{ACCESS_KEY, BUCKET, SECRET_KEY, Stack};
+
+pub struct S3 {
+    pub client: aws_sdk_s3::Client,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl S3 {
+    pub fn new(stack: &Stack) -> S3 {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let credentials = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&stack.endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .force_path_style(true)
+            .build();
+        S3 { client: aws_sdk_s3::Client::from_conf(config), rt }
+    }
+
+    pub fn put(&self, key: &str, body: Vec<u8>) {
+        self.rt.block_on(self.put_async(key, body));
+    }
+
+    pub async fn put_async(&self, key: &str, body: Vec<u8>) {
+        self.client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+    }
+
+    /// PUTs many objects, 16 at a time.
+    pub fn put_all(&self, objects: Vec<(String, Vec<u8>)>) {
+        self.rt.block_on(async {
+            use futures::StreamExt;
+            futures::stream::iter(objects)
+                .map(|(key, body)| async move { self.put_async(&key, body).await })
+                .buffer_unordered(16)
+                .collect::<Vec<()>>()
+                .await;
+        });
+    }
+
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let mut keys = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(BUCKET).prefix(prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(String::from)));
+            }
+            keys
+        })
+    }
+
+    pub fn get_json(&self, key: &str) -> serde_json::Value {
+        self.rt.block_on(async {
+            let object = self.client.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+        })
+    }
+}
+
+/// One record read from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub headers: BTreeMap<String, String>,
+    /// When this reader saw it.
+    pub seen: Instant,
+}
+
+/// Reads every partition of a topic from the beginning on a thread of its own, keeping every
+/// record (redeliveries included). Survives a broker restart (librdkafka reconnects).
+pub struct TopicReader {
+    records: Arc<Mutex<Vec<Record>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TopicReader {
+    pub fn start(brokers: &str, topic: &str) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("test-reader-{topic}"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (records, stop) = (records.clone(), stop.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+                    let headers = message
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let record = Record {
+                        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                        value: serde_json::from_slice(message.payload().unwrap_or_default())
+                            .unwrap_or(serde_json::Value::Null),
+                        headers,
+                        seen: Instant::now(),
+                    };
+                    records.lock().unwrap().push(record);
+                }
+            }
+        });
+        TopicReader { records, stop, thread: Some(thread) }
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.records.lock().unwrap().clone()
+    }
+
+    pub fn num_distinct_keys(&self) -> usize {
+        self.records.lock().unwrap().iter().map(|r| r.key.clone()).collect::<std::collections::HashSet<_>>().len()
+    }
+
+    /// The first record of each key.
+    pub fn first_by_key(&self) -> HashMap<String, Record> {
+        let mut out = HashMap::new();
+        for record in self.records() {
+            out.entry(record.key.clone()).or_insert(record);
+        }
+        out
+    }
+}
+
+impl Drop for TopicReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

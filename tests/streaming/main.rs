@@ -1,0 +1,296 @@
+//! The streaming system end to end on the real engines (Kafka 4.4 KRaft, versitygw 1.8),
+//! started by `infra/engines/` for each test: photos PUT into the bucket with an ordinary S3
+//! client come out as result objects and records on `rma.results`, whatever crashes.
+//!
+//! Needs `infra/setup/kafka.sh`, `infra/setup/versitygw.sh` and `infra/setup/onnxruntime.sh`
+//! (what `infra/test.sh` runs first) and the fashion5 test split at
+//! `../shared/datasets/fashion5/test`. The tests run one at a time: they share 2 cores.
+
+mod clients;
+mod stack;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clients::{S3, TopicReader};
+use stack::{Stack, root, wait_until};
+
+/// One stack at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The 375 photos of the fashion5 test split: (object key `inbox/<class>/<file>`, path).
+fn test_photos() -> Vec<(String, PathBuf)> {
+    let split = root().join("../shared/datasets/fashion5/test");
+    let mut photos = Vec::new();
+    for class in std::fs::read_dir(&split).unwrap_or_else(|e| panic!("the test split `{}`: {e}", split.display())) {
+        let class = class.unwrap().path();
+        for file in std::fs::read_dir(&class).unwrap() {
+            let path = file.unwrap().path();
+            let key = format!(
+                "inbox/{}/{}",
+                class.file_name().unwrap().to_string_lossy(),
+                path.file_name().unwrap().to_string_lossy()
+            );
+            photos.push((key, path));
+        }
+    }
+    photos.sort();
+    assert_eq!(photos.len(), 375, "the fashion5 test split has 375 photos");
+    photos
+}
+
+fn bodies(photos: &[(String, PathBuf)]) -> Vec<(String, Vec<u8>)> {
+    photos.iter().map(|(key, path)| (key.clone(), std::fs::read(path).unwrap())).collect()
+}
+
+/// Labels of `autorma classify` (the path `autorma eval` measures) for the photos, by key.
+fn reference_labels(photos: &[(String, PathBuf)]) -> HashMap<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_autorma"))
+        .args(["classify", "--json"])
+        .args(photos.iter().map(|(_, path)| path))
+        .env("AUTORMA_MODEL", root().join("models/fashion5"))
+        .env("AUTORMA_LOG", "warn")
+        .env_remove("AUTORMA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), photos.len());
+    photos.iter().zip(lines).map(|((key, _), line)| (key.clone(), line["label"].as_str().unwrap().to_string())).collect()
+}
+
+/// Result objects in the bucket, as photo keys.
+fn result_keys(s3: &S3) -> Vec<String> {
+    s3.list("results/")
+        .into_iter()
+        .map(|k| k.strip_prefix("results/").unwrap().strip_suffix(".json").unwrap().to_string())
+        .collect()
+}
+
+fn assert_one_result_each(s3: &S3, photos: &[(String, PathBuf)]) {
+    let mut keys = result_keys(s3);
+    keys.sort();
+    let expected: Vec<String> = photos.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, expected, "exactly one result object per photo");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters() {
+    let _serial = serial();
+    let photos = test_photos();
+    let expected_labels = reference_labels(&photos);
+    let mut stack = Stack::start();
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    let dlq = TopicReader::start(&stack.brokers, "rma.dlq");
+    stack.spawn_ingest(&[]);
+    stack.spawn_worker("worker-a");
+    let s3 = S3::new(&stack);
+
+    let truncated = std::fs::read(&photos[0].1).unwrap();
+    let broken = vec![
+        ("inbox/broken/truncated.jpg".to_string(), truncated[..truncated.len() / 3].to_vec(), "decode_error"),
+        ("inbox/broken/empty.jpg".to_string(), Vec::new(), "not_an_image"),
+        ("inbox/broken/notes.jpg".to_string(), b"this is a packing list, not a photo".to_vec(), "not_an_image"),
+        ("inbox/broken/huge.png".to_string(), autorma_classifier::testsuite::png_header_only(20_000, 20_000), "too_large"),
+    ];
+    let mut uploads = bodies(&photos);
+    // Broken files among the photos, not after them: the rest of their batches must go on.
+    for (i, (key, body, _)) in broken.iter().enumerate() {
+        uploads.insert(50 + i * 90, (key.clone(), body.clone()));
+    }
+    let first_put = Instant::now();
+    s3.put_all(uploads);
+    wait_until("375 results and 4 dead letters", Duration::from_secs(240), || {
+        results.num_distinct_keys() >= 375 && dlq.num_distinct_keys() >= 4
+    });
+    let last_result = results.records().iter().map(|r| r.seen).max().unwrap();
+    let streaming_secs = (last_result - first_put).as_secs_f64();
+
+    // Every photo has its result object, and the same label as `autorma classify`/`eval`.
+    assert_one_result_each(&s3, &photos);
+    let on_topic = results.first_by_key();
+    assert_eq!(on_topic.len(), 375, "375 distinct keys on rma.results");
+    let mismatched: Vec<_> = photos
+        .iter()
+        .filter(|(key, _)| on_topic[key].value["label"] != expected_labels[key].as_str())
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert!(mismatched.is_empty(), "labels differ from `autorma classify` for {mismatched:?}");
+    let object = s3.get_json(&format!("results/{}.json", photos[7].0));
+    assert_eq!(object, on_topic[&photos[7].0].value, "the result object and the topic record are the same Result");
+    assert_eq!(object["model"]["name"], "fashion5");
+    assert_eq!(object["execution_provider"], "cpu");
+
+    // One dead letter per broken file, with its reason in the headers and the body.
+    let dead = dlq.first_by_key();
+    assert_eq!(dead.len(), 4, "{:?}", dead.keys());
+    for (key, _, reason) in &broken {
+        let record = &dead[key];
+        assert_eq!(record.headers["reason"], *reason, "{key}");
+        assert_eq!(record.value["reason"], *reason, "{key}");
+        assert!(record.headers.contains_key("attempts"));
+        assert_eq!(s3.get_json(&format!("dlq/{key}.json"))["reason"], *reason);
+    }
+    let review = TopicReader::start(&stack.brokers, "rma.review");
+    let num_review = on_topic.values().filter(|r| r.value["decision"] == "review").count();
+    wait_until("the review records", Duration::from_secs(30), || review.num_distinct_keys() == num_review);
+
+    // Latency at a steady 20 photos/s: from each PUT's return to its result on the topic.
+    let steady: Vec<(String, Vec<u8>)> = bodies(&photos[..120])
+        .into_iter()
+        .map(|(key, body)| (key.replacen("inbox/", "inbox/steady/", 1), body))
+        .collect();
+    let mut put_done = HashMap::new();
+    let start = Instant::now();
+    for (i, (key, body)) in steady.into_iter().enumerate() {
+        let due = start + Duration::from_millis(50 * i as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        s3.put(&key, body);
+        put_done.insert(key, Instant::now());
+    }
+    wait_until("the steady-rate photos' results", Duration::from_secs(60), || results.num_distinct_keys() >= 495);
+    let seen = results.first_by_key();
+    let mut latencies: Vec<f64> =
+        put_done.iter().map(|(key, put)| (seen[key].seen - *put).as_secs_f64() * 1000.0).collect();
+    latencies.sort_by(f64::total_cmp);
+
+    // The embedded pipeline on the same photos, for the throughput comparison.
+    let out = stack.dir.path().join("embedded");
+    let embedded_start = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_autorma"))
+        .args(["run", "--no-progress", "--inbox"])
+        .arg(root().join("../shared/datasets/fashion5/test"))
+        .arg("--out")
+        .arg(&out)
+        .env("AUTORMA_MODEL", root().join("models/fashion5"))
+        .env("AUTORMA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let embedded_secs = embedded_start.elapsed().as_secs_f64();
+    eprintln!(
+        "[measured] streaming: 375 photos + 4 broken from first PUT to last result in {streaming_secs:.2} s ({:.0} photos/s); \
+         autorma run on the same photos (process start to exit): {embedded_secs:.2} s ({:.0} photos/s)",
+        379.0 / streaming_secs,
+        375.0 / embedded_secs
+    );
+    eprintln!(
+        "[measured] upload-to-result latency at 20 photos/s over {} photos: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        latencies.last().unwrap()
+    );
+    eprintln!(
+        "[measured] resident memory: kafka {:.0} MiB, versitygw {:.0} MiB, autorma ingest {:.0} MiB, autorma worker {:.0} MiB",
+        stack.rss_mib("kafka"),
+        stack.rss_mib("versitygw"),
+        stack.rss_mib("ingest"),
+        stack.rss_mib("worker-a")
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_stream_loses_and_duplicates_no_result() {
+    let _serial = serial();
+    let photos = test_photos();
+    let mut stack = Stack::start();
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    stack.spawn_ingest(&[]);
+    stack.spawn_worker("worker-a");
+    let s3 = S3::new(&stack);
+    s3.put_all(bodies(&photos));
+    wait_until("the first 100 results", Duration::from_secs(120), || results.num_distinct_keys() >= 100);
+    let status = stack.signal("worker-a", libc::SIGKILL);
+    assert!(!status.success());
+    let at_kill = results.num_distinct_keys();
+    stack.spawn_worker("worker-b");
+    wait_until("all 375 results", Duration::from_secs(180), || results.num_distinct_keys() >= 375);
+    // Let the new worker finish what it was redelivered before counting.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_one_result_each(&s3, &photos);
+    let redeliveries = results.records().len() - 375;
+    eprintln!("[measured] kill -9 after {at_kill} results: {redeliveries} photos published twice on rma.results");
+}
+
+#[test]
+fn two_workers_split_the_partitions_and_one_stopping_loses_nothing() {
+    let _serial = serial();
+    let photos = test_photos();
+    let mut stack = Stack::start();
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    stack.spawn_ingest(&[]);
+    stack.spawn_worker("worker-a");
+    stack.spawn_worker("worker-b");
+    // Both members hold partitions before any photo comes (4 partitions: 2 each).
+    wait_until("both workers to hold partitions", Duration::from_secs(60), || {
+        ["worker-a", "worker-b"].iter().all(|w| stack.log(w).contains("held=2"))
+    });
+    let s3 = S3::new(&stack);
+    s3.put_all(bodies(&photos));
+    wait_until("the first 100 results", Duration::from_secs(120), || results.num_distinct_keys() >= 100);
+    let status = stack.signal("worker-b", libc::SIGTERM);
+    assert!(status.success(), "a worker stops cleanly on SIGTERM");
+    wait_until("all 375 results", Duration::from_secs(180), || results.num_distinct_keys() >= 375);
+    assert_one_result_each(&s3, &photos);
+    let log_a = stack.log("worker-a");
+    assert!(log_a.contains("held=4"), "worker-a takes over worker-b's partitions");
+    eprintln!("[measured] two workers, one stopped mid-stream: {} records for 375 photos", results.records().len());
+}
+
+#[test]
+fn a_broker_outage_mid_stream_loses_no_photo() {
+    let _serial = serial();
+    let photos = test_photos();
+    let mut stack = Stack::start();
+    // Reconcile often in the test; the default is every 5 minutes with 2 minutes' grace.
+    stack.spawn_ingest(&[("AUTORMA_RECONCILE_INTERVAL_S", "5"), ("AUTORMA_RECONCILE_GRACE_S", "3")]);
+    stack.spawn_worker("worker-a");
+    let s3 = S3::new(&stack);
+    let uploads = bodies(&photos);
+    let start = Instant::now();
+    let mut stopped_at = None;
+    let mut restarted = false;
+    // 375 photos at about 6 per second (about 60 s); the broker is away from 10 s to 40 s.
+    for (i, (key, body)) in uploads.into_iter().enumerate() {
+        let due = start + Duration::from_millis(160 * i as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if stopped_at.is_none() && start.elapsed() >= Duration::from_secs(10) {
+            stack.kafka("stop");
+            stopped_at = Some(Instant::now());
+        }
+        if !restarted && stopped_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(30)) {
+            stack.kafka("start");
+            restarted = true;
+        }
+        s3.put(&key, body);
+    }
+    assert!(restarted, "the broker was stopped and restarted mid-stream");
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    wait_until("all 375 results after the outage", Duration::from_secs(240), || {
+        results.num_distinct_keys() >= 375
+    });
+    assert_one_result_each(&s3, &photos);
+    let items = TopicReader::start(&stack.brokers, "rma.items");
+    wait_until("the item events", Duration::from_secs(30), || items.num_distinct_keys() >= 375);
+    let by_source: BTreeMap<String, usize> = items.first_by_key().values().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.value["source"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        m
+    });
+    eprintln!("[measured] broker stopped 30 s mid-stream: first item event of each photo by source: {by_source:?}");
+    assert!(by_source.get("replay").copied().unwrap_or(0) > 0, "notifications sent during the outage are dropped by \
+        the S3 server; the reconciliation must have sent those photos ({by_source:?})");
+}

@@ -1,0 +1,217 @@
+//! The real engines for one test: Kafka (KRaft) and versitygw on free loopback ports in a
+//! temporary folder, started and stopped by the project's own `infra/engines/` scripts, and
+//! the `autorma ingest` / `worker` processes. Everything is stopped by PID on drop; when the
+//! test failed, the logs' tails are printed first.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "autorma-test";
+pub const SECRET_KEY: &str = "autorma-test-secret";
+pub const BUCKET: &str = "returns";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub brokers: String,
+    pub endpoint: String,
+    kafka_port: u16,
+    controller_port: u16,
+    s3_port: u16,
+    processes: Vec<(String, Child)>,
+}
+
+impl Stack {
+    /// Kafka, the topics, then versitygw (it exits at start when the topic is missing).
+    pub fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let (kafka_port, controller_port, s3_port) = (free_port(), free_port(), free_port());
+        let stack = Stack {
+            brokers: format!("127.0.0.1:{kafka_port}"),
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            dir,
+            kafka_port,
+            controller_port,
+            s3_port,
+            processes: Vec::new(),
+        };
+        stack.kafka("start");
+        stack.script("infra/engines/topics.sh", &[&stack.brokers, "4"], &[]);
+        stack.versitygw("start");
+        stack
+    }
+
+    fn script(&self, script: &str, args: &[&str], env: &[(&str, String)]) {
+        let started = Instant::now();
+        let output = Command::new("bash")
+            .arg(root().join(script))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+        if !output.status.success() {
+            self.print_logs();
+            panic!(
+                "{script} {args:?} failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        eprintln!("[stack] {script} {} ({:.1} s)", args.first().unwrap_or(&""), started.elapsed().as_secs_f64());
+    }
+
+    pub fn kafka(&self, action: &str) {
+        let state = self.state("kafka");
+        self.script(
+            "infra/engines/kafka.sh",
+            &[action, &state],
+            &[("KAFKA_PORT", self.kafka_port.to_string()), ("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())],
+        );
+    }
+
+    fn versitygw(&self, action: &str) {
+        let state = self.state("s3");
+        self.script(
+            "infra/engines/versitygw.sh",
+            &[action, &state],
+            &[
+                ("S3_PORT", self.s3_port.to_string()),
+                ("S3_BUCKET", BUCKET.to_string()),
+                ("KAFKA_BROKER", self.brokers.clone()),
+                ("S3_ACCESS_KEY", ACCESS_KEY.to_string()),
+                ("S3_SECRET_KEY", SECRET_KEY.to_string()),
+            ],
+        );
+    }
+
+    fn state(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// The environment every `autorma` process of this stack gets.
+    fn autorma(&self, args: &[&str], log_name: &str, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("{log_name}.log"))).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_autorma"))
+            .args(args)
+            .env_remove("AUTORMA_CONFIG")
+            .env("AUTORMA_MODEL", root().join("models/fashion5"))
+            .env("AUTORMA_LOG", "info,autorma_ingest=debug")
+            .env("AUTORMA_KAFKA_BROKERS", &self.brokers)
+            .env("AUTORMA_S3_ENDPOINT", &self.endpoint)
+            .env("AUTORMA_BUCKET", BUCKET)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts `autorma ingest` (versitygw sends raw keys).
+    pub fn spawn_ingest(&mut self, env: &[(&str, &str)]) {
+        let mut env = env.to_vec();
+        env.push(("AUTORMA_KEY_ENCODING", "raw"));
+        let child = self.autorma(&["ingest"], "ingest", &env);
+        self.processes.push(("ingest".into(), child));
+    }
+
+    pub fn spawn_worker(&mut self, name: &str) {
+        let child = self.autorma(&["worker"], name, &[("AUTORMA_BATCH_WAIT_MS", "10")]);
+        self.processes.push((name.into(), child));
+    }
+
+    pub fn pid(&self, name: &str) -> u32 {
+        self.processes.iter().find(|(n, _)| n == name).map(|(_, c)| c.id()).unwrap()
+    }
+
+    /// Sends `signal` to the named process and waits for it to exit.
+    pub fn signal(&mut self, name: &str, signal: i32) -> std::process::ExitStatus {
+        let index = self.processes.iter().position(|(n, _)| n == name).unwrap();
+        let (_, mut child) = self.processes.remove(index);
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().unwrap()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Resident memory of an engine (from its pid file) or an `autorma` process, in MiB.
+    pub fn rss_mib(&self, name: &str) -> f64 {
+        let pid = match name {
+            "kafka" | "versitygw" => {
+                let file = Path::new(&self.state(if name == "kafka" { "kafka" } else { "s3" })).join(format!("{name}.pid"));
+                std::fs::read_to_string(file).unwrap().trim().parse::<u32>().unwrap()
+            }
+            _ => self.pid(name),
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+
+    fn print_logs(&self) {
+        let mut files = vec![
+            self.dir.path().join("kafka/kafka.log"),
+            self.dir.path().join("s3/versitygw.log"),
+        ];
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                files.push(entry.path());
+            }
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("----- {} (last 60 lines) -----", file.display());
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for (_, child) in &mut self.processes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Stopped by their pid files, whatever state the test left them in.
+        for (script, name) in [("infra/engines/versitygw.sh", "s3"), ("infra/engines/kafka.sh", "kafka")] {
+            let _ = Command::new("bash")
+                .arg(root().join(script))
+                .args(["stop", &self.state(name)])
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Waits until `done` holds, checking every 200 ms; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
