@@ -201,7 +201,9 @@ pub fn resolve_streaming(args: &StreamingArgs, file: &FileConfig) -> anyhow::Res
     if let Some(url) = &endpoint
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        bail!("invalid `s3_endpoint` = `{url}`: must be an http:// or https:// URL (--s3-endpoint, AUTORMA_S3_ENDPOINT)");
+        bail!(
+            "invalid `s3_endpoint` = `{url}`: must be an http:// or https:// URL (--s3-endpoint, AUTORMA_S3_ENDPOINT)"
+        );
     }
     let s3 = S3Config {
         path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(endpoint.is_some()),

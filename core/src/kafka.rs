@@ -58,7 +58,8 @@ impl KafkaConfig {
     /// once even when librdkafka retries (idempotence).
     pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
         self.client_config(&[("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")])
-            .create().map_err(|e| KafkaError::Client { detail: e.to_string() })
+            .create()
+            .map_err(|e| KafkaError::Client { detail: e.to_string() })
     }
 
     /// Checks that the brokers answer and that every topic exists, with a message that says
@@ -66,10 +67,9 @@ impl KafkaConfig {
     pub fn check_topics(&self, names: &[&str], timeout: Duration) -> Result<(), KafkaError> {
         let consumer: BaseConsumer =
             self.client_config(&[]).create().map_err(|e| KafkaError::Client { detail: e.to_string() })?;
-        let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| KafkaError::Unreachable {
-            brokers: self.brokers.clone(),
-            detail: e.to_string(),
-        })?;
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(|e| KafkaError::Unreachable { brokers: self.brokers.clone(), detail: e.to_string() })?;
         let missing: Vec<String> = names
             .iter()
             .filter(|name| !metadata.topics().iter().any(|t| t.name() == **name && t.error().is_none()))

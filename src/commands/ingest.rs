@@ -31,7 +31,13 @@ pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitC
             300,
             1..=86_400,
         )?,
-        reconcile_grace: config::seconds("reconcile_grace_s", args.reconcile_grace_s, file.reconcile_grace_s, 120, 0..=86_400)?,
+        reconcile_grace: config::seconds(
+            "reconcile_grace_s",
+            args.reconcile_grace_s,
+            file.reconcile_grace_s,
+            120,
+            0..=86_400,
+        )?,
     };
     let store = connect(&settings, &[topics::UPLOADS_RAW, topics::ITEMS, topics::DLQ]).await?;
     let summary = run_ingest(config, store, shutdown_signal()).await?;

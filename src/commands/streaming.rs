@@ -19,7 +19,10 @@ pub async fn connect(settings: &StreamingSettings, topics: &[&'static str]) -> a
         .await
         .expect("broker check panicked")?;
     let store = S3Store::connect(&settings.s3).await;
-    store.check_bucket(&settings.bucket).await.context("cannot use the bucket (set it with --bucket or AUTORMA_BUCKET)")?;
+    store
+        .check_bucket(&settings.bucket)
+        .await
+        .context("cannot use the bucket (set it with --bucket or AUTORMA_BUCKET)")?;
     tracing::info!(brokers = %settings.kafka.brokers, endpoint = settings.s3.endpoint.as_deref().unwrap_or("AWS S3"),
         bucket = %settings.bucket, "connected to Kafka and S3");
     Ok(store)

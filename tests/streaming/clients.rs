@@ -121,7 +121,9 @@ impl TopicReader {
                         .headers()
                         .map(|h| {
                             h.iter()
-                                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into()))
+                                .map(|h| {
+                                    (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into())
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();

@@ -152,7 +152,8 @@ impl Stack {
     pub fn rss_mib(&self, name: &str) -> f64 {
         let pid = match name {
             "kafka" | "versitygw" => {
-                let file = Path::new(&self.state(if name == "kafka" { "kafka" } else { "s3" })).join(format!("{name}.pid"));
+                let file =
+                    Path::new(&self.state(if name == "kafka" { "kafka" } else { "s3" })).join(format!("{name}.pid"));
                 std::fs::read_to_string(file).unwrap().trim().parse::<u32>().unwrap()
             }
             _ => self.pid(name),
@@ -167,10 +168,7 @@ impl Stack {
     }
 
     fn print_logs(&self) {
-        let mut files = vec![
-            self.dir.path().join("kafka/kafka.log"),
-            self.dir.path().join("s3/versitygw.log"),
-        ];
+        let mut files = vec![self.dir.path().join("kafka/kafka.log"), self.dir.path().join("s3/versitygw.log")];
         for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
             if entry.path().extension().is_some_and(|e| e == "log") {
                 files.push(entry.path());

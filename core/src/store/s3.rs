@@ -218,7 +218,12 @@ where
         // Timeouts, connection failures, dispatch errors.
         None => true,
     };
-    StoreError::Remote { bucket: bucket.into(), key: key.into(), detail: DisplayErrorContext(&e).to_string(), retryable }
+    StoreError::Remote {
+        bucket: bucket.into(),
+        key: key.into(),
+        detail: DisplayErrorContext(&e).to_string(),
+        retryable,
+    }
 }
 
 #[cfg(test)]

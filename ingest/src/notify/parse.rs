@@ -191,8 +191,9 @@ mod tests {
         let event = only_item(parse_notification(&fixture("versitygw_put.json"), &filter(KeyEncoding::Raw)).unwrap());
         assert!(event.key.starts_with("inbox/"), "{event:?}");
         assert!(!event.etag.contains('"'), "quotes are stripped: {event:?}");
-        let special =
-            only_item(parse_notification(&fixture("versitygw_put_special_key.json"), &filter(KeyEncoding::Raw)).unwrap());
+        let special = only_item(
+            parse_notification(&fixture("versitygw_put_special_key.json"), &filter(KeyEncoding::Raw)).unwrap(),
+        );
         assert_eq!(special.key, "inbox/a b/é.jpg");
     }
 

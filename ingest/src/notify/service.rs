@@ -186,8 +186,13 @@ async fn reconcile(config: &IngestConfig, store: &S3Store, producer: &FutureProd
     }
     let s = &found.summary;
     if s.unfinished > 0 {
-        tracing::info!(listed = s.listed, done = s.done, recent = s.recent, sent = s.unfinished,
-            "reconciliation: sent the photos that had no outcome");
+        tracing::info!(
+            listed = s.listed,
+            done = s.done,
+            recent = s.recent,
+            sent = s.unfinished,
+            "reconciliation: sent the photos that had no outcome"
+        );
     } else {
         tracing::debug!(listed = s.listed, done = s.done, recent = s.recent, "reconciliation: nothing missing");
     }

@@ -12,9 +12,7 @@
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::layout::{dlq_object_key, result_object_key};
-use autorma_core::{
-    Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
-};
+use autorma_core::{Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError};
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
 
@@ -32,8 +30,13 @@ impl StreamingSink {
         Ok(Self { store, producer: kafka.producer()? })
     }
 
-    async fn read_record<T: serde::de::DeserializeOwned>(&self, bucket: &str, key: &str) -> Result<Option<T>, SinkError> {
-        let Some(bytes) = self.store.get_optional(bucket, key, MAX_RECORD_BYTES).await.map_err(SinkError::Store)? else {
+    async fn read_record<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<T>, SinkError> {
+        let Some(bytes) = self.store.get_optional(bucket, key, MAX_RECORD_BYTES).await.map_err(SinkError::Store)?
+        else {
             return Ok(None);
         };
         match serde_json::from_slice(&bytes) {
