@@ -25,15 +25,22 @@ fn png(color: [u8; 3]) -> Bytes {
     out.into()
 }
 
-/// Objects by key; a key listed in `transient` fails with an I/O error that many times first.
+/// Objects by key; a key listed in `transient` fails with an I/O error that many times first;
+/// a key under `gate`'s prefix is not answered before the gate opens (gets a permit).
 #[derive(Default)]
 struct MemStore {
     objects: HashMap<String, Bytes>,
     transient: Mutex<HashMap<String, u32>>,
+    gate: Option<(&'static str, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl ObjectStore for MemStore {
     async fn get(&self, bucket: &str, key: &str, _max_bytes: u64) -> Result<Bytes, StoreError> {
+        if let Some((prefix, gate)) = &self.gate
+            && key.starts_with(prefix)
+        {
+            drop(gate.acquire().await.unwrap());
+        }
         if let Some(left) = self.transient.lock().unwrap().get_mut(key)
             && *left > 0
         {
@@ -169,6 +176,36 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
             event_time: chrono::Utc::now(),
             source: EventOrigin::Notification,
         },
+    }
+}
+
+/// Hands out partition 0's events, then partition 1's while reporting partition 0 revoked (a
+/// rebalance), then is exhausted after opening `gate`.
+struct RevokingSource {
+    batches: std::collections::VecDeque<Vec<SourcedEvent>>,
+    calls: u32,
+    gate: Arc<tokio::sync::Semaphore>,
+    commits: Arc<Mutex<Vec<(u32, PartitionId, u64)>>>,
+}
+
+impl EventSource for RevokingSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+        self.calls += 1;
+        if self.calls == 3 {
+            // The pipeline has heard of the revoke by now: let partition 0's fetches finish.
+            self.gate.add_permits(100);
+        }
+        Ok(self.batches.pop_front())
+    }
+
+    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        let call = self.calls;
+        self.commits.lock().unwrap().extend(watermarks.iter().map(|&(p, o)| (call, p, o)));
+        Ok(())
+    }
+
+    fn take_revoked(&mut self) -> Vec<PartitionId> {
+        if self.calls == 2 { vec![0] } else { Vec::new() }
     }
 }
 
@@ -353,4 +390,37 @@ async fn a_source_that_keeps_failing_ends_the_run_after_its_retries() {
     let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("gives up by itself").unwrap_err();
     assert!(matches!(err, autorma_classifier::PipelineError::Source(_)), "{err}");
     assert_eq!(*polls.lock().unwrap(), 3, "one poll per allowed attempt, then the error");
+}
+
+#[tokio::test]
+async fn a_revoked_partition_is_forgotten_and_its_unfinished_photos_dropped() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut store = store_of(["p0-a", "p0-b", "p0-c", "p1-a", "p1-b", "p1-c"], [255, 0, 0]);
+    store.gate = Some(("p0-", gate.clone()));
+    let on = |partition, offset, key: &str| SourcedEvent {
+        position: Position::new(partition, offset),
+        ..event(offset, key)
+    };
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let source = RevokingSource {
+        batches: [
+            vec![on(0, 0, "p0-a"), on(0, 1, "p0-b"), on(0, 2, "p0-c")],
+            vec![on(1, 5, "p1-a"), on(1, 6, "p1-b"), on(1, 7, "p1-c")],
+        ]
+        .into(),
+        calls: 0,
+        gate,
+        commits: commits.clone(),
+    };
+    let sink = Arc::new(MemSink::default());
+
+    let summary =
+        Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
+
+    let results = sink.results.lock().unwrap();
+    assert_eq!(results.keys().map(String::as_str).collect::<Vec<_>>(), ["p1-a", "p1-b", "p1-c"]);
+    assert_eq!(summary.dropped_revoked, 3, "partition 0's photos were dropped, not classified");
+    let commits = commits.lock().unwrap();
+    assert!(commits.iter().all(|&(_, p, _)| p == 1), "nothing of the revoked partition is committed: {commits:?}");
+    assert_eq!(commits.last().map(|&(_, p, o)| (p, o)), Some((1, 8)));
 }

@@ -40,12 +40,14 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     );
     let summary = pipeline.run(shutdown_signal()).await?;
     println!(
-        "worker stopped: classified {} photos (auto {}, review {}), dead-lettered {}, {} already done, in {:.1} s",
+        "worker stopped: classified {} photos (auto {}, review {}), dead-lettered {}, {} already done, \
+         {} left to another worker by a rebalance, in {:.1} s",
         summary.classified(),
         summary.auto,
         summary.review,
         summary.dlq,
         summary.already_done,
+        summary.dropped_revoked,
         summary.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -13,10 +13,15 @@ use tracing::Instrument;
 
 use super::messages::{Completion, Failed, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
+use super::revoked::RevokedPartitions;
+use super::stats::PipelineStats;
 use crate::preprocess::{PreprocessError, Preprocessor};
 
 pub(crate) struct FetchStage<S, K> {
     pub store: Arc<S>,
+    /// Photos of these partitions are dropped, not fetched (see `revoked.rs`).
+    pub revoked: Arc<RevokedPartitions>,
+    pub stats: Arc<PipelineStats>,
     pub sink: Arc<K>,
     pub preprocessor: Arc<Preprocessor>,
     /// sha256 of the serving model: a prior result from another model is not a skip.
@@ -59,6 +64,9 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     }
 
     async fn process(&self, sourced: SourcedEvent) {
+        if self.drop_if_revoked(&sourced) {
+            return;
+        }
         match self.sink.lookup(&sourced.event, &self.model_sha256).await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
@@ -93,6 +101,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         };
         let decode_ms = ms(decode_started.elapsed());
         match tensor {
+            Ok(_) if self.drop_if_revoked(&sourced) => {}
             Ok(tensor) => {
                 let prepared = Prepared { sourced, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
                 let _ = self.prepared_tx.send(prepared).await;
@@ -102,6 +111,17 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
                 self.fail(sourced, e.reason(), e.detail().to_string(), attempts).await;
             }
         }
+    }
+
+    /// True (and counted) when the photo's partition was revoked: no completion is sent, as
+    /// the source stage has forgotten the partition; the new owner gets the photo again.
+    fn drop_if_revoked(&self, sourced: &SourcedEvent) -> bool {
+        let revoked = self.revoked.contains(sourced.position.partition);
+        if revoked {
+            tracing::debug!("partition revoked; photo dropped");
+            self.stats.dropped_revoked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        revoked
     }
 
     /// The bytes and the number of tries it took, or why it failed for good.

@@ -15,6 +15,7 @@ mod fetch;
 mod infer;
 pub mod messages;
 mod retry;
+mod revoked;
 mod sink_stage;
 mod source_stage;
 mod stats;
@@ -149,8 +150,11 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         // blocks for long; it is sized to a few batches.
         let (ack_tx, ack_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 4 + config.fetch_concurrency);
 
+        let revoked = Arc::new(revoked::RevokedPartitions::default());
         let fetch = fetch::FetchStage {
             store,
+            revoked: revoked.clone(),
+            stats: stats.clone(),
             sink: sink.clone(),
             preprocessor: Arc::new(Preprocessor::for_package(&package, config.limits)),
             model_sha256: model.sha256.clone().into(),
@@ -195,6 +199,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
 
         let source_stage = source_stage::SourceStage {
             source,
+            revoked,
             stats: stats.clone(),
             commit_interval: config.commit_interval,
             retry: config.source_retry,

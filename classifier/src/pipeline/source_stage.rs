@@ -17,12 +17,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::messages::Completion;
+use super::revoked::RevokedPartitions;
 use super::stats::PipelineStats;
 use super::{PipelineError, RetryConfig};
 use crate::checkpoint::CheckpointTracker;
 
 pub(crate) struct SourceStage<E> {
     pub source: E,
+    /// Where the fetch stage learns of revoked partitions.
+    pub revoked: Arc<RevokedPartitions>,
     pub stats: Arc<PipelineStats>,
     /// Commits are batched: at most one per interval (plus a last one at the end). A crash
     /// loses at most this much commit progress, which a restart skips via the sink's lookup.
@@ -136,6 +139,7 @@ impl<E: EventSource> SourceStage<E> {
         for partition in self.source.take_revoked() {
             let before = pending.len();
             pending.retain(|e| e.position.partition != partition);
+            self.revoked.insert(partition);
             tracker.forget(partition);
             committed.retain(|(p, _)| *p != partition);
             tracing::info!(partition, dropped = before - pending.len(), "partition revoked; its queued photos dropped");

@@ -21,6 +21,9 @@ pub struct PipelineStats {
     pub dlq: AtomicU64,
     /// Redelivered events whose outcome an earlier run had already written.
     pub already_done: AtomicU64,
+    /// Events dropped unfetched because a rebalance took their partition away (the new owner
+    /// gets them again).
+    pub dropped_revoked: AtomicU64,
     pub batches: AtomicU64,
     pub batched_items: AtomicU64,
     dlq_by_reason: Mutex<BTreeMap<DlqReason, u64>>,
@@ -61,6 +64,7 @@ impl PipelineStats {
             review: self.review.load(Ordering::Relaxed),
             dlq: self.dlq.load(Ordering::Relaxed),
             already_done: self.already_done.load(Ordering::Relaxed),
+            dropped_revoked: self.dropped_revoked.load(Ordering::Relaxed),
             dlq_by_reason: self.dlq_by_reason.lock().unwrap().iter().map(|(r, n)| (r.as_str(), *n)).collect(),
             batches: self.batches.load(Ordering::Relaxed),
             batched_items: self.batched_items.load(Ordering::Relaxed),
@@ -79,6 +83,7 @@ pub struct PipelineSummary {
     pub review: u64,
     pub dlq: u64,
     pub already_done: u64,
+    pub dropped_revoked: u64,
     pub dlq_by_reason: BTreeMap<&'static str, u64>,
     pub batches: u64,
     pub batched_items: u64,
