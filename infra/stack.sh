@@ -94,7 +94,7 @@ EOF2
     home="$(kafka_home)"
     exec java -Xmx256m -Dlog4j2.configurationFile="${REPO_ROOT}/infra/kafka/log4j2-tools.xml" -cp "${home}/libs/*" \
       org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "${KAFKA_BROKER}" --topic rma.results \
-      --from-beginning --property print.key=true
+      --from-beginning --formatter-property print.key=true
     ;;
   *)
     die "usage: infra/stack.sh up|down|status|results"
