@@ -197,6 +197,21 @@ pub fn resolve_streaming(args: &StreamingArgs, file: &FileConfig) -> anyhow::Res
     }
     let mut kafka = KafkaConfig::new(brokers);
     kafka.properties = file.kafka_properties.clone().unwrap_or_default().into_iter().collect();
+    // These carry the delivery guarantee: offsets move only behind the sink, writes are
+    // idempotent and acknowledged by every replica.
+    const GUARANTEES: &[&str] = &[
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "group.id",
+        "enable.idempotence",
+        "acks",
+        "bootstrap.servers",
+    ];
+    if let Some((key, _)) = kafka.properties.iter().find(|(key, _)| GUARANTEES.contains(&key.as_str())) {
+        bail!(
+            "`kafka_properties.{key}` cannot be set: AutoRMA sets it for its delivery guarantee (brokers: --brokers; groups: --group)"
+        );
+    }
     let endpoint = args.s3_endpoint.clone().or(file.s3_endpoint.clone());
     if let Some(url) = &endpoint
         && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -256,6 +271,16 @@ mod tests {
         let args = PipelineArgs { execution_provider: Some("tpu".into()), ..Default::default() };
         let err = resolve(&args, &FileConfig::default(), None).unwrap_err().to_string();
         assert!(err.contains("tpu") && err.contains("AUTORMA_EXECUTION_PROVIDER"), "{err}");
+    }
+
+    #[test]
+    fn kafka_properties_cannot_undo_the_delivery_guarantee() {
+        let file: FileConfig = toml::from_str("[kafka_properties]\n\"security.protocol\" = \"ssl\"\n").unwrap();
+        let settings = resolve_streaming(&StreamingArgs::default(), &file).unwrap();
+        assert_eq!(settings.kafka.properties, vec![("security.protocol".to_string(), "ssl".to_string())]);
+        let file: FileConfig = toml::from_str("[kafka_properties]\n\"enable.auto.commit\" = \"true\"\n").unwrap();
+        let err = resolve_streaming(&StreamingArgs::default(), &file).unwrap_err().to_string();
+        assert!(err.contains("enable.auto.commit"), "{err}");
     }
 
     #[test]

@@ -24,4 +24,4 @@ pub mod preprocess;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
-pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats, PipelineSummary};
+pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats, PipelineSummary, RetryConfig};

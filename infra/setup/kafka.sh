@@ -14,6 +14,7 @@
 # Idempotent: once installed (marker file JARS_SHA256 next to libs/), a second run exits at once.
 # Prints the install path.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_VERSION="4.4.0"
 # sha256 of the jars from Maven Central (the same as the .sha256 files published there).
@@ -48,15 +49,7 @@ if [[ -z "${java_major}" || "${java_major%%.*}" -lt 17 ]]; then
   exit 1
 fi
 
-# An earlier, unfinished or outdated install is replaced; anything else at DEST_DIR is left alone.
-if [[ -e "${dest}" && -n "$(ls -A "${dest}")" ]]; then
-  for entry in "${dest}"/*; do
-    case "$(basename "${entry}")" in
-      libs|JARS_SHA256) ;;
-      *) echo "kafka.sh: ${dest} exists and holds more than a kafka install; pick another DEST_DIR" >&2; exit 1 ;;
-    esac
-  done
-fi
+check_install_dest "${dest}" kafka.sh libs JARS_SHA256
 mkdir -p "$(dirname "${dest}")"
 # Copy into a temporary directory next to the destination, then rename it into place, so a
 # half-finished install is never found at ${dest}.

@@ -11,6 +11,7 @@
 # quick once they are warm; a cold build takes about 3 minutes.
 # Idempotent: once installed (marker file VERSION next to bin/), a second run exits at once.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSITYGW_VERSION="1.8.0"
 MODULE="github.com/versity/versitygw/cmd/versitygw"
@@ -28,15 +29,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# An earlier, unfinished or outdated install is replaced; anything else at DEST_DIR is left alone.
-if [[ -e "${dest}" && -n "$(ls -A "${dest}")" ]]; then
-  for entry in "${dest}"/*; do
-    case "$(basename "${entry}")" in
-      bin|VERSION) ;;
-      *) echo "versitygw.sh: ${dest} exists and holds more than a versitygw install; pick another DEST_DIR" >&2; exit 1 ;;
-    esac
-  done
-fi
+check_install_dest "${dest}" versitygw.sh bin VERSION
 mkdir -p "$(dirname "${dest}")"
 # Build into a temporary directory next to the destination, then rename it into place, so a
 # half-finished install is never found at ${dest}.

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use autorma_classifier::Pipeline;
+use std::time::Duration;
+
+use autorma_classifier::{Pipeline, RetryConfig};
 use autorma_core::Store;
 use autorma_core::kafka::topics;
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
@@ -19,7 +21,16 @@ use crate::cli::WorkerArgs;
 use crate::config::{self, FileConfig};
 
 pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    // A remote store or broker has blips a local folder does not: ride out a few seconds of
+    // them before a photo is dead-lettered as `fetch_failed`, or the sink gives up.
+    settings.pipeline.fetch_retry = RetryConfig {
+        max_attempts: 6,
+        initial_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(10),
+    };
+    settings.pipeline.sink_retry =
+        RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let streaming = config::resolve_streaming(&args.streaming, file)?;
     let group_id = args.group.or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
     let store = connect(&streaming, &[topics::ITEMS, topics::RESULTS, topics::REVIEW, topics::DLQ]).await?;
@@ -28,7 +39,9 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
         kafka: streaming.kafka.clone(),
         group_id,
         topics: vec![topics::ITEMS.to_string()],
-        max_batch: settings.pipeline.queue_capacity,
+        // Small polls: the consumer is polled (and hears of rebalances) only once the last
+        // poll's events are queued, so a big batch delays rebalances behind a slow model.
+        max_batch: 64,
     })
     .context("cannot join the workers' consumer group")?;
     let pipeline = Pipeline::new(

@@ -79,11 +79,27 @@ fn result_keys(s3: &S3) -> Vec<String> {
         .collect()
 }
 
+/// Waits for a result object per photo (the sink writes the topic first, then the object),
+/// then checks there is exactly one per photo and nothing else.
 fn assert_one_result_each(s3: &S3, photos: &[(String, PathBuf)]) {
+    wait_until("a result object per photo", Duration::from_secs(30), || result_keys(s3).len() >= photos.len());
     let mut keys = result_keys(s3);
     keys.sort();
     let expected: Vec<String> = photos.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(keys, expected, "exactly one result object per photo");
+    assert_eq!(keys, expected, "a result object for every photo, and for nothing else");
+}
+
+/// A stack with `autorma ingest` and the named workers running, a reader of `rma.results`
+/// from its start, and an S3 client.
+fn stack_with_workers(workers: &[&str]) -> (Stack, TopicReader, S3) {
+    let mut stack = Stack::start();
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    stack.spawn_ingest(&[]);
+    for worker in workers {
+        stack.spawn_worker(worker);
+    }
+    let s3 = S3::new(&stack);
+    (stack, results, s3)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -95,12 +111,8 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
     let _serial = serial();
     let photos = test_photos();
     let expected_labels = reference_labels(&photos);
-    let mut stack = Stack::start();
-    let results = TopicReader::start(&stack.brokers, "rma.results");
+    let (stack, results, s3) = stack_with_workers(&["worker-a"]);
     let dlq = TopicReader::start(&stack.brokers, "rma.dlq");
-    stack.spawn_ingest(&[]);
-    stack.spawn_worker("worker-a");
-    let s3 = S3::new(&stack);
 
     let truncated = std::fs::read(&photos[0].1).unwrap();
     let broken = vec![
@@ -215,11 +227,7 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
 fn a_worker_killed_mid_stream_loses_and_duplicates_no_result() {
     let _serial = serial();
     let photos = test_photos();
-    let mut stack = Stack::start();
-    let results = TopicReader::start(&stack.brokers, "rma.results");
-    stack.spawn_ingest(&[]);
-    stack.spawn_worker("worker-a");
-    let s3 = S3::new(&stack);
+    let (mut stack, results, s3) = stack_with_workers(&["worker-a"]);
     s3.put_all(bodies(&photos));
     wait_until("the first 100 results", Duration::from_secs(120), || results.num_distinct_keys() >= 100);
     let status = stack.signal("worker-a", libc::SIGKILL);
@@ -238,16 +246,11 @@ fn a_worker_killed_mid_stream_loses_and_duplicates_no_result() {
 fn two_workers_split_the_partitions_and_one_stopping_loses_nothing() {
     let _serial = serial();
     let photos = test_photos();
-    let mut stack = Stack::start();
-    let results = TopicReader::start(&stack.brokers, "rma.results");
-    stack.spawn_ingest(&[]);
-    stack.spawn_worker("worker-a");
-    stack.spawn_worker("worker-b");
+    let (mut stack, results, s3) = stack_with_workers(&["worker-a", "worker-b"]);
     // Both members hold partitions before any photo comes (4 partitions: 2 each).
     wait_until("both workers to hold partitions", Duration::from_secs(60), || {
         ["worker-a", "worker-b"].iter().all(|w| stack.log(w).contains("held=2"))
     });
-    let s3 = S3::new(&stack);
     s3.put_all(bodies(&photos));
     wait_until("the first 100 results", Duration::from_secs(120), || results.num_distinct_keys() >= 100);
     let status = stack.signal("worker-b", libc::SIGTERM);

@@ -126,6 +126,18 @@ impl S3Store {
         Ok(())
     }
 
+    /// Deletes an object (no error when there is none).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        match self.client.delete_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match remote_error(bucket, key, e) {
+                StoreError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     /// The object's bytes, or `None` when there is no such key.
     pub async fn get_optional(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Option<Bytes>, StoreError> {
         match self.get(bucket, key, max_bytes).await {
@@ -175,25 +187,29 @@ impl S3Store {
 impl ObjectStore for S3Store {
     async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
         let _permit = self.permits.acquire().await.expect("never closed");
-        let output = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                StoreError::NotFound { bucket: bucket.into(), key: key.into() }
-            } else {
-                remote_error(bucket, key, e)
-            }
-        })?;
-        let size = output.content_length().unwrap_or(0).max(0) as u64;
-        if size > max_bytes {
+        let output =
+            self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| remote_error(bucket, key, e))?;
+        let too_large = |size| StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes };
+        let announced = output.content_length().unwrap_or(0).max(0) as u64;
+        if announced > max_bytes {
             // Dropping the body closes the connection without reading the object.
-            return Err(StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes });
+            return Err(too_large(announced));
         }
-        let body = output.body.collect().await.map_err(|e| StoreError::Remote {
+        // The limit holds while reading too: a server may announce no length, or a wrong one.
+        let mut body = output.body;
+        let mut bytes = bytes::BytesMut::with_capacity(announced as usize);
+        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Remote {
             bucket: bucket.into(),
             key: key.into(),
             detail: format!("reading the body failed: {e}"),
             retryable: true,
-        })?;
-        Ok(body.into_bytes())
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes.freeze())
     }
 }
 
@@ -202,21 +218,38 @@ pub fn unquote_etag(etag: &str) -> &str {
     etag.trim_matches('"')
 }
 
-/// Maps an SDK error to a [`StoreError`], retryable unless the server gave a final answer
-/// (a 4xx other than throttling or a timeout).
+/// S3 error codes that another attempt may fix, whatever their HTTP status.
+const RETRYABLE_CODES: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "ExpiredToken",
+    "Throttling",
+];
+
+/// Maps an SDK error to a [`StoreError`]: a missing key is `NotFound` (a missing bucket is
+/// not); retryable when the error code says so, on throttling and 5xx, and when no answer came
+/// (timeouts, refused connections); any other 4xx is final.
 fn remote_error<E>(bucket: &str, key: &str, e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
-    if status == Some(404) {
-        return StoreError::NotFound { bucket: bucket.into(), key: key.into() };
+    let code = e.code().map(str::to_string);
+    match code.as_deref() {
+        Some("NoSuchKey") => return StoreError::NotFound { bucket: bucket.into(), key: key.into() },
+        // HEAD and DELETE answers have no body, so no code.
+        None if status == Some(404) => return StoreError::NotFound { bucket: bucket.into(), key: key.into() },
+        _ => {}
     }
-    let retryable = match status {
-        Some(408 | 429) => true,
-        Some(code) => code >= 500,
-        // Timeouts, connection failures, dispatch errors.
-        None => true,
+    let retryable = match (code.as_deref(), status) {
+        (Some(code), _) if RETRYABLE_CODES.contains(&code) => true,
+        (_, Some(408 | 429)) => true,
+        (_, Some(status)) => status >= 500,
+        (_, None) => true,
     };
     StoreError::Remote {
         bucket: bucket.into(),

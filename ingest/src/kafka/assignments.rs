@@ -65,8 +65,8 @@ impl Assignments {
     }
 
     /// Records the pipeline's done watermarks; returns those of held partitions that the
-    /// broker has not accepted yet (a failed commit is retried with the next one).
-    pub fn record_done(&mut self, watermarks: &[(PartitionId, u64)]) -> Vec<(PartitionId, TopicPartition, u64)> {
+    /// broker has not accepted yet (a failed commit is offered again with the next one).
+    pub fn record_done(&mut self, watermarks: &[(PartitionId, u64)]) -> Vec<(TopicPartition, u64)> {
         for &(id, offset) in watermarks {
             if self.by_id.contains_key(&id) {
                 self.done.insert(id, offset);
@@ -75,14 +75,15 @@ impl Assignments {
         self.done
             .iter()
             .filter(|(id, offset)| self.committed.get(id) != Some(offset))
-            .map(|(id, offset)| (*id, self.by_id[id].clone(), *offset))
+            .map(|(id, offset)| (self.by_id[id].clone(), *offset))
             .collect()
     }
 
-    pub fn mark_committed(&mut self, commits: &[(PartitionId, TopicPartition, u64)]) {
-        for (id, _, offset) in commits {
-            if self.by_id.contains_key(id) {
-                self.committed.insert(*id, *offset);
+    /// The broker accepted these offsets (partitions no longer held are ignored).
+    pub fn mark_committed(&mut self, commits: impl IntoIterator<Item = (TopicPartition, u64)>) {
+        for (tp, offset) in commits {
+            if let Some(id) = self.current.get(&tp) {
+                self.committed.insert(*id, offset);
             }
         }
     }
@@ -122,19 +123,22 @@ impl AssignmentContext {
 impl ClientContext for AssignmentContext {}
 
 impl ConsumerContext for AssignmentContext {
-    /// Before partitions change hands: commit what is done in them, synchronously, while
-    /// this member still owns them. The work still in flight for them is redelivered to the
-    /// new owner, whose sink lookup finds any result this member still writes.
+    /// Before partitions change hands: commit what is done in them while this member still
+    /// owns them (queued before the unassign, so it goes out under this generation; async, so
+    /// a broker that does not answer cannot stall the consumer). Photos still in flight for
+    /// them are redelivered to the new owner. Nothing is committed for partitions already
+    /// lost (the session expired): another member may own them by now.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else { return };
         let to_commit = self.state().revoke(topic_partitions(list));
-        tracing::info!(revoked = ?topic_partitions(list), "partitions revoked");
-        if to_commit.is_empty() {
+        let lost = consumer.assignment_lost();
+        tracing::info!(revoked = ?topic_partitions(list), lost, "partitions revoked");
+        if to_commit.is_empty() || lost {
             return;
         }
         let offsets = offsets_list(to_commit.iter().map(|(tp, o)| (tp, *o)));
-        match consumer.commit(&offsets, CommitMode::Sync) {
-            Ok(()) => tracing::info!(committed = ?to_commit, "committed the revoked partitions' progress"),
+        match consumer.commit(&offsets, CommitMode::Async) {
+            Ok(()) => tracing::info!(committing = ?to_commit, "committing the revoked partitions' progress"),
             // Not fatal: the new owner starts from the last commit and skips what has a result.
             Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the new owner will redeliver"),
         }
@@ -152,9 +156,18 @@ impl ConsumerContext for AssignmentContext {
         }
     }
 
+    /// Commits are asynchronous; their outcome arrives here (during a poll).
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, offsets = ?topic_partitions(offsets), "offset commit failed");
+        match result {
+            Ok(()) => {
+                let accepted = offsets.elements().into_iter().filter_map(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(((e.topic().to_string(), e.partition()), o as u64)),
+                    _ => None,
+                });
+                self.state().mark_committed(accepted.collect::<Vec<_>>());
+            }
+            // Offered again with the next commit; at worst, redelivery.
+            Err(e) => tracing::warn!(error = %e, offsets = ?topic_partitions(offsets), "offset commit failed"),
         }
     }
 }
@@ -190,10 +203,11 @@ mod tests {
         let mut a = Assignments::default();
         a.assign([tp(0), tp(1), tp(2)]);
         let (p0, p1) = (a.id_of("rma.items", 0).unwrap(), a.id_of("rma.items", 1).unwrap());
+        assert_ne!(p0, p1);
         let pending = a.record_done(&[(p0, 10), (p1, 7)]);
         assert_eq!(pending.len(), 2);
         // p1's commit went through; p0's did not.
-        a.mark_committed(&pending.into_iter().filter(|(id, _, _)| *id == p1).collect::<Vec<_>>());
+        a.mark_committed(pending.into_iter().filter(|(tp, _)| tp.1 == 1));
         let to_commit = a.revoke([tp(0), tp(1), tp(2)]);
         assert_eq!(to_commit, vec![(tp(0), 10)]);
     }
@@ -205,7 +219,7 @@ mod tests {
         let p0 = a.id_of("rma.items", 0).unwrap();
         assert_eq!(a.record_done(&[(p0, 3)]).len(), 1);
         // Not marked committed: offered again with the next report.
-        assert_eq!(a.record_done(&[]), vec![(p0, tp(0), 3)]);
+        assert_eq!(a.record_done(&[]), vec![(tp(0), 3)]);
         a.revoke([tp(0)]);
         assert!(a.record_done(&[(p0, 5)]).is_empty(), "a revoked id is no longer ours to commit");
     }

@@ -1,9 +1,6 @@
 //! A Kafka consumer in a consumer group that hands out messages with their pipeline
 //! positions and commits only the watermarks it is given (never on its own).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use autorma_core::kafka::KafkaConfig;
 use autorma_core::{PartitionId, Position, SourceError};
 use futures::FutureExt;
@@ -35,13 +32,10 @@ pub struct RawMessage {
 }
 
 pub struct KafkaConsumer {
-    consumer: Arc<StreamConsumer<AssignmentContext>>,
+    consumer: StreamConsumer<AssignmentContext>,
     context: AssignmentContext,
     max_batch: usize,
 }
-
-/// Longest a commit may take before the caller goes on (it is retried with the next one).
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl KafkaConsumer {
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
@@ -65,7 +59,7 @@ impl KafkaConsumer {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| broker_error(&e, false))?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
-        Ok(Self { consumer: Arc::new(consumer), context, max_batch: config.max_batch.max(1) })
+        Ok(Self { consumer, context, max_batch: config.max_batch.max(1) })
     }
 
     /// Waits for at least one message, then takes what is already there, up to the batch
@@ -116,25 +110,19 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Commits the done watermarks of held partitions (plus any earlier ones the broker has
-    /// not accepted yet). A failed commit is logged, not fatal: it only means redelivery,
-    /// which the sink's lookup makes harmless, and it is offered again with the next one.
-    pub async fn commit(&self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    /// Commits the done watermarks of held partitions (and any earlier ones the broker has
+    /// not accepted yet), asynchronously: the outcome comes back through the context's commit
+    /// callback. A failed commit is logged, not fatal: it only means redelivery, which the
+    /// sink's lookup makes harmless, and it is offered again with the next one. Commits still
+    /// in flight at shutdown are flushed when the consumer closes.
+    pub fn commit(&self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
         let pending = self.context.state().record_done(watermarks);
         if pending.is_empty() {
             return Ok(());
         }
-        let offsets = offsets_list(pending.iter().map(|(_, tp, o)| (tp, *o)));
-        let consumer = self.consumer.clone();
-        let commit = tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync));
-        match tokio::time::timeout(COMMIT_TIMEOUT, commit).await {
-            Ok(Ok(Ok(()))) => {
-                self.context.state().mark_committed(&pending);
-                tracing::debug!(?pending, "committed");
-            }
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "offset commit failed; retried with the next one"),
-            Ok(Err(join)) => tracing::warn!(error = %join, "offset commit panicked"),
-            Err(_) => tracing::warn!(timeout = ?COMMIT_TIMEOUT, "offset commit timed out; retried with the next one"),
+        let offsets = offsets_list(pending.iter().map(|(tp, o)| (tp, *o)));
+        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit could not be queued; retried with the next one");
         }
         Ok(())
     }

@@ -6,7 +6,9 @@
 
 mod assignments;
 mod consumer;
+mod dead_letter;
 mod source;
 
 pub use consumer::{KafkaConsumer, KafkaConsumerConfig, RawMessage};
+pub use dead_letter::send_raw_dead_letter;
 pub use source::KafkaSource;

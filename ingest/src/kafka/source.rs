@@ -1,41 +1,73 @@
 //! The worker's event source: ItemEvents from `rma.items` (and, later, `rma.items.replay`).
 
-use autorma_core::{EventSource, ItemEvent, PartitionId, SourceError, SourcedEvent};
+use std::collections::VecDeque;
+use std::time::Duration;
 
-use super::consumer::{KafkaConsumer, KafkaConsumerConfig};
+use autorma_core::{EventSource, ItemEvent, PartitionId, SourceError, SourcedEvent};
+use rdkafka::producer::FutureProducer;
+
+use super::consumer::{KafkaConsumer, KafkaConsumerConfig, RawMessage};
+use super::dead_letter::send_raw_dead_letter;
 
 pub struct KafkaSource {
     consumer: KafkaConsumer,
+    /// For the dead letters of messages that are not ItemEvents.
+    producer: FutureProducer,
+    /// Events of the last poll, handed out once its unreadable messages are dead-lettered.
+    ready: Vec<SourcedEvent>,
+    /// Messages that are not ItemEvents, with why, not yet acknowledged by `rma.dlq`.
+    unreadable: VecDeque<(RawMessage, String)>,
 }
 
 impl KafkaSource {
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
-        Ok(Self { consumer: KafkaConsumer::subscribe(config)? })
+        let producer =
+            config.kafka.producer().map_err(|e| SourceError::Broker { detail: e.to_string(), retryable: false })?;
+        Ok(Self {
+            consumer: KafkaConsumer::subscribe(config)?,
+            producer,
+            ready: Vec::new(),
+            unreadable: VecDeque::new(),
+        })
     }
 }
 
 impl EventSource for KafkaSource {
     /// Never exhausted: waits for the next messages. A message that is not an ItemEvent (only
-    /// `autorma ingest` writes this topic, so a bug or a stranger) is logged and skipped; it
-    /// stays on the topic for inspection.
+    /// `autorma ingest` writes this topic: a bug, or a version it does not know) goes to
+    /// `rma.dlq` with its raw payload before any event after it is handed out, so no commit
+    /// can pass it unrecorded.
+    ///
+    /// Cancel-safe: what was taken from the consumer stays in `self` until handed out.
     async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
-        let messages = self.consumer.next_messages().await?;
-        let events = messages
-            .into_iter()
-            .filter_map(|m| match serde_json::from_slice::<ItemEvent>(&m.payload) {
-                Ok(event) => Some(SourcedEvent { position: m.position, event }),
-                Err(e) => {
-                    tracing::error!(topic = %m.topic, partition = m.partition, offset = m.position.offset, error = %e,
-                        "skipping a message that is not an ItemEvent");
-                    None
+        loop {
+            while let Some((message, detail)) = self.unreadable.front() {
+                match send_raw_dead_letter(&self.producer, message, "malformed_item_event", detail).await {
+                    Ok(()) => {
+                        tracing::error!(topic = %message.topic, partition = message.partition,
+                            offset = message.position.offset, error = %detail, "a message that is not an ItemEvent went to the DLQ");
+                        self.unreadable.pop_front();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot dead-letter an unreadable message yet; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
-            })
-            .collect();
-        Ok(Some(events))
+            }
+            if !self.ready.is_empty() {
+                return Ok(Some(std::mem::take(&mut self.ready)));
+            }
+            for message in self.consumer.next_messages().await? {
+                match serde_json::from_slice::<ItemEvent>(&message.payload) {
+                    Ok(event) => self.ready.push(SourcedEvent { position: message.position, event }),
+                    Err(e) => self.unreadable.push_back((message, e.to_string())),
+                }
+            }
+        }
     }
 
     async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
-        self.consumer.commit(watermarks).await
+        self.consumer.commit(watermarks)
     }
 
     fn take_revoked(&mut self) -> Vec<PartitionId> {

@@ -49,6 +49,8 @@ pub enum Parsed {
     Item(ItemEvent),
     /// A record that is fine but not ours to classify, and why (logged, counted).
     Skipped { key: String, why: &'static str },
+    /// A record that cannot be read; the others of its message still count.
+    Invalid(Malformed),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +59,9 @@ pub struct Malformed(pub String);
 
 #[derive(Deserialize)]
 struct Notification {
+    /// Read one by one, so one bad record does not take its neighbours down with it.
     #[serde(rename = "Records")]
-    records: Option<Vec<Record>>,
+    records: Option<Vec<serde_json::Value>>,
     /// Present (as `s3:TestEvent`) in the message a server sends when it starts.
     #[serde(rename = "Event")]
     event: Option<String>,
@@ -96,7 +99,8 @@ struct ObjectEntity {
 }
 
 /// Parses one notification message. A message without `Records` (the `s3:TestEvent` a server
-/// sends at start) is no records at all; anything that is not this JSON is [`Malformed`].
+/// sends at start) is no records at all; anything that is not this JSON is [`Malformed`]; a
+/// record that cannot be read is [`Parsed::Invalid`] beside the others.
 pub fn parse_notification(payload: &[u8], filter: &NotificationFilter) -> Result<Vec<Parsed>, Malformed> {
     let notification: Notification =
         serde_json::from_slice(payload).map_err(|e| Malformed(format!("not an S3 event JSON: {e}")))?;
@@ -106,7 +110,16 @@ pub fn parse_notification(payload: &[u8], filter: &NotificationFilter) -> Result
             _ => Err(Malformed("no `Records` array".into())),
         };
     };
-    records.into_iter().map(|record| parse_record(record, filter)).collect()
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| {
+            serde_json::from_value::<Record>(record)
+                .map_err(|e| Malformed(format!("record {i}: {e}")))
+                .and_then(|record| parse_record(record, filter))
+                .unwrap_or_else(Parsed::Invalid)
+        })
+        .collect())
 }
 
 fn parse_record(record: Record, filter: &NotificationFilter) -> Result<Parsed, Malformed> {
@@ -237,7 +250,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 Parsed::Item(e) => Some((e.key.as_str(), e.content_type.as_str())),
-                Parsed::Skipped { .. } => None,
+                Parsed::Skipped { .. } | Parsed::Invalid(_) => None,
             })
             .collect();
         assert_eq!(kept, vec![("inbox/a.jpg", "image/jpeg"), ("inbox/photo", "image/png")]);
@@ -248,7 +261,14 @@ mod tests {
         let f = filter(KeyEncoding::Url);
         assert!(parse_notification(b"not json", &f).unwrap_err().0.contains("not an S3 event JSON"));
         assert!(parse_notification(b"{}", &f).unwrap_err().0.contains("Records"));
-        let no_key = br#"{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z","s3":{"bucket":{"name":"b"},"object":{}}}]}"#;
-        assert!(parse_notification(no_key, &f).is_err());
+        // One record without a key beside a good one: the good one still counts.
+        let payload = br#"{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z","s3":{"bucket":{"name":"b"},"object":{}}},
+            {"eventName":"s3:ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z","s3":{"bucket":{"name":"b"},"object":{"key":"inbox/a.jpg","eTag":"e"}}}]}"#;
+        let parsed = parse_notification(payload, &f).unwrap();
+        assert!(
+            matches!(&parsed[0], Parsed::Invalid(m) if m.0.contains("record 0") && m.0.contains("key")),
+            "{parsed:?}"
+        );
+        assert!(matches!(&parsed[1], Parsed::Item(e) if e.key == "inbox/a.jpg"), "{parsed:?}");
     }
 }

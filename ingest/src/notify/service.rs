@@ -1,20 +1,20 @@
 //! The ingest service loop: consume notifications, produce ItemEvents, commit behind the
-//! acknowledgements, and reconcile on a schedule.
+//! acknowledgements; the reconciliation runs beside it (`reconcile.rs`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::{ItemEvent, PartitionId, S3Store, SourceError, StoreError};
-use chrono::Utc;
 use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
-use serde::Serialize;
 
-use super::parse::{Malformed, NotificationFilter, Parsed, parse_notification};
-use super::reconcile::list_unfinished;
-use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage};
+use super::parse::{NotificationFilter, Parsed, parse_notification};
+use super::reconcile::reconcile_loop;
+use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, send_raw_dead_letter};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -46,22 +46,9 @@ pub struct IngestSummary {
     pub notifications: u64,
     pub items: u64,
     pub skipped: u64,
+    /// Notifications sent to the DLQ (whole, or for one of their records).
     pub malformed: u64,
     pub reconciled: u64,
-}
-
-/// The dead letter of a notification that could not be read: no ItemEvent exists for it, so
-/// it carries where it came from and the raw payload.
-#[derive(Serialize)]
-struct MalformedNotification<'a> {
-    reason: &'static str,
-    detail: &'a str,
-    attempts: u32,
-    topic: &'a str,
-    partition: i32,
-    offset: u64,
-    payload: String,
-    failed_at: chrono::DateTime<Utc>,
 }
 
 /// Runs until `shutdown`, or until Kafka fails for good.
@@ -77,32 +64,35 @@ pub async fn run_ingest(
         max_batch: 256,
     })?;
     let producer = config.kafka.producer()?;
-    let mut summary = IngestSummary::default();
-    let mut reconcile_tick = tokio::time::interval(config.reconcile_interval);
-    reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shutdown = std::pin::pin!(shutdown);
     tracing::info!(bucket = %config.bucket, inbox = %config.filter.inbox_prefix, key_encoding = ?config.filter.key_encoding,
         reconcile_every = ?config.reconcile_interval, grace = ?config.reconcile_grace, "ingest starting");
-    loop {
+    let reconciled = Arc::new(AtomicU64::new(0));
+    let reconciliation = tokio::spawn(reconcile_loop(config.clone(), store, producer.clone(), reconciled.clone()));
+    let mut summary = IngestSummary::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = loop {
         tokio::select! {
             biased;
-            () = &mut shutdown => break,
-            _ = reconcile_tick.tick() => {
-                // A failed listing is retried at the next tick; notifications keep flowing.
-                match reconcile(&config, &store, &producer).await {
-                    Ok(sent) => summary.reconciled += sent,
-                    Err(e) => tracing::warn!(error = %e, "reconciliation failed; retried at the next interval"),
-                }
-            }
+            () = &mut shutdown => break Ok(()),
             messages = consumer.next_messages() => {
-                let messages = messages?;
-                forward(&config.filter, &producer, &messages, &mut summary).await?;
-                consumer.commit(&watermarks(&messages)).await?;
+                let forwarded = match messages {
+                    Ok(messages) => forward(&config.filter, &producer, &messages, &mut summary).await.map(|()| messages),
+                    Err(e) => Err(e.into()),
+                };
+                match forwarded {
+                    Ok(messages) => consumer.commit(&watermarks(&messages))?,
+                    Err(e) => break Err(e),
+                }
+                // The ingest's partitions need no tracking beyond the batch: forget revoked ids.
+                consumer.take_revoked();
             }
         }
-    }
+    };
+    // Stopping mid-send is safe: what it sent is idempotent, what it did not is found next time.
+    reconciliation.abort();
+    summary.reconciled = reconciled.load(Ordering::Relaxed);
     tracing::info!(?summary, "ingest stopped");
-    Ok(summary)
+    result.map(|()| summary)
 }
 
 /// Produces the ItemEvents (and dead letters) of a batch of notifications and waits for
@@ -112,60 +102,51 @@ async fn forward(
     producer: &FutureProducer,
     messages: &[RawMessage],
     summary: &mut IngestSummary,
-) -> Result<(), KafkaError> {
+) -> Result<(), IngestError> {
     let mut items = Vec::new();
     let mut dead = Vec::new();
     for message in messages {
         summary.notifications += 1;
-        match parse_notification(&message.payload, filter) {
-            Ok(records) => {
-                for record in records {
-                    match record {
-                        Parsed::Item(event) => items.push(event),
-                        Parsed::Skipped { key, why } => {
-                            summary.skipped += 1;
-                            tracing::debug!(%key, why, "notification skipped");
-                        }
+        let problems: Vec<String> = match parse_notification(&message.payload, filter) {
+            Ok(records) => records
+                .into_iter()
+                .filter_map(|record| match record {
+                    Parsed::Item(event) => {
+                        items.push(event);
+                        None
                     }
-                }
-            }
-            Err(malformed) => {
-                summary.malformed += 1;
-                tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.position.offset,
-                    error = %malformed, "malformed notification sent to the DLQ");
-                dead.push(dead_letter(message, &malformed));
-            }
+                    Parsed::Skipped { key, why } => {
+                        summary.skipped += 1;
+                        tracing::debug!(%key, why, "notification skipped");
+                        None
+                    }
+                    Parsed::Invalid(malformed) => Some(malformed.0),
+                })
+                .collect(),
+            Err(malformed) => vec![malformed.0],
+        };
+        if !problems.is_empty() {
+            summary.malformed += 1;
+            let detail = problems.join("; ");
+            tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.position.offset,
+                error = %detail, "malformed notification sent to the DLQ");
+            dead.push((message, detail));
         }
     }
     summary.items += items.len() as u64;
-    let sends = items.iter().map(|event| send_item(producer, event));
-    let dead_sends = dead.iter().map(|(key, body)| {
-        send(producer, topics::DLQ, key, body, &[("reason", "malformed_notification"), ("attempts", "1")])
-    });
-    try_join_all(sends).await?;
-    try_join_all(dead_sends).await?;
+    try_join_all(items.iter().map(|event| send_item(producer, event))).await?;
+    try_join_all(
+        dead.iter().map(|(message, detail)| send_raw_dead_letter(producer, message, "malformed_notification", detail)),
+    )
+    .await?;
     Ok(())
 }
 
-async fn send_item(producer: &FutureProducer, event: &ItemEvent) -> Result<(), KafkaError> {
+/// Produces one ItemEvent to `rma.items` (key = object key) and waits for the acknowledgement.
+pub(super) async fn send_item(producer: &FutureProducer, event: &ItemEvent) -> Result<(), KafkaError> {
     let body = serde_json::to_vec(event).expect("an ItemEvent always serialises");
     tracing::debug!(key = %event.key, etag = %event.etag, source = ?event.source, "item event");
     send(producer, topics::ITEMS, &event.key, &body, &[]).await
-}
-
-fn dead_letter(message: &RawMessage, malformed: &Malformed) -> (String, Vec<u8>) {
-    let record = MalformedNotification {
-        reason: "malformed_notification",
-        detail: &malformed.0,
-        attempts: 1,
-        topic: &message.topic,
-        partition: message.partition,
-        offset: message.position.offset,
-        payload: String::from_utf8_lossy(&message.payload).into_owned(),
-        failed_at: Utc::now(),
-    };
-    let key = format!("{}/{}/{}", message.topic, message.partition, message.position.offset);
-    (key, serde_json::to_vec(&record).expect("always serialises"))
 }
 
 /// Every message of the batch is done once `forward` returned: commit past the last one of
@@ -177,26 +158,6 @@ fn watermarks(messages: &[RawMessage]) -> Vec<(PartitionId, u64)> {
         *entry = (*entry).max(m.position.offset + 1);
     }
     next.into_iter().collect()
-}
-
-async fn reconcile(config: &IngestConfig, store: &S3Store, producer: &FutureProducer) -> Result<u64, IngestError> {
-    let found = list_unfinished(store, &config.bucket, &config.filter.inbox_prefix, config.reconcile_grace).await?;
-    for chunk in found.events.chunks(256) {
-        try_join_all(chunk.iter().map(|event| send_item(producer, event))).await?;
-    }
-    let s = &found.summary;
-    if s.unfinished > 0 {
-        tracing::info!(
-            listed = s.listed,
-            done = s.done,
-            recent = s.recent,
-            sent = s.unfinished,
-            "reconciliation: sent the photos that had no outcome"
-        );
-    } else {
-        tracing::debug!(listed = s.listed, done = s.done, recent = s.recent, "reconciliation: nothing missing");
-    }
-    Ok(s.unfinished as u64)
 }
 
 #[cfg(test)]

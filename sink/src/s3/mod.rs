@@ -10,24 +10,31 @@
 //! record is on the topic, so `lookup` (which reads the bucket) never acknowledges a photo
 //! whose record a crash kept off the topic; a crash between the two publishes it again.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::layout::{dlq_object_key, result_object_key};
-use autorma_core::{Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError};
+use autorma_core::{
+    Decision, DlqReason, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
+};
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
 
 /// Records are small; anything bigger under `results/` is not ours.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 
-#[derive(Clone)]
 pub struct StreamingSink {
     store: S3Store,
     producer: FutureProducer,
+    /// Keys whose lookup found a dead letter that no longer stands (another etag, or a fetch
+    /// that failed): it is deleted once the photo's result is written, so a key has one outcome.
+    stale_dead_letters: Mutex<HashSet<String>>,
 }
 
 impl StreamingSink {
     pub fn new(store: S3Store, kafka: &KafkaConfig) -> Result<Self, KafkaError> {
-        Ok(Self { store, producer: kafka.producer()? })
+        Ok(Self { store, producer: kafka.producer()?, stale_dead_letters: Mutex::default() })
     }
 
     async fn read_record<T: serde::de::DeserializeOwned>(
@@ -75,7 +82,17 @@ impl ResultSink for StreamingSink {
             return Ok(Some(PriorOutcome::Classified(result.decision)));
         }
         let dead: Option<DlqRecord> = self.read_record(&event.bucket, &dlq_object_key(&event.key)).await?;
-        Ok(dead.filter(|d| d.event.etag == event.etag).map(|d| PriorOutcome::DeadLettered(d.reason)))
+        match dead {
+            // A photo that could not be fetched is tried again: the store failed, not the photo.
+            Some(d) if d.event.etag == event.etag && d.reason != DlqReason::FetchFailed => {
+                Ok(Some(PriorOutcome::DeadLettered(d.reason)))
+            }
+            Some(_) => {
+                self.stale_dead_letters.lock().expect("poisoned").insert(event.key.clone());
+                Ok(None)
+            }
+            None => Ok(None),
+        }
     }
 
     async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
@@ -89,7 +106,12 @@ impl ResultSink for StreamingSink {
         } else {
             to_results.await.map_err(publish_error)?;
         }
-        self.put(&record.item.bucket, result_object_key(key), body).await
+        self.put(&record.item.bucket, result_object_key(key), body).await?;
+        let stale = self.stale_dead_letters.lock().expect("poisoned").remove(key);
+        if stale {
+            self.store.delete(&record.item.bucket, &dlq_object_key(key)).await.map_err(SinkError::Store)?;
+        }
+        Ok(())
     }
 
     async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
