@@ -60,8 +60,8 @@ pub enum Command {
     /// results/<key>.json in the bucket; a photo that cannot be used goes to rma.dlq and
     /// dlq/<key>.json with its reason. Offsets are committed only behind the sink, so a crash
     /// loses nothing; a redelivered photo that already has its result is not classified
-    /// again. Start as many workers as rma.items has partitions. Runs until Ctrl-C or SIGTERM
-    /// (then it finishes the photos in flight and commits).
+    /// again. One worker per partition of rma.items at most does work; more wait as standbys.
+    /// Runs until Ctrl-C or SIGTERM (then it finishes the photos in flight and commits).
     Worker(WorkerArgs),
 }
 
