@@ -212,7 +212,7 @@ pub struct PipelineArgs {
     /// Longest a photo waits for its micro-batch to fill, in ms [default: 20]
     #[arg(long, env = "AUTORMA_BATCH_WAIT_MS", value_name = "MS")]
     pub batch_wait_ms: Option<u64>,
-    /// Photos fetched and decoded at once [default: 2 x cores]
+    /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
     #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N")]
     pub fetch_concurrency: Option<usize>,
     /// Largest photo accepted, in pixels (width x height), checked before decoding [default: 40000000]

@@ -29,6 +29,12 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
         initial_backoff: Duration::from_millis(500),
         max_backoff: Duration::from_secs(10),
     };
+    // Fetches and writes wait on the network (S3 round trips, the broker's acknowledgement),
+    // not on this machine's cores: keep more of them in flight than a local folder needs.
+    if args.pipeline.fetch_concurrency.is_none() && file.fetch_concurrency.is_none() {
+        settings.pipeline.fetch_concurrency = settings.pipeline.fetch_concurrency.max(16);
+    }
+    settings.pipeline.sink_concurrency = 32;
     settings.pipeline.sink_retry =
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let streaming = config::resolve_streaming(&args.streaming, file)?;
