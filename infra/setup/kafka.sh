@@ -49,11 +49,7 @@ if [[ -z "${java_major}" || "${java_major%%.*}" -lt 17 ]]; then
   exit 1
 fi
 
-check_install_dest "${dest}" kafka.sh libs JARS_SHA256
-mkdir -p "$(dirname "${dest}")"
-# Copy into a temporary directory next to the destination, then rename it into place, so a
-# half-finished install is never found at ${dest}.
-work="$(mktemp -d "${dest}.tmp.XXXXXX")"
+work="$(begin_install "${dest}" kafka.sh libs JARS_SHA256)"
 trap 'rm -rf "${work}"' EXIT
 if ! mvn -q -B -Dstyle.color=never --strict-checksums -f "${pom}" \
     dependency:copy-dependencies -DoutputDirectory="${work}/libs" >"${work}/mvn.log" 2>&1; then

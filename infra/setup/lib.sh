@@ -14,3 +14,12 @@ check_install_dest() {
     fi
   done
 }
+
+# begin_install DEST SCRIPT ENTRY...: checks DEST as check_install_dest does, then makes and
+# prints a temporary folder beside it, to be renamed into place once complete, so a
+# half-finished install is never found at DEST. The caller removes it on exit.
+begin_install() {
+  check_install_dest "$@"
+  mkdir -p "$(dirname "$1")"
+  mktemp -d "$1.tmp.XXXXXX"
+}

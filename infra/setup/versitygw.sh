@@ -29,11 +29,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-check_install_dest "${dest}" versitygw.sh bin VERSION
-mkdir -p "$(dirname "${dest}")"
-# Build into a temporary directory next to the destination, then rename it into place, so a
-# half-finished install is never found at ${dest}.
-work="$(mktemp -d "${dest}.tmp.XXXXXX")"
+work="$(begin_install "${dest}" versitygw.sh bin VERSION)"
 trap 'rm -rf "${work}"' EXIT
 mkdir -p "${work}/bin"
 echo "building versitygw ${VERSITYGW_VERSION} with $(go version | cut -d' ' -f3) (a few minutes when the Go caches are cold)..."
