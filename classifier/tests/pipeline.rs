@@ -268,7 +268,7 @@ async fn every_event_gets_exactly_one_outcome() {
     assert_eq!(
         reasons,
         BTreeMap::from([
-            ("down", (1, DlqReason::FetchFailed, 3)),
+            ("down", (1, DlqReason::StoreUnavailable, 3)),
             ("garbage", (1, DlqReason::NotAnImage, 1)),
             ("missing", (1, DlqReason::FetchFailed, 1)),
         ])

@@ -28,8 +28,11 @@ pub enum DlqReason {
     NotAnImage,
     /// Over the size limit (file bytes or pixels), refused before decoding.
     TooLarge,
-    /// The object could not be read (gone, or failed every retry).
+    /// The object could not be read, and trying again will not help (gone, access refused).
     FetchFailed,
+    /// The store kept failing with errors that may pass (timeouts, 5xx) through every retry.
+    /// Not final: a redelivery or the reconciliation tries the photo again.
+    StoreUnavailable,
     /// The model could not run on it (should not happen for a valid tensor).
     InferenceFailed,
 }
@@ -41,8 +44,17 @@ impl DlqReason {
             DlqReason::NotAnImage => "not_an_image",
             DlqReason::TooLarge => "too_large",
             DlqReason::FetchFailed => "fetch_failed",
+            DlqReason::StoreUnavailable => "store_unavailable",
             DlqReason::InferenceFailed => "inference_failed",
         }
+    }
+}
+
+impl DlqReason {
+    /// Whether this dead letter is the photo's outcome for good. One that says the store was
+    /// away is not: the photo is tried again when it comes again.
+    pub fn is_final(self) -> bool {
+        self != DlqReason::StoreUnavailable
     }
 }
 

@@ -140,8 +140,11 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, attempt, "fetch failed for good");
-                    return Err((DlqReason::FetchFailed, e.to_string(), attempt));
+                    // Out of tries on an error that may pass is the store's failure, not the
+                    // photo's: its dead letter says so, and is not final.
+                    let reason = if e.is_retryable() { DlqReason::StoreUnavailable } else { DlqReason::FetchFailed };
+                    tracing::warn!(error = %e, attempt, %reason, "fetch failed");
+                    return Err((reason, e.to_string(), attempt));
                 }
             }
         }

@@ -3,8 +3,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use autorma_core::kafka::KafkaError;
 use autorma_core::{EventSource, ItemEvent, PartitionId, SourceError, SourcedEvent};
 use rdkafka::producer::FutureProducer;
+use tokio::task::JoinHandle;
 
 use super::consumer::{KafkaConsumer, KafkaConsumerConfig, RawMessage};
 use super::dead_letter::send_raw_dead_letter;
@@ -17,7 +19,16 @@ pub struct KafkaSource {
     ready: Vec<SourcedEvent>,
     /// Messages that are not ItemEvents, with why, not yet acknowledged by `rma.dlq`.
     unreadable: VecDeque<(RawMessage, String)>,
+    /// The dead letter of `unreadable`'s first message, on its way: a task, so a call of
+    /// `next_batch` cancelled while it waits does not send it again.
+    sending: Option<JoinHandle<Result<(), KafkaError>>>,
+    /// Failed sends of that dead letter in a row.
+    num_send_failures: u32,
 }
+
+/// Tries to dead-letter one unreadable message before the source gives up (and the worker
+/// stops without committing past it).
+const MAX_DEAD_LETTER_TRIES: u32 = 10;
 
 impl KafkaSource {
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
@@ -28,6 +39,8 @@ impl KafkaSource {
             producer,
             ready: Vec::new(),
             unreadable: VecDeque::new(),
+            sending: None,
+            num_send_failures: 0,
         })
     }
 }
@@ -42,13 +55,29 @@ impl EventSource for KafkaSource {
     async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
         loop {
             while let Some((message, detail)) = self.unreadable.front() {
-                match send_raw_dead_letter(&self.producer, message, "malformed_item_event", detail).await {
+                let sending = self.sending.get_or_insert_with(|| {
+                    let (producer, message, detail) = (self.producer.clone(), message.clone(), detail.clone());
+                    tokio::spawn(async move {
+                        send_raw_dead_letter(&producer, &message, "malformed_item_event", &detail).await
+                    })
+                });
+                let sent = sending.await.expect("dead-letter send panicked");
+                self.sending = None;
+                match sent {
                     Ok(()) => {
                         tracing::error!(topic = %message.topic, partition = message.partition,
                             offset = message.position.offset, error = %detail, "a message that is not an ItemEvent went to the DLQ");
                         self.unreadable.pop_front();
+                        self.num_send_failures = 0;
                     }
                     Err(e) => {
+                        self.num_send_failures += 1;
+                        if self.num_send_failures >= MAX_DEAD_LETTER_TRIES {
+                            return Err(SourceError::Broker {
+                                detail: format!("cannot dead-letter an unreadable message on `rma.dlq`: {e}"),
+                                retryable: false,
+                            });
+                        }
                         tracing::warn!(error = %e, "cannot dead-letter an unreadable message yet; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }

@@ -15,5 +15,5 @@ mod reconcile;
 mod service;
 
 pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
-pub use reconcile::{ReconcileSummary, Unfinished, list_unfinished};
+pub use reconcile::{OutcomeCache, ReconcileSummary, Recorded, Unfinished, list_unfinished};
 pub use service::{IngestConfig, IngestError, run_ingest};

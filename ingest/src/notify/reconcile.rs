@@ -2,7 +2,7 @@
 //! broker is away), so the inbox is listed on a schedule and every photo with no outcome gets
 //! an ItemEvent. The bulk replay will reuse the listing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,8 +10,9 @@ use std::time::Duration;
 use autorma_core::event::content_type_for_key;
 use autorma_core::layout::{DLQ_PREFIX, RESULTS_PREFIX, dlq_object_key, result_object_key};
 use autorma_core::store::s3::ObjectInfo;
-use autorma_core::{DlqReason, DlqRecord, EventOrigin, ItemEvent, S3Store, StoreError};
+use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectStore, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
@@ -36,49 +37,119 @@ pub struct Unfinished {
     pub summary: ReconcileSummary,
 }
 
+/// What an outcome object (`results/K.json`, `dlq/K.json`) records about its photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub etag: String,
+    /// False for a dead letter that says the store was away (the photo is tried again).
+    pub is_final: bool,
+}
+
+/// Outcome records already read, by (object key, last modified): each is read once, not at
+/// every pass.
+pub type OutcomeCache = HashMap<(String, DateTime<Utc>), Recorded>;
+
+/// S3 times have one-second resolution: an outcome written within a second of its photo (or
+/// before it) is read to see which photo it records; a later one is taken as the photo's.
+const CLOCK_RESOLUTION: chrono::Duration = chrono::Duration::seconds(1);
+
 /// Lists the inbox, results and dead letters, and returns an ItemEvent (origin `replay`) for
-/// every photo older than `grace` with no outcome written after it. A dead letter for a photo
-/// that could not be fetched is not an outcome: the store failed, not the photo.
+/// every photo older than `grace` whose outcome is missing, records another version of the
+/// photo (another etag), or is a dead letter that is not final.
 pub async fn list_unfinished(
     store: &S3Store,
     bucket: &str,
     inbox_prefix: &str,
     grace: Duration,
+    cache: &mut OutcomeCache,
 ) -> Result<Unfinished, StoreError> {
     let inbox = store.list(bucket, inbox_prefix).await?;
     let mut outcomes: HashMap<String, DateTime<Utc>> =
         store.list(bucket, RESULTS_PREFIX).await?.into_iter().map(|o| (o.key, o.last_modified)).collect();
-    for dead in store.list(bucket, DLQ_PREFIX).await? {
-        let record = store.get_optional(bucket, &dead.key, 1 << 20).await?;
-        let fetch_failed = record
-            .and_then(|bytes| serde_json::from_slice::<DlqRecord>(&bytes).ok())
-            .is_some_and(|r| r.reason == DlqReason::FetchFailed);
-        if !fetch_failed {
-            outcomes.insert(dead.key, dead.last_modified);
+    outcomes.extend(store.list(bucket, DLQ_PREFIX).await?.into_iter().map(|o| (o.key, o.last_modified)));
+    cache.retain(|(key, modified), _| outcomes.get(key) == Some(modified));
+
+    let cutoff = Utc::now() - grace;
+    let to_read: HashSet<(String, DateTime<Utc>)> = inbox
+        .iter()
+        .filter(|photo| is_photo(&photo.key) && photo.last_modified <= cutoff)
+        .flat_map(|photo| {
+            let result = result_object_key(&photo.key);
+            let read_result = outcomes.get(&result).is_some_and(|t| *t <= photo.last_modified + CLOCK_RESOLUTION);
+            let dead = dlq_object_key(&photo.key);
+            [(read_result).then_some(result), outcomes.contains_key(&dead).then_some(dead)]
+        })
+        .flatten()
+        .map(|key| {
+            let modified = outcomes[&key];
+            (key, modified)
+        })
+        .filter(|entry| !cache.contains_key(entry))
+        .collect();
+    let read: Vec<_> = futures::stream::iter(to_read)
+        .map(|(key, modified)| async move { (read_recorded(store, bucket, &key).await, key, modified) })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (recorded, key, modified) in read {
+        match recorded {
+            Ok(recorded) => {
+                cache.insert((key, modified), recorded);
+            }
+            // Not knowing this pass: counted as an outcome, read again next pass.
+            Err(e) => tracing::warn!(%key, error = %e, "cannot read an outcome record; taken as final this time"),
         }
     }
-    Ok(select_unfinished(bucket, inbox, &outcomes, grace))
+    Ok(select_unfinished(bucket, inbox, &outcomes, cache, grace))
+}
+
+/// The photo an outcome object records. An unreadable record records no photo (etag empty),
+/// so the photo is classified again and the record replaced.
+async fn read_recorded(store: &S3Store, bucket: &str, key: &str) -> Result<Recorded, StoreError> {
+    let bytes = store.get(bucket, key, 1 << 20).await?;
+    let recorded = if key.starts_with(RESULTS_PREFIX) {
+        serde_json::from_slice::<ResultRecord>(&bytes).ok().map(|r| Recorded { etag: r.item.etag, is_final: true })
+    } else {
+        serde_json::from_slice::<DlqRecord>(&bytes)
+            .ok()
+            .map(|d| Recorded { etag: d.event.etag, is_final: d.reason.is_final() })
+    };
+    Ok(recorded.unwrap_or(Recorded { etag: String::new(), is_final: true }))
+}
+
+fn is_photo(key: &str) -> bool {
+    content_type_for_key(key) != "application/octet-stream" && !key.ends_with('/')
+}
+
+/// Whether the outcome object `key` stands for `photo`: it records the photo's etag (when it
+/// was read) or, not read, it was written clearly after the photo.
+fn stands_for(key: &str, photo: &ObjectInfo, outcomes: &HashMap<String, DateTime<Utc>>, cache: &OutcomeCache) -> bool {
+    let Some(modified) = outcomes.get(key) else { return false };
+    match cache.get(&(key.to_string(), *modified)) {
+        Some(recorded) => recorded.is_final && recorded.etag == photo.etag,
+        // Unread: a result written clearly after the photo, or a record that could not be read.
+        None => true,
+    }
 }
 
 fn select_unfinished(
     bucket: &str,
     inbox: Vec<ObjectInfo>,
     outcomes: &HashMap<String, DateTime<Utc>>,
+    cache: &OutcomeCache,
     grace: Duration,
 ) -> Unfinished {
     let cutoff = Utc::now() - grace;
     let mut summary = ReconcileSummary::default();
     let mut events = Vec::new();
     for object in inbox {
-        let content_type = content_type_for_key(&object.key);
-        if content_type == "application/octet-stream" || object.key.ends_with('/') {
+        if !is_photo(&object.key) {
             continue;
         }
         summary.listed += 1;
-        // An outcome older than the photo is the outcome of a photo since replaced.
         let has_outcome = [result_object_key(&object.key), dlq_object_key(&object.key)]
             .iter()
-            .any(|key| outcomes.get(key).is_some_and(|written| *written >= object.last_modified));
+            .any(|key| stands_for(key, &object, outcomes, cache));
         if has_outcome {
             summary.done += 1;
         } else if object.last_modified > cutoff {
@@ -86,10 +157,10 @@ fn select_unfinished(
         } else {
             events.push(ItemEvent {
                 bucket: bucket.to_string(),
+                content_type: content_type_for_key(&object.key).to_string(),
                 key: object.key,
                 etag: object.etag,
                 size: object.size,
-                content_type: content_type.to_string(),
                 event_time: object.last_modified,
                 source: EventOrigin::Replay,
             });
@@ -111,12 +182,13 @@ pub async fn reconcile_loop(
     let mut tick = tokio::time::interval(config.reconcile_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut recently_sent: HashMap<(String, String), Instant> = HashMap::new();
+    let mut cache = OutcomeCache::new();
     loop {
         tick.tick().await;
         let hold = config.reconcile_interval * 3;
         recently_sent.retain(|_, at| at.elapsed() < hold);
         // A failed listing is retried at the next tick; notifications keep flowing meanwhile.
-        match reconcile_once(&config, &store, &producer, &mut recently_sent).await {
+        match reconcile_once(&config, &store, &producer, &mut recently_sent, &mut cache).await {
             Ok(sent) => {
                 sent_total.fetch_add(sent, Ordering::Relaxed);
             }
@@ -130,8 +202,10 @@ async fn reconcile_once(
     store: &S3Store,
     producer: &FutureProducer,
     recently_sent: &mut HashMap<(String, String), Instant>,
+    cache: &mut OutcomeCache,
 ) -> Result<u64, IngestError> {
-    let found = list_unfinished(store, &config.bucket, &config.filter.inbox_prefix, config.reconcile_grace).await?;
+    let found =
+        list_unfinished(store, &config.bucket, &config.filter.inbox_prefix, config.reconcile_grace, cache).await?;
     let to_send: Vec<&ItemEvent> =
         found.events.iter().filter(|e| !recently_sent.contains_key(&(e.key.clone(), e.etag.clone()))).collect();
     for chunk in to_send.chunks(256) {
@@ -164,43 +238,52 @@ async fn reconcile_once(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
 
-    fn object(key: &str, age_s: i64) -> ObjectInfo {
-        ObjectInfo {
-            key: key.into(),
-            etag: "e".into(),
-            size: 1,
-            last_modified: Utc::now() - chrono::Duration::seconds(age_s),
-        }
+    fn at(age_s: i64) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::seconds(age_s)
+    }
+
+    fn object(key: &str, etag: &str, age_s: i64) -> ObjectInfo {
+        ObjectInfo { key: key.into(), etag: etag.into(), size: 1, last_modified: at(age_s) }
     }
 
     #[test]
-    fn only_old_photos_without_a_newer_outcome_are_sent() {
+    fn only_old_photos_without_an_outcome_that_stands_for_them_are_sent() {
         let inbox = vec![
-            object("inbox/done.jpg", 600),
-            object("inbox/failed.jpg", 600),
-            object("inbox/lost.jpg", 600),
-            object("inbox/replaced.jpg", 300),
-            object("inbox/new.jpg", 1),
-            object("inbox/notes.txt", 600),
+            object("inbox/done.jpg", "e1", 600),
+            object("inbox/failed.jpg", "e2", 600),
+            object("inbox/lost.jpg", "e3", 600),
+            object("inbox/replaced.jpg", "v2", 300),
+            object("inbox/same-bytes-again.jpg", "e5", 300),
+            object("inbox/store-was-away.jpg", "e6", 600),
+            object("inbox/new.jpg", "e7", 1),
+            object("inbox/notes.txt", "e8", 600),
         ];
-        let at = |age_s| Utc::now() - chrono::Duration::seconds(age_s);
         let outcomes: HashMap<String, DateTime<Utc>> = [
             ("results/inbox/done.jpg.json", at(590)),
             ("dlq/inbox/failed.jpg.json", at(590)),
-            // Written before the photo was replaced: the outcome of the old photo.
             ("results/inbox/replaced.jpg.json", at(590)),
+            ("results/inbox/same-bytes-again.jpg.json", at(590)),
+            ("dlq/inbox/store-was-away.jpg.json", at(590)),
         ]
         .into_iter()
         .map(|(k, t)| (k.to_string(), t))
         .collect();
-        let found = select_unfinished("returns", inbox, &outcomes, Duration::from_secs(60));
-        assert_eq!(found.summary, ReconcileSummary { listed: 5, done: 2, recent: 1, unfinished: 2 });
+        // What reading the records (older than their photos, or dead letters) found.
+        let mut cache = OutcomeCache::new();
+        let mut recorded = |key: &str, etag: &str, is_final| {
+            cache.insert((key.to_string(), outcomes[key]), Recorded { etag: etag.into(), is_final });
+        };
+        recorded("dlq/inbox/failed.jpg.json", "e2", true);
+        recorded("results/inbox/replaced.jpg.json", "v1", true);
+        recorded("results/inbox/same-bytes-again.jpg.json", "e5", true);
+        recorded("dlq/inbox/store-was-away.jpg.json", "e6", false);
+
+        let found = select_unfinished("returns", inbox, &outcomes, &cache, Duration::from_secs(60));
+        assert_eq!(found.summary, ReconcileSummary { listed: 7, done: 3, recent: 1, unfinished: 3 });
         let keys: HashSet<&str> = found.events.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, HashSet::from(["inbox/lost.jpg", "inbox/replaced.jpg"]));
+        assert_eq!(keys, HashSet::from(["inbox/lost.jpg", "inbox/replaced.jpg", "inbox/store-was-away.jpg"]));
         assert!(found.events.iter().all(|e| e.source == EventOrigin::Replay && e.content_type == "image/jpeg"));
     }
 }

@@ -116,7 +116,7 @@ impl ResultSink for LocalSink {
         Ok(state
             .dlq
             .get(&event.key)
-            .filter(|(etag, _)| *etag == event.etag)
+            .filter(|(etag, reason)| *etag == event.etag && reason.is_final())
             .map(|(_, reason)| PriorOutcome::DeadLettered(*reason)))
     }
 

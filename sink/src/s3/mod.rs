@@ -15,9 +15,7 @@ use std::sync::Mutex;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::layout::{dlq_object_key, result_object_key};
-use autorma_core::{
-    Decision, DlqReason, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
-};
+use autorma_core::{Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError};
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
 
@@ -27,9 +25,10 @@ const MAX_RECORD_BYTES: u64 = 1 << 20;
 pub struct StreamingSink {
     store: S3Store,
     producer: FutureProducer,
-    /// Keys whose lookup found a dead letter that no longer stands (another etag, or a fetch
-    /// that failed): it is deleted once the photo's result is written, so a key has one outcome.
-    stale_dead_letters: Mutex<HashSet<String>>,
+    /// (bucket, key) whose lookup found a dead letter that no longer stands (another etag, or
+    /// a store that was away): it is deleted once the photo's result is written, so a key has
+    /// one outcome.
+    stale_dead_letters: Mutex<HashSet<(String, String)>>,
 }
 
 impl StreamingSink {
@@ -83,12 +82,11 @@ impl ResultSink for StreamingSink {
         }
         let dead: Option<DlqRecord> = self.read_record(&event.bucket, &dlq_object_key(&event.key)).await?;
         match dead {
-            // A photo that could not be fetched is tried again: the store failed, not the photo.
-            Some(d) if d.event.etag == event.etag && d.reason != DlqReason::FetchFailed => {
+            Some(d) if d.event.etag == event.etag && d.reason.is_final() => {
                 Ok(Some(PriorOutcome::DeadLettered(d.reason)))
             }
             Some(_) => {
-                self.stale_dead_letters.lock().expect("poisoned").insert(event.key.clone());
+                self.stale_dead_letters.lock().expect("poisoned").insert((event.bucket.clone(), event.key.clone()));
                 Ok(None)
             }
             None => Ok(None),
@@ -107,9 +105,12 @@ impl ResultSink for StreamingSink {
             to_results.await.map_err(publish_error)?;
         }
         self.put(&record.item.bucket, result_object_key(key), body).await?;
-        let stale = self.stale_dead_letters.lock().expect("poisoned").remove(key);
-        if stale {
-            self.store.delete(&record.item.bucket, &dlq_object_key(key)).await.map_err(SinkError::Store)?;
+        let stale =
+            self.stale_dead_letters.lock().expect("poisoned").remove(&(record.item.bucket.clone(), key.clone()));
+        // Best effort: the result is written and stands; a dead letter left behind is older
+        // than it, and the reconciliation reads it as such.
+        if stale && let Err(e) = self.store.delete(&record.item.bucket, &dlq_object_key(key)).await {
+            tracing::warn!(%key, error = %e, "could not delete the photo's stale dead letter");
         }
         Ok(())
     }
