@@ -202,6 +202,7 @@ pub fn resolve_streaming(args: &StreamingArgs, file: &FileConfig) -> anyhow::Res
     const GUARANTEES: &[&str] = &[
         "enable.auto.commit",
         "enable.auto.offset.store",
+        "auto.offset.reset",
         "group.id",
         "enable.idempotence",
         "acks",
@@ -281,6 +282,9 @@ mod tests {
         let file: FileConfig = toml::from_str("[kafka_properties]\n\"enable.auto.commit\" = \"true\"\n").unwrap();
         let err = resolve_streaming(&StreamingArgs::default(), &file).unwrap_err().to_string();
         assert!(err.contains("enable.auto.commit"), "{err}");
+        // `latest` would skip the backlog of a new group.
+        let file: FileConfig = toml::from_str("[kafka_properties]\n\"auto.offset.reset\" = \"latest\"\n").unwrap();
+        assert!(resolve_streaming(&StreamingArgs::default(), &file).is_err());
     }
 
     #[test]
