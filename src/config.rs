@@ -175,11 +175,7 @@ pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>)
 
 /// The run command's extra settings.
 pub fn poll_interval(arg: Option<u64>, file: &FileConfig) -> anyhow::Result<Duration> {
-    let ms = arg.or(file.poll_interval_ms).unwrap_or(500);
-    if !(10..=3_600_000).contains(&ms) {
-        bail!("invalid `poll_interval_ms` = {ms}: must be within 10..=3600000");
-    }
-    Ok(Duration::from_millis(ms))
+    Ok(Duration::from_millis(within("poll_interval_ms", arg, file.poll_interval_ms, 500, 10..=3_600_000)?))
 }
 
 /// Where the streaming engines are, resolved.
@@ -242,11 +238,22 @@ pub fn seconds(
     default: u64,
     range: std::ops::RangeInclusive<u64>,
 ) -> anyhow::Result<Duration> {
+    Ok(Duration::from_secs(within(name, arg, file, default, range)?))
+}
+
+/// The flag/env value, else the file's, else `default`; refused outside `range`.
+fn within(
+    name: &str,
+    arg: Option<u64>,
+    file: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<u64> {
     let value = arg.or(file).unwrap_or(default);
     if !range.contains(&value) {
         bail!("invalid `{name}` = {value}: must be within {}..={}", range.start(), range.end());
     }
-    Ok(Duration::from_secs(value))
+    Ok(value)
 }
 
 #[cfg(test)]

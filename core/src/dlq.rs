@@ -48,9 +48,7 @@ impl DlqReason {
             DlqReason::InferenceFailed => "inference_failed",
         }
     }
-}
 
-impl DlqReason {
     /// Whether this dead letter is the photo's outcome for good. One that says the store was
     /// away is not: the photo is tried again when it comes again.
     pub fn is_final(self) -> bool {

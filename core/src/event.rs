@@ -45,12 +45,17 @@ pub struct SourcedEvent {
 
 /// Guesses the MIME type from a key's extension (`application/octet-stream` when unknown).
 pub fn content_type_for_key(key: &str) -> &'static str {
+    image_type_for_key(key).unwrap_or("application/octet-stream")
+}
+
+/// The image MIME type a key's extension names (jpg, jpeg, png, webp), if any.
+pub fn image_type_for_key(key: &str) -> Option<&'static str> {
     let ext = key.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
     match ext.as_deref() {
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("png") => "image/png",
-        Some("webp") => "image/webp",
-        _ => "application/octet-stream",
+        Some("jpg" | "jpeg") => Some("image/jpeg"),
+        Some("png") => Some("image/png"),
+        Some("webp") => Some("image/webp"),
+        _ => None,
     }
 }
 

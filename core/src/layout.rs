@@ -4,6 +4,10 @@
 pub const RESULTS_PREFIX: &str = "results/";
 pub const DLQ_PREFIX: &str = "dlq/";
 
+/// Result and dead-letter records are small; an object bigger than this under `results/` or
+/// `dlq/` is not one of ours.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
 pub fn result_object_key(photo_key: &str) -> String {
     format!("{RESULTS_PREFIX}{photo_key}.json")
 }

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-use anyhow::Context;
 use std::time::Duration;
 
+use anyhow::Context;
 use autorma_classifier::{Pipeline, RetryConfig};
 use autorma_core::Store;
 use autorma_core::kafka::topics;
@@ -23,7 +22,7 @@ use crate::config::{self, FileConfig};
 pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;
     // A remote store or broker has blips a local folder does not: ride out a few seconds of
-    // them before a photo is dead-lettered as `fetch_failed`, or the sink gives up.
+    // them before a photo is dead-lettered as `store_unavailable`, or the sink gives up.
     settings.pipeline.fetch_retry = RetryConfig {
         max_attempts: 6,
         initial_backoff: Duration::from_millis(500),

@@ -3,7 +3,7 @@
 //!
 //! Every request takes a permit from one semaphore, so a burst of photos cannot open
 //! unbounded connections. The size limit is checked from the object's length in the GET
-//! response's headers, before its body is read.
+//! response's headers, before its body is read, and again while it is read.
 
 use std::sync::Arc;
 use std::time::Duration;

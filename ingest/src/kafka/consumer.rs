@@ -27,7 +27,6 @@ pub struct RawMessage {
     pub position: Position,
     pub topic: String,
     pub partition: i32,
-    pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
 }
 
@@ -55,9 +54,9 @@ impl KafkaConsumer {
                 ("heartbeat.interval.ms", "1000"),
             ])
             .create_with_context(context.clone())
-            .map_err(|e| broker_error(&e, false))?;
+            .map_err(|e| broker_error(&e))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| broker_error(&e, false))?;
+        consumer.subscribe(&topics).map_err(|e| broker_error(&e))?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
         Ok(Self { consumer, context, max_batch: config.max_batch.max(1) })
     }
@@ -95,7 +94,6 @@ impl KafkaConsumer {
             position: Position::new(id, message.offset() as u64),
             topic: message.topic().to_string(),
             partition: message.partition(),
-            key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         });
     }
@@ -104,7 +102,7 @@ impl KafkaConsumer {
     /// only a fatal error ends the consumer.
     fn consume_error(&self, e: KafkaError) -> Result<(), SourceError> {
         if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
-            return Err(broker_error(&e, false));
+            return Err(broker_error(&e));
         }
         tracing::warn!(error = %e, "kafka consumer error; librdkafka retries");
         Ok(())
@@ -115,16 +113,15 @@ impl KafkaConsumer {
     /// callback. A failed commit is logged, not fatal: it only means redelivery, which the
     /// sink's lookup makes harmless, and it is offered again with the next one. Commits still
     /// in flight at shutdown are flushed when the consumer closes.
-    pub fn commit(&self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    pub fn commit(&self, watermarks: &[(PartitionId, u64)]) {
         let pending = self.context.state().record_done(watermarks);
         if pending.is_empty() {
-            return Ok(());
+            return;
         }
         let offsets = offsets_list(pending.iter().map(|(tp, o)| (tp, *o)));
         if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit could not be queued; retried with the next one");
         }
-        Ok(())
     }
 
     pub fn take_revoked(&self) -> Vec<PartitionId> {
@@ -132,6 +129,7 @@ impl KafkaConsumer {
     }
 }
 
-fn broker_error(e: &KafkaError, retryable: bool) -> SourceError {
-    SourceError::Broker { detail: e.to_string(), retryable }
+/// What the consumer cannot get past by itself (librdkafka retries everything else).
+fn broker_error(e: &KafkaError) -> SourceError {
+    SourceError::Broker { detail: e.to_string(), retryable: false }
 }

@@ -96,7 +96,8 @@ impl EventSource for KafkaSource {
     }
 
     async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
-        self.consumer.commit(watermarks)
+        self.consumer.commit(watermarks);
+        Ok(())
     }
 
     fn take_revoked(&mut self) -> Vec<PartitionId> {

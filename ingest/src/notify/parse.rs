@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use autorma_core::event::content_type_for_key;
+use autorma_core::event::image_type_for_key;
 use autorma_core::{EventOrigin, ItemEvent};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -140,9 +140,9 @@ fn parse_record(record: Record, filter: &NotificationFilter) -> Result<Parsed, M
     }
     let content_type = match record.s3.object.content_type.filter(|t| t.starts_with("image/")) {
         Some(declared) => declared,
-        None => match content_type_for_key(&key) {
-            "application/octet-stream" => return skipped("neither an image content type nor an image extension"),
-            by_extension => by_extension.to_string(),
+        None => match image_type_for_key(&key) {
+            Some(by_extension) => by_extension.to_string(),
+            None => return skipped("neither an image content type nor an image extension"),
         },
     };
     if record.s3.object.e_tag.is_empty() {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use autorma_core::event::content_type_for_key;
-use autorma_core::layout::{DLQ_PREFIX, RESULTS_PREFIX, dlq_object_key, result_object_key};
+use autorma_core::event::image_type_for_key;
+use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
 use autorma_core::store::s3::ObjectInfo;
 use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectStore, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -72,18 +72,16 @@ pub async fn list_unfinished(
     let cutoff = Utc::now() - grace;
     let to_read: HashSet<(String, DateTime<Utc>)> = inbox
         .iter()
-        .filter(|photo| is_photo(&photo.key) && photo.last_modified <= cutoff)
+        .filter(|photo| image_type_for_key(&photo.key).is_some() && photo.last_modified <= cutoff)
         .flat_map(|photo| {
             let result = result_object_key(&photo.key);
-            let read_result = outcomes.get(&result).is_some_and(|t| *t <= photo.last_modified + CLOCK_RESOLUTION);
+            let result =
+                outcomes.get(&result).filter(|t| **t <= photo.last_modified + CLOCK_RESOLUTION).map(|t| (result, *t));
             let dead = dlq_object_key(&photo.key);
-            [(read_result).then_some(result), outcomes.contains_key(&dead).then_some(dead)]
+            let dead = outcomes.get(&dead).map(|t| (dead, *t));
+            [result, dead]
         })
         .flatten()
-        .map(|key| {
-            let modified = outcomes[&key];
-            (key, modified)
-        })
         .filter(|entry| !cache.contains_key(entry))
         .collect();
     let read: Vec<_> = futures::stream::iter(to_read)
@@ -106,7 +104,7 @@ pub async fn list_unfinished(
 /// The photo an outcome object records. An unreadable record records no photo (etag empty),
 /// so the photo is classified again and the record replaced.
 async fn read_recorded(store: &S3Store, bucket: &str, key: &str) -> Result<Recorded, StoreError> {
-    let bytes = store.get(bucket, key, 1 << 20).await?;
+    let bytes = store.get(bucket, key, MAX_RECORD_BYTES).await?;
     let recorded = if key.starts_with(RESULTS_PREFIX) {
         serde_json::from_slice::<ResultRecord>(&bytes).ok().map(|r| Recorded { etag: r.item.etag, is_final: true })
     } else {
@@ -115,10 +113,6 @@ async fn read_recorded(store: &S3Store, bucket: &str, key: &str) -> Result<Recor
             .map(|d| Recorded { etag: d.event.etag, is_final: d.reason.is_final() })
     };
     Ok(recorded.unwrap_or(Recorded { etag: String::new(), is_final: true }))
-}
-
-fn is_photo(key: &str) -> bool {
-    content_type_for_key(key) != "application/octet-stream" && !key.ends_with('/')
 }
 
 /// Whether the outcome object `key` stands for `photo`: it records the photo's etag (when it
@@ -143,9 +137,7 @@ fn select_unfinished(
     let mut summary = ReconcileSummary::default();
     let mut events = Vec::new();
     for object in inbox {
-        if !is_photo(&object.key) {
-            continue;
-        }
+        let Some(content_type) = image_type_for_key(&object.key) else { continue };
         summary.listed += 1;
         let has_outcome = [result_object_key(&object.key), dlq_object_key(&object.key)]
             .iter()
@@ -157,7 +149,7 @@ fn select_unfinished(
         } else {
             events.push(ItemEvent {
                 bucket: bucket.to_string(),
-                content_type: content_type_for_key(&object.key).to_string(),
+                content_type: content_type.to_string(),
                 key: object.key,
                 etag: object.etag,
                 size: object.size,

@@ -14,13 +14,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
-use autorma_core::layout::{dlq_object_key, result_object_key};
+use autorma_core::layout::{MAX_RECORD_BYTES, dlq_object_key, result_object_key};
 use autorma_core::{Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError};
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
-
-/// Records are small; anything bigger under `results/` is not ours.
-const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 pub struct StreamingSink {
     store: S3Store,
