@@ -74,8 +74,13 @@ EOF
   # Format the log dir on the first start only; later starts keep its topics and offsets.
   if [[ ! -f "${data}/meta.properties" ]]; then
     local cluster_id
-    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. One that
+    # starts with `-` reads as an option to the storage tool, so draw again (as Kafka's own
+    # Uuid.randomUuid does).
+    cluster_id="-"
+    while [[ "${cluster_id}" == -* ]]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     if ! java -Xmx256m -Dlog4j2.configurationFile="${REPO_ROOT}/infra/kafka/log4j2-tools.xml" \
         -cp "${home}/libs/*" kafka.tools.StorageTool format \
         --config "${config}" --cluster-id "${cluster_id}" >>"${logfile}" 2>&1; then
