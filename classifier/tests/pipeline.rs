@@ -165,9 +165,9 @@ fn store_of<K: Into<String>>(keys: impl IntoIterator<Item = K>, color: [u8; 3]) 
 }
 
 fn event(offset: u64, key: &str) -> SourcedEvent {
-    SourcedEvent {
-        position: Position::new(0, offset),
-        event: ItemEvent {
+    SourcedEvent::live(
+        Position::new(0, offset),
+        ItemEvent {
             bucket: "mem".into(),
             key: key.into(),
             etag: format!("etag-{offset}"),
@@ -176,7 +176,7 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
             event_time: chrono::Utc::now(),
             source: EventOrigin::Notification,
         },
-    }
+    )
 }
 
 /// Hands out partition 0's events, then partition 1's while reporting partition 0 revoked (a

@@ -41,6 +41,25 @@ pub enum EventOrigin {
 pub struct SourcedEvent {
     pub position: Position,
     pub event: ItemEvent,
+    pub lane: Lane,
+}
+
+impl SourcedEvent {
+    /// An event of the live lane.
+    pub fn live(position: Position, event: ItemEvent) -> Self {
+        Self { position, event, lane: Lane::Live }
+    }
+}
+
+/// Which queue an event came from. The pipeline serves `Live` first: a bulk replay must never
+/// make a photo at the returns bench wait behind the backlog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// New photos (`rma.items`, the folder scan).
+    #[default]
+    Live,
+    /// The bulk replay (`rma.items.replay`): served with what live photos leave over.
+    Bulk,
 }
 
 /// Guesses the MIME type from a key's extension (`application/octet-stream` when unknown).

@@ -27,9 +27,9 @@ pub mod source;
 pub mod store;
 
 pub use dlq::{DlqReason, DlqRecord};
-pub use event::{EventOrigin, ItemEvent, SourcedEvent};
+pub use event::{EventOrigin, ItemEvent, Lane, SourcedEvent};
 pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
-pub use store::{LocalStore, ObjectStore, S3Config, S3Store, Store, StoreError};
+pub use store::{LocalStore, ObjectStore, S3Config, S3Store, Store, StoreError, WriteCondition};

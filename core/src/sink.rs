@@ -5,17 +5,18 @@ use std::future::Future;
 
 use crate::dlq::{DlqReason, DlqRecord};
 use crate::event::ItemEvent;
-use crate::result::{Decision, ResultRecord};
+use crate::result::{Decision, ModelRef, ResultRecord};
 
 /// Writes are idempotent by object key: writing the record for a key again replaces it.
 pub trait ResultSink: Send + Sync + 'static {
     /// What the sink already holds for this exact photo (same key and etag) from this exact
-    /// model (`model_sha256`), if anything. Redelivered events that find a prior outcome are
-    /// acknowledged without being classified again.
+    /// model (name, version and sha256: a registry version may change only the thresholds),
+    /// if anything. Redelivered events that find a prior outcome are acknowledged without
+    /// being classified again; a replay after a promotion finds none and classifies again.
     fn lookup(
         &self,
         event: &ItemEvent,
-        model_sha256: &str,
+        model: &ModelRef,
     ) -> impl Future<Output = Result<Option<PriorOutcome>, SinkError>> + Send;
 
     /// Durably stores one result; `Ok` means it survives a crash.

@@ -30,6 +30,11 @@ pub trait EventSource: Send + 'static {
     fn take_revoked(&mut self) -> Vec<PartitionId> {
         Vec::new()
     }
+
+    /// Asks the source to stop (`true`) or resume (`false`) delivering events of the
+    /// [`Lane::Bulk`](crate::Lane) lane, while live events keep coming: the pipeline holds
+    /// enough bulk work already. Sources without a bulk lane keep the default.
+    fn hold_bulk(&mut self, _hold: bool) {}
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,27 @@
-//! Model packages: loading and validating the folder a model ships in (`model.onnx` +
-//! `model.json`, see models/PACKAGE.md).
+//! Model packages and the registry that holds their versions.
 //!
-//! Input: a package directory. Output: a [`ModelPackage`] whose `model.onnx` matches the
-//! sha256 in `model.json` and whose classes, thresholds and preprocessing the Rust pipeline
-//! knows how to honour, or a [`RegistryError`] that says what is wrong. Nothing is served from
-//! a package that did not validate, so a bad package is refused before any photo is judged.
+//! A package is the folder a model ships in (`model.onnx` + `model.json`, see
+//! models/PACKAGE.md): [`ModelPackage::load`] parses it, checks every field the Rust pipeline
+//! relies on and verifies the ONNX file's sha256, so a bad package is refused before any photo
+//! is judged. (Whether ONNX Runtime can run it is checked by `autorma-classifier`, which owns
+//! the runtime, before a push and before a swap.)
 //!
-//! Later: versions and aliases on object storage (`models/<name>/versions/<n>/`,
-//! `models/<name>/aliases/<alias>.json`), promote and rollback, validation before a hot swap.
+//! The [`Registry`] keeps numbered versions and aliases (`production`, `staging`) of one
+//! model on a [`RegistryStore`]: the bucket in streaming mode, a folder in embedded mode
+//! (layout in [`records`]). Version numbers are claimed with conditional writes and aliases
+//! change by compare-and-swap, so concurrent pushes and promotions cannot collide; every
+//! change leaves an audit record.
 
 mod error;
 mod manifest;
 mod package;
+pub mod records;
+mod registry;
+mod store;
 
 pub use error::RegistryError;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Preprocessing};
 pub use package::{ModelPackage, sha256_file};
+pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
+pub use registry::{REGISTRY_PREFIX, Registry};
+pub use store::RegistryStore;

@@ -17,7 +17,7 @@
 pub mod local;
 pub mod s3;
 
-use autorma_core::{DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, SinkError};
+use autorma_core::{DlqRecord, ItemEvent, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError};
 
 pub use local::LocalSink;
 pub use s3::StreamingSink;
@@ -29,10 +29,10 @@ pub enum Sink {
 }
 
 impl ResultSink for Sink {
-    async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+    async fn lookup(&self, event: &ItemEvent, model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
         match self {
-            Sink::Local(sink) => sink.lookup(event, model_sha256).await,
-            Sink::Streaming(sink) => sink.lookup(event, model_sha256).await,
+            Sink::Local(sink) => sink.lookup(event, model).await,
+            Sink::Streaming(sink) => sink.lookup(event, model).await,
         }
     }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use local::LocalStore;
-pub use s3::{ObjectInfo, S3Config, S3Store};
+pub use s3::{ObjectInfo, S3Config, S3Store, WriteCondition};
 
 /// Every store the binary can use, as one type.
 #[derive(Debug, Clone)]

@@ -45,6 +45,15 @@ impl Default for S3Config {
     }
 }
 
+/// The precondition of [`S3Store::put_if`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteCondition<'a> {
+    /// Only if no object has the key (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the object still has this etag (`If-Match`): a compare-and-swap.
+    IfMatch(&'a str),
+}
+
 /// One object seen by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -147,6 +156,77 @@ impl S3Store {
         }
     }
 
+    /// Writes an object only if `condition` holds (S3 conditional writes, which versitygw and
+    /// MinIO implement atomically). `Ok(false)`: the condition failed, nothing was written.
+    pub async fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> Result<bool, StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let request = self.client.put_object().bucket(bucket).key(key).content_type(content_type);
+        let request = match condition {
+            WriteCondition::IfAbsent => request.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => request.if_match(format!("\"{}\"", unquote_etag(etag))),
+        };
+        match request.body(ByteStream::from(body)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 412: the condition is false; 409: a concurrent conditional write won the race.
+                if matches!(status, Some(412 | 409)) || e.code() == Some("PreconditionFailed") {
+                    return Ok(false);
+                }
+                Err(remote_error(bucket, key, e))
+            }
+        }
+    }
+
+    /// The object's bytes and etag (without quotes), or `None` when there is no such key.
+    pub async fn get_with_etag(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Bytes, String)>, StoreError> {
+        match self.get_tagged(bucket, key, max_bytes).await {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let output =
+            self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| remote_error(bucket, key, e))?;
+        let too_large = |size| StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes };
+        let announced = output.content_length().unwrap_or(0).max(0) as u64;
+        if announced > max_bytes {
+            // Dropping the body closes the connection without reading the object.
+            return Err(too_large(announced));
+        }
+        // The limit holds while reading too: a server may announce no length, or a wrong one.
+        let etag = unquote_etag(output.e_tag().unwrap_or_default()).to_string();
+        let mut body = output.body;
+        let mut bytes = bytes::BytesMut::with_capacity(announced as usize);
+        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Remote {
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: format!("reading the body failed: {e}"),
+            retryable: true,
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes.freeze(), etag))
+    }
+
     /// Every object under `prefix`, page by page.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let mut out = Vec::new();
@@ -186,30 +266,7 @@ impl S3Store {
 
 impl ObjectStore for S3Store {
     async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
-        let _permit = self.permits.acquire().await.expect("never closed");
-        let output =
-            self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| remote_error(bucket, key, e))?;
-        let too_large = |size| StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes };
-        let announced = output.content_length().unwrap_or(0).max(0) as u64;
-        if announced > max_bytes {
-            // Dropping the body closes the connection without reading the object.
-            return Err(too_large(announced));
-        }
-        // The limit holds while reading too: a server may announce no length, or a wrong one.
-        let mut body = output.body;
-        let mut bytes = bytes::BytesMut::with_capacity(announced as usize);
-        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Remote {
-            bucket: bucket.into(),
-            key: key.into(),
-            detail: format!("reading the body failed: {e}"),
-            retryable: true,
-        })? {
-            if (bytes.len() + chunk.len()) as u64 > max_bytes {
-                return Err(too_large((bytes.len() + chunk.len()) as u64));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes.freeze())
+        self.get_tagged(bucket, key, max_bytes).await.map(|(bytes, _)| bytes)
     }
 }
 

@@ -88,7 +88,7 @@ impl EventSource for KafkaSource {
             }
             for message in self.consumer.next_messages().await? {
                 match serde_json::from_slice::<ItemEvent>(&message.payload) {
-                    Ok(event) => self.ready.push(SourcedEvent { position: message.position, event }),
+                    Ok(event) => self.ready.push(SourcedEvent::live(message.position, event)),
                     Err(e) => self.unreadable.push_back((message, e.to_string())),
                 }
             }

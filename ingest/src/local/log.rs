@@ -51,7 +51,7 @@ impl EventLog {
             }
             known.insert((parsed.event.key.clone(), parsed.event.etag.clone()));
             if parsed.offset >= redeliver_from {
-                redeliver.push(SourcedEvent { position: Position::new(PARTITION, parsed.offset), event: parsed.event });
+                redeliver.push(SourcedEvent::live(Position::new(PARTITION, parsed.offset), parsed.event));
             }
             next_offset = parsed.offset + 1;
         }
@@ -96,7 +96,7 @@ impl EventLog {
             let offset = self.next_offset + new.len() as u64;
             serde_json::to_writer(&mut buf, &LogLine { offset, event: event.clone() }).expect("event serialises");
             buf.push(b'\n');
-            new.push(SourcedEvent { position: Position::new(PARTITION, offset), event });
+            new.push(SourcedEvent::live(Position::new(PARTITION, offset), event));
         }
         if new.is_empty() {
             return Ok(new);

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use autorma_core::store::local::key_to_relative_path;
-use autorma_core::{DlqReason, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil};
+use autorma_core::{
+    DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil,
+};
 
 use table::ResultTable;
 
@@ -102,15 +104,21 @@ impl LocalSink {
         Ok(path)
     }
 
+    /// The photos with a result from another model than `model` (every photo with a result
+    /// when `None`): what a replay classifies again.
+    pub fn results_made_by_other_than(&self, model: Option<&ModelRef>) -> Vec<ItemRef> {
+        self.state().results.made_by_other_than(model)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("sink state lock poisoned")
     }
 }
 
 impl ResultSink for LocalSink {
-    async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+    async fn lookup(&self, event: &ItemEvent, model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
         let state = self.state();
-        if let Some(decision) = state.results.decision_for(&event.key, &event.etag, model_sha256) {
+        if let Some(decision) = state.results.decision_for(&event.key, &event.etag, model) {
             return Ok(Some(PriorOutcome::Classified(decision)));
         }
         Ok(state
@@ -227,6 +235,10 @@ mod tests {
         }
     }
 
+    fn model() -> ModelRef {
+        ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() }
+    }
+
     fn result(key: &str, etag: &str, decision: Decision) -> ResultRecord {
         ResultRecord {
             item: ItemRef { bucket: "local".into(), key: key.into(), etag: etag.into() },
@@ -234,7 +246,7 @@ mod tests {
             confidence: 0.9,
             probabilities: BTreeMap::from([("shirts".to_string(), 0.1), ("tops".to_string(), 0.9)]),
             decision,
-            model: ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() },
+            model: model(),
             execution_provider: "cpu".into(),
             timings_ms: StageTimings::default(),
             processed_at: Utc::now(),
@@ -265,11 +277,14 @@ mod tests {
         assert!(csv.lines().next().unwrap().starts_with("key,etag,label,confidence,decision,p_shirts,p_tops"));
 
         let sink = LocalSink::open(dir.path()).unwrap();
-        let found = sink.lookup(&event("a/x.jpg", "e1"), "abc").await.unwrap();
+        let found = sink.lookup(&event("a/x.jpg", "e1"), &model()).await.unwrap();
         assert_eq!(found, Some(PriorOutcome::Classified(Decision::Auto)));
         // Another etag (the photo was replaced) or another model: not done.
-        assert_eq!(sink.lookup(&event("a/x.jpg", "e9"), "abc").await.unwrap(), None);
-        assert_eq!(sink.lookup(&event("a/x.jpg", "e1"), "other-model").await.unwrap(), None);
+        assert_eq!(sink.lookup(&event("a/x.jpg", "e9"), &model()).await.unwrap(), None);
+        assert_eq!(
+            sink.lookup(&event("a/x.jpg", "e1"), &ModelRef { version: "2".into(), ..model() }).await.unwrap(),
+            None
+        );
         sink.write_result(&result("c.jpg", "e3", Decision::Auto)).await.unwrap();
         sink.flush().await.unwrap();
         let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
@@ -283,7 +298,7 @@ mod tests {
         sink.write_dlq(&dlq("x.jpg", "e1")).await.unwrap();
         assert!(dir.path().join("dlq/x.jpg.json").is_file());
         assert_eq!(
-            sink.lookup(&event("x.jpg", "e1"), "abc").await.unwrap(),
+            sink.lookup(&event("x.jpg", "e1"), &model()).await.unwrap(),
             Some(PriorOutcome::DeadLettered(DlqReason::DecodeError))
         );
         // The photo is replaced by one that classifies: the dead letter goes.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use autorma_core::{Decision, ResultRecord};
+use autorma_core::{Decision, ItemRef, ModelRef, ResultRecord};
 
 #[derive(Debug, Default)]
 pub struct ResultTable {
@@ -12,14 +12,13 @@ pub struct ResultTable {
 
 #[derive(Debug)]
 struct Row {
+    bucket: String,
     etag: String,
     label: String,
     confidence: f32,
     decision: Decision,
     probabilities: BTreeMap<String, f32>,
-    model_name: String,
-    model_version: String,
-    model_sha256: String,
+    model: ModelRef,
     execution_provider: String,
     processed_at: String,
 }
@@ -29,14 +28,13 @@ impl ResultTable {
         self.rows.insert(
             r.item.key.clone(),
             Row {
+                bucket: r.item.bucket.clone(),
                 etag: r.item.etag.clone(),
                 label: r.label.clone(),
                 confidence: r.confidence,
                 decision: r.decision,
                 probabilities: r.probabilities.clone(),
-                model_name: r.model.name.clone(),
-                model_version: r.model.version.clone(),
-                model_sha256: r.model.sha256.clone(),
+                model: r.model.clone(),
                 execution_provider: r.execution_provider.clone(),
                 processed_at: r.processed_at.to_rfc3339(),
             },
@@ -47,8 +45,17 @@ impl ResultTable {
         self.rows.remove(key).is_some()
     }
 
-    pub fn decision_for(&self, key: &str, etag: &str, model_sha256: &str) -> Option<Decision> {
-        self.rows.get(key).filter(|r| r.etag == etag && r.model_sha256 == model_sha256).map(|r| r.decision)
+    pub fn decision_for(&self, key: &str, etag: &str, model: &ModelRef) -> Option<Decision> {
+        self.rows.get(key).filter(|r| r.etag == etag && r.model == *model).map(|r| r.decision)
+    }
+
+    /// The photos whose result another model made (`None`: every photo), in key order.
+    pub fn made_by_other_than(&self, model: Option<&ModelRef>) -> Vec<ItemRef> {
+        self.rows
+            .iter()
+            .filter(|(_, r)| model.is_none_or(|m| r.model != *m))
+            .map(|(key, r)| ItemRef { bucket: r.bucket.clone(), key: key.clone(), etag: r.etag.clone() })
+            .collect()
     }
 
     /// `key,etag,label,confidence,decision,p_<class>...,model,model_version,execution_provider,processed_at`
@@ -71,8 +78,8 @@ impl ResultTable {
             record
                 .extend(classes.iter().map(|c| r.probabilities.get(*c).map(|p| format!("{p:.6}")).unwrap_or_default()));
             record.extend([
-                r.model_name.clone(),
-                r.model_version.clone(),
+                r.model.name.clone(),
+                r.model.version.clone(),
                 r.execution_provider.clone(),
                 r.processed_at.clone(),
             ]);

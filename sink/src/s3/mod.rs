@@ -15,7 +15,9 @@ use std::sync::Mutex;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::layout::{MAX_RECORD_BYTES, dlq_object_key, result_object_key};
-use autorma_core::{Decision, DlqRecord, ItemEvent, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError};
+use autorma_core::{
+    Decision, DlqRecord, ItemEvent, ModelRef, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
+};
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
 
@@ -69,11 +71,11 @@ fn encode<T: serde::Serialize>(key: &str, record: &T) -> Result<Vec<u8>, SinkErr
 }
 
 impl ResultSink for StreamingSink {
-    async fn lookup(&self, event: &ItemEvent, model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+    async fn lookup(&self, event: &ItemEvent, model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
         let result: Option<ResultRecord> = self.read_record(&event.bucket, &result_object_key(&event.key)).await?;
         if let Some(result) = result
             && result.item.etag == event.etag
-            && result.model.sha256 == model_sha256
+            && result.model == *model
         {
             return Ok(Some(PriorOutcome::Classified(result.decision)));
         }

@@ -1,0 +1,522 @@
+//! One model's versions, aliases and audit trail on a [`RegistryStore`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use autorma_core::WriteCondition;
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::RegistryError;
+use crate::package::ModelPackage;
+use crate::records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
+use crate::store::{MAX_OBJECT_BYTES, RegistryStore};
+
+/// Every registry key starts with this.
+pub const REGISTRY_PREFIX: &str = "models/";
+/// Records are small; anything larger is not ours.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// Conditional writes that lose a race are tried again this many times.
+const MAX_RACES: u32 = 32;
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: RegistryStore,
+    name: String,
+}
+
+impl Registry {
+    /// The registry of model `name` (letters, digits, `-`, `_`, `.`).
+    pub fn new(store: RegistryStore, name: &str) -> Result<Self, RegistryError> {
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(RegistryError::Usage(format!(
+                "model name `{name}` must be letters, digits, `-`, `_` or `.` (e.g. `fashion5`)"
+            )));
+        }
+        Ok(Self { store, name: name.to_string() })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it lives, for messages.
+    pub fn describe(&self) -> String {
+        format!("{}/{REGISTRY_PREFIX}{}", self.store.describe(), self.name)
+    }
+
+    /// Stores a validated package as the next version and returns its number. The number is
+    /// claimed by a conditional write of its `version.json`, so concurrent pushes get
+    /// different numbers; the files follow, `model.json` last.
+    pub async fn push(&self, package: &ModelPackage, actor: &Actor) -> Result<u32, RegistryError> {
+        let mut files = vec![package.manifest.onnx.file.clone()];
+        let card = package.dir.join("MODEL_CARD.md");
+        if card.is_file() {
+            files.push("MODEL_CARD.md".into());
+        }
+        files.push("model.json".into());
+        let first = self.version_numbers().await?.last().map_or(1, |n| n + 1);
+        let mut version = first;
+        let record = loop {
+            let record = VersionRecord {
+                name: self.name.clone(),
+                version,
+                sha256: package.manifest.onnx.sha256.to_ascii_lowercase(),
+                package_version: package.manifest.version.clone(),
+                files: files.clone(),
+                pushed_at: Utc::now(),
+                pushed_by: actor.who.clone(),
+                reason: actor.why.clone(),
+            };
+            if self
+                .write_json(&self.version_key(version, "version.json"), &record, Some(WriteCondition::IfAbsent))
+                .await?
+            {
+                break record;
+            }
+            tracing::debug!(version, "version number taken by a concurrent push; trying the next");
+            version += 1;
+            if version >= first + MAX_RACES {
+                return Err(RegistryError::Conflict(format!("could not claim a version number for `{}`", self.name)));
+            }
+        };
+        for file in &record.files {
+            let path = package.dir.join(file);
+            let bytes = tokio::fs::read(&path).await.map_err(|source| RegistryError::Read { path, source })?;
+            self.store.write(&self.version_key(version, file), Bytes::from(bytes), None).await?;
+        }
+        self.audit(AuditAction::Push, actor, None, None, Some(version)).await?;
+        tracing::info!(model = %self.name, version, sha256 = %record.sha256, registry = %self.store.describe(), "pushed");
+        Ok(version)
+    }
+
+    /// Every version, oldest first, with the aliases pointing at each.
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>, RegistryError> {
+        let keys = self.store.list(&self.versions_prefix()).await?;
+        let aliases = self.aliases().await?;
+        let mut out = Vec::new();
+        for n in version_numbers(&keys, &self.versions_prefix()) {
+            let Some(record) = self.read_json::<VersionRecord>(&self.version_key(n, "version.json")).await? else {
+                continue;
+            };
+            let complete = keys.contains(&self.version_key(n, "model.json"));
+            let aliases = aliases.iter().filter(|a| a.version == n).map(|a| a.alias.clone()).collect();
+            out.push(VersionInfo { record, complete, aliases });
+        }
+        Ok(out)
+    }
+
+    /// One version, or an error naming the versions there are.
+    pub async fn version(&self, version: u32) -> Result<VersionInfo, RegistryError> {
+        let versions = self.versions().await?;
+        let numbers: Vec<u32> = versions.iter().map(|v| v.record.version).collect();
+        versions.into_iter().find(|v| v.record.version == version).ok_or_else(|| RegistryError::NoSuchVersion {
+            model: self.describe(),
+            version,
+            known: numbers,
+        })
+    }
+
+    pub async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>, RegistryError> {
+        Ok(self.read_alias(alias).await?.map(|(record, _)| record))
+    }
+
+    pub async fn aliases(&self) -> Result<Vec<AliasRecord>, RegistryError> {
+        let prefix = format!("{REGISTRY_PREFIX}{}/aliases/", self.name);
+        let mut out = Vec::new();
+        for key in self.store.list(&prefix).await? {
+            if let Some(record) = self.read_json::<AliasRecord>(&key).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Points `alias` at `version` (which must be complete); the version it held before is
+    /// kept for `rollback`.
+    pub async fn promote(&self, version: u32, alias: &str, actor: &Actor) -> Result<AliasRecord, RegistryError> {
+        check_alias_name(alias)?;
+        let info = self.version(version).await?;
+        if !info.complete {
+            return Err(RegistryError::Incomplete { model: self.describe(), version });
+        }
+        let record = self
+            .update_alias(
+                alias,
+                |current| {
+                    let mut previous = current.map(|c| c.previous.clone()).unwrap_or_default();
+                    match current {
+                        Some(c) if c.version == version => {
+                            return Err(RegistryError::Usage(format!(
+                                "alias `{alias}` already points at version {version}"
+                            )));
+                        }
+                        Some(c) => previous.push(c.version),
+                        None => {}
+                    }
+                    Ok((version, previous))
+                },
+                actor,
+            )
+            .await?;
+        self.audit(AuditAction::Promote, actor, Some(alias), record.previous.last().copied(), Some(version)).await?;
+        Ok(record)
+    }
+
+    /// Points `alias` back at the version it held before the last promotion.
+    pub async fn rollback(&self, alias: &str, actor: &Actor) -> Result<AliasRecord, RegistryError> {
+        let mut from = None;
+        let record = self
+            .update_alias(
+                alias,
+                |current| {
+                    let current = current
+                        .ok_or_else(|| RegistryError::NoAlias { model: self.describe(), alias: alias.into() })?;
+                    let mut previous = current.previous.clone();
+                    let back = previous.pop().ok_or_else(|| {
+                        RegistryError::Usage(format!(
+                            "alias `{alias}` has held only version {}: there is nothing to roll back to",
+                            current.version
+                        ))
+                    })?;
+                    from = Some(current.version);
+                    Ok((back, previous))
+                },
+                actor,
+            )
+            .await?;
+        self.audit(AuditAction::Rollback, actor, Some(alias), from, Some(record.version)).await?;
+        Ok(record)
+    }
+
+    /// Records that a worker refused the version an alias names, and why.
+    pub async fn record_refusal(&self, version: u32, alias: &str, by: &str, reason: &str) -> Result<(), RegistryError> {
+        let actor = Actor { who: by.to_string(), why: Some(reason.to_string()) };
+        self.audit(AuditAction::Refused, &actor, Some(alias), None, Some(version)).await
+    }
+
+    /// The audit trail, oldest first.
+    pub async fn history(&self) -> Result<Vec<AuditRecord>, RegistryError> {
+        let mut out = Vec::new();
+        for key in self.store.list(&format!("{REGISTRY_PREFIX}{}/audit/", self.name)).await? {
+            if let Some(record) = self.read_json::<AuditRecord>(&key).await? {
+                out.push(record);
+            }
+        }
+        out.sort_by_key(|r| r.at);
+        Ok(out)
+    }
+
+    /// A version as a loaded package: in place for a local registry, else downloaded once
+    /// into `cache` (re-used while its checksum holds). The package's `version` becomes the
+    /// registry's number, which is what results name.
+    pub async fn fetch(&self, version: u32, cache: &Path) -> Result<ModelPackage, RegistryError> {
+        let info = self.version(version).await?;
+        if !info.complete {
+            return Err(RegistryError::Incomplete { model: self.describe(), version });
+        }
+        let prefix = self.version_key(version, "");
+        let dir = match self.store.local_dir(&prefix) {
+            Some(dir) => dir,
+            None => self.download(&info.record, cache).await?,
+        };
+        let mut package =
+            tokio::task::spawn_blocking(move || ModelPackage::load(&dir)).await.expect("loading a package panicked")?;
+        if package.manifest.onnx.sha256.to_ascii_lowercase() != info.record.sha256 {
+            return Err(RegistryError::Invalid {
+                path: package.dir.clone(),
+                detail: format!("model.json's sha256 differs from version {version}'s record"),
+            });
+        }
+        package.manifest.version = version.to_string();
+        Ok(package)
+    }
+
+    /// For a fresh registry: when `alias` points nowhere, stores `package` (unless a version
+    /// with its checksum is there) and points the alias at it. Returns the version the alias
+    /// was set to, or `None` when it already existed.
+    pub async fn seed(&self, package: &ModelPackage, alias: &str, actor: &Actor) -> Result<Option<u32>, RegistryError> {
+        if self.alias(alias).await?.is_some() {
+            return Ok(None);
+        }
+        let sha = package.manifest.onnx.sha256.to_ascii_lowercase();
+        let existing = self.versions().await?.into_iter().find(|v| v.complete && v.record.sha256 == sha);
+        let version = match existing {
+            Some(v) => v.record.version,
+            None => self.push(package, actor).await?,
+        };
+        let record = AliasRecord {
+            name: self.name.clone(),
+            alias: alias.to_string(),
+            version,
+            previous: Vec::new(),
+            updated_at: Utc::now(),
+            updated_by: actor.who.clone(),
+            reason: actor.why.clone(),
+        };
+        // Only the first seeder sets it; one that lost the race serves what the winner set.
+        if !self.write_json(&self.alias_key(alias), &record, Some(WriteCondition::IfAbsent)).await? {
+            return Ok(None);
+        }
+        self.audit(AuditAction::Promote, actor, Some(alias), None, Some(version)).await?;
+        Ok(Some(version))
+    }
+
+    /// Read-modify-write of an alias as a compare-and-swap on its etag, retried on a race.
+    async fn update_alias(
+        &self,
+        alias: &str,
+        mut next: impl FnMut(Option<&AliasRecord>) -> Result<(u32, Vec<u32>), RegistryError>,
+        actor: &Actor,
+    ) -> Result<AliasRecord, RegistryError> {
+        for _ in 0..MAX_RACES {
+            let current = self.read_alias(alias).await?;
+            let (version, previous) = next(current.as_ref().map(|(record, _)| record))?;
+            let record = AliasRecord {
+                name: self.name.clone(),
+                alias: alias.to_string(),
+                version,
+                previous,
+                updated_at: Utc::now(),
+                updated_by: actor.who.clone(),
+                reason: actor.why.clone(),
+            };
+            let condition = match &current {
+                Some((_, etag)) => WriteCondition::IfMatch(etag),
+                None => WriteCondition::IfAbsent,
+            };
+            if self.write_json(&self.alias_key(alias), &record, Some(condition)).await? {
+                tracing::info!(model = %self.name, alias, version, "alias updated");
+                return Ok(record);
+            }
+        }
+        Err(RegistryError::Conflict(format!("alias `{alias}` kept changing under this update; try again")))
+    }
+
+    async fn read_alias(&self, alias: &str) -> Result<Option<(AliasRecord, String)>, RegistryError> {
+        let key = self.alias_key(alias);
+        let Some((bytes, etag)) = self.store.read(&key, MAX_RECORD_BYTES).await? else {
+            return Ok(None);
+        };
+        let record = serde_json::from_slice(&bytes).map_err(|source| RegistryError::BadRecord { key, source })?;
+        Ok(Some((record, etag)))
+    }
+
+    async fn audit(
+        &self,
+        action: AuditAction,
+        actor: &Actor,
+        alias: Option<&str>,
+        from: Option<u32>,
+        to: Option<u32>,
+    ) -> Result<(), RegistryError> {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let at = Utc::now();
+        let id = format!(
+            "{}-{}-{}",
+            at.format("%Y%m%dT%H%M%S%.6fZ"),
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let record = AuditRecord {
+            at,
+            by: actor.who.clone(),
+            action,
+            alias: alias.map(str::to_string),
+            from,
+            to,
+            reason: actor.why.clone(),
+        };
+        self.write_json(&format!("{REGISTRY_PREFIX}{}/audit/{id}.json", self.name), &record, None).await?;
+        Ok(())
+    }
+
+    async fn download(&self, record: &VersionRecord, cache: &Path) -> Result<PathBuf, RegistryError> {
+        let dir = cache.join(&self.name).join(format!("{}-{}", record.version, &record.sha256[..12]));
+        if ModelPackage::load(&dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256)) {
+            return Ok(dir);
+        }
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::Write { path, source }
+        };
+        let tmp = dir.with_extension(format!("download-{}", std::process::id()));
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        tokio::fs::create_dir_all(&tmp).await.map_err(write_err(&tmp))?;
+        for file in &record.files {
+            let key = self.version_key(record.version, file);
+            let (bytes, _) = self
+                .store
+                .read(&key, MAX_OBJECT_BYTES)
+                .await?
+                .ok_or_else(|| RegistryError::Incomplete { model: self.describe(), version: record.version })?;
+            tokio::fs::write(tmp.join(file), bytes).await.map_err(write_err(&tmp))?;
+        }
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        tokio::fs::rename(&tmp, &dir).await.map_err(write_err(&dir))?;
+        Ok(dir)
+    }
+
+    async fn version_numbers(&self) -> Result<Vec<u32>, RegistryError> {
+        Ok(version_numbers(&self.store.list(&self.versions_prefix()).await?, &self.versions_prefix()))
+    }
+
+    async fn read_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RegistryError> {
+        let Some((bytes, _)) = self.store.read(key, MAX_RECORD_BYTES).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|source| RegistryError::BadRecord { key: key.into(), source })
+    }
+
+    async fn write_json<T: Serialize>(
+        &self,
+        key: &str,
+        record: &T,
+        condition: Option<WriteCondition<'_>>,
+    ) -> Result<bool, RegistryError> {
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
+        self.store.write(key, Bytes::from(bytes), condition).await
+    }
+
+    fn versions_prefix(&self) -> String {
+        format!("{REGISTRY_PREFIX}{}/versions/", self.name)
+    }
+
+    fn version_key(&self, version: u32, file: &str) -> String {
+        format!("{}{version}/{file}", self.versions_prefix())
+    }
+
+    fn alias_key(&self, alias: &str) -> String {
+        format!("{REGISTRY_PREFIX}{}/aliases/{alias}.json", self.name)
+    }
+}
+
+fn check_alias_name(alias: &str) -> Result<(), RegistryError> {
+    if alias.is_empty() || !alias.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+        return Err(RegistryError::Usage(format!(
+            "alias `{alias}` must be letters, digits, `-` or `_` (e.g. `production`)"
+        )));
+    }
+    Ok(())
+}
+
+/// The distinct version numbers among `keys` (`<prefix><n>/...`), ascending.
+fn version_numbers(keys: &[String], prefix: &str) -> Vec<u32> {
+    let mut numbers: Vec<u32> =
+        keys.iter().filter_map(|k| k.strip_prefix(prefix)?.split_once('/')?.0.parse().ok()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../classifier/tests/fixtures/tiny5");
+
+    fn actor(who: &str) -> Actor {
+        Actor { who: who.into(), why: Some("test".into()) }
+    }
+
+    fn local(dir: &Path) -> Registry {
+        Registry::new(RegistryStore::Local { root: dir.to_path_buf() }, "tiny5").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_pushes_take_different_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        let pushes = (0..6).map(|i| {
+            let (registry, package) = (local(dir.path()), package.clone());
+            tokio::spawn(async move { registry.push(&package, &actor(&format!("p{i}"))).await.unwrap() })
+        });
+        let mut numbers: Vec<u32> = futures_join(pushes).await;
+        numbers.sort_unstable();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6]);
+        let versions = local(dir.path()).versions().await.unwrap();
+        assert!(versions.iter().all(|v| v.complete), "{versions:?}");
+    }
+
+    async fn futures_join(handles: impl Iterator<Item = tokio::task::JoinHandle<u32>>) -> Vec<u32> {
+        let mut out = Vec::new();
+        for handle in handles.collect::<Vec<_>>() {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn promote_and_rollback_walk_the_alias_history_and_leave_an_audit_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = local(dir.path());
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        for _ in 0..3 {
+            registry.push(&package, &actor("ann")).await.unwrap();
+        }
+        assert_eq!(registry.promote(1, "production", &actor("ann")).await.unwrap().version, 1);
+        assert_eq!(registry.promote(3, "production", &actor("bob")).await.unwrap().version, 3);
+        let err = registry.promote(3, "production", &actor("bob")).await.unwrap_err().to_string();
+        assert!(err.contains("already points at version 3"), "{err}");
+        let err = registry.promote(9, "production", &actor("bob")).await.unwrap_err().to_string();
+        assert!(err.contains("no version 9"), "{err}");
+        let back = registry.rollback("production", &actor("cy")).await.unwrap();
+        assert_eq!((back.version, back.previous.clone()), (1, vec![]));
+        let err = registry.rollback("production", &actor("cy")).await.unwrap_err().to_string();
+        assert!(err.contains("nothing to roll back to"), "{err}");
+        assert!(registry.rollback("staging", &actor("cy")).await.unwrap_err().to_string().contains("no alias"));
+
+        let history = registry.history().await.unwrap();
+        let trail: Vec<_> = history.iter().map(|r| (r.action, r.from, r.to, r.by.as_str())).collect();
+        assert_eq!(
+            trail,
+            vec![
+                (AuditAction::Push, None, Some(1), "ann"),
+                (AuditAction::Push, None, Some(2), "ann"),
+                (AuditAction::Push, None, Some(3), "ann"),
+                (AuditAction::Promote, None, Some(1), "ann"),
+                (AuditAction::Promote, Some(1), Some(3), "bob"),
+                (AuditAction::Rollback, Some(3), Some(1), "cy"),
+            ]
+        );
+        let versions = registry.versions().await.unwrap();
+        assert_eq!(versions[0].aliases, vec!["production".to_string()]);
+        assert!(versions[2].aliases.is_empty());
+    }
+
+    #[tokio::test]
+    async fn fetch_names_the_registry_version_and_seed_runs_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = local(dir.path());
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        assert_eq!(registry.seed(&package, "production", &actor("w1")).await.unwrap(), Some(1));
+        assert_eq!(registry.seed(&package, "production", &actor("w2")).await.unwrap(), None);
+        assert_eq!(registry.versions().await.unwrap().len(), 1, "a second seed pushes nothing");
+        let fetched = registry.fetch(1, dir.path()).await.unwrap();
+        assert_eq!(fetched.manifest.version, "1");
+        assert_eq!(fetched.manifest.onnx.sha256, package.manifest.onnx.sha256);
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_version_cannot_be_promoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = local(dir.path());
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        registry.push(&package, &actor("ann")).await.unwrap();
+        std::fs::remove_file(dir.path().join("models/tiny5/versions/1/model.json")).unwrap();
+        let err = registry.promote(1, "production", &actor("ann")).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Incomplete { version: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn version_numbers_are_read_from_keys() {
+        let keys =
+            ["p/2/model.json", "p/10/version.json", "p/2/version.json", "p/x/version.json", "p/3"].map(String::from);
+        assert_eq!(version_numbers(&keys, "p/"), vec![2, 10]);
+    }
+}
