@@ -53,7 +53,9 @@ pub enum Command {
     /// than --reconcile-grace-s that has neither results/<key>.json nor dlq/<key>.json (a
     /// broker outage makes the S3 server drop notifications). Runs until Ctrl-C or SIGTERM.
     Ingest(IngestArgs),
-    /// Streaming: classify the photos of rma.items as one member of a consumer group.
+    /// Streaming: classify the photos of rma.items (and, with what they leave over, of
+    /// rma.items.replay) as one member of a consumer group, with the model version a registry
+    /// alias names.
     ///
     /// Fetches each photo from the bucket, micro-batches it through the model and writes its
     /// Result to rma.results (and rma.review when it needs a person) and then to
@@ -61,8 +63,162 @@ pub enum Command {
     /// dlq/<key>.json with its reason. Offsets are committed only behind the sink, so a crash
     /// loses nothing; a redelivered photo that already has its result is not classified
     /// again. One worker per partition of rma.items at most does work; more wait as standbys.
+    /// The model comes from the registry (s3://<bucket> unless --registry): the alias's
+    /// version, checked on probe photos and swapped in between batches when the alias moves
+    /// (polled every --model-poll-s, or at once on SIGHUP). A fresh registry is seeded with
+    /// --model (models/fashion5) as version 1 of `production`.
     /// Runs until Ctrl-C or SIGTERM (then it finishes the photos in flight and commits).
     Worker(WorkerArgs),
+    /// The model registry: versions and aliases of a model, in the bucket (s3://BUCKET) or a
+    /// folder.
+    ///
+    /// Layout: models/<name>/versions/<n>/ (model.onnx, model.json, MODEL_CARD.md),
+    /// models/<name>/aliases/<alias>.json, models/<name>/audit/ (who changed what, when, why).
+    /// Workers follow an alias (`production` by default) and swap to the version it names
+    /// between batches, after checking it on built-in probe photos.
+    Model(ModelArgs),
+    /// Classify again, with the model now behind an alias, the photos another model classified.
+    ///
+    /// Streaming (default): lists the bucket's inbox (--prefix, --since, --until), skips the
+    /// photos whose result already comes from the alias's version (unless --all), and writes
+    /// an ItemEvent per remaining photo to rma.items.replay at --rate per second. Workers serve
+    /// that topic only with what live photos leave over. Prints listed, skipped and sent.
+    ///
+    /// Embedded (--out DIR): re-classifies, with --model (or --registry's alias), the photos
+    /// whose result in DIR another model made; --inbox is the folder `autorma run` read.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Where the registry is: `s3://BUCKET` (the S3 settings below reach it) or a folder
+    /// [default: s3://<--bucket> for streaming commands]
+    #[arg(long, env = "AUTORMA_REGISTRY", value_name = "URL|DIR")]
+    pub registry: Option<String>,
+    /// Model name in the registry [default: fashion5]
+    #[arg(long, env = "AUTORMA_MODEL_NAME", value_name = "NAME")]
+    pub model_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub action: ModelAction,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Check a package (checksum, preprocessing, ONNX Runtime loads it, its output matches the
+    /// class list, probe photos give probabilities) and store it as the next version.
+    Push {
+        /// Package folder: model.onnx + model.json (+ MODEL_CARD.md).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[command(flatten)]
+        change: ChangeArgs,
+        /// Path of libonnxruntime.so used for the check [default: where infra/setup/onnxruntime.sh installs it]
+        #[arg(long, env = "AUTORMA_ORT_LIBRARY", value_name = "PATH")]
+        ort_library: Option<PathBuf>,
+    },
+    /// List the versions with their checksum, who pushed them, and the aliases on each.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version's record and its model.json.
+    Show {
+        #[arg(value_name = "VERSION")]
+        version: u32,
+    },
+    /// Point an alias at a version (workers following it swap to it).
+    Promote {
+        #[arg(value_name = "VERSION")]
+        version: u32,
+        /// The alias, e.g. `production` or `staging`.
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Point an alias back at the version it held before the last promotion.
+    Rollback {
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// The audit trail: pushes, promotions, rollbacks and workers' refusals, oldest first.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who makes a change and why, for the audit trail.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Who makes the change [default: $USER]
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Why, in a few words (kept in the audit trail).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Key prefix of the photos to replay [default: inbox/]
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Only photos last modified at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only photos last modified before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Replay every listed photo, even those the current version already classified.
+    #[arg(long)]
+    pub all: bool,
+    /// Most photos sent per second to rma.items.replay [default: 200]
+    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N")]
+    pub rate: Option<f64>,
+    /// The alias whose version is current [default: production]
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS")]
+    pub alias: Option<String>,
+    /// Show no progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Embedded mode: the output folder of an earlier `autorma run`.
+    #[arg(long, value_name = "DIR", requires = "inbox")]
+    pub out: Option<PathBuf>,
+    /// Embedded mode: the folder that run read.
+    #[arg(long, value_name = "DIR", requires = "out")]
+    pub inbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// How a long-running command follows a registry alias.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// The alias whose version is served [default: production]
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS")]
+    pub alias: Option<String>,
+    /// Seconds between two looks at the alias; SIGHUP looks at once [default: 30]
+    #[arg(long, env = "AUTORMA_MODEL_POLL_S", value_name = "S")]
+    pub model_poll_s: Option<u64>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +329,21 @@ pub struct IngestArgs {
     /// A photo younger than this many seconds is left to its notification [default: 120]
     #[arg(long, env = "AUTORMA_RECONCILE_GRACE_S", value_name = "S")]
     pub reconcile_grace_s: Option<u64>,
+    /// When to replay the inbox against the production model: a cron expression (minute hour
+    /// day month weekday), or `off` [default: 0 2 * * *]
+    #[arg(long, env = "AUTORMA_REPLAY_SCHEDULE", value_name = "CRON")]
+    pub replay_schedule: Option<String>,
+    /// Time zone of --replay-schedule, an IANA name such as Europe/Berlin [default: UTC]
+    #[arg(long, env = "AUTORMA_REPLAY_TZ", value_name = "TZ")]
+    pub replay_tz: Option<String>,
+    /// Also replay after each promotion of the alias (once the workers have had two polls to swap).
+    #[arg(long, env = "AUTORMA_REPLAY_ON_PROMOTION")]
+    pub replay_on_promotion: bool,
+    /// Most photos per second a scheduled replay sends [default: 200]
+    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N")]
+    pub replay_rate: Option<f64>,
+    #[command(flatten)]
+    pub follow: FollowArgs,
     #[command(flatten)]
     pub streaming: StreamingArgs,
 }
@@ -182,6 +353,15 @@ pub struct WorkerArgs {
     /// Consumer group of the workers on rma.items [default: autorma-workers]
     #[arg(long, env = "AUTORMA_WORKER_GROUP", value_name = "NAME")]
     pub group: Option<String>,
+    /// Replay photos in the pipeline at once: the most a live photo finds ahead of it while a
+    /// replay runs [default: 16]
+    #[arg(long, env = "AUTORMA_BULK_INFLIGHT", value_name = "N")]
+    pub bulk_inflight: Option<usize>,
+    /// Where downloaded model versions are kept [default: $XDG_CACHE_HOME/autorma/models]
+    #[arg(long, env = "AUTORMA_MODEL_CACHE", value_name = "DIR")]
+    pub model_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub follow: FollowArgs,
     #[command(flatten)]
     pub streaming: StreamingArgs,
     #[command(flatten)]

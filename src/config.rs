@@ -68,6 +68,24 @@ pub struct FileConfig {
     pub reconcile_interval_s: Option<u64>,
     /// `ingest`: seconds a photo is left to its notification.
     pub reconcile_grace_s: Option<u64>,
+    /// The model registry: `s3://BUCKET` or a folder.
+    pub registry: Option<String>,
+    /// The model's name in the registry.
+    pub model_name: Option<String>,
+    /// `worker`, `ingest`, `replay`: the alias followed.
+    pub model_alias: Option<String>,
+    /// `worker`, `ingest`: seconds between looks at the alias.
+    pub model_poll_s: Option<u64>,
+    /// `worker`: where downloaded versions are kept.
+    pub model_cache: Option<PathBuf>,
+    /// `worker`: replay photos in the pipeline at once.
+    pub bulk_inflight: Option<usize>,
+    /// `ingest`: cron expression of the replay, or `off`.
+    pub replay_schedule: Option<String>,
+    /// `ingest`: the schedule's time zone.
+    pub replay_tz: Option<String>,
+    /// `ingest`, `replay`: photos per second sent to rma.items.replay.
+    pub replay_rate: Option<f64>,
 }
 
 impl FileConfig {
@@ -242,7 +260,7 @@ pub fn seconds(
 }
 
 /// The flag/env value, else the file's, else `default`; refused outside `range`.
-fn within(
+pub fn within(
     name: &str,
     arg: Option<u64>,
     file: Option<u64>,

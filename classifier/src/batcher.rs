@@ -1,8 +1,9 @@
 //! The micro-batcher: groups preprocessed photos so the model runs on batches, without making
 //! any photo wait longer than `max_wait` for company.
 //!
-//! A batch is flushed when it is full, when its deadline passes, or when the input closes, and
-//! says which ([`FlushTrigger`]). The deadline belongs to the batch being filled: it is set
+//! A batch is flushed when it is full, when its deadline passes, when the next item may not
+//! join it (another model: a batch runs on one), or when the input closes, and says which
+//! ([`FlushTrigger`]). The deadline belongs to the batch being filled: it is set
 //! when the batch's first item arrives and dropped when the batch is flushed, so a deadline of
 //! an earlier batch can never flush a later one early.
 
@@ -30,6 +31,8 @@ impl Default for BatcherConfig {
 pub enum FlushTrigger {
     Full,
     Deadline,
+    /// The next item belongs to another model (a hot swap).
+    ModelSwap,
     InputClosed,
 }
 
@@ -38,6 +41,7 @@ impl FlushTrigger {
         match self {
             FlushTrigger::Full => "full",
             FlushTrigger::Deadline => "deadline",
+            FlushTrigger::ModelSwap => "model_swap",
             FlushTrigger::InputClosed => "input_closed",
         }
     }
@@ -49,9 +53,15 @@ pub struct Batch<T> {
     pub trigger: FlushTrigger,
 }
 
-/// Reads `input` until it closes, writing batches to `output`. Returns early if `output` is
-/// closed (nobody wants the batches any more).
-pub async fn run_batcher<T>(config: BatcherConfig, mut input: mpsc::Receiver<T>, output: mpsc::Sender<Batch<T>>) {
+/// Reads `input` until it closes, writing batches to `output`. `fits(first, item)` says
+/// whether `item` may join the batch that `first` opened. Returns early if `output` is closed
+/// (nobody wants the batches any more).
+pub async fn run_batcher<T>(
+    config: BatcherConfig,
+    mut input: mpsc::Receiver<T>,
+    output: mpsc::Sender<Batch<T>>,
+    fits: impl Fn(&T, &T) -> bool,
+) {
     let max_batch_size = config.max_batch_size.max(1);
     let mut items: Vec<T> = Vec::with_capacity(max_batch_size);
     // The deadline of the batch in `items`; `None` exactly when `items` is empty.
@@ -74,6 +84,12 @@ pub async fn run_batcher<T>(config: BatcherConfig, mut input: mpsc::Receiver<T>,
         };
         match next {
             Some(item) => {
+                if items.first().is_some_and(|first| !fits(first, &item)) {
+                    deadline = None;
+                    if !flush(&mut items, FlushTrigger::ModelSwap, &output, max_batch_size).await {
+                        return;
+                    }
+                }
                 if items.is_empty() {
                     deadline = Some(Instant::now() + config.max_wait);
                 }
@@ -106,11 +122,37 @@ mod tests {
     use super::*;
 
     fn start(max_batch_size: usize, max_wait_ms: u64) -> (mpsc::Sender<u32>, mpsc::Receiver<Batch<u32>>) {
+        start_with(max_batch_size, max_wait_ms, |_, _| true)
+    }
+
+    fn start_with(
+        max_batch_size: usize,
+        max_wait_ms: u64,
+        fits: fn(&u32, &u32) -> bool,
+    ) -> (mpsc::Sender<u32>, mpsc::Receiver<Batch<u32>>) {
         let (in_tx, in_rx) = mpsc::channel(64);
         let (out_tx, out_rx) = mpsc::channel(64);
         let config = BatcherConfig { max_batch_size, max_wait: Duration::from_millis(max_wait_ms) };
-        tokio::spawn(run_batcher(config, in_rx, out_tx));
+        tokio::spawn(run_batcher(config, in_rx, out_tx, fits));
         (in_tx, out_rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_that_does_not_fit_flushes_the_batch_before_it() {
+        // Items fit a batch whose first item has the same parity (a stand-in for "model").
+        let (tx, mut rx) = start_with(10, 1_000, |a, b| a % 2 == b % 2);
+        let t0 = Instant::now();
+        for i in [2, 4, 1, 3, 6] {
+            tx.send(i).await.unwrap();
+        }
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![2, 4], FlushTrigger::ModelSwap));
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![1, 3], FlushTrigger::ModelSwap));
+        assert_eq!(Instant::now(), t0, "a swap does not wait for the deadline");
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.items, b.trigger), (vec![6], FlushTrigger::Deadline));
+        assert_eq!(Instant::now() - t0, Duration::from_millis(1_000), "the new batch has its own deadline");
     }
 
     #[tokio::test(start_paused = true)]

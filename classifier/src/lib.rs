@@ -14,14 +14,18 @@
 //! Modules in the order a photo meets them: [`preprocess`] (bytes -> tensor, with the size
 //! limit before decoding), [`batcher`] (micro-batches with a deadline), [`inference`] (ONNX
 //! Runtime sessions and decisions), [`pipeline`] (the stages wired with bounded channels),
-//! [`checkpoint`] (contiguous watermarks).
+//! [`checkpoint`] (contiguous watermarks). [`serving`] holds the model being served and swaps
+//! in a new one between batches.
 
 pub mod batcher;
 pub mod checkpoint;
 pub mod inference;
 pub mod pipeline;
 pub mod preprocess;
+pub mod serving;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
-pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats, PipelineSummary, RetryConfig};
+pub use pipeline::{
+    Pipeline, PipelineConfig, PipelineError, PipelineModel, PipelineStats, PipelineSummary, RetryConfig,
+};

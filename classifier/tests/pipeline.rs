@@ -11,7 +11,7 @@ use std::time::Duration;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::{Pipeline, PipelineConfig};
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ObjectStore, PartitionId, Position,
+    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ModelRef, ObjectStore, PartitionId, Position,
     PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
 };
 use autorma_registry::ModelPackage;
@@ -131,7 +131,7 @@ struct MemSink {
 }
 
 impl ResultSink for MemSink {
-    async fn lookup(&self, event: &ItemEvent, _model_sha256: &str) -> Result<Option<PriorOutcome>, SinkError> {
+    async fn lookup(&self, event: &ItemEvent, _model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
         Ok(self.prior.get(&event.key).copied())
     }
     async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {

@@ -14,21 +14,26 @@
 //! `rma.items`, committed offsets as checkpoints); [`Source`] is the enum the binary holds.
 //!
 //! [`notify`] is the `autorma ingest` service that turns the bucket's notifications into
-//! those ItemEvents, and reconciles what notifications missed.
+//! those ItemEvents, and reconciles what notifications missed. [`replay`] is the bulk replay
+//! (`rma.items.replay`) and its schedule, and the embedded replay's [`ListSource`].
 
 pub mod kafka;
 pub mod local;
 pub mod notify;
+pub mod replay;
 
 use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
 
 pub use kafka::{KafkaConsumerConfig, KafkaSource};
 pub use local::{LocalFolderSource, LocalFolderSourceConfig};
+pub use replay::ListSource;
 
 /// Every source the binary can run, as one type.
 pub enum Source {
     Local(LocalFolderSource),
     Kafka(KafkaSource),
+    /// The embedded replay's photos.
+    List(ListSource),
 }
 
 impl EventSource for Source {
@@ -36,6 +41,7 @@ impl EventSource for Source {
         match self {
             Source::Local(source) => source.next_batch().await,
             Source::Kafka(source) => source.next_batch().await,
+            Source::List(source) => source.next_batch().await,
         }
     }
 
@@ -43,6 +49,7 @@ impl EventSource for Source {
         match self {
             Source::Local(source) => source.commit(watermarks).await,
             Source::Kafka(source) => source.commit(watermarks).await,
+            Source::List(source) => source.commit(watermarks).await,
         }
     }
 
@@ -50,6 +57,15 @@ impl EventSource for Source {
         match self {
             Source::Local(source) => source.take_revoked(),
             Source::Kafka(source) => source.take_revoked(),
+            Source::List(source) => source.take_revoked(),
+        }
+    }
+
+    fn hold_bulk(&mut self, hold: bool) {
+        match self {
+            Source::Local(source) => source.hold_bulk(hold),
+            Source::Kafka(source) => source.hold_bulk(hold),
+            Source::List(source) => source.hold_bulk(hold),
         }
     }
 }

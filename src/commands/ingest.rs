@@ -1,11 +1,15 @@
-//! `autorma ingest`: bucket notifications -> ItemEvents, with the reconciliation.
+//! `autorma ingest`: bucket notifications -> ItemEvents, with the reconciliation, and the
+//! scheduled replay (cron, and after promotions).
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use autorma_core::kafka::topics;
 use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, run_ingest};
+use autorma_ingest::replay::{PromotionWatch, ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 
+use super::registry::open_registry;
+use super::replay::replay_rate;
 use super::run::shutdown_signal;
 use super::streaming::connect;
 use crate::cli::IngestArgs;
@@ -39,8 +43,41 @@ pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitC
             0..=86_400,
         )?,
     };
-    let store = connect(&settings, &[topics::UPLOADS_RAW, topics::ITEMS, topics::DLQ]).await?;
-    let summary = run_ingest(config, store, shutdown_signal()).await?;
+    let store = connect(&settings, &[topics::UPLOADS_RAW, topics::ITEMS, topics::ITEMS_REPLAY, topics::DLQ]).await?;
+    let schedule = match args.replay_schedule.clone().or(file.replay_schedule.clone()) {
+        Some(off) if off == "off" => None,
+        expression => {
+            let expression = expression.unwrap_or_else(|| "0 2 * * *".into());
+            let tz = args.replay_tz.clone().or(file.replay_tz.clone()).unwrap_or_else(|| "UTC".into());
+            Some(
+                ReplaySchedule::parse(&expression, &tz)
+                    .map_err(|e| anyhow!("invalid `replay_schedule`/`replay_tz`: {e}"))?,
+            )
+        }
+    };
+    let poll_interval = config::seconds("model_poll_s", args.follow.model_poll_s, file.model_poll_s, 30, 1..=86_400)?;
+    // Workers look at the alias every poll interval: two of them is time enough to swap.
+    let promotions = args.replay_on_promotion.then_some(PromotionWatch { poll_interval, delay: poll_interval * 2 });
+    let replays = if schedule.is_some() || promotions.is_some() {
+        let job = ReplayJob {
+            producer: settings.kafka.producer().context("cannot create the Kafka producer")?,
+            bucket: settings.bucket.clone(),
+            registry: open_registry(&args.follow.registry, file, &settings, Some(&store)).await?,
+            store: store.clone(),
+            alias: args.follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into()),
+            filter: ReplayFilter { prefix: config.filter.inbox_prefix.clone(), since: None, until: None },
+            all: false,
+            rate: replay_rate(args.replay_rate, file)?,
+        };
+        Some(tokio::spawn(run_replay_schedule(job, schedule, promotions, std::future::pending())))
+    } else {
+        None
+    };
+    let summary = run_ingest(config, store, shutdown_signal()).await;
+    if let Some(replays) = replays {
+        replays.abort();
+    }
+    let summary = summary?;
     println!(
         "ingest stopped: {} notifications, {} item events, {} skipped, {} malformed, {} sent by reconciliation",
         summary.notifications, summary.items, summary.skipped, summary.malformed, summary.reconciled

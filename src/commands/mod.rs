@@ -4,6 +4,9 @@ mod bench;
 mod classify;
 mod eval;
 mod ingest;
+mod model;
+mod registry;
+mod replay;
 mod run;
 mod streaming;
 mod worker;
@@ -30,6 +33,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::bench(args, &file, file_path.as_deref()).await,
         Command::Ingest(args) => ingest::ingest(args, &file).await,
         Command::Worker(args) => worker::worker(args, &file, file_path.as_deref()).await,
+        Command::Model(args) => model::model(args, &file).await,
+        Command::Replay(args) => replay::replay(args, &file, file_path.as_deref()).await,
     }
 }
 

@@ -1,23 +1,27 @@
-//! `autorma worker`: the pipeline core on the streaming backends (Kafka source, S3 store,
-//! S3 + Kafka sink), one member of the workers' consumer group.
+//! `autorma worker`: the pipeline core on the streaming backends (Kafka source on the live and
+//! replay topics, S3 store, S3 + Kafka sink), one member of the workers' consumer group,
+//! serving the model version a registry alias names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use autorma_classifier::{Pipeline, RetryConfig};
-use autorma_core::Store;
+use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
+use autorma_classifier::{Pipeline, PipelineModel, RetryConfig};
 use autorma_core::kafka::topics;
+use autorma_core::{S3Store, Store};
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
+use autorma_registry::{Actor, ModelPackage};
 use autorma_sink::{Sink, StreamingSink};
 
 use super::model_setup;
+use super::registry::{open_registry, process_id};
 use super::run::shutdown_signal;
 use super::streaming::connect;
 use crate::cli::WorkerArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{self, FileConfig, ModelSettings, StreamingSettings};
 
 pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;
@@ -37,26 +41,36 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     settings.pipeline.sink_retry =
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let streaming = config::resolve_streaming(&args.streaming, file)?;
-    let group_id = args.group.or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
-    let store = connect(&streaming, &[topics::ITEMS, topics::RESULTS, topics::REVIEW, topics::DLQ]).await?;
+    let group_id = args.group.clone().or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
+    let bulk_inflight = args.bulk_inflight.or(file.bulk_inflight).map(|n| n as u64);
+    settings.pipeline.bulk_inflight = config::within("bulk_inflight", bulk_inflight, None, 16, 1..=4096)? as usize;
+    let store =
+        connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
+            .await?;
+    let models = follow_registry(&args, file, &streaming, &store, &settings, package).await?;
     let sink = StreamingSink::new(store.clone(), &streaming.kafka).context("cannot create the Kafka producer")?;
     let source = KafkaSource::subscribe(&KafkaConsumerConfig {
         kafka: streaming.kafka.clone(),
         group_id,
-        topics: vec![topics::ITEMS.to_string()],
+        topics: vec![topics::ITEMS.to_string(), topics::ITEMS_REPLAY.to_string()],
+        bulk_topics: vec![topics::ITEMS_REPLAY.to_string()],
         // Small polls: the consumer is polled (and hears of rebalances) only once the last
         // poll's events are queued, so a big batch delays rebalances behind a slow model.
         max_batch: 64,
     })
     .context("cannot join the workers' consumer group")?;
-    let pipeline = Pipeline::new(
+    let (handle, follower) = models;
+    let following = tokio::spawn(follower.run(handle.clone(), std::future::pending()));
+    let pipeline = Pipeline::serving(
         Store::S3(store),
         Source::Kafka(source),
         Arc::new(Sink::Streaming(sink)),
-        package,
+        PipelineModel::Handle(handle),
         settings.pipeline,
     );
-    let summary = pipeline.run(shutdown_signal()).await?;
+    let summary = pipeline.run(shutdown_signal()).await;
+    following.abort();
+    let summary = summary?;
     println!(
         "worker stopped: classified {} photos (auto {}, review {}), dead-lettered {}, {} already done, \
          {} left to another worker by a rebalance, in {:.1} s",
@@ -69,4 +83,62 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
         summary.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds a fresh registry with the shipped package, loads the version the alias names, and
+/// returns the handle the pipeline serves from with the follower that keeps it current
+/// (woken at once by SIGHUP).
+async fn follow_registry(
+    args: &WorkerArgs,
+    file: &FileConfig,
+    streaming: &StreamingSettings,
+    store: &S3Store,
+    settings: &ModelSettings,
+    package: Arc<ModelPackage>,
+) -> anyhow::Result<(ModelHandle, AliasFollower)> {
+    let registry = open_registry(&args.follow.registry, file, streaming, Some(store)).await?;
+    let alias = args.follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into());
+    let worker_id = process_id("worker");
+    let seeder = Actor { who: worker_id.clone(), why: Some("first start: seeded with the shipped package".into()) };
+    if let Some(version) = registry.seed(&package, &alias, &seeder).await? {
+        tracing::info!(registry = %registry.describe(), %alias, version, dir = %package.dir.display(),
+            "the registry had no `{alias}`: seeded it with the shipped package");
+    }
+    let follower = AliasFollower::new(
+        registry,
+        FollowConfig {
+            poll_interval: config::seconds(
+                "model_poll_s",
+                args.follow.model_poll_s,
+                file.model_poll_s,
+                30,
+                1..=86_400,
+            )?,
+            cache_dir: args.model_cache.clone().or(file.model_cache.clone()).unwrap_or_else(default_model_cache),
+            runtime: settings.pipeline.runtime.clone(),
+            limits: settings.pipeline.limits,
+            workers: settings.pipeline.num_workers,
+            worker_id,
+            alias: alias.clone(),
+        },
+    );
+    let model = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
+    let waker = follower.waker();
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            waker.notify_one();
+        }
+    });
+    Ok((ModelHandle::new(model), follower))
+}
+
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/autorma/models`.
+fn default_model_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("autorma/models")
 }

@@ -7,6 +7,7 @@
 //! `../shared/datasets/fashion5/test`. The tests run one at a time: they share 2 cores.
 
 mod clients;
+mod models;
 mod stack;
 
 use std::collections::{BTreeMap, HashMap};

@@ -98,10 +98,17 @@ impl Stack {
         self.dir.path().join(name).display().to_string()
     }
 
-    /// The environment every `autorma` process of this stack gets.
-    fn autorma(&self, args: &[&str], log_name: &str, env: &[(&str, &str)]) -> Child {
-        let log = std::fs::File::create(self.dir.path().join(format!("{log_name}.log"))).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_autorma"))
+    /// Runs an `autorma` command against this stack to its end.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let output = self.command(args).output().unwrap();
+        eprintln!("[autorma {}] {}", args.join(" "), String::from_utf8_lossy(&output.stdout).trim());
+        output
+    }
+
+    /// `autorma args` with the environment every `autorma` process of this stack gets.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_autorma"));
+        command
             .args(args)
             .env_remove("AUTORMA_CONFIG")
             .env("AUTORMA_MODEL", root().join("models/fashion5"))
@@ -112,11 +119,15 @@ impl Stack {
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+            .env("AUTORMA_MODEL_CACHE", self.dir.path().join("model-cache"))
+            // Promotions are seen within a second (the default is 30 s).
+            .env("AUTORMA_MODEL_POLL_S", "1");
+        command
+    }
+
+    fn autorma(&self, args: &[&str], log_name: &str, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("{log_name}.log"))).unwrap();
+        self.command(args).envs(env.iter().copied()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap()
     }
 
     /// Starts `autorma ingest` (versitygw sends raw keys).

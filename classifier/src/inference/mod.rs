@@ -28,6 +28,8 @@ pub enum InferenceError {
     Session { model: PathBuf, detail: String },
     #[error("model `{model}` does not match model.json: {detail}")]
     Signature { model: PathBuf, detail: String },
+    #[error("{model} failed the probe check: {detail}")]
+    Probe { model: String, detail: String },
     #[error("inference on a batch of {batch_size} failed: {detail}")]
     Run { batch_size: usize, detail: String },
 }

@@ -15,7 +15,8 @@ use super::messages::{Completion, Failed, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
 use super::stats::PipelineStats;
-use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::preprocess::{DecodeLimits, PreprocessError};
+use crate::serving::ModelHandle;
 
 pub(crate) struct FetchStage<S, K> {
     pub store: Arc<S>,
@@ -23,9 +24,9 @@ pub(crate) struct FetchStage<S, K> {
     pub revoked: Arc<RevokedPartitions>,
     pub stats: Arc<PipelineStats>,
     pub sink: Arc<K>,
-    pub preprocessor: Arc<Preprocessor>,
-    /// sha256 of the serving model: a prior result from another model is not a skip.
-    pub model_sha256: Arc<str>,
+    /// The model each photo is given to (read once per photo: see `serving`).
+    pub models: ModelHandle,
+    pub limits: DecodeLimits,
     pub retry: RetryConfig,
     pub concurrency: usize,
     pub prepared_tx: mpsc::Sender<Prepared>,
@@ -67,7 +68,9 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         if self.drop_if_revoked(&sourced) {
             return;
         }
-        match self.sink.lookup(&sourced.event, &self.model_sha256).await {
+        let model = self.models.current();
+        // A prior result from another model (or version) is not a skip: that is a replay.
+        match self.sink.lookup(&sourced.event, &model.model).await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
                 let _ = self
@@ -92,8 +95,8 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let fetch_ms = ms(started.elapsed());
 
         let decode_started = Instant::now();
-        let preprocessor = self.preprocessor.clone();
-        let tensor = match tokio::task::spawn_blocking(move || preprocessor.preprocess(&bytes)).await {
+        let preprocessing = model.clone();
+        let tensor = match tokio::task::spawn_blocking(move || preprocessing.preprocessor.preprocess(&bytes)).await {
             Ok(tensor) => tensor,
             // A decoder that panics has met a hostile or broken photo: dead-letter it. Stopping
             // instead would stop every restart too, on the same photo above the checkpoint.
@@ -103,7 +106,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         match tensor {
             Ok(_) if self.drop_if_revoked(&sourced) => {}
             Ok(tensor) => {
-                let prepared = Prepared { sourced, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
+                let prepared = Prepared { sourced, model, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
                 let _ = self.prepared_tx.send(prepared).await;
             }
             Err(e) => {
@@ -127,7 +130,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     /// The bytes and the number of tries it took, or why it failed for good.
     async fn fetch(&self, sourced: &SourcedEvent) -> Result<(bytes::Bytes, u32), (DlqReason, String, u32)> {
         let event = &sourced.event;
-        let max_bytes = self.preprocessor.limits.max_bytes;
+        let max_bytes = self.limits.max_bytes;
         let mut attempt = 0;
         loop {
             attempt += 1;

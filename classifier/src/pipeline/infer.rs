@@ -13,23 +13,21 @@ use super::fetch::ms;
 use super::messages::{Classified, Failed, Prepared, SinkInput};
 use super::stats::PipelineStats;
 use crate::batcher::Batch;
-use crate::inference::ModelSession;
 
+/// `workers` threads; worker `i` runs each batch on session `i` of the batch's model.
 pub(crate) fn spawn_workers(
-    sessions: Vec<ModelSession>,
+    workers: usize,
     batch_rx: mpsc::Receiver<Batch<Prepared>>,
     sink_tx: mpsc::Sender<SinkInput>,
     stats: Arc<PipelineStats>,
 ) -> Vec<JoinHandle<()>> {
     let batch_rx = Arc::new(Mutex::new(batch_rx));
-    sessions
-        .into_iter()
-        .enumerate()
-        .map(|(id, session)| {
+    (0..workers.max(1))
+        .map(|id| {
             let (batch_rx, sink_tx, stats) = (batch_rx.clone(), sink_tx.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("autorma-infer-{id}"))
-                .spawn(move || worker(id, session, &batch_rx, &sink_tx, &stats))
+                .spawn(move || worker(id, &batch_rx, &sink_tx, &stats))
                 .expect("failed to spawn an inference thread")
         })
         .collect()
@@ -37,7 +35,6 @@ pub(crate) fn spawn_workers(
 
 fn worker(
     id: usize,
-    mut session: ModelSession,
     batch_rx: &Mutex<mpsc::Receiver<Batch<Prepared>>>,
     sink_tx: &mpsc::Sender<SinkInput>,
     stats: &PipelineStats,
@@ -57,8 +54,10 @@ fn worker(
         for item in &batch.items {
             input.extend_from_slice(&item.tensor);
         }
+        // The batcher never mixes models, so the first photo's model is the batch's.
+        let model = batch.items[0].model.clone();
         let started = Instant::now();
-        let predictions = session.predict(&input);
+        let predictions = model.session(id).predict(&input);
         let infer_done_at = Instant::now();
         let infer_ms = ms(infer_done_at - started);
         tracing::debug!(infer_ms, "batch inferred");
@@ -72,6 +71,7 @@ fn worker(
                     .map(|(item, prediction)| Classified {
                         batch_wait_ms: ms(started - item.ready_at),
                         sourced: item.sourced,
+                        model: item.model,
                         prediction,
                         fetch_ms: item.fetch_ms,
                         decode_ms: item.decode_ms,

@@ -1,14 +1,19 @@
 //! The messages between the pipeline's stages, in the order they flow.
 
+use std::sync::Arc;
+
 use autorma_core::{Decision, DlqReason, Position, PriorOutcome, SourcedEvent};
 use tokio::time::Instant;
 
 use crate::inference::Prediction;
+use crate::serving::ServingModel;
 
 /// fetch -> batcher: a photo ready for the model.
 #[derive(Debug)]
 pub struct Prepared {
     pub sourced: SourcedEvent,
+    /// The model this photo was preprocessed for, and will be inferred and recorded by.
+    pub model: Arc<ServingModel>,
     /// CHW f32, `3 * input_size * input_size` values.
     pub tensor: Vec<f32>,
     pub fetch_ms: f64,
@@ -29,6 +34,7 @@ pub enum SinkInput {
 #[derive(Debug)]
 pub struct Classified {
     pub sourced: SourcedEvent,
+    pub model: Arc<ServingModel>,
     pub prediction: Prediction,
     pub fetch_ms: f64,
     pub decode_ms: f64,

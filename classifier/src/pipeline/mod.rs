@@ -34,8 +34,9 @@ pub use stats::{PipelineStats, PipelineSummary};
 
 use crate::batcher::{BatcherConfig, run_batcher};
 use crate::checkpoint::TrackerError;
-use crate::inference::{InferenceError, ModelSession, RuntimeConfig};
-use crate::preprocess::{DecodeLimits, Preprocessor};
+use crate::inference::{InferenceError, RuntimeConfig};
+use crate::preprocess::DecodeLimits;
+use crate::serving::{ModelHandle, ServingModel};
 
 /// How the pipeline runs. Every field has a default suited to a small machine.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct PipelineConfig {
     pub sink_concurrency: usize,
     /// Events queued between the source and the fetch stage.
     pub queue_capacity: usize,
+    /// Bulk-lane (replay) photos in the pipeline at once: the most a live photo can find ahead
+    /// of it while a replay runs. Small keeps live latency; larger gives the replay more speed.
+    pub bulk_inflight: usize,
     /// Most time between two commits of the checkpoint.
     pub commit_interval: Duration,
     /// Longest a written outcome waits to show in derived sink outputs (results.csv), even
@@ -81,6 +85,7 @@ impl PipelineConfig {
             },
             sink_concurrency: 8,
             queue_capacity: 256,
+            bulk_inflight: 16,
             commit_interval: Duration::from_millis(500),
             sink_flush_interval: Duration::from_secs(5),
         }
@@ -105,11 +110,18 @@ pub enum PipelineError {
     Tracker(#[source] TrackerError),
 }
 
+/// What the pipeline serves: a package it loads when it starts, or a handle whose model
+/// someone else loaded and may swap while it runs (a worker following a registry alias).
+pub enum PipelineModel {
+    Package(Arc<ModelPackage>),
+    Handle(ModelHandle),
+}
+
 pub struct Pipeline<S, E, K> {
     pub store: Arc<S>,
     pub source: E,
     pub sink: Arc<K>,
-    pub package: Arc<ModelPackage>,
+    pub model: PipelineModel,
     pub config: PipelineConfig,
     /// Live counters; clone the `Arc` before `run` to watch progress.
     pub stats: Arc<PipelineStats>,
@@ -117,7 +129,11 @@ pub struct Pipeline<S, E, K> {
 
 impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
     pub fn new(store: S, source: E, sink: Arc<K>, package: Arc<ModelPackage>, config: PipelineConfig) -> Self {
-        Self { store: Arc::new(store), source, sink, package, config, stats: Arc::default() }
+        Self::serving(store, source, sink, PipelineModel::Package(package), config)
+    }
+
+    pub fn serving(store: S, source: E, sink: Arc<K>, model: PipelineModel, config: PipelineConfig) -> Self {
+        Self { store: Arc::new(store), source, sink, model, config, stats: Arc::default() }
     }
 
     /// Runs until the source is exhausted (and everything drained), or until `shutdown`
@@ -127,20 +143,23 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
     /// fails here before any photo is read.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<PipelineSummary, PipelineError> {
         let started = Instant::now();
-        let Pipeline { store, source, sink, package, config, stats } = self;
-        let sessions = {
-            let (package, runtime, n) = (package.clone(), config.runtime.clone(), config.num_workers.max(1));
-            tokio::task::spawn_blocking(move || {
-                (0..n).map(|_| ModelSession::new(&package, &runtime)).collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .expect("session creation panicked")?
+        let Pipeline { store, source, sink, model, config, stats } = self;
+        let models = match model {
+            PipelineModel::Handle(handle) => handle,
+            PipelineModel::Package(package) => {
+                let (runtime, limits, n) = (config.runtime.clone(), config.limits, config.num_workers.max(1));
+                let model = tokio::task::spawn_blocking(move || ServingModel::load(package, &runtime, limits, n))
+                    .await
+                    .expect("model loading panicked")?;
+                ModelHandle::new(model)
+            }
         };
-        let execution_provider = sessions[0].execution_provider();
-        let model = sessions[0].model().clone();
-        tracing::info!(model = %model.name, version = %model.version, execution_provider, workers = sessions.len(),
+        let serving = models.current();
+        tracing::info!(model = %serving.model.name, version = %serving.model.version,
+            execution_provider = serving.execution_provider, workers = config.num_workers.max(1),
             max_batch_size = config.batcher.max_batch_size, max_wait_ms = config.batcher.max_wait.as_millis() as u64,
             "pipeline starting");
+        drop(serving);
 
         let (events_tx, events_rx) = mpsc::channel(config.queue_capacity.max(1));
         let (prepared_tx, prepared_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 2);
@@ -156,8 +175,8 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             revoked: revoked.clone(),
             stats: stats.clone(),
             sink: sink.clone(),
-            preprocessor: Arc::new(Preprocessor::for_package(&package, config.limits)),
-            model_sha256: model.sha256.clone().into(),
+            models,
+            limits: config.limits,
             retry: config.fetch_retry,
             concurrency: config.fetch_concurrency,
             prepared_tx,
@@ -165,13 +184,12 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             ack_tx: ack_tx.clone(),
         };
         let fetch_task = tokio::spawn(fetch.run(events_rx));
-        let batcher_task = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx));
-        let workers = infer::spawn_workers(sessions, batch_rx, sink_tx, stats.clone());
+        // A batch runs on one model: a photo given to another one starts the next batch.
+        let same_model = |a: &messages::Prepared, b: &messages::Prepared| Arc::ptr_eq(&a.model, &b.model);
+        let batcher_task = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, same_model));
+        let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, stats.clone());
         let sink_stage = sink_stage::SinkStage {
             sink,
-            classes: package.classes().to_vec().into(),
-            model,
-            execution_provider,
             retry: config.sink_retry,
             concurrency: config.sink_concurrency,
             flush_interval: config.sink_flush_interval,
@@ -203,6 +221,8 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             stats: stats.clone(),
             commit_interval: config.commit_interval,
             retry: config.source_retry,
+            bulk_inflight: config.bulk_inflight,
+            bulk_queue: config.queue_capacity,
         };
         let committed = source_stage.run(events_tx, ack_rx, stop).await;
 

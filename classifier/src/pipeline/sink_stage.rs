@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_core::{DlqRecord, ItemRef, ModelRef, ResultRecord, ResultSink, SinkError, StageTimings};
+use autorma_core::{DlqRecord, ItemRef, ResultRecord, ResultSink, SinkError, StageTimings};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -18,9 +18,6 @@ use super::retry::RetryConfig;
 
 pub(crate) struct SinkStage<K> {
     pub sink: Arc<K>,
-    pub classes: Arc<[String]>,
-    pub model: ModelRef,
-    pub execution_provider: &'static str,
     pub retry: RetryConfig,
     /// Writes of one batch in flight at once.
     pub concurrency: usize,
@@ -76,19 +73,20 @@ impl<K: ResultSink> SinkStage<K> {
     async fn write_result(&self, item: Classified) -> Result<Completion, PipelineError> {
         let event = &item.sourced.event;
         let p = &item.prediction;
+        let model = &item.model;
         let record = ResultRecord {
             item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
-            label: self.classes[p.label].clone(),
+            label: model.classes[p.label].clone(),
             confidence: p.confidence,
-            probabilities: self
+            probabilities: model
                 .classes
                 .iter()
                 .cloned()
                 .zip(p.probabilities.iter().copied())
                 .collect::<BTreeMap<_, _>>(),
             decision: p.decision,
-            model: self.model.clone(),
-            execution_provider: self.execution_provider.to_string(),
+            model: model.model.clone(),
+            execution_provider: model.execution_provider.to_string(),
             timings_ms: StageTimings {
                 fetch: item.fetch_ms,
                 decode: item.decode_ms,

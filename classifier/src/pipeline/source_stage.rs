@@ -5,14 +5,19 @@
 //! event channel; every later stage flushes and closes when its input closes, and this loop
 //! keeps draining completions until the last stage has hung up, then commits one last time.
 //! Completions are handled before new input (`biased`), so in-flight work always drains.
+//!
+//! Two lanes: live events are handed out first, bulk (replay) events only when no live one is
+//! waiting and fewer than `bulk_inflight` bulk photos are in the pipeline, so a live photo finds
+//! at most that many ahead of it. When bulk events pile up here, the source is asked to hold
+//! the bulk lane (Kafka pauses the replay partitions) while live events keep coming.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
+use autorma_core::{EventSource, Lane, PartitionId, Position, SourceError, SourcedEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -33,6 +38,72 @@ pub(crate) struct SourceStage<E> {
     /// Backoff between polls after a transient source error; after `max_attempts` failures in
     /// a row the error is taken as permanent and ends the run, rather than retrying forever.
     pub retry: RetryConfig,
+    /// Bulk-lane photos in the pipeline at once.
+    pub bulk_inflight: usize,
+    /// Bulk events held here before the source is asked to hold the bulk lane.
+    pub bulk_queue: usize,
+}
+
+/// Events read from the source and not yet handed to the pipeline, by lane.
+#[derive(Default)]
+struct Pending {
+    live: VecDeque<SourcedEvent>,
+    bulk: VecDeque<SourcedEvent>,
+    /// Positions of bulk photos in the pipeline.
+    bulk_inflight: HashSet<Position>,
+    /// Whether the source was asked to hold its bulk lane.
+    holding_bulk: bool,
+}
+
+impl Pending {
+    /// Which lane the next event handed out comes from, if any may go now.
+    fn next_lane(&self, bulk_inflight: usize) -> Option<Lane> {
+        if !self.live.is_empty() {
+            Some(Lane::Live)
+        } else if !self.bulk.is_empty() && self.bulk_inflight.len() < bulk_inflight.max(1) {
+            Some(Lane::Bulk)
+        } else {
+            None
+        }
+    }
+
+    fn pop(&mut self, lane: Lane) -> SourcedEvent {
+        let sourced = match lane {
+            Lane::Live => self.live.pop_front(),
+            Lane::Bulk => self.bulk.pop_front(),
+        }
+        .expect("next_lane saw an event");
+        if lane == Lane::Bulk {
+            self.bulk_inflight.insert(sourced.position);
+        }
+        sourced
+    }
+
+    fn extend(&mut self, batch: Vec<SourcedEvent>) {
+        for sourced in batch {
+            match sourced.lane {
+                Lane::Live => self.live.push_back(sourced),
+                Lane::Bulk => self.bulk.push_back(sourced),
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.live.clear();
+        self.bulk.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.live.len() + self.bulk.len()
+    }
+
+    /// Drops a revoked partition's waiting events; its photos in the pipeline get no
+    /// completion (the fetch stage drops them), so they stop counting too.
+    fn forget(&mut self, partition: PartitionId) {
+        self.live.retain(|e| e.position.partition != partition);
+        self.bulk.retain(|e| e.position.partition != partition);
+        self.bulk_inflight.retain(|p| p.partition != partition);
+    }
 }
 
 enum Step {
@@ -54,7 +125,7 @@ impl<E: EventSource> SourceStage<E> {
         let mut tracker = CheckpointTracker::new();
         let mut committed: Vec<(PartitionId, u64)> = Vec::new();
         let mut events_tx = Some(events_tx);
-        let mut pending: VecDeque<SourcedEvent> = VecDeque::new();
+        let mut pending = Pending::default();
         let mut next_commit_at = Instant::now() + self.commit_interval;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutting_down = false;
@@ -65,24 +136,28 @@ impl<E: EventSource> SourceStage<E> {
 
         loop {
             let reading = events_tx.is_some();
+            let next_lane = pending.next_lane(self.bulk_inflight);
             let step = tokio::select! {
                 biased;
                 completion = ack_rx.recv() => Step::Completed(completion),
                 () = &mut shutdown, if !shutting_down => Step::Shutdown,
                 () = tokio::time::sleep_until(next_commit_at), if tracker.has_advanced() => Step::CommitDue,
-                permit = reserve(&events_tx), if reading && !pending.is_empty() => {
-                    let sourced = pending.pop_front().expect("guarded by !pending.is_empty()");
+                permit = reserve(&events_tx), if reading && next_lane.is_some() => {
+                    let sourced = pending.pop(next_lane.expect("guarded by next_lane.is_some()"));
                     tracker.track(sourced.position).map_err(PipelineError::Tracker)?;
                     permit.send(sourced);
                     Step::Sent
                 }
-                polled = poll_after(&mut self.source, retry_at), if reading && pending.is_empty() => {
+                // Polled whenever nothing can be handed out: live events must get through
+                // even while bulk ones wait for room.
+                polled = poll_after(&mut self.source, retry_at), if reading && next_lane.is_none() => {
                     retry_at = None;
                     Step::Polled(polled)
                 }
             };
             match step {
                 Step::Completed(Some(completion)) => {
+                    pending.bulk_inflight.remove(&completion.position);
                     tracker.complete(completion.position).map_err(PipelineError::Tracker)?;
                     self.stats.record(completion.outcome);
                 }
@@ -98,13 +173,14 @@ impl<E: EventSource> SourceStage<E> {
                     pending.clear();
                     events_tx = None;
                 }
-                Step::Sent => {}
+                Step::Sent => self.hold_bulk_if_full(&mut pending),
                 Step::Polled(Ok(Some(batch))) => {
                     num_failures = 0;
                     self.stats.discovered.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     pending.extend(batch);
                     // After the extend: a revoke during this poll may follow some of its events.
                     self.forget_revoked(&mut tracker, &mut pending, &mut committed);
+                    self.hold_bulk_if_full(&mut pending);
                 }
                 Step::Polled(Ok(None)) => {
                     tracing::debug!("source exhausted");
@@ -128,17 +204,32 @@ impl<E: EventSource> SourceStage<E> {
         Ok(committed)
     }
 
+    /// Asks the source to hold its bulk lane while `bulk_queue` bulk events wait here, and to
+    /// resume once half of them went on.
+    fn hold_bulk_if_full(&mut self, pending: &mut Pending) {
+        let hold = if pending.holding_bulk {
+            pending.bulk.len() > self.bulk_queue / 2
+        } else {
+            pending.bulk.len() >= self.bulk_queue.max(1)
+        };
+        if hold != pending.holding_bulk {
+            tracing::debug!(hold, waiting = pending.bulk.len(), "bulk lane");
+            self.source.hold_bulk(hold);
+            pending.holding_bulk = hold;
+        }
+    }
+
     /// Partitions the source lost in a rebalance: their queued events are dropped and their
     /// watermarks forgotten (the source committed what was done as it let them go).
     fn forget_revoked(
         &mut self,
         tracker: &mut CheckpointTracker,
-        pending: &mut VecDeque<SourcedEvent>,
+        pending: &mut Pending,
         committed: &mut Vec<(PartitionId, u64)>,
     ) {
         for partition in self.source.take_revoked() {
             let before = pending.len();
-            pending.retain(|e| e.position.partition != partition);
+            pending.forget(partition);
             self.revoked.insert(partition);
             tracker.forget(partition);
             committed.retain(|(p, _)| *p != partition);

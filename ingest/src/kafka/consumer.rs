@@ -4,11 +4,13 @@
 use autorma_core::kafka::KafkaConfig;
 use autorma_core::{PartitionId, Position, SourceError};
 use futures::FutureExt;
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::{Message, TopicPartitionList};
 
-use super::assignments::{AssignmentContext, offsets_list};
+use std::collections::HashSet;
+
+use super::assignments::{AssignmentContext, TopicPartition, offsets_list};
 
 #[derive(Debug, Clone)]
 pub struct KafkaConsumerConfig {
@@ -16,6 +18,9 @@ pub struct KafkaConsumerConfig {
     /// The consumer group: members share the topics' partitions.
     pub group_id: String,
     pub topics: Vec<String>,
+    /// Those of `topics` whose messages are the bulk lane (the replay): served after the live
+    /// ones, and paused while the pipeline holds enough of them.
+    pub bulk_topics: Vec<String>,
     /// Most messages handed out by one call.
     pub max_batch: usize,
 }
@@ -34,6 +39,10 @@ pub struct KafkaConsumer {
     consumer: StreamConsumer<AssignmentContext>,
     context: AssignmentContext,
     max_batch: usize,
+    bulk_topics: Vec<String>,
+    /// Whether the bulk lane is held, and the bulk partitions paused for it so far.
+    bulk_held: bool,
+    paused: HashSet<TopicPartition>,
 }
 
 impl KafkaConsumer {
@@ -58,13 +67,66 @@ impl KafkaConsumer {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| broker_error(&e))?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
-        Ok(Self { consumer, context, max_batch: config.max_batch.max(1) })
+        Ok(Self {
+            consumer,
+            context,
+            max_batch: config.max_batch.max(1),
+            bulk_topics: config.bulk_topics.clone(),
+            bulk_held: false,
+            paused: HashSet::new(),
+        })
+    }
+
+    pub fn is_bulk(&self, topic: &str) -> bool {
+        self.bulk_topics.iter().any(|t| t == topic)
+    }
+
+    /// Pauses (`true`) or resumes the bulk topics' partitions. librdkafka drops what it had
+    /// prefetched of a paused partition and fetches again after the last message handed out,
+    /// so nothing is skipped; partitions assigned while held are paused at the next poll.
+    pub fn hold_bulk(&mut self, hold: bool) {
+        self.bulk_held = hold;
+        if hold {
+            self.pause_new_bulk_partitions();
+        } else if !self.paused.is_empty() {
+            let paused: Vec<TopicPartition> = self.paused.drain().collect();
+            if let Err(e) = self.consumer.resume(&partition_list(&paused)) {
+                tracing::warn!(error = %e, "could not resume the replay partitions");
+            }
+            tracing::debug!("replay partitions resumed");
+        }
+    }
+
+    fn pause_new_bulk_partitions(&mut self) {
+        let assigned = match self.consumer.assignment() {
+            Ok(assigned) => assigned,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the assignment to pause the replay partitions"),
+        };
+        let new: Vec<TopicPartition> = assigned
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .filter(|tp| self.is_bulk(&tp.0) && !self.paused.contains(tp))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match self.consumer.pause(&partition_list(&new)) {
+            Ok(()) => {
+                tracing::debug!(partitions = ?new, "replay partitions paused: live photos first");
+                self.paused.extend(new);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not pause the replay partitions"),
+        }
     }
 
     /// Waits for at least one message, then takes what is already there, up to the batch
     /// size. Cancel-safe: a message is taken from librdkafka's queue only in the poll that
     /// returns it. Rebalance callbacks run inside these polls.
-    pub async fn next_messages(&self) -> Result<Vec<RawMessage>, SourceError> {
+    pub async fn next_messages(&mut self) -> Result<Vec<RawMessage>, SourceError> {
+        if self.bulk_held {
+            self.pause_new_bulk_partitions();
+        }
         let mut batch = Vec::new();
         loop {
             match self.consumer.recv().await {
@@ -127,6 +189,14 @@ impl KafkaConsumer {
     pub fn take_revoked(&self) -> Vec<PartitionId> {
         self.context.state().take_revoked()
     }
+}
+
+fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    list
 }
 
 /// What the consumer cannot get past by itself (librdkafka retries everything else).

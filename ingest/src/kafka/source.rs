@@ -1,10 +1,11 @@
-//! The worker's event source: ItemEvents from `rma.items` (and, later, `rma.items.replay`).
+//! The worker's event source: ItemEvents from `rma.items` (the live lane) and
+//! `rma.items.replay` (the bulk lane, paused while the pipeline holds enough of it).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use autorma_core::kafka::KafkaError;
-use autorma_core::{EventSource, ItemEvent, PartitionId, SourceError, SourcedEvent};
+use autorma_core::{EventSource, ItemEvent, Lane, PartitionId, SourceError, SourcedEvent};
 use rdkafka::producer::FutureProducer;
 use tokio::task::JoinHandle;
 
@@ -88,7 +89,10 @@ impl EventSource for KafkaSource {
             }
             for message in self.consumer.next_messages().await? {
                 match serde_json::from_slice::<ItemEvent>(&message.payload) {
-                    Ok(event) => self.ready.push(SourcedEvent::live(message.position, event)),
+                    Ok(event) => {
+                        let lane = if self.consumer.is_bulk(&message.topic) { Lane::Bulk } else { Lane::Live };
+                        self.ready.push(SourcedEvent { position: message.position, event, lane });
+                    }
                     Err(e) => self.unreadable.push_back((message, e.to_string())),
                 }
             }
@@ -102,5 +106,9 @@ impl EventSource for KafkaSource {
 
     fn take_revoked(&mut self) -> Vec<PartitionId> {
         self.consumer.take_revoked()
+    }
+
+    fn hold_bulk(&mut self, hold: bool) {
+        self.consumer.hold_bulk(hold);
     }
 }

@@ -16,4 +16,5 @@ mod service;
 
 pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
 pub use reconcile::{OutcomeCache, ReconcileSummary, Recorded, Unfinished, list_unfinished};
+pub(crate) use service::send_item;
 pub use service::{IngestConfig, IngestError, run_ingest};

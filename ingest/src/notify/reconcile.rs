@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::event::image_type_for_key;
+use autorma_core::kafka::topics;
 use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
 use autorma_core::store::s3::ObjectInfo;
 use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectStore, ResultRecord, S3Store, StoreError};
@@ -201,7 +202,7 @@ async fn reconcile_once(
     let to_send: Vec<&ItemEvent> =
         found.events.iter().filter(|e| !recently_sent.contains_key(&(e.key.clone(), e.etag.clone()))).collect();
     for chunk in to_send.chunks(256) {
-        try_join_all(chunk.iter().map(|event| send_item(producer, event))).await?;
+        try_join_all(chunk.iter().map(|event| send_item(producer, topics::ITEMS, event))).await?;
         let now = Instant::now();
         recently_sent.extend(chunk.iter().map(|e| ((e.key.clone(), e.etag.clone()), now)));
     }

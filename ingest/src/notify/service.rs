@@ -57,10 +57,11 @@ pub async fn run_ingest(
     store: S3Store,
     shutdown: impl Future<Output = ()>,
 ) -> Result<IngestSummary, IngestError> {
-    let consumer = KafkaConsumer::subscribe(&KafkaConsumerConfig {
+    let mut consumer = KafkaConsumer::subscribe(&KafkaConsumerConfig {
         kafka: config.kafka.clone(),
         group_id: config.group_id.clone(),
         topics: vec![topics::UPLOADS_RAW.to_string()],
+        bulk_topics: Vec::new(),
         max_batch: 256,
     })?;
     let producer = config.kafka.producer()?;
@@ -134,7 +135,7 @@ async fn forward(
         }
     }
     summary.items += items.len() as u64;
-    try_join_all(items.iter().map(|event| send_item(producer, event))).await?;
+    try_join_all(items.iter().map(|event| send_item(producer, topics::ITEMS, event))).await?;
     try_join_all(
         dead.iter().map(|(message, detail)| send_raw_dead_letter(producer, message, "malformed_notification", detail)),
     )
@@ -142,11 +143,11 @@ async fn forward(
     Ok(())
 }
 
-/// Produces one ItemEvent to `rma.items` (key = object key) and waits for the acknowledgement.
-pub(super) async fn send_item(producer: &FutureProducer, event: &ItemEvent) -> Result<(), KafkaError> {
+/// Produces one ItemEvent to `topic` (key = object key) and waits for the acknowledgement.
+pub(crate) async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent) -> Result<(), KafkaError> {
     let body = serde_json::to_vec(event).expect("an ItemEvent always serialises");
-    tracing::debug!(key = %event.key, etag = %event.etag, source = ?event.source, "item event");
-    send(producer, topics::ITEMS, &event.key, &body, &[]).await
+    tracing::debug!(topic, key = %event.key, etag = %event.etag, source = ?event.source, "item event");
+    send(producer, topic, &event.key, &body, &[]).await
 }
 
 /// Every message of the batch is done once `forward` returned: commit past the last one of

@@ -1,0 +1,75 @@
+//! The model being served, and changing it while photos flow.
+//!
+//! A [`ServingModel`] is one package made ready: its sessions (one per inference worker), its
+//! preprocessing, the identity results name, all checked on the built-in probe photos
+//! ([`probe`]) before anything is served. The pipeline reads the current one from a
+//! [`ModelHandle`] once per photo, and the photo carries it to the end: it is preprocessed,
+//! batched (a batch never mixes models), inferred and recorded by the same model. Swapping the
+//! handle therefore takes effect between batches, and the old model is dropped when its last
+//! photo is written. [`follow`] keeps a handle on the version a registry alias names.
+
+pub mod follow;
+mod handle;
+pub mod probe;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use autorma_core::ModelRef;
+use autorma_registry::ModelPackage;
+
+pub use follow::{AliasFollower, FollowConfig};
+pub use handle::ModelHandle;
+
+use crate::inference::{InferenceError, ModelSession, RuntimeConfig};
+use crate::preprocess::{DecodeLimits, Preprocessor};
+
+pub struct ServingModel {
+    pub package: Arc<ModelPackage>,
+    /// What results name: name, version and sha256.
+    pub model: ModelRef,
+    pub classes: Arc<[String]>,
+    pub preprocessor: Preprocessor,
+    /// The execution provider the sessions run on (`cpu`, `cuda`).
+    pub execution_provider: &'static str,
+    /// One per inference worker; a worker only ever locks its own, so the lock never waits.
+    sessions: Vec<Mutex<ModelSession>>,
+}
+
+impl ServingModel {
+    /// Creates `workers` sessions and checks the model on the probe photos. Blocking (it
+    /// loads the model): call it on a blocking thread.
+    pub fn load(
+        package: Arc<ModelPackage>,
+        runtime: &RuntimeConfig,
+        limits: DecodeLimits,
+        workers: usize,
+    ) -> Result<Self, InferenceError> {
+        let mut sessions =
+            (0..workers.max(1)).map(|_| ModelSession::new(&package, runtime)).collect::<Result<Vec<_>, _>>()?;
+        let preprocessor = Preprocessor::for_package(&package, limits);
+        probe::check(&preprocessor, &mut sessions[0])?;
+        Ok(Self {
+            model: sessions[0].model().clone(),
+            execution_provider: sessions[0].execution_provider(),
+            classes: package.classes().to_vec().into(),
+            preprocessor,
+            package,
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
+        })
+    }
+
+    /// The session of inference worker `worker`.
+    pub(crate) fn session(&self, worker: usize) -> MutexGuard<'_, ModelSession> {
+        self.sessions[worker % self.sessions.len()].lock().expect("session lock poisoned")
+    }
+}
+
+impl std::fmt::Debug for ServingModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingModel")
+            .field("model", &self.model)
+            .field("execution_provider", &self.execution_provider)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}

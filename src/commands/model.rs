@@ -1,0 +1,98 @@
+//! `autorma model ...`: push, list, show, promote, rollback, history.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use autorma_classifier::inference::{RuntimeConfig, default_library_path};
+use autorma_classifier::preprocess::DecodeLimits;
+use autorma_classifier::serving::ServingModel;
+use autorma_registry::ModelPackage;
+
+use super::registry::{actor, open_registry};
+use crate::cli::{ModelAction, ModelArgs};
+use crate::config::{self, FileConfig};
+
+pub async fn model(args: ModelArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let streaming = config::resolve_streaming(&args.streaming, file)?;
+    let registry = open_registry(&args.registry, file, &streaming, None).await?;
+    match args.action {
+        ModelAction::Push { dir, change, ort_library } => {
+            let package =
+                Arc::new(ModelPackage::load(&dir).with_context(|| format!("cannot push `{}`", dir.display()))?);
+            let library = ort_library.or(file.ort_library.clone()).unwrap_or_else(default_library_path);
+            let checked = package.clone();
+            tokio::task::spawn_blocking(move || {
+                ServingModel::load(checked, &RuntimeConfig::new(library), DecodeLimits::default(), 1)
+            })
+            .await
+            .expect("model check panicked")
+            .with_context(|| format!("refusing to push `{}`", dir.display()))?;
+            let version = registry.push(&package, &actor(&change)).await?;
+            println!("pushed {} as version {version} of {}", dir.display(), registry.describe());
+            println!("serve it with: autorma model promote {version} --alias production");
+        }
+        ModelAction::List { json } => {
+            let versions = registry.versions().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&versions)?);
+            } else if versions.is_empty() {
+                println!("{} has no versions yet: autorma model push DIR", registry.describe());
+            } else {
+                println!(
+                    "{:>7}  {:<12}  {:<20}  {:<12}  {:<10}  aliases",
+                    "version", "sha256", "pushed at", "by", "state"
+                );
+                for v in versions {
+                    let r = &v.record;
+                    println!(
+                        "{:>7}  {:<12}  {:<20}  {:<12}  {:<10}  {}",
+                        r.version,
+                        &r.sha256[..12],
+                        r.pushed_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.pushed_by,
+                        if v.complete { "complete" } else { "incomplete" },
+                        v.aliases.join(",")
+                    );
+                }
+            }
+        }
+        ModelAction::Show { version } => {
+            let info = registry.version(version).await?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        }
+        ModelAction::Promote { version, alias, change } => {
+            let record = registry.promote(version, &alias, &actor(&change)).await?;
+            println!(
+                "{} `{alias}` -> version {} (was {}); workers following it swap within their poll interval",
+                registry.describe(),
+                record.version,
+                record.previous.last().map_or("unset".to_string(), u32::to_string)
+            );
+        }
+        ModelAction::Rollback { alias, change } => {
+            let record = registry.rollback(&alias, &actor(&change)).await?;
+            println!("{} `{alias}` rolled back to version {}", registry.describe(), record.version);
+        }
+        ModelAction::History { json } => {
+            let history = registry.history().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&history)?);
+            }
+            for r in history.iter().filter(|_| !json) {
+                let version = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+                println!(
+                    "{}  {:<8}  {:<11}  {:>4} -> {:<4}  {:<24}  {}",
+                    r.at.format("%Y-%m-%d %H:%M:%S"),
+                    r.action.as_str(),
+                    r.alias.as_deref().unwrap_or("-"),
+                    version(r.from),
+                    version(r.to),
+                    r.by,
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
