@@ -43,7 +43,7 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     let streaming = config::resolve_streaming(&args.streaming, file)?;
     let group_id = args.group.clone().or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
     let bulk_inflight = args.bulk_inflight.or(file.bulk_inflight).map(|n| n as u64);
-    settings.pipeline.bulk_inflight = config::within("bulk_inflight", bulk_inflight, None, 16, 1..=4096)? as usize;
+    settings.pipeline.bulk_inflight = config::within("bulk_inflight", bulk_inflight, None, 4, 1..=4096)? as usize;
     let store =
         connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
             .await?;

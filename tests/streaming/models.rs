@@ -89,7 +89,12 @@ fn a_promotion_mid_stream_swaps_between_batches_and_broken_versions_are_refused(
     let uploads = bodies(&photos);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            for chunk in uploads.chunks(25) {
+            for (i, chunk) in uploads.chunks(25).enumerate() {
+                // The last third waits for the swap, so some photos surely come after it
+                // (the worker looks at the alias once a second).
+                if i == 10 {
+                    wait_until("the swap", Duration::from_secs(30), || stack.log("worker-a").contains("model swapped"));
+                }
                 s3.put_all(chunk.to_vec());
                 std::thread::sleep(Duration::from_millis(300));
             }
@@ -100,7 +105,9 @@ fn a_promotion_mid_stream_swaps_between_batches_and_broken_versions_are_refused(
     wait_until("a result per photo", Duration::from_secs(90), || results.num_distinct_keys() >= photos.len());
     let records = results.records();
     assert_eq!(records.len(), photos.len(), "one result per photo, none twice");
-    // Results in the order the sink wrote them: all of version 1, then all of version 2.
+    // Results in the order the sink wrote them: version 1, then version 2. A photo keeps the
+    // model it was given when its fetch started, so only the photos in flight at the swap (at
+    // most the worker's 16 fetches) may finish on version 1 after the first one on version 2.
     let mut by_time: Vec<(String, String)> = records
         .iter()
         .map(|r| {
@@ -114,7 +121,10 @@ fn a_promotion_mid_stream_swaps_between_batches_and_broken_versions_are_refused(
     let sequence: Vec<&str> = by_time.iter().map(|(_, v)| v.as_str()).collect();
     let first_v2 = sequence.iter().position(|v| *v == "2").expect("some photos after the swap carry version 2");
     assert!(first_v2 > 0, "photos before the swap carry version 1");
-    assert!(sequence[first_v2..].iter().all(|v| *v == "2"), "no photo after the swap went to version 1: {sequence:?}");
+    let late_v1 = sequence[first_v2..].iter().filter(|v| **v == "1").count();
+    assert!(late_v1 <= 16, "{late_v1} photos went to version 1 after the swap: {sequence:?}");
+    let last_v1 = sequence.iter().rposition(|v| *v == "1").unwrap();
+    assert!(last_v1.saturating_sub(first_v2) < 32, "the swap is one boundary, not a mix: {sequence:?}");
     assert!(stack.log("worker-a").contains("model swapped"), "the worker logged the swap");
 
     // A package whose model does not load is refused by push...

@@ -101,7 +101,8 @@ impl Stack {
     /// Runs an `autorma` command against this stack to its end.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         let output = self.command(args).output().unwrap();
-        eprintln!("[autorma {}] {}", args.join(" "), String::from_utf8_lossy(&output.stdout).trim());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        eprintln!("[autorma {}] {}", args.join(" "), stdout.lines().next().unwrap_or_default());
         output
     }
 

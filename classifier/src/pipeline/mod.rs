@@ -58,7 +58,8 @@ pub struct PipelineConfig {
     /// Events queued between the source and the fetch stage.
     pub queue_capacity: usize,
     /// Bulk-lane (replay) photos in the pipeline at once: the most a live photo can find ahead
-    /// of it while a replay runs. Small keeps live latency; larger gives the replay more speed.
+    /// of it while a replay runs. Small keeps live latency; larger gives the replay more speed
+    /// (and bigger batches, which a GPU needs).
     pub bulk_inflight: usize,
     /// Most time between two commits of the checkpoint.
     pub commit_interval: Duration,
@@ -85,7 +86,7 @@ impl PipelineConfig {
             },
             sink_concurrency: 8,
             queue_capacity: 256,
-            bulk_inflight: 16,
+            bulk_inflight: 4,
             commit_interval: Duration::from_millis(500),
             sink_flush_interval: Duration::from_secs(5),
         }
