@@ -151,3 +151,39 @@ fn bad_configuration_is_refused_at_start_with_a_clear_message() {
         assert!(err.contains("execution provider `cuda` is not available"), "{err}");
     }
 }
+
+#[test]
+fn model_registry_in_a_folder_and_the_embedded_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out, registry) = (dir.path().join("inbox"), dir.path().join("out"), dir.path().join("registry"));
+    for (i, color) in [[200, 30, 30], [30, 200, 30], [30, 30, 200], [240, 240, 240]].into_iter().enumerate() {
+        write_png(&inbox.join(format!("p{i}.png")), color);
+    }
+    let run = |args: &[&str]| {
+        let output = autorma().args(args).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "autorma {args:?}: {stdout}\n{stderr}");
+        stdout.into_owned()
+    };
+    let (inbox_s, out_s, reg_s) = (inbox.to_str().unwrap(), out.to_str().unwrap(), registry.to_str().unwrap());
+    run(&["run", "--inbox", inbox_s, "--out", out_s, "--no-progress"]);
+
+    // The fixture as version 1 of `production` in a folder registry.
+    let fixture = root().join("classifier/tests/fixtures/tiny5");
+    let pushed = run(&["model", "--registry", reg_s, "--model-name", "tiny5", "push", fixture.to_str().unwrap()]);
+    assert!(pushed.contains("as version 1"), "{pushed}");
+    run(&["model", "--registry", reg_s, "--model-name", "tiny5", "promote", "1", "--by", "ann", "--reason", "first"]);
+    let history = run(&["model", "--registry", reg_s, "--model-name", "tiny5", "history"]);
+    assert!(history.contains("promote") && history.contains("ann") && history.contains("first"), "{history}");
+
+    // The run's results name the package's own version; the replay re-classifies them all
+    // with the registry's version 1, and a second replay finds nothing left to do.
+    let replay = ["replay", "--out", out_s, "--inbox", inbox_s, "--registry", reg_s, "--model-name", "tiny5"];
+    let first = run(&replay);
+    assert!(first.contains("4 results") && first.contains("re-classified 4"), "{first}");
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results/p0.png.json")).unwrap()).unwrap();
+    assert_eq!(result["model"]["version"], "1");
+    let again = run(&replay);
+    assert!(again.contains("4 already from tiny5 v1") && again.contains("re-classified 0"), "{again}");
+}
