@@ -69,6 +69,9 @@ The stack is up. PUT photos under inbox/ in bucket '${S3_BUCKET}' at http://127.
     aws --endpoint-url http://127.0.0.1:${S3_PORT} s3 cp --recursive ../shared/datasets/fashion5/test s3://${S3_BUCKET}/inbox/
 
 Results: results/<key>.json in the bucket, and the topic rma.results: infra/stack.sh results
+Models: the worker seeded the registry (s3://${S3_BUCKET}/models/fashion5/) with models/fashion5 as
+version 1 of 'production'. With the settings below: ${autorma} model list | push DIR | promote N |
+rollback | history, and ${autorma} replay (the inbox again, through the production version).
 Settings for more workers (same group, up to 4 partitions): source ${state}/env && ${autorma} worker
 Stop: infra/stack.sh down
 EOF2
