@@ -357,8 +357,17 @@ impl Registry {
                 .ok_or_else(|| RegistryError::Incomplete { model: self.describe(), version: record.version })?;
             tokio::fs::write(tmp.join(file), bytes).await.map_err(write_err(&tmp))?;
         }
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        tokio::fs::rename(&tmp, &dir).await.map_err(write_err(&dir))?;
+        // Another process on this machine may have put the same version there meanwhile: keep
+        // whichever copy checks out, never remove one that another process may be loading.
+        if tokio::fs::rename(&tmp, &dir).await.is_err() {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            if !ModelPackage::load(&dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256)) {
+                return Err(RegistryError::Invalid {
+                    path: dir.clone(),
+                    detail: "a cached copy of this version does not check out: delete the folder".into(),
+                });
+            }
+        }
         Ok(dir)
     }
 

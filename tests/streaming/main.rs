@@ -249,9 +249,9 @@ fn two_workers_split_the_partitions_and_one_stopping_loses_nothing() {
     let _serial = serial();
     let photos = test_photos();
     let (mut stack, results, s3) = stack_with_workers(&["worker-a", "worker-b"]);
-    // Both members hold partitions before any photo comes (4 partitions: 2 each).
+    // Both members hold partitions before any photo comes (4 live + 4 replay: 2 + 2 each).
     wait_until("both workers to hold partitions", Duration::from_secs(60), || {
-        ["worker-a", "worker-b"].iter().all(|w| stack.log(w).contains("held=2"))
+        ["worker-a", "worker-b"].iter().all(|w| stack.log(w).contains("held=4"))
     });
     s3.put_all(bodies(&photos));
     wait_until("the first 100 results", Duration::from_secs(120), || results.num_distinct_keys() >= 100);
@@ -260,8 +260,8 @@ fn two_workers_split_the_partitions_and_one_stopping_loses_nothing() {
     wait_until("all 375 results", Duration::from_secs(180), || results.num_distinct_keys() >= 375);
     assert_one_result_each(&s3, &photos);
     // The group gives worker-b's partitions to worker-a (once worker-b has left).
-    wait_until("worker-a to hold all 4 partitions", Duration::from_secs(60), || {
-        stack.log("worker-a").contains("held=4")
+    wait_until("worker-a to hold all 8 partitions", Duration::from_secs(60), || {
+        stack.log("worker-a").contains("held=8")
     });
     eprintln!("[measured] two workers, one stopped mid-stream: {} records for 375 photos", results.records().len());
 }
