@@ -130,7 +130,7 @@ pub enum ModelAction {
         #[arg(long)]
         json: bool,
     },
-    /// Show one version's record and its model.json.
+    /// Show one version's record (checksum, who pushed it, aliases) and its model.json, as JSON.
     Show {
         #[arg(value_name = "VERSION")]
         version: u32,
@@ -336,7 +336,7 @@ pub struct IngestArgs {
     /// Time zone of --replay-schedule, an IANA name such as Europe/Berlin [default: UTC]
     #[arg(long, env = "AUTORMA_REPLAY_TZ", value_name = "TZ")]
     pub replay_tz: Option<String>,
-    /// Also replay after each promotion of the alias (once the workers have had two polls to swap).
+    /// Also replay after each promotion of the alias (looked at every --model-poll-s).
     #[arg(long, env = "AUTORMA_REPLAY_ON_PROMOTION")]
     pub replay_on_promotion: bool,
     /// Most photos per second a scheduled replay sends [default: 200]

@@ -186,4 +186,7 @@ fn model_registry_in_a_folder_and_the_embedded_replay() {
     assert_eq!(result["model"]["version"], "1");
     let again = run(&replay);
     assert!(again.contains("4 already from tiny5 v1") && again.contains("re-classified 0"), "{again}");
+    // --all classifies them again all the same.
+    let all = run(&[&replay[..], &["--all"]].concat());
+    assert!(all.contains("re-classified 4"), "{all}");
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::{Pipeline, PipelineConfig};
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, ModelRef, ObjectStore, PartitionId, Position,
-    PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
+    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, ModelRef, ObjectStore, PartitionId,
+    Position, PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
 };
 use autorma_registry::ModelPackage;
 use bytes::Bytes;
@@ -175,6 +175,7 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
             content_type: "image/png".into(),
             event_time: chrono::Utc::now(),
             source: EventOrigin::Notification,
+            replay: None,
         },
     )
 }
@@ -423,4 +424,69 @@ async fn a_revoked_partition_is_forgotten_and_its_unfinished_photos_dropped() {
     let commits = commits.lock().unwrap();
     assert!(commits.iter().all(|&(_, p, _)| p == 1), "nothing of the revoked partition is committed: {commits:?}");
     assert_eq!(commits.last().map(|&(_, p, o)| (p, o)), Some((1, 8)));
+}
+
+/// Hands out its batches in order, then is exhausted; records what it was asked about the
+/// bulk lane.
+struct LaneSource {
+    batches: std::collections::VecDeque<Vec<SourcedEvent>>,
+    holds: Arc<Mutex<Vec<bool>>>,
+}
+
+impl EventSource for LaneSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+        Ok(self.batches.pop_front())
+    }
+
+    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    fn hold_bulk(&mut self, hold: bool) {
+        self.holds.lock().unwrap().push(hold);
+    }
+}
+
+#[tokio::test]
+async fn live_photos_pass_a_bulk_backlog_which_holds_its_lane_when_it_piles_up() {
+    // 12 replay photos whose fetch hangs until the gate opens, then 2 live photos.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let bulk_keys: Vec<String> = (0..12).map(|i| format!("bulk-{i}")).collect();
+    let mut store = store_of(bulk_keys.iter().cloned().chain(["live-0".into(), "live-1".into()]), [0, 0, 200]);
+    store.gate = Some(("bulk-", gate.clone()));
+    let bulk = |i: usize| SourcedEvent {
+        lane: Lane::Bulk,
+        position: Position::new(1, i as u64),
+        ..event(i as u64, &bulk_keys[i])
+    };
+    let mut batches: std::collections::VecDeque<Vec<SourcedEvent>> =
+        (0..4).map(|b| (3 * b..3 * b + 3).map(bulk).collect()).collect();
+    batches.push_back(vec![event(0, "live-0"), event(1, "live-1")]);
+    let holds = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::new(MemSink::default());
+    let mut config = config();
+    // Without the lanes, the first four replay photos would take every fetch slot and the
+    // live ones would wait for the gate.
+    config.fetch_concurrency = 4;
+    config.bulk_inflight = 2;
+    config.queue_capacity = 4;
+    let source = LaneSource { batches, holds: holds.clone() };
+    let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config).run(std::future::pending()));
+
+    let live_done = || ["live-0", "live-1"].iter().all(|k| sink.results.lock().unwrap().contains_key(*k));
+    let started = std::time::Instant::now();
+    while !live_done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the live photos waited behind the replay backlog");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        sink.results.lock().unwrap().keys().all(|k| k.starts_with("live-")),
+        "no replay photo got through the gate"
+    );
+    assert_eq!(holds.lock().unwrap().first(), Some(&true), "the piling backlog held the bulk lane");
+
+    gate.add_permits(1_000);
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.classified(), 14, "every replay photo came through once the gate opened");
+    assert_eq!(holds.lock().unwrap().last(), Some(&false), "the bulk lane was resumed as the backlog drained");
 }

@@ -22,6 +22,21 @@ pub struct ItemEvent {
     pub event_time: DateTime<Utc>,
     /// Which path brought the event.
     pub source: EventOrigin,
+    /// Set by the bulk replay only: what it asks of the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayRequest>,
+}
+
+/// What a bulk replay asks of the worker that classifies its photo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    /// The registry version the replay is for. A worker serving an older one looks at its
+    /// alias at once and waits (bounded) for the swap, rather than finding its own old result
+    /// current and skipping the photo.
+    pub model_version: String,
+    /// Classify even when the sink holds a result from the serving model (`replay --all`).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Which path produced an [`ItemEvent`].
@@ -100,6 +115,7 @@ mod tests {
             content_type: "image/jpeg".into(),
             event_time: DateTime::from_timestamp(0, 0).unwrap(),
             source: EventOrigin::Notification,
+            replay: None,
         };
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["source"], "notification");

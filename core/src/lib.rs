@@ -27,7 +27,7 @@ pub mod source;
 pub mod store;
 
 pub use dlq::{DlqReason, DlqRecord};
-pub use event::{EventOrigin, ItemEvent, Lane, SourcedEvent};
+pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, SourcedEvent};
 pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use sink::{PriorOutcome, ResultSink, SinkError};

@@ -23,5 +23,5 @@ pub use error::RegistryError;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Preprocessing};
 pub use package::{ModelPackage, sha256_file};
 pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
-pub use registry::{REGISTRY_PREFIX, Registry};
+pub use registry::{REGISTRY_PREFIX, Registry, short_sha};
 pub use store::RegistryStore;

@@ -20,6 +20,9 @@ pub const REGISTRY_PREFIX: &str = "models/";
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// Conditional writes that lose a race are tried again this many times.
 const MAX_RACES: u32 = 32;
+/// How long `seed` waits for another process seeding the same registry.
+const SEED_WAIT_STEPS: u32 = 60;
+const SEED_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -54,13 +57,32 @@ impl Registry {
     /// claimed by a conditional write of its `version.json`, so concurrent pushes get
     /// different numbers; the files follow, `model.json` last.
     pub async fn push(&self, package: &ModelPackage, actor: &Actor) -> Result<u32, RegistryError> {
+        let next = self.version_numbers().await?.last().map_or(1, |n| n + 1);
+        let version = self.push_from(package, actor, next, MAX_RACES).await?;
+        version.ok_or_else(|| RegistryError::Conflict(format!("could not claim a version number for `{}`", self.name)))
+    }
+
+    /// Pushes as the first free number from `first` on, trying `tries` numbers; `None` when
+    /// all were taken.
+    async fn push_from(
+        &self,
+        package: &ModelPackage,
+        actor: &Actor,
+        first: u32,
+        tries: u32,
+    ) -> Result<Option<u32>, RegistryError> {
+        if package.manifest.name != self.name {
+            return Err(RegistryError::Usage(format!(
+                "the package is model `{}`, this registry holds `{}`: push it with --model-name {}",
+                package.manifest.name, self.name, package.manifest.name
+            )));
+        }
         let mut files = vec![package.manifest.onnx.file.clone()];
         let card = package.dir.join("MODEL_CARD.md");
         if card.is_file() {
             files.push("MODEL_CARD.md".into());
         }
         files.push("model.json".into());
-        let first = self.version_numbers().await?.last().map_or(1, |n| n + 1);
         let mut version = first;
         let record = loop {
             let record = VersionRecord {
@@ -81,8 +103,8 @@ impl Registry {
             }
             tracing::debug!(version, "version number taken by a concurrent push; trying the next");
             version += 1;
-            if version >= first + MAX_RACES {
-                return Err(RegistryError::Conflict(format!("could not claim a version number for `{}`", self.name)));
+            if version >= first + tries {
+                return Ok(None);
             }
         };
         for file in &record.files {
@@ -90,36 +112,45 @@ impl Registry {
             let bytes = tokio::fs::read(&path).await.map_err(|source| RegistryError::Read { path, source })?;
             self.store.write(&self.version_key(version, file), Bytes::from(bytes), None).await?;
         }
-        self.audit(AuditAction::Push, actor, None, None, Some(version)).await?;
+        self.audit(AuditAction::Push, actor, None, None, Some(version)).await;
         tracing::info!(model = %self.name, version, sha256 = %record.sha256, registry = %self.store.describe(), "pushed");
-        Ok(version)
+        Ok(Some(version))
     }
 
-    /// Every version, oldest first, with the aliases pointing at each.
+    /// Every version, oldest first, with the aliases pointing at each. A version whose record
+    /// cannot be read is left out with a warning, so one bad object does not hide the rest.
     pub async fn versions(&self) -> Result<Vec<VersionInfo>, RegistryError> {
         let keys = self.store.list(&self.versions_prefix()).await?;
         let aliases = self.aliases().await?;
         let mut out = Vec::new();
         for n in version_numbers(&keys, &self.versions_prefix()) {
-            let Some(record) = self.read_json::<VersionRecord>(&self.version_key(n, "version.json")).await? else {
-                continue;
-            };
-            let complete = keys.contains(&self.version_key(n, "model.json"));
-            let aliases = aliases.iter().filter(|a| a.version == n).map(|a| a.alias.clone()).collect();
-            out.push(VersionInfo { record, complete, aliases });
+            match self.read_json::<VersionRecord>(&self.version_key(n, "version.json")).await {
+                Ok(Some(record)) => out.push(version_info(record, &keys, &aliases, &self.version_key(n, "model.json"))),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(version = n, error = %e, "skipping a version whose record is unreadable"),
+            }
         }
         Ok(out)
     }
 
     /// One version, or an error naming the versions there are.
     pub async fn version(&self, version: u32) -> Result<VersionInfo, RegistryError> {
-        let versions = self.versions().await?;
-        let numbers: Vec<u32> = versions.iter().map(|v| v.record.version).collect();
-        versions.into_iter().find(|v| v.record.version == version).ok_or_else(|| RegistryError::NoSuchVersion {
-            model: self.describe(),
-            version,
-            known: numbers,
-        })
+        let keys = self.store.list(&self.version_key(version, "")).await?;
+        let Some(record) = self.read_json::<VersionRecord>(&self.version_key(version, "version.json")).await? else {
+            return Err(RegistryError::NoSuchVersion {
+                model: self.describe(),
+                version,
+                known: self.version_numbers().await?,
+            });
+        };
+        Ok(version_info(record, &keys, &self.aliases().await?, &self.version_key(version, "model.json")))
+    }
+
+    /// The version's `model.json` as stored.
+    pub async fn manifest(&self, version: u32) -> Result<serde_json::Value, RegistryError> {
+        self.read_json(&self.version_key(version, "model.json"))
+            .await?
+            .ok_or_else(|| RegistryError::Incomplete { model: self.describe(), version })
     }
 
     pub async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>, RegistryError> {
@@ -164,7 +195,7 @@ impl Registry {
                 actor,
             )
             .await?;
-        self.audit(AuditAction::Promote, actor, Some(alias), record.previous.last().copied(), Some(version)).await?;
+        self.audit(AuditAction::Promote, actor, Some(alias), record.previous.last().copied(), Some(version)).await;
         Ok(record)
     }
 
@@ -190,14 +221,14 @@ impl Registry {
                 actor,
             )
             .await?;
-        self.audit(AuditAction::Rollback, actor, Some(alias), from, Some(record.version)).await?;
+        self.audit(AuditAction::Rollback, actor, Some(alias), from, Some(record.version)).await;
         Ok(record)
     }
 
     /// Records that a worker refused the version an alias names, and why.
-    pub async fn record_refusal(&self, version: u32, alias: &str, by: &str, reason: &str) -> Result<(), RegistryError> {
+    pub async fn record_refusal(&self, version: u32, alias: &str, by: &str, reason: &str) {
         let actor = Actor { who: by.to_string(), why: Some(reason.to_string()) };
-        self.audit(AuditAction::Refused, &actor, Some(alias), None, Some(version)).await
+        self.audit(AuditAction::Refused, &actor, Some(alias), None, Some(version)).await;
     }
 
     /// The audit trail, oldest first.
@@ -237,34 +268,39 @@ impl Registry {
         Ok(package)
     }
 
-    /// For a fresh registry: when `alias` points nowhere, stores `package` (unless a version
-    /// with its checksum is there) and points the alias at it. Returns the version the alias
-    /// was set to, or `None` when it already existed.
+    /// For a fresh registry (no version yet): stores `package` as version 1 and points `alias`
+    /// at it. Returns the version it set, or `None` when the alias exists or another process
+    /// seeded it meanwhile. A registry with versions but without the alias is not seeded (a
+    /// mistyped alias must not quietly serve the shipped model): after a wait for a seeding
+    /// process to finish, that is an error.
     pub async fn seed(&self, package: &ModelPackage, alias: &str, actor: &Actor) -> Result<Option<u32>, RegistryError> {
+        check_alias_name(alias)?;
         if self.alias(alias).await?.is_some() {
             return Ok(None);
         }
-        let sha = package.manifest.onnx.sha256.to_ascii_lowercase();
-        let existing = self.versions().await?.into_iter().find(|v| v.complete && v.record.sha256 == sha);
-        let version = match existing {
-            Some(v) => v.record.version,
-            None => self.push(package, actor).await?,
-        };
-        let record = AliasRecord {
-            name: self.name.clone(),
-            alias: alias.to_string(),
-            version,
-            previous: Vec::new(),
-            updated_at: Utc::now(),
-            updated_by: actor.who.clone(),
-            reason: actor.why.clone(),
-        };
-        // Only the first seeder sets it; one that lost the race serves what the winner set.
-        if !self.write_json(&self.alias_key(alias), &record, Some(WriteCondition::IfAbsent)).await? {
+        if self.version_numbers().await?.is_empty() && self.push_from(package, actor, 1, 1).await? == Some(1) {
+            let record = AliasRecord {
+                name: self.name.clone(),
+                alias: alias.to_string(),
+                version: 1,
+                previous: Vec::new(),
+                updated_at: Utc::now(),
+                updated_by: actor.who.clone(),
+                reason: actor.why.clone(),
+            };
+            if self.write_json(&self.alias_key(alias), &record, Some(WriteCondition::IfAbsent)).await? {
+                self.audit(AuditAction::Promote, actor, Some(alias), None, Some(1)).await;
+                return Ok(Some(1));
+            }
             return Ok(None);
         }
-        self.audit(AuditAction::Promote, actor, Some(alias), None, Some(version)).await?;
-        Ok(Some(version))
+        for _ in 0..SEED_WAIT_STEPS {
+            if self.alias(alias).await?.is_some() {
+                return Ok(None);
+            }
+            tokio::time::sleep(SEED_WAIT_STEP).await;
+        }
+        Err(RegistryError::NoAlias { model: self.describe(), alias: alias.to_string() })
     }
 
     /// Read-modify-write of an alias as a compare-and-swap on its etag, retried on a race.
@@ -307,14 +343,7 @@ impl Registry {
         Ok(Some((record, etag)))
     }
 
-    async fn audit(
-        &self,
-        action: AuditAction,
-        actor: &Actor,
-        alias: Option<&str>,
-        from: Option<u32>,
-        to: Option<u32>,
-    ) -> Result<(), RegistryError> {
+    async fn audit(&self, action: AuditAction, actor: &Actor, alias: Option<&str>, from: Option<u32>, to: Option<u32>) {
         static SEQUENCE: AtomicU64 = AtomicU64::new(0);
         let at = Utc::now();
         let id = format!(
@@ -332,13 +361,17 @@ impl Registry {
             to,
             reason: actor.why.clone(),
         };
-        self.write_json(&format!("{REGISTRY_PREFIX}{}/audit/{id}.json", self.name), &record, None).await?;
-        Ok(())
+        // The change itself is done: a trail that cannot be written is a warning, not a
+        // failure that would make the caller try a done change again.
+        if let Err(e) = self.write_json(&format!("{REGISTRY_PREFIX}{}/audit/{id}.json", self.name), &record, None).await
+        {
+            tracing::warn!(action = action.as_str(), error = %e, "could not write the audit record");
+        }
     }
 
     async fn download(&self, record: &VersionRecord, cache: &Path) -> Result<PathBuf, RegistryError> {
-        let dir = cache.join(&self.name).join(format!("{}-{}", record.version, &record.sha256[..12]));
-        if ModelPackage::load(&dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256)) {
+        let dir = cache.join(&self.name).join(format!("{}-{}", record.version, short_sha(&record.sha256)));
+        if holds_version(&dir, record) {
             return Ok(dir);
         }
         let write_err = |path: &Path| {
@@ -361,7 +394,7 @@ impl Registry {
         // whichever copy checks out, never remove one that another process may be loading.
         if tokio::fs::rename(&tmp, &dir).await.is_err() {
             let _ = tokio::fs::remove_dir_all(&tmp).await;
-            if !ModelPackage::load(&dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256)) {
+            if !holds_version(&dir, record) {
                 return Err(RegistryError::Invalid {
                     path: dir.clone(),
                     detail: "a cached copy of this version does not check out: delete the folder".into(),
@@ -403,6 +436,21 @@ impl Registry {
     fn alias_key(&self, alias: &str) -> String {
         format!("{REGISTRY_PREFIX}{}/aliases/{alias}.json", self.name)
     }
+}
+
+/// The first 12 hex digits, for names and tables (the whole text if shorter).
+pub fn short_sha(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}
+
+/// Whether `dir` holds a package that checks out and is this version's.
+fn holds_version(dir: &Path, record: &VersionRecord) -> bool {
+    ModelPackage::load(dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256))
+}
+
+fn version_info(record: VersionRecord, keys: &[String], aliases: &[AliasRecord], manifest_key: &str) -> VersionInfo {
+    let aliases = aliases.iter().filter(|a| a.version == record.version).map(|a| a.alias.clone()).collect();
+    VersionInfo { complete: keys.iter().any(|k| k == manifest_key), record, aliases }
 }
 
 fn check_alias_name(alias: &str) -> Result<(), RegistryError> {

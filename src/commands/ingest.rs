@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use autorma_core::kafka::topics;
 use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, run_ingest};
-use autorma_ingest::replay::{PromotionWatch, ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
+use autorma_ingest::replay::{ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 
 use super::registry::open_registry;
 use super::replay::replay_rate;
@@ -56,9 +56,8 @@ pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitC
         }
     };
     let poll_interval = config::seconds("model_poll_s", args.follow.model_poll_s, file.model_poll_s, 30, 1..=86_400)?;
-    // Workers look at the alias every poll interval: two of them is time enough to swap.
-    let promotions = args.replay_on_promotion.then_some(PromotionWatch { poll_interval, delay: poll_interval * 2 });
-    let replays = if schedule.is_some() || promotions.is_some() {
+    let promotion_poll = args.replay_on_promotion.then_some(poll_interval);
+    let replays = if schedule.is_some() || promotion_poll.is_some() {
         let job = ReplayJob {
             producer: settings.kafka.producer().context("cannot create the Kafka producer")?,
             bucket: settings.bucket.clone(),
@@ -69,7 +68,7 @@ pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitC
             all: false,
             rate: replay_rate(args.replay_rate, file)?,
         };
-        Some(tokio::spawn(run_replay_schedule(job, schedule, promotions, std::future::pending())))
+        Some(tokio::spawn(run_replay_schedule(job, schedule, promotion_poll, std::future::pending())))
     } else {
         None
     };

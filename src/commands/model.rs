@@ -7,7 +7,7 @@ use anyhow::Context;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::preprocess::DecodeLimits;
 use autorma_classifier::serving::ServingModel;
-use autorma_registry::ModelPackage;
+use autorma_registry::{ModelPackage, short_sha};
 
 use super::registry::{actor, open_registry};
 use crate::cli::{ModelAction, ModelArgs};
@@ -48,7 +48,7 @@ pub async fn model(args: ModelArgs, file: &FileConfig) -> anyhow::Result<ExitCod
                     println!(
                         "{:>7}  {:<12}  {:<20}  {:<12}  {:<10}  {}",
                         r.version,
-                        &r.sha256[..12],
+                        short_sha(&r.sha256),
                         r.pushed_at.format("%Y-%m-%d %H:%M:%S"),
                         r.pushed_by,
                         if v.complete { "complete" } else { "incomplete" },
@@ -59,7 +59,11 @@ pub async fn model(args: ModelArgs, file: &FileConfig) -> anyhow::Result<ExitCod
         }
         ModelAction::Show { version } => {
             let info = registry.version(version).await?;
-            println!("{}", serde_json::to_string_pretty(&info)?);
+            let manifest = if info.complete { registry.manifest(version).await? } else { serde_json::Value::Null };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "version": info, "model_json": manifest }))?
+            );
         }
         ModelAction::Promote { version, alias, change } => {
             let record = registry.promote(version, &alias, &actor(&change)).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use autorma_classifier::Pipeline;
 use autorma_core::kafka::topics;
-use autorma_core::{EventOrigin, ItemEvent, LocalStore, ModelRef, Store};
+use autorma_core::{EventOrigin, ItemEvent, LocalStore, ModelRef, ReplayRequest, Store};
 use autorma_ingest::replay::{ReplayFilter, ReplayJob};
 use autorma_ingest::{ListSource, Source};
 use autorma_registry::ModelPackage;
@@ -105,6 +105,7 @@ async fn embedded(
             size: 0,
             event_time: Utc::now(),
             source: EventOrigin::Replay,
+            replay: Some(ReplayRequest { model_version: current.version.clone(), force: args.all }),
         })
         .collect();
     let to_send = events.len();

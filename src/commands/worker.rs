@@ -42,8 +42,8 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let streaming = config::resolve_streaming(&args.streaming, file)?;
     let group_id = args.group.clone().or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
-    let bulk_inflight = args.bulk_inflight.or(file.bulk_inflight).map(|n| n as u64);
-    settings.pipeline.bulk_inflight = config::within("bulk_inflight", bulk_inflight, None, 4, 1..=4096)? as usize;
+    let (arg, from_file) = (args.bulk_inflight.map(|n| n as u64), file.bulk_inflight.map(|n| n as u64));
+    settings.pipeline.bulk_inflight = config::within("bulk_inflight", arg, from_file, 4, 1..=4096)? as usize;
     let store =
         connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
             .await?;
@@ -122,7 +122,7 @@ async fn follow_registry(
             alias: alias.clone(),
         },
     );
-    let model = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
+    let handle = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
     let waker = follower.waker();
     tokio::spawn(async move {
         let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
@@ -130,7 +130,7 @@ async fn follow_registry(
             waker.notify_one();
         }
     });
-    Ok((ModelHandle::new(model), follower))
+    Ok((handle, follower))
 }
 
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/autorma/models`.

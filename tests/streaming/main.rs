@@ -249,7 +249,7 @@ fn two_workers_split_the_partitions_and_one_stopping_loses_nothing() {
     let _serial = serial();
     let photos = test_photos();
     let (mut stack, results, s3) = stack_with_workers(&["worker-a", "worker-b"]);
-    // Both members hold partitions before any photo comes (4 live + 4 replay: 2 + 2 each).
+    // Both members hold partitions before any photo comes (4 live + 4 replay partitions, 4 each).
     wait_until("both workers to hold partitions", Duration::from_secs(60), || {
         ["worker-a", "worker-b"].iter().all(|w| stack.log(w).contains("held=4"))
     });

@@ -267,6 +267,10 @@ fn a_replay_sends_what_the_current_version_did_not_classify_and_live_photos_go_f
         percentile(&busy, 0.95)
     );
     assert!(archive_done_when_live_done < 2000, "the live photos did not wait for the backlog");
+    assert!(
+        stack.log("worker-a").contains("replay partitions paused"),
+        "the replay backlog piled up in the worker, which paused the replay partitions"
+    );
     // The replay lane, paused and resumed around the live photos, loses nothing.
     wait_until("the 2,000 replayed photos", Duration::from_secs(180), || {
         results.records().iter().filter(|r| r.key.starts_with("archive/")).count() >= 2000

@@ -18,6 +18,10 @@ use super::stats::PipelineStats;
 use crate::preprocess::{DecodeLimits, PreprocessError};
 use crate::serving::ModelHandle;
 
+/// Longest a replayed photo waits for the version its replay asked for (a worker polls its
+/// alias every 30 s by default, and is woken at once by such a photo).
+const REPLAY_VERSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) struct FetchStage<S, K> {
     pub store: Arc<S>,
     /// Photos of these partitions are dropped, not fetched (see `revoked.rs`).
@@ -68,9 +72,18 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         if self.drop_if_revoked(&sourced) {
             return;
         }
-        let model = self.models.current();
+        let model = match &sourced.event.replay {
+            Some(replay) => self.models.wait_for_version(&replay.model_version, REPLAY_VERSION_WAIT).await,
+            None => self.models.current(),
+        };
         // A prior result from another model (or version) is not a skip: that is a replay.
-        match self.sink.lookup(&sourced.event, &model.model).await {
+        let lookup = async {
+            if sourced.event.replay.as_ref().is_some_and(|r| r.force) {
+                return Ok(None);
+            }
+            self.sink.lookup(&sourced.event, &model.model).await
+        };
+        match lookup.await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
                 let _ = self

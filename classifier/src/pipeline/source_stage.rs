@@ -129,6 +129,8 @@ impl<E: EventSource> SourceStage<E> {
         let mut next_commit_at = Instant::now() + self.commit_interval;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutting_down = false;
+        // The source said it has no more; what is still pending goes out before the end.
+        let mut exhausted = false;
         // After a transient source error: no poll before this time. Waited out inside the
         // select, so completions and the shutdown signal are still heard meanwhile.
         let mut retry_at: Option<Instant> = None;
@@ -150,7 +152,7 @@ impl<E: EventSource> SourceStage<E> {
                 }
                 // Polled whenever nothing can be handed out: live events must get through
                 // even while bulk ones wait for room.
-                polled = poll_after(&mut self.source, retry_at), if reading && next_lane.is_none() => {
+                polled = poll_after(&mut self.source, retry_at), if reading && !exhausted && next_lane.is_none() => {
                     retry_at = None;
                     Step::Polled(polled)
                 }
@@ -183,8 +185,8 @@ impl<E: EventSource> SourceStage<E> {
                     self.hold_bulk_if_full(&mut pending);
                 }
                 Step::Polled(Ok(None)) => {
-                    tracing::debug!("source exhausted");
-                    events_tx = None;
+                    tracing::debug!(pending = pending.len(), "source exhausted");
+                    exhausted = true;
                 }
                 Step::Polled(Err(e)) if e.is_retryable() && num_failures + 1 < self.retry.max_attempts => {
                     num_failures += 1;
@@ -194,6 +196,9 @@ impl<E: EventSource> SourceStage<E> {
                 }
                 Step::Polled(Err(e)) => return Err(PipelineError::Source(e)),
                 Step::CommitDue => {}
+            }
+            if exhausted && pending.len() == 0 {
+                events_tx = None;
             }
             if Instant::now() >= next_commit_at {
                 self.commit(&mut tracker, &mut committed).await?;

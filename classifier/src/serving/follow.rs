@@ -1,9 +1,9 @@
 //! Following a registry alias: notice when it names another version (a poll, or at once when
 //! woken), load that version beside the one serving, check it, and swap it in. A version that
 //! fails to load or check is refused: logged, recorded in the registry's audit trail, and not
-//! tried again; the serving model goes on.
+//! tried again; the serving model goes on. A replayed photo that asks for a newer version than
+//! the one served wakes the follower too (see [`ModelHandle::wait_for_version`]).
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,15 +61,46 @@ impl AliasFollower {
         self.wake.clone()
     }
 
-    /// The version the alias names now, loaded and checked: the first model to serve.
-    pub async fn load_current(&self) -> Result<ServingModel, LoadError> {
+    /// The version the alias names now, loaded and checked, as the handle to serve from. If
+    /// it is refused, the versions the alias named before are tried, newest first, so a
+    /// restart never stops a fleet that was serving: a refusal is recorded either way.
+    pub async fn load_current(&self) -> Result<ModelHandle, LoadError> {
         let alias = &self.config.alias;
         let record = self
             .registry
             .alias(alias)
             .await?
             .ok_or_else(|| RegistryError::NoAlias { model: self.registry.describe(), alias: alias.clone() })?;
-        self.load(record.version).await
+        let mut refused: Vec<u32> = Vec::new();
+        let mut first_error = None;
+        for version in std::iter::once(record.version).chain(record.previous.iter().rev().copied()) {
+            match self.load(version).await {
+                Ok(model) => {
+                    if first_error.is_some() {
+                        tracing::error!(%alias, named = record.version, serving = version,
+                            "the alias names a version this worker refused; serving the one it named before");
+                    }
+                    let handle = ModelHandle::new(model);
+                    for version in refused {
+                        handle.refuse(&version.to_string());
+                    }
+                    return Ok(handle);
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    self.refuse(version, &e).await;
+                    refused.push(version);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.expect("the alias names at least one version"))
+    }
+
+    /// Logs a refusal and records it in the registry's audit trail.
+    async fn refuse(&self, version: u32, error: &LoadError) {
+        tracing::error!(version, %error, "refused this model version");
+        self.registry.record_refusal(version, &self.config.alias, &self.config.worker_id, &error.to_string()).await;
     }
 
     async fn load(&self, version: u32) -> Result<ServingModel, LoadError> {
@@ -84,13 +115,14 @@ impl AliasFollower {
     /// Keeps `handle` on the alias's version until `shutdown` completes.
     pub async fn run(self, handle: ModelHandle, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut refused: HashSet<u32> = HashSet::new();
         let alias = self.config.alias.clone();
+        let wanted = handle.wanted();
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = self.wake.notified() => tracing::info!(%alias, "asked to look at the alias now"),
+                () = wanted.notified() => tracing::info!(%alias, "a replayed photo asks for a newer version; looking now"),
             }
             let version = match self.registry.alias(&alias).await {
                 Ok(Some(record)) => record.version,
@@ -104,7 +136,7 @@ impl AliasFollower {
                 }
             };
             let serving = handle.current().model.version.clone();
-            if serving == version.to_string() || refused.contains(&version) {
+            if serving == version.to_string() || handle.is_refused(&version.to_string()) {
                 continue;
             }
             tracing::info!(%alias, from_version = %serving, to_version = version, "the alias names a new version; loading it");
@@ -116,14 +148,9 @@ impl AliasFollower {
                     tracing::warn!(version, error = %e, "could not fetch the new version; trying again at the next poll");
                 }
                 Err(e) => {
-                    tracing::error!(version, error = %e, serving_version = %serving,
-                        "refused the new version; the serving model goes on");
-                    refused.insert(version);
-                    if let Err(audit) =
-                        self.registry.record_refusal(version, &alias, &self.config.worker_id, &e.to_string()).await
-                    {
-                        tracing::warn!(error = %audit, "could not record the refusal in the registry");
-                    }
+                    tracing::error!(serving_version = %serving, "the serving model goes on");
+                    handle.refuse(&version.to_string());
+                    self.refuse(version, &e).await;
                 }
             }
         }

@@ -89,11 +89,15 @@ impl KafkaConsumer {
         if hold {
             self.pause_new_bulk_partitions();
         } else if !self.paused.is_empty() {
-            let paused: Vec<TopicPartition> = self.paused.drain().collect();
-            if let Err(e) = self.consumer.resume(&partition_list(&paused)) {
-                tracing::warn!(error = %e, "could not resume the replay partitions");
+            let paused: Vec<TopicPartition> = self.paused.iter().cloned().collect();
+            match self.consumer.resume(&partition_list(&paused)) {
+                Ok(()) => {
+                    self.paused.clear();
+                    tracing::debug!("replay partitions resumed");
+                }
+                // Kept in the set: the next hold_bulk(false) tries them again.
+                Err(e) => tracing::warn!(error = %e, "could not resume the replay partitions"),
             }
-            tracing::debug!("replay partitions resumed");
         }
     }
 
@@ -102,12 +106,12 @@ impl KafkaConsumer {
             Ok(assigned) => assigned,
             Err(e) => return tracing::warn!(error = %e, "cannot read the assignment to pause the replay partitions"),
         };
-        let new: Vec<TopicPartition> = assigned
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .filter(|tp| self.is_bulk(&tp.0) && !self.paused.contains(tp))
-            .collect();
+        let assigned: HashSet<TopicPartition> =
+            assigned.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        // A partition revoked since it was paused may come back unpaused: forget it here.
+        self.paused.retain(|tp| assigned.contains(tp));
+        let new: Vec<TopicPartition> =
+            assigned.into_iter().filter(|tp| self.is_bulk(&tp.0) && !self.paused.contains(tp)).collect();
         if new.is_empty() {
             return;
         }

@@ -92,6 +92,7 @@ impl EventLog {
                 size: file.size,
                 event_time: file.modified.into(),
                 source: origin,
+                replay: None,
             };
             let offset = self.next_offset + new.len() as u64;
             serde_json::to_writer(&mut buf, &LogLine { offset, event: event.clone() }).expect("event serialises");

@@ -156,6 +156,7 @@ fn select_unfinished(
                 size: object.size,
                 event_time: object.last_modified,
                 source: EventOrigin::Replay,
+                replay: None,
             });
         }
     }

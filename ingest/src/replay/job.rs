@@ -37,19 +37,15 @@ pub struct ReplayJob {
 impl ReplayJob {
     /// Plans and sends; `progress(sent, total)` follows the sending.
     pub async fn run(&self, mut progress: impl FnMut(usize, usize)) -> Result<ReplaySummary, ReplayError> {
-        let current = if self.all {
-            None
-        } else {
-            let alias = self
-                .registry
-                .alias(&self.alias)
-                .await?
-                .ok_or_else(|| RegistryError::NoAlias { model: self.registry.describe(), alias: self.alias.clone() })?;
-            Some(CurrentModel { name: self.registry.name().to_string(), version: alias.version.to_string() })
-        };
-        let plan = plan_replay(&self.store, &self.bucket, &self.filter, current.as_ref()).await?;
+        let alias = self
+            .registry
+            .alias(&self.alias)
+            .await?
+            .ok_or_else(|| RegistryError::NoAlias { model: self.registry.describe(), alias: self.alias.clone() })?;
+        let current = CurrentModel { name: self.registry.name().to_string(), version: alias.version.to_string() };
+        let plan = plan_replay(&self.store, &self.bucket, &self.filter, &current, self.all).await?;
         tracing::info!(listed = plan.listed, skipped = plan.skipped, to_send = plan.events.len(),
-            model = ?current, prefix = %self.filter.prefix, "replay planned");
+            model = ?current, all = self.all, prefix = %self.filter.prefix, "replay planned");
         let total = plan.events.len();
         let sent = send_replay(&self.producer, &plan.events, self.rate, |sent| progress(sent, total)).await?;
         let summary = ReplaySummary { listed: plan.listed, skipped: plan.skipped, sent };

@@ -17,5 +17,5 @@ pub mod send;
 pub use job::{ReplayError, ReplayJob};
 pub use list_source::ListSource;
 pub use plan::{CurrentModel, ReplayFilter, ReplayPlan, made_by, plan_replay};
-pub use schedule::{PromotionWatch, ReplaySchedule, ReplayTrigger, run_replay_schedule};
+pub use schedule::{ReplaySchedule, ReplayTrigger, run_replay_schedule};
 pub use send::{ReplaySummary, send_replay};

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use autorma_core::event::image_type_for_key;
 use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, result_object_key};
 use autorma_core::store::s3::ObjectInfo;
-use autorma_core::{EventOrigin, ItemEvent, ResultRecord, S3Store, StoreError};
+use autorma_core::{EventOrigin, ItemEvent, ReplayRequest, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
@@ -40,12 +40,14 @@ pub struct ReplayPlan {
     pub skipped: usize,
 }
 
-/// Lists and reads what it needs to decide; `current = None` sends every listed photo.
+/// Lists and reads what it needs to decide. Every photo whose result `current` did not make is
+/// sent, or every listed photo when `all`; each event names `current`'s version.
 pub async fn plan_replay(
     store: &S3Store,
     bucket: &str,
     filter: &ReplayFilter,
-    current: Option<&CurrentModel>,
+    current: &CurrentModel,
+    all: bool,
 ) -> Result<ReplayPlan, StoreError> {
     let photos: Vec<ObjectInfo> = store
         .list(bucket, &filter.prefix)
@@ -56,9 +58,9 @@ pub async fn plan_replay(
             filter.since.is_none_or(|t| o.last_modified >= t) && filter.until.is_none_or(|t| o.last_modified < t)
         })
         .collect();
-    let current_keys: HashSet<String> = match current {
-        None => HashSet::new(),
-        Some(current) => {
+    let current_keys: HashSet<String> = match all {
+        true => HashSet::new(),
+        false => {
             let with_result: HashSet<String> = store
                 .list(bucket, &format!("{RESULTS_PREFIX}{}", filter.prefix))
                 .await?
@@ -90,6 +92,7 @@ pub async fn plan_replay(
             size: p.size,
             event_time: p.last_modified,
             source: EventOrigin::Replay,
+            replay: Some(ReplayRequest { model_version: current.version.clone(), force: all }),
         })
         .collect();
     Ok(ReplayPlan { listed, skipped: listed - events.len(), events })

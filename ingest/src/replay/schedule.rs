@@ -48,21 +48,14 @@ pub enum ReplayTrigger {
     Promotion { from: u32, to: u32 },
 }
 
-/// How the alias is watched for promotions.
-#[derive(Debug, Clone, Copy)]
-pub struct PromotionWatch {
-    pub poll_interval: Duration,
-    /// Wait between seeing a promotion and replaying: workers must have swapped first, or
-    /// they would find the old version's results current and skip the photos.
-    pub delay: Duration,
-}
-
-/// Runs `job` on `schedule` and (when `promotions` is set) after each change of the alias,
-/// until `shutdown`. A failed replay is logged; the next trigger runs it again.
+/// Runs `job` on `schedule` and, when `promotion_poll` is set, after each change of the alias
+/// (looked at that often), until `shutdown`. A failed replay is logged; the next trigger runs
+/// it again. No wait for the workers' swap is needed: each replayed photo names the version it
+/// is for, and a worker not serving it yet looks at its alias at once.
 pub async fn run_replay_schedule(
     job: ReplayJob,
     schedule: Option<ReplaySchedule>,
-    promotions: Option<PromotionWatch>,
+    promotion_poll: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -79,7 +72,7 @@ pub async fn run_replay_schedule(
     loop {
         let next_run = schedule.as_ref().and_then(|s| s.next_after(Utc::now()));
         let until_run = next_run.map_or(Duration::MAX, |t| (t - Utc::now()).to_std().unwrap_or_default());
-        let poll = promotions.map_or(Duration::MAX, |p| p.poll_interval);
+        let poll = promotion_poll.unwrap_or(Duration::MAX);
         let trigger = tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(until_run.min(poll)) => {
@@ -91,13 +84,6 @@ pub async fn run_replay_schedule(
             }
         };
         let Some(trigger) = trigger else { continue };
-        if let (ReplayTrigger::Promotion { .. }, Some(watch)) = (trigger, promotions) {
-            tracing::info!(?trigger, delay = ?watch.delay, "alias promoted; replaying once the workers have swapped");
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(watch.delay) => {}
-            }
-        }
         tracing::info!(?trigger, "replay starting");
         if let Err(e) = job.run(|_, _| {}).await {
             tracing::error!(?trigger, error = %e, "replay failed; the next trigger runs it again");

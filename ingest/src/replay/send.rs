@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::notify::send_item;
 
-/// Events sent per pacing step: the rate is kept over steps of this many.
-const STEP: usize = 64;
+/// Most events sent per pacing step (a step is a tenth of a second's worth at the rate).
+const MAX_STEP: usize = 64;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplaySummary {
@@ -30,7 +30,8 @@ pub async fn send_replay(
 ) -> Result<usize, KafkaError> {
     let started = Instant::now();
     let mut sent = 0;
-    for chunk in events.chunks(STEP) {
+    let step = ((rate / 10.0).ceil() as usize).clamp(1, MAX_STEP);
+    for chunk in events.chunks(step) {
         try_join_all(chunk.iter().map(|event| send_item(producer, topics::ITEMS_REPLAY, event))).await?;
         sent += chunk.len();
         progress(sent);

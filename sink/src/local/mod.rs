@@ -232,6 +232,7 @@ mod tests {
             content_type: "image/jpeg".into(),
             event_time: Utc::now(),
             source: EventOrigin::Replay,
+            replay: None,
         }
     }
 
