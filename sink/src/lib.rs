@@ -12,8 +12,10 @@
 //!
 //! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder) and
 //! [`s3::StreamingSink`] (streaming: the bucket + the `rma.results`, `rma.review` and
-//! `rma.dlq` topics); [`Sink`] is the enum the binary holds.
+//! `rma.dlq` topics); [`Sink`] is the enum the binary holds. [`index`] is the results index
+//! `autorma serve` queries, derived from what the sinks wrote.
 
+pub mod index;
 pub mod local;
 pub mod s3;
 
