@@ -87,6 +87,33 @@ pub enum Command {
     /// Embedded (--out DIR): re-classifies, with --model (or --registry's alias), the photos
     /// whose result in DIR another model made; --inbox is the folder `autorma run` read.
     Replay(ReplayArgs),
+    /// The HTTP API over a results index (SQLite), in embedded mode: the results of an
+    /// `autorma run --out DIR`, followed as they are written.
+    ///
+    /// Routes: GET /v1/results (filters: label, decision, since, until, prefix; page,
+    /// per_page; newest first), /v1/results/{key}, /v1/results.csv, /v1/model, /healthz,
+    /// /readyz, /openapi.json. Errors are JSON {"error": {"code", "message"}}. With --token,
+    /// every route but /healthz needs `Authorization: Bearer <token>`. The index is derived:
+    /// delete it and it is rebuilt from the folder at the next start.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The output folder of `autorma run` whose results are served.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The results index file [default: <out>/state/index.sqlite]
+    #[arg(long, value_name = "FILE")]
+    pub index: Option<PathBuf>,
+    /// Bearer token every route but /healthz then needs (none: no authentication).
+    #[arg(long, env = "AUTORMA_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 #[derive(Debug, Args)]

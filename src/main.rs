@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod config;
+mod serve;
 mod telemetry;
 
 use std::process::ExitCode;

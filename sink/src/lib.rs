@@ -17,6 +17,7 @@
 
 pub mod index;
 pub mod local;
+pub mod results_csv;
 pub mod s3;
 
 use autorma_core::{DlqRecord, ItemEvent, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError};

@@ -8,6 +8,7 @@ mod model;
 mod registry;
 mod replay;
 mod run;
+mod serve;
 mod streaming;
 mod worker;
 
@@ -35,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::worker(args, &file, file_path.as_deref()).await,
         Command::Model(args) => model::model(args, &file).await,
         Command::Replay(args) => replay::replay(args, &file, file_path.as_deref()).await,
+        Command::Serve(args) => serve::serve(args, &file, file_path.as_deref()).await,
     }
 }
 

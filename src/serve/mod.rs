@@ -1,0 +1,51 @@
+//! `autorma serve`: the HTTP API (axum) over the results index.
+//!
+//! Built so far: the results queries (`/v1/results`, `/v1/results/{key}`, `/v1/results.csv`),
+//! `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`, JSON errors, the bearer token; the
+//! index fed from an embedded run's `--out` folder ([`feed`]).
+
+mod auth;
+mod error;
+pub mod feed;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use autorma_sink::index::ResultIndex;
+use axum::Router;
+use axum::routing::get;
+use serde::Serialize;
+
+/// What the handlers share.
+pub struct ServeState {
+    pub index: Arc<ResultIndex>,
+    pub model: ModelInfo,
+    /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Set once the feeder has read everything there was at start.
+    pub caught_up: Arc<AtomicBool>,
+}
+
+/// `GET /v1/model`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub execution_provider: String,
+}
+
+pub fn router(state: Arc<ServeState>) -> Router {
+    let api = Router::new()
+        .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/model", get(routes::model))
+        .route("/v1/results", get(routes::list_results))
+        .route("/v1/results.csv", get(routes::download_csv))
+        .route("/v1/results/{*key}", get(routes::get_result))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state)
+}

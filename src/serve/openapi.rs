@@ -1,0 +1,42 @@
+//! `GET /openapi.json`: the API as an OpenAPI 3.1 document, written out by hand beside the
+//! routes it describes (the serve tests check every route listed here answers).
+
+use axum::Json;
+
+pub async fn document() -> Json<serde_json::Value> {
+    let error = serde_json::json!({ "$ref": "#/components/schemas/Error" });
+    let filters = serde_json::json!([
+        { "name": "label", "in": "query", "schema": { "type": "string" }, "description": "Only this label." },
+        { "name": "decision", "in": "query", "schema": { "enum": ["auto", "review"] } },
+        { "name": "since", "in": "query", "schema": { "type": "string", "format": "date-time" }, "description": "Processed at or after (RFC 3339)." },
+        { "name": "until", "in": "query", "schema": { "type": "string", "format": "date-time" }, "description": "Processed before (RFC 3339)." },
+        { "name": "prefix", "in": "query", "schema": { "type": "string" }, "description": "Object keys starting with this." }
+    ]);
+    let mut paged = filters.as_array().unwrap().clone();
+    paged.push(serde_json::json!({ "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1, "default": 1 } }));
+    paged.push(serde_json::json!({ "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }));
+    let errors = serde_json::json!({
+        "200": { "description": "ok" },
+        "400": { "description": "Bad query", "content": { "application/json": { "schema": error } } },
+        "401": { "description": "Missing or wrong bearer token", "content": { "application/json": { "schema": error } } }
+    });
+    Json(serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "AutoRMA", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Results of the returned-item photo classifier. When the server has a token, every route but /healthz needs `Authorization: Bearer <token>`." },
+        "paths": {
+            "/healthz": { "get": { "summary": "The process answers", "security": [], "responses": { "200": { "description": "ok" } } } },
+            "/readyz": { "get": { "summary": "The results index has caught up", "responses": { "200": { "description": "ready" }, "503": { "description": "catching up" } } } },
+            "/v1/model": { "get": { "summary": "The model: name, version, sha256, execution provider", "responses": { "200": { "description": "the model" } } } },
+            "/v1/results": { "get": { "summary": "Results, newest first, filtered and paged", "parameters": paged, "responses": errors.clone() } },
+            "/v1/results.csv": { "get": { "summary": "The same filters as /v1/results, every page, as CSV", "parameters": filters, "responses": errors.clone() } },
+            "/v1/results/{key}": { "get": { "summary": "One photo's result", "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The object key, slashes included." }],
+                "responses": { "200": { "description": "the Result" }, "404": { "description": "no result for that key", "content": { "application/json": { "schema": error } } } } } }
+        },
+        "components": {
+            "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } }, "required": ["code", "message"] } } } },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        },
+        "security": [{ "bearer": [] }]
+    }))
+}

@@ -1,0 +1,136 @@
+//! The handlers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use autorma_core::Decision;
+use autorma_sink::index::{Page, ResultFilter};
+use autorma_sink::results_csv::results_csv;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::{ModelInfo, ServeState};
+
+/// Most results on one page.
+const MAX_PER_PAGE: u32 = 500;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let caught_up = state.caught_up.load(Ordering::Relaxed);
+    let indexed = state.index.len()?;
+    if !caught_up {
+        return Err(ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "not_ready",
+            message: format!("the results index is catching up ({indexed} results so far)"),
+        });
+    }
+    Ok(Json(serde_json::json!({ "status": "ready", "indexed": indexed })))
+}
+
+pub async fn model(State(state): State<Arc<ServeState>>) -> Json<ModelInfo> {
+    Json(state.model.clone())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route (see /openapi.json)")
+}
+
+/// The query string of the results routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    label: Option<String>,
+    decision: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    prefix: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+impl ResultsQuery {
+    fn filter(&self) -> Result<ResultFilter, ApiError> {
+        let decision = match self.decision.as_deref() {
+            None => None,
+            Some("auto") => Some(Decision::Auto),
+            Some("review") => Some(Decision::Review),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("decision `{other}`: expected `auto` or `review`")));
+            }
+        };
+        let time = |name: &str, value: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
+            value
+                .as_deref()
+                .map(|v| {
+                    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+                        ApiError::bad_request(format!("{name} `{v}`: expected RFC 3339, e.g. 2026-11-27T10:00:00Z"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(ResultFilter {
+            label: self.label.clone(),
+            decision,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            key_prefix: self.prefix.clone(),
+        })
+    }
+}
+
+fn query(raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>) -> Result<ResultsQuery, ApiError> {
+    raw.map(|Query(q)| q).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+pub async fn list_results(
+    State(state): State<Arc<ServeState>>,
+    raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let q = query(raw)?;
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(ApiError::bad_request(format!("per_page {per_page}: must be within 1..={MAX_PER_PAGE}")));
+    }
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = q.filter()?;
+    let index = state.index.clone();
+    let page =
+        tokio::task::spawn_blocking(move || index.query(&filter, page, per_page)).await.expect("query panicked")?;
+    Ok(Json(page))
+}
+
+pub async fn get_result(
+    State(state): State<Arc<ServeState>>,
+    Path(key): Path<String>,
+) -> Result<Json<autorma_core::ResultRecord>, ApiError> {
+    let index = state.index.clone();
+    let lookup = key.clone();
+    match tokio::task::spawn_blocking(move || index.get(&lookup)).await.expect("lookup panicked")? {
+        Some(record) => Ok(Json(record)),
+        None => Err(ApiError::not_found(format!("no result for key `{key}`"))),
+    }
+}
+
+/// The same filters as `/v1/results`, every page, as CSV: one row per photo.
+pub async fn download_csv(
+    State(state): State<Arc<ServeState>>,
+    raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let filter = query(raw)?.filter()?;
+    let index = state.index.clone();
+    let records = tokio::task::spawn_blocking(move || index.all(&filter)).await.expect("query panicked")?;
+    let body = results_csv(&records);
+    Ok((
+        [(CONTENT_TYPE, "text/csv; charset=utf-8"), (CONTENT_DISPOSITION, "attachment; filename=\"results.csv\"")],
+        body,
+    ))
+}

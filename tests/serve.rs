@@ -1,0 +1,174 @@
+//! `autorma serve` through the real binary: the API over an embedded run's output folder.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use image::{ImageEncoder, Rgb, RgbImage};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn autorma() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
+    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
+        .env("AUTORMA_LOG", "warn")
+        .env_remove("AUTORMA_CONFIG")
+        .env_remove("AUTORMA_API_TOKEN");
+    cmd
+}
+
+fn write_png(path: &Path, color: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = RgbImage::from_pixel(30, 30, Rgb(color));
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out).write_image(&img, 30, 30, image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+fn run(inbox: &Path, out: &Path) {
+    let status = autorma().args(["run", "--no-progress", "--inbox"]).arg(inbox).arg("--out").arg(out).status().unwrap();
+    assert!(status.success());
+}
+
+/// A running `autorma serve`, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(out: &Path, token: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = autorma()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token, "--out"])
+            .arg(out)
+            .spawn()
+            .unwrap();
+        let server = Server { child, port };
+        let started = Instant::now();
+        while server.get("/readyz", Some(token)).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Status and body of a GET (HTTP/1.1, one request per connection).
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, body.to_string())
+    }
+
+    fn json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.get(path, Some(token));
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keys(page: &serde_json::Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|r| r["item"]["key"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out) = (dir.path().join("inbox"), dir.path().join("out"));
+    let colors = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [240, 240, 240], [10, 10, 10], [120, 90, 60]];
+    for (i, color) in colors.into_iter().enumerate() {
+        write_png(&inbox.join(format!("bench-{}/p{i}.png", i % 2)), color);
+    }
+    run(&inbox, &out);
+    let token = "s3cret-token";
+    let server = Server::start(&out, token);
+
+    // The token: needed everywhere but /healthz.
+    assert_eq!(server.get("/healthz", None).0, 200);
+    let (status, body) = server.get("/v1/results", None);
+    assert_eq!(status, 401);
+    assert!(body.contains("\"unauthorized\""), "{body}");
+    assert_eq!(server.get("/v1/results", Some("wrong-token-value")).0, 401);
+
+    // Pages, newest first.
+    let (status, all) = server.json("/v1/results?per_page=500", token);
+    assert_eq!((status, all["total"].as_u64()), (200, Some(6)));
+    let times: Vec<&str> =
+        all["items"].as_array().unwrap().iter().map(|r| r["processed_at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let (_, page3) = server.json("/v1/results?per_page=2&page=3", token);
+    assert_eq!(keys(&page3), keys(&all)[4..6]);
+    let (_, bench0) = server.json("/v1/results?prefix=bench-0/", token);
+    assert_eq!(bench0["total"], 3);
+    let label = all["items"][0]["label"].as_str().unwrap().to_string();
+    let (_, by_label) = server.json(&format!("/v1/results?label={label}"), token);
+    assert!(by_label["items"].as_array().unwrap().iter().all(|r| r["label"] == label.as_str()));
+
+    // One result, by a key with a slash; errors as JSON with a code.
+    let key = keys(&all)[0].clone();
+    let (status, one) = server.json(&format!("/v1/results/{key}"), token);
+    assert_eq!((status, one["item"]["key"].as_str()), (200, Some(key.as_str())));
+    for (path, status, code) in [
+        ("/v1/results/bench-0/nope.png", 404, "not_found"),
+        ("/v1/results?decision=maybe", 400, "bad_request"),
+        ("/v1/results?per_page=0", 400, "bad_request"),
+        ("/v1/results?since=yesterday", 400, "bad_request"),
+        ("/v1/results?colour=red", 400, "bad_request"),
+        ("/v2/nothing", 404, "not_found"),
+    ] {
+        let (got, body) = server.json(path, token);
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    // The CSV: a header and one row per result matching the filter.
+    let (status, csv) = server.get("/v1/results.csv?prefix=bench-1/", Some(token));
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("key,etag,label,confidence,decision,p_"), "{}", lines[0]);
+    assert_eq!(lines.len(), 1 + 3);
+    assert!(lines[1..].iter().all(|l| l.starts_with("bench-1/")));
+
+    // Every route the OpenAPI document lists answers.
+    let (_, openapi) = server.json("/openapi.json", token);
+    let paths: Vec<String> = openapi["paths"].as_object().unwrap().keys().cloned().collect();
+    assert!(paths.len() >= 6, "{paths:?}");
+    for path in paths {
+        let path = path.replace("{key}", &key);
+        assert_eq!(server.get(&path, Some(token)).0, 200, "{path}");
+    }
+    let (_, model) = server.json("/v1/model", token);
+    assert_eq!((model["name"].as_str(), model["execution_provider"].as_str()), (Some("tiny5"), Some("cpu")));
+
+    // New results are followed as the run writes them.
+    write_png(&inbox.join("bench-1/late.png"), [90, 200, 90]);
+    run(&inbox, &out);
+    let started = Instant::now();
+    while server.json("/v1/results", token).1["total"] != 7 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new result was not indexed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, before) = server.json("/v1/results?per_page=500", token);
+    drop(server);
+
+    // Derived data: deleted, rebuilt at start, the same answers.
+    std::fs::remove_file(out.join("state/index.sqlite")).unwrap();
+    let server = Server::start(&out, token);
+    let (_, after) = server.json("/v1/results?per_page=500", token);
+    assert_eq!(after, before);
+}
