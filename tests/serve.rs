@@ -59,9 +59,26 @@ impl Server {
 
     /// Status and body of a GET (HTTP/1.1, one request per connection).
     fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
+        self.request("GET", path, token, None)
+    }
+
+    fn post_json(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.request("POST", path, token, Some(body));
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+    }
+
+    /// Opens a connection with the request sent, for a response read as it comes.
+    fn open(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Option<TcpStream> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let body = body.map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+        let body = body.unwrap_or_else(|| "\r\n".into());
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n{body}").unwrap();
+        Some(stream)
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+        let Some(mut stream) = self.open(method, path, token, body) else { return (0, String::new()) };
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -90,7 +107,8 @@ fn keys(page: &serde_json::Value) -> Vec<String> {
 fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let (inbox, out) = (dir.path().join("inbox"), dir.path().join("out"));
-    let colors = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [240, 240, 240], [10, 10, 10], [120, 90, 60]];
+    // The fixture model is sure of the first three (auto) and unsure of the rest (review).
+    let colors = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [128, 0, 128], [0, 128, 128], [128, 128, 0]];
     for (i, color) in colors.into_iter().enumerate() {
         write_png(&inbox.join(format!("bench-{}/p{i}.png", i % 2)), color);
     }
@@ -144,26 +162,64 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     assert_eq!(lines.len(), 1 + 3);
     assert!(lines[1..].iter().all(|l| l.starts_with("bench-1/")));
 
-    // Every route the OpenAPI document lists answers.
+    // Every GET route the OpenAPI document lists answers (the event stream has its own check).
     let (_, openapi) = server.json("/openapi.json", token);
-    let paths: Vec<String> = openapi["paths"].as_object().unwrap().keys().cloned().collect();
-    assert!(paths.len() >= 6, "{paths:?}");
-    for path in paths {
+    let paths = openapi["paths"].as_object().unwrap();
+    assert!(paths.len() >= 9, "{paths:?}");
+    for (path, operations) in paths {
+        if operations.get("get").is_none() || path == "/v1/events" {
+            continue;
+        }
         let path = path.replace("{key}", &key);
         assert_eq!(server.get(&path, Some(token)).0, 200, "{path}");
     }
+
+    // The review queue: the unsure ones; a person's label takes a photo out of it.
+    let (_, queue) = server.json("/v1/review", token);
+    assert_eq!(queue["total"], 3);
+    assert!(queue["items"].as_array().unwrap().iter().all(|r| r["decision"] == "review"));
+    let unsure = keys(&queue)[0].clone();
+    let (status, correction) =
+        server.post_json(&format!("/v1/review/{unsure}"), Some(token), r#"{"label": "tops", "by": "ann"}"#);
+    assert_eq!(status, 200, "{correction}");
+    assert_eq!((correction["label"].as_str(), correction["by"].as_str()), (Some("tops"), Some("ann")));
+    assert_eq!(correction["model_label"], queue["items"][0]["label"]);
+    assert!(out.join(format!("corrections/{unsure}.json")).is_file(), "stored beside the results");
+    assert_eq!(server.json("/v1/review", token).1["total"], 2);
+    for (path, body, status, code) in [
+        (format!("/v1/review/{unsure}"), r#"{"label": "socks"}"#, 400, "bad_request"),
+        (format!("/v1/review/{unsure}"), r#"{"label": "#, 400, "bad_request"),
+        ("/v1/review/bench-0/nope.png".to_string(), r#"{"label": "tops"}"#, 404, "not_found"),
+    ] {
+        let (got, answer) = server.post_json(&path, Some(token), body);
+        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{path} {body}: {answer}");
+    }
+    assert_eq!(server.post_json(&format!("/v1/review/{unsure}"), None, r#"{"label": "tops"}"#).0, 401);
+
+    // Server-sent events: a result indexed later arrives on an open stream.
+    let mut events = server.open("GET", "/v1/events", Some(token), None).unwrap();
+    events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let (_, model) = server.json("/v1/model", token);
     assert_eq!((model["name"].as_str(), model["execution_provider"].as_str()), (Some("tiny5"), Some("cpu")));
 
-    // New results are followed as the run writes them.
+    // New results are followed as the run writes them, and announced.
     write_png(&inbox.join("bench-1/late.png"), [90, 200, 90]);
     run(&inbox, &out);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("event: result") && seen.contains("bench-1/late.png")) {
+        let n = events.read(&mut buf).expect("an event within 20 s");
+        assert!(n > 0, "the event stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    drop(events);
     let started = Instant::now();
     while server.json("/v1/results", token).1["total"] != 7 {
         assert!(started.elapsed() < Duration::from_secs(10), "the new result was not indexed");
         std::thread::sleep(Duration::from_millis(100));
     }
     let (_, before) = server.json("/v1/results?per_page=500", token);
+    let (_, queue_before) = server.json("/v1/review", token);
     drop(server);
 
     // Derived data: deleted, rebuilt at start, the same answers.
@@ -171,4 +227,5 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     let server = Server::start(&out, token);
     let (_, after) = server.json("/v1/results?per_page=500", token);
     assert_eq!(after, before);
+    assert_eq!(server.json("/v1/review", token).1, queue_before, "corrections are rebuilt too");
 }

@@ -15,6 +15,7 @@
 //! `autorma-sink`); the streaming ones beside them: S3 here in [`store::s3`], Kafka (whose shared
 //! settings and topic names are in [`kafka`]) in `autorma-ingest` and `autorma-sink`.
 
+pub mod correction;
 pub mod dlq;
 pub mod event;
 pub mod fsutil;
@@ -26,6 +27,7 @@ pub mod sink;
 pub mod source;
 pub mod store;
 
+pub use correction::CorrectionRecord;
 pub use dlq::{DlqReason, DlqRecord};
 pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, SourcedEvent};
 pub use position::{PartitionId, Position};

@@ -17,6 +17,8 @@ use crate::serve::{ModelInfo, ServeState, feed, router};
 
 /// How often the output folder is looked at for new results.
 const FEED_INTERVAL: Duration = Duration::from_millis(500);
+/// Results an events subscriber may fall behind by before it misses some.
+const EVENT_BUFFER: usize = 4096;
 
 pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     if !args.out.is_dir() {
@@ -29,13 +31,22 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         version: m.version.clone(),
         sha256: m.onnx.sha256.to_ascii_lowercase(),
         execution_provider: settings.pipeline.runtime.execution_provider.name().to_string(),
+        classes: package.classes().to_vec(),
     };
     let index_path = args.index.clone().unwrap_or_else(|| args.out.join("state/index.sqlite"));
     let index = Arc::new(ResultIndex::open(&index_path)?);
     let caught_up = Arc::new(AtomicBool::new(false));
     let token = args.token.clone().filter(|t| !t.is_empty());
-    let state = Arc::new(ServeState { index: index.clone(), model, token, caught_up: caught_up.clone() });
-    let feeder = tokio::spawn(feed::follow_out_folder(args.out.clone(), index, FEED_INTERVAL, caught_up));
+    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+    let state = Arc::new(ServeState {
+        index: index.clone(),
+        out: args.out.clone(),
+        events: events.clone(),
+        model,
+        token,
+        caught_up: caught_up.clone(),
+    });
+    let feeder = tokio::spawn(feed::follow_out_folder(args.out.clone(), index, FEED_INTERVAL, caught_up, events));
 
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)

@@ -1,5 +1,7 @@
 //! Feeding the index in embedded mode: the `--out` folder of `autorma run` (its
-//! `results/**.json`), read whole at start and then every interval for files that changed.
+//! `results/**.json`, and the `corrections/**.json` people made), read whole at start and then
+//! every interval for files that changed. Each result indexed is also announced to the
+//! `/v1/events` subscribers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,26 +9,51 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use autorma_core::ResultRecord;
 use autorma_core::fsutil::is_tmp_file;
-use autorma_sink::index::ResultIndex;
+use autorma_core::{CorrectionRecord, ResultRecord};
+use autorma_sink::index::{IndexError, ResultIndex};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 
-/// Follows `out/results/` into `index` until the task is dropped; sets `caught_up` after the
-/// first full pass.
-pub async fn follow_out_folder(out: PathBuf, index: Arc<ResultIndex>, interval: Duration, caught_up: Arc<AtomicBool>) {
-    let mut seen: HashMap<PathBuf, (SystemTime, u64)> = HashMap::new();
+/// Files already indexed, by (modified, length).
+type Seen = HashMap<PathBuf, (SystemTime, u64)>;
+
+/// Follows `out` into `index` until the task is dropped; sets `caught_up` after the first full
+/// pass; sends every result it indexes to `events`.
+pub async fn follow_out_folder(
+    out: PathBuf,
+    index: Arc<ResultIndex>,
+    interval: Duration,
+    caught_up: Arc<AtomicBool>,
+    events: broadcast::Sender<Arc<ResultRecord>>,
+) {
+    let mut seen = (Seen::new(), Seen::new());
     loop {
-        let (index, dir) = (index.clone(), out.join("results"));
-        let pass = tokio::task::spawn_blocking(move || {
-            let fed = feed_changed(&dir, &index, &mut seen);
-            (fed, seen)
+        let (index, out, events) = (index.clone(), out.clone(), events.clone());
+        let (fed, back) = tokio::task::spawn_blocking(move || {
+            let (mut results, mut corrections) = seen;
+            let fed = feed_changed(&out.join("results"), &mut results, |records: Vec<ResultRecord>| {
+                index.upsert(&records)?;
+                for record in records {
+                    // Nobody listening is fine.
+                    let _ = events.send(Arc::new(record));
+                }
+                Ok(())
+            })
+            .and_then(|n| {
+                let m = feed_changed(&out.join("corrections"), &mut corrections, |records: Vec<CorrectionRecord>| {
+                    index.upsert_corrections(&records)
+                })?;
+                Ok(n + m)
+            });
+            (fed, (results, corrections))
         })
         .await
         .expect("feeding the index panicked");
-        seen = pass.1;
-        match pass.0 {
+        seen = back;
+        match fed {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(results = n, "indexed"),
+            Ok(n) => tracing::debug!(records = n, "indexed"),
             Err(e) => tracing::warn!(error = %e, "indexing the output folder failed; trying again"),
         }
         caught_up.store(true, Ordering::Relaxed);
@@ -34,11 +61,12 @@ pub async fn follow_out_folder(out: PathBuf, index: Arc<ResultIndex>, interval: 
     }
 }
 
-/// Indexes the result files that are new or changed since `seen`; returns how many.
-fn feed_changed(
+/// Reads the JSON files under `dir` that are new or changed since `seen` and hands them to
+/// `upsert`; returns how many.
+fn feed_changed<T: DeserializeOwned>(
     dir: &Path,
-    index: &ResultIndex,
-    seen: &mut HashMap<PathBuf, (SystemTime, u64)>,
+    seen: &mut Seen,
+    upsert: impl Fn(Vec<T>) -> Result<(), IndexError>,
 ) -> anyhow::Result<usize> {
     let mut changed = Vec::new();
     walk(dir, &mut |path| {
@@ -50,20 +78,18 @@ fn feed_changed(
     })?;
     let mut records = Vec::with_capacity(changed.len());
     for (path, _) in &changed {
-        // Results are written atomically: a file that does not parse is not one of ours.
-        match std::fs::read(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(serde_json::from_slice::<ResultRecord>(&b)?))
-        {
+        // Records are written atomically: a file that does not parse is not one of ours.
+        match std::fs::read(path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<T>(&b)?)) {
             Ok(record) => records.push(record),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "not indexed: unreadable result file"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "not indexed: unreadable record"),
         }
     }
-    for chunk in records.chunks(500) {
-        index.upsert(chunk)?;
+    let n = records.len();
+    if n > 0 {
+        upsert(records)?;
     }
     seen.extend(changed);
-    Ok(records.len())
+    Ok(n)
 }
 
 fn walk(dir: &Path, visit: &mut impl FnMut(&Path)) -> std::io::Result<()> {

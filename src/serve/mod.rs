@@ -1,6 +1,7 @@
 //! `autorma serve`: the HTTP API (axum) over the results index.
 //!
 //! Built so far: the results queries (`/v1/results`, `/v1/results/{key}`, `/v1/results.csv`),
+//! the review queue and corrections (`/v1/review`), server-sent events (`/v1/events`),
 //! `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`, JSON errors, the bearer token; the
 //! index fed from an embedded run's `--out` folder ([`feed`]).
 
@@ -8,19 +9,28 @@ mod auth;
 mod error;
 pub mod feed;
 mod openapi;
+mod review;
 mod routes;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use autorma_core::ResultRecord;
+use tokio::sync::broadcast;
+
 use autorma_sink::index::ResultIndex;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 
 /// What the handlers share.
 pub struct ServeState {
     pub index: Arc<ResultIndex>,
+    /// The output folder (corrections are written under it).
+    pub out: PathBuf,
+    /// Each result as it is indexed, for `/v1/events`.
+    pub events: broadcast::Sender<Arc<ResultRecord>>,
     pub model: ModelInfo,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
@@ -35,6 +45,8 @@ pub struct ModelInfo {
     pub version: String,
     pub sha256: String,
     pub execution_provider: String,
+    /// The labels a correction may give.
+    pub classes: Vec<String>,
 }
 
 pub fn router(state: Arc<ServeState>) -> Router {
@@ -45,6 +57,9 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/results", get(routes::list_results))
         .route("/v1/results.csv", get(routes::download_csv))
         .route("/v1/results/{*key}", get(routes::get_result))
+        .route("/v1/review", get(review::queue))
+        .route("/v1/review/{*key}", post(review::correct))
+        .route("/v1/events", get(review::events))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state)

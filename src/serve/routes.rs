@@ -83,6 +83,7 @@ impl ResultsQuery {
             since: time("since", &self.since)?,
             until: time("until", &self.until)?,
             key_prefix: self.prefix.clone(),
+            uncorrected: false,
         })
     }
 }
@@ -95,13 +96,23 @@ pub async fn list_results(
     State(state): State<Arc<ServeState>>,
     raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
+    page_of(&state, raw, |_| {}).await
+}
+
+/// One page of the results the query string (narrowed by `narrow`) selects.
+pub async fn page_of(
+    state: &ServeState,
+    raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+    narrow: impl FnOnce(&mut ResultFilter),
+) -> Result<Json<Page>, ApiError> {
     let q = query(raw)?;
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         return Err(ApiError::bad_request(format!("per_page {per_page}: must be within 1..={MAX_PER_PAGE}")));
     }
     let page = q.page.unwrap_or(1).max(1);
-    let filter = q.filter()?;
+    let mut filter = q.filter()?;
+    narrow(&mut filter);
     let index = state.index.clone();
     let page =
         tokio::task::spawn_blocking(move || index.query(&filter, page, per_page)).await.expect("query panicked")?;

@@ -10,7 +10,7 @@ mod query;
 use std::path::Path;
 use std::sync::Mutex;
 
-use autorma_core::ResultRecord;
+use autorma_core::{CorrectionRecord, ResultRecord};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, params};
 
@@ -37,6 +37,7 @@ pub struct ResultIndex {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
+    etag TEXT NOT NULL,
     label TEXT NOT NULL,
     decision TEXT NOT NULL,
     confidence REAL NOT NULL,
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_newest ON results (processed_at DESC, key DESC);
 CREATE INDEX IF NOT EXISTS results_by_decision ON results (decision, processed_at DESC);
+CREATE TABLE IF NOT EXISTS corrections (
+    key TEXT PRIMARY KEY,
+    -- The photo version it corrects: a new photo under the key is not corrected.
+    etag TEXT NOT NULL,
+    label TEXT NOT NULL,
+    record TEXT NOT NULL
+);
 ";
 
 impl ResultIndex {
@@ -69,10 +77,10 @@ impl ResultIndex {
         let tx = connection.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO results (key, label, decision, confidence, processed_at, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO results (key, label, decision, confidence, processed_at, record, etag)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (key) DO UPDATE SET label = ?2, decision = ?3, confidence = ?4,
-                     processed_at = ?5, record = ?6",
+                     processed_at = ?5, record = ?6, etag = ?7",
             )?;
             for r in records {
                 insert.execute(params![
@@ -82,11 +90,40 @@ impl ResultIndex {
                     r.confidence,
                     r.processed_at.to_rfc3339_opts(SecondsFormat::Micros, true),
                     serde_json::to_string(r)?,
+                    r.item.etag,
                 ])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Inserts or replaces the corrections (by key).
+    pub fn upsert_corrections(&self, records: &[CorrectionRecord]) -> Result<(), IndexError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO corrections (key, etag, label, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET etag = ?2, label = ?3, record = ?4",
+            )?;
+            for c in records {
+                insert.execute(params![c.item.key, c.item.etag, c.label, serde_json::to_string(c)?])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The correction of one photo, if a person gave one.
+    pub fn correction(&self, key: &str) -> Result<Option<CorrectionRecord>, IndexError> {
+        let connection = self.connection();
+        let mut select = connection.prepare_cached("SELECT record FROM corrections WHERE key = ?1")?;
+        let mut rows = select.query(params![key])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(serde_json::from_str(&row.get::<_, String>(0)?)?)),
+            None => Ok(None),
+        }
     }
 
     /// The result of one photo.

@@ -18,6 +18,8 @@ pub struct ResultFilter {
     pub until: Option<DateTime<Utc>>,
     /// Object keys starting with this.
     pub key_prefix: Option<String>,
+    /// Only photos no person has corrected (the review queue).
+    pub uncorrected: bool,
 }
 
 /// One page of results, newest first.
@@ -55,6 +57,12 @@ impl ResultFilter {
         if let Some(prefix) = &self.key_prefix {
             // substr, not LIKE: a prefix may hold `%` or `_`. (Both `?` name the one value.)
             push("substr(key, 1, length(?)) = ?", Value::Text(prefix.clone()));
+        }
+        if self.uncorrected {
+            clauses.push(
+                "NOT EXISTS (SELECT 1 FROM corrections c WHERE c.key = results.key AND c.etag = results.etag)"
+                    .to_string(),
+            );
         }
         let sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         (sql, values)
@@ -98,7 +106,7 @@ impl ResultIndex {
 mod tests {
     use std::collections::BTreeMap;
 
-    use autorma_core::{ItemRef, ModelRef, StageTimings};
+    use autorma_core::{CorrectionRecord, ItemRef, ModelRef, StageTimings};
 
     use super::*;
 
@@ -149,6 +157,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(keys(&index.query(&window, 1, 10).unwrap()), ["inbox/c%_.jpg", "inbox/b.jpg"]);
+
+        // A corrected photo leaves the review queue; a correction of another version of the
+        // photo (another etag) does not count.
+        let queue = ResultFilter { decision: Some(Decision::Review), uncorrected: true, ..Default::default() };
+        let correction = |key: &str, etag: &str| CorrectionRecord {
+            item: ItemRef { bucket: "b".into(), key: key.into(), etag: etag.into() },
+            label: "tops".into(),
+            model_label: "shirts".into(),
+            model: ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() },
+            by: None,
+            corrected_at: chrono::Utc::now(),
+        };
+        index.upsert_corrections(&[correction("inbox/b.jpg", "e"), correction("inbox/c%_.jpg", "old")]).unwrap();
+        assert_eq!(keys(&index.query(&queue, 1, 10).unwrap()), ["inbox/c%_.jpg"]);
+        assert_eq!(index.correction("inbox/b.jpg").unwrap().unwrap().label, "tops");
 
         // Fed again (a replay): one row per key, the newer record wins.
         index.upsert(&[record("inbox/a.jpg", "shirts", Decision::Auto, 5)]).unwrap();

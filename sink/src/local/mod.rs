@@ -4,6 +4,7 @@
 //! <out>/results/<key>.json   one ResultRecord per photo, replaced atomically
 //! <out>/dlq/<key>.json       one DlqRecord per photo that failed for good
 //! <out>/results.csv          one row per result file, rebuilt (never appended) on flush
+//! <out>/corrections/<key>.json  a person's label for the photo (written by `autorma serve`)
 //! ```
 //! A key has at most one outcome: a result removes the key's dead letter and vice versa.
 
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use autorma_core::store::local::key_to_relative_path;
 use autorma_core::{
-    DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil,
+    CorrectionRecord, DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink,
+    SinkError, fsutil,
 };
 
 use table::ResultTable;
@@ -95,13 +97,7 @@ impl LocalSink {
     }
 
     fn record_path(&self, sub: &str, key: &str) -> Result<PathBuf, SinkError> {
-        let rel = key_to_relative_path(key)
-            .map_err(|e| SinkError::InvalidKey { key: key.to_string(), reason: e.to_string() })?;
-        let mut path = self.inner.out.join(sub).join(rel);
-        let mut name = path.file_name().expect("validated key has a file name").to_os_string();
-        name.push(".json");
-        path.set_file_name(name);
-        Ok(path)
+        record_path(&self.inner.out, sub, key)
     }
 
     /// The photos with a result from another model than `model` (every photo with a result
@@ -113,6 +109,28 @@ impl LocalSink {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("sink state lock poisoned")
     }
+}
+
+/// `<out>/<sub>/<key>.json`, refusing keys that could escape `out`.
+fn record_path(out: &Path, sub: &str, key: &str) -> Result<PathBuf, SinkError> {
+    let rel =
+        key_to_relative_path(key).map_err(|e| SinkError::InvalidKey { key: key.to_string(), reason: e.to_string() })?;
+    let mut path = out.join(sub).join(rel);
+    let mut name = path.file_name().expect("validated key has a file name").to_os_string();
+    name.push(".json");
+    path.set_file_name(name);
+    Ok(path)
+}
+
+/// Stores a person's correction beside the results: `<out>/corrections/<key>.json`, atomically
+/// (a later one replaces it).
+pub fn write_correction(out: &Path, record: &CorrectionRecord) -> Result<PathBuf, SinkError> {
+    let key = &record.item.key;
+    let path = record_path(out, "corrections", key)?;
+    let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
+    fsutil::atomic_write(&path, &bytes)
+        .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
+    Ok(path)
 }
 
 impl ResultSink for LocalSink {

@@ -1,0 +1,102 @@
+//! The review queue and people's corrections, and the live feed of results.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use autorma_core::{CorrectionRecord, Decision};
+use autorma_sink::index::Page;
+use autorma_sink::local::write_correction;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use super::ServeState;
+use super::error::ApiError;
+use super::routes::{ResultsQuery, page_of};
+
+/// `GET /v1/review`: results a person should look at (decision `review`, not corrected yet),
+/// newest first, with the filters and pages of `/v1/results`.
+pub async fn queue(
+    State(state): State<Arc<ServeState>>,
+    raw: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    page_of(&state, raw, |filter| {
+        filter.decision = Some(Decision::Review);
+        filter.uncorrected = true;
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionBody {
+    /// One of the model's classes.
+    label: String,
+    /// Who, as the client names them.
+    by: Option<String>,
+}
+
+/// `POST /v1/review/{key}`: a person's label for the photo; it leaves the queue.
+pub async fn correct(
+    State(state): State<Arc<ServeState>>,
+    Path(key): Path<String>,
+    body: Result<Json<CorrectionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CorrectionRecord>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !state.model.classes.contains(&body.label) {
+        return Err(ApiError::bad_request(format!(
+            "label `{}`: expected one of {:?}",
+            body.label, state.model.classes
+        )));
+    }
+    let index = state.index.clone();
+    let lookup = key.clone();
+    let result = tokio::task::spawn_blocking(move || index.get(&lookup))
+        .await
+        .expect("lookup panicked")?
+        .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))?;
+    let record = CorrectionRecord {
+        item: result.item.clone(),
+        label: body.label,
+        model_label: result.label.clone(),
+        model: result.model.clone(),
+        by: body.by,
+        corrected_at: chrono::Utc::now(),
+    };
+    let (index, out, stored) = (state.index.clone(), state.out.clone(), record.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        // The file first: the index is derived from it.
+        write_correction(&out, &stored)?;
+        index.upsert_corrections(std::slice::from_ref(&stored))?;
+        Ok(())
+    })
+    .await
+    .expect("storing a correction panicked")?;
+    tracing::info!(key = %record.item.key, label = %record.label, model_label = %record.model_label, "corrected");
+    Ok(Json(record))
+}
+
+/// `GET /v1/events`: server-sent events, one `result` event (the Result JSON) per result as
+/// it is indexed.
+pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.events.subscribe();
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(record) => {
+                    let event = Event::default().event("result").json_data(&*record).expect("a Result serialises");
+                    return Some((Ok(event), receiver));
+                }
+                // A slow client misses some; it can catch up with /v1/results.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "an event subscriber fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
