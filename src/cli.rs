@@ -88,11 +88,14 @@ pub enum Command {
     /// whose result in DIR another model made; --inbox is the folder `autorma run` read.
     Replay(ReplayArgs),
     /// The HTTP API over a results index (SQLite), in embedded mode: the results of an
-    /// `autorma run --out DIR`, followed as they are written.
+    /// `autorma run --out DIR`, followed as they are written; with --inbox, it runs that
+    /// pipeline itself and takes uploads.
     ///
     /// Routes: GET /v1/results (filters: label, decision, since, until, prefix; page,
-    /// per_page; newest first), /v1/results/{key}, /v1/results.csv, /v1/model, /healthz,
-    /// /readyz, /openapi.json. Errors are JSON {"error": {"code", "message"}}. With --token,
+    /// per_page; newest first), /v1/results/{key}, /v1/results.csv, GET /v1/review (the
+    /// queue), POST /v1/review/{key} ({"label": ...}), GET /v1/events (server-sent events),
+    /// POST /v1/uploads (multipart, or a raw image with ?name=), /v1/model, /healthz, /readyz,
+    /// /openapi.json. Errors are JSON {"error": {"code", "message"}}. With --token,
     /// every route but /healthz needs `Authorization: Bearer <token>`. The index is derived:
     /// delete it and it is rebuilt from the folder at the next start.
     Serve(ServeArgs),
@@ -100,9 +103,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The output folder of `autorma run` whose results are served.
+    /// The output folder whose results are served (that of `autorma run`).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also run the pipeline on this folder (as `autorma run --watch --inbox DIR --out OUT`),
+    /// and store uploads (POST /v1/uploads) in it.
+    #[arg(long, value_name = "DIR")]
+    pub inbox: Option<PathBuf>,
+    /// Largest request body, in bytes (uploads) [default: 67108864]
+    #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N")]
+    pub max_body_bytes: Option<usize>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,

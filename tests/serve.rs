@@ -199,6 +199,9 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     // Server-sent events: a result indexed later arrives on an open stream.
     let mut events = server.open("GET", "/v1/events", Some(token), None).unwrap();
     events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Without --inbox there is nowhere to put uploads.
+    let (status, answer) = server.post_json("/v1/uploads?name=a.png", Some(token), "{}");
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("no_inbox")), "{answer}");
     let (_, model) = server.json("/v1/model", token);
     assert_eq!((model["name"].as_str(), model["execution_provider"].as_str()), (Some("tiny5"), Some("cpu")));
 
@@ -228,4 +231,110 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     let (_, after) = server.json("/v1/results?per_page=500", token);
     assert_eq!(after, before);
     assert_eq!(server.json("/v1/review", token).1, queue_before, "corrections are rebuilt too");
+}
+
+fn png_bytes(color: [u8; 3], side: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(side, side, |x, y| Rgb([color[0] ^ (x as u8), color[1] ^ (y as u8), color[2]]));
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&img, side, side, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+#[test]
+fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out) = (dir.path().join("inbox"), dir.path().join("out"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = autorma()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-body-bytes", "40000", "--token", "t"])
+        .arg("--inbox")
+        .arg(&inbox)
+        .arg("--out")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let started = Instant::now();
+    while server.get("/readyz", Some("t")).0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A raw body, then a multipart request with two photos.
+    let raw = png_bytes([200, 30, 30], 16);
+    let mut stream = server.open_bytes("POST", "/v1/uploads?name=bench%20shoe.png", "image/png", &raw);
+    let (status, answer) = read_json(&mut stream);
+    assert_eq!(status, 200, "{answer}");
+    let mut uploaded: Vec<String> = vec![answer["uploads"][0]["key"].as_str().unwrap().to_string()];
+    let boundary = "autorma-test-boundary";
+    let mut body = Vec::new();
+    for (i, color) in [[30, 200, 30], [128, 0, 128]].into_iter().enumerate() {
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p{i}.png\"\r\nContent-Type: image/png\r\n\r\n").unwrap();
+        body.extend(png_bytes(color, 16));
+        body.extend(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads", &content_type, &body));
+    assert_eq!(status, 200, "{answer}");
+    uploaded.extend(answer["uploads"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()));
+    assert_eq!(uploaded.len(), 3);
+    assert!(uploaded.iter().all(|k| k.starts_with("uploads/")), "{uploaded:?}");
+    assert!(uploaded[0].ends_with("-bench_shoe.png"), "{}", uploaded[0]);
+
+    // Each gets its result through the pipeline this process runs.
+    for key in &uploaded {
+        let started = Instant::now();
+        while server.get(&format!("/v1/results/{key}"), Some("t")).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(30), "no result for the upload {key}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Refused whole: a non-image among images, a body over the limit.
+    let files_before = std::fs::read_dir(inbox.join("uploads")).unwrap().count();
+    let (status, answer) =
+        read_json(&mut server.open_bytes("POST", "/v1/uploads?name=notes.png", "image/png", b"a packing list"));
+    assert_eq!((status, answer["error"]["code"].as_str()), (415, Some("not_an_image")), "{answer}");
+    // Noise does not compress: well over the 40,000-byte limit.
+    let mut seed = 7u32;
+    let noise = RgbImage::from_fn(200, 200, |_, _| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        Rgb([(seed >> 24) as u8, (seed >> 16) as u8, (seed >> 8) as u8])
+    });
+    let mut big = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut big)
+        .write_image(&noise, 200, 200, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    assert!(big.len() > 40_000);
+    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads?name=big.png", "image/png", &big));
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(std::fs::read_dir(inbox.join("uploads")).unwrap().count(), files_before, "nothing stored");
+}
+
+impl Server {
+    fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer t\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // The server may answer (413) before it has read everything.
+        let _ = stream.write_all(body);
+        stream
+    }
+}
+
+fn read_json(stream: &mut TcpStream) -> (u16, serde_json::Value) {
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }

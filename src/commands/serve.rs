@@ -1,4 +1,5 @@
-//! `autorma serve`: the HTTP API over the results index, fed from an embedded run's folder.
+//! `autorma serve`: the HTTP API over the results index, fed from an embedded run's folder,
+//! and with `--inbox`, that embedded pipeline in the same process.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,10 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use autorma_sink::index::ResultIndex;
 
+use autorma_classifier::PipelineStats;
+
 use super::model_setup;
-use super::run::shutdown_signal;
+use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
 use crate::cli::ServeArgs;
-use crate::config::FileConfig;
+use crate::config::{self, FileConfig};
 use crate::serve::{ModelInfo, ServeState, feed, router};
 
 /// How often the output folder is looked at for new results.
@@ -21,8 +24,10 @@ const FEED_INTERVAL: Duration = Duration::from_millis(500);
 const EVENT_BUFFER: usize = 4096;
 
 pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    if !args.out.is_dir() {
-        bail!("--out `{}` is not a folder (the output folder of `autorma run`)", args.out.display());
+    if args.inbox.is_some() {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create --out `{}`", args.out.display()))?;
+    } else if !args.out.is_dir() {
+        bail!("--out `{}` is not a folder (the output folder of `autorma run`, or give --inbox)", args.out.display());
     }
     let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
     let m = &package.manifest;
@@ -37,10 +42,46 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     let index = Arc::new(ResultIndex::open(&index_path)?);
     let caught_up = Arc::new(AtomicBool::new(false));
     let token = args.token.clone().filter(|t| !t.is_empty());
+    let max_body_bytes = args.max_body_bytes.unwrap_or(64 << 20);
+    if max_body_bytes == 0 {
+        bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
+    }
+    // One stop for both halves: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
+    // commits) and the HTTP server (it finishes the requests in flight).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let pipeline = match &args.inbox {
+        None => None,
+        Some(inbox) => {
+            let run = EmbeddedRun {
+                inbox: inbox.clone(),
+                out: args.out.clone(),
+                bucket: file.bucket.clone().unwrap_or_else(|| "local".into()),
+                watch: true,
+                poll_interval: config::poll_interval(None, file)?,
+            };
+            let (settings, package) = (settings.clone(), package.clone());
+            let stop = stopped();
+            Some(tokio::spawn(async move {
+                run_embedded(&run, settings, package, Arc::new(PipelineStats::default()), stop).await
+            }))
+        }
+    };
     let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
     let state = Arc::new(ServeState {
         index: index.clone(),
         out: args.out.clone(),
+        inbox: args.inbox.clone(),
+        max_body_bytes,
         events: events.clone(),
         model,
         token,
@@ -55,7 +96,25 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     tracing::info!(address = %listener.local_addr()?, out = %args.out.display(), index = %index_path.display(),
         authentication = state.token.is_some(), "serving");
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped());
+    let result = match pipeline {
+        None => server.await.map_err(anyhow::Error::from),
+        Some(mut pipeline) => {
+            // A pipeline that stops by itself has failed: so does the server, with its error.
+            tokio::select! {
+                served = server => {
+                    let summary = (&mut pipeline).await.expect("the pipeline panicked")?;
+                    println!("pipeline stopped: classified {} photos, dead-lettered {}", summary.classified(), summary.dlq);
+                    served.map_err(anyhow::Error::from)
+                }
+                ended = &mut pipeline => match ended.expect("the pipeline panicked") {
+                    Ok(_) => Err(anyhow::anyhow!("the pipeline stopped while the server was running")),
+                    Err(e) => Err(e.context("the pipeline failed")),
+                },
+            }
+        }
+    };
     feeder.abort();
+    result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,9 @@
 //!
 //! Built so far: the results queries (`/v1/results`, `/v1/results/{key}`, `/v1/results.csv`),
 //! the review queue and corrections (`/v1/review`), server-sent events (`/v1/events`),
-//! `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`, JSON errors, the bearer token; the
-//! index fed from an embedded run's `--out` folder ([`feed`]).
+//! uploads into the inbox (`/v1/uploads`), `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`,
+//! JSON errors, the bearer token, body limits; in embedded mode, the pipeline on `--inbox` in
+//! the same process and the index fed from its `--out` folder ([`feed`]).
 
 mod auth;
 mod error;
@@ -11,6 +12,7 @@ pub mod feed;
 mod openapi;
 mod review;
 mod routes;
+mod uploads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::sync::broadcast;
 
 use autorma_sink::index::ResultIndex;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use serde::Serialize;
 
@@ -29,6 +32,10 @@ pub struct ServeState {
     pub index: Arc<ResultIndex>,
     /// The output folder (corrections are written under it).
     pub out: PathBuf,
+    /// Where uploads go (embedded: the folder the in-process pipeline watches), if anywhere.
+    pub inbox: Option<PathBuf>,
+    /// Largest request body (uploads).
+    pub max_body_bytes: usize,
     /// Each result as it is indexed, for `/v1/events`.
     pub events: broadcast::Sender<Arc<ResultRecord>>,
     pub model: ModelInfo,
@@ -60,6 +67,7 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/review", get(review::queue))
         .route("/v1/review/{*key}", post(review::correct))
         .route("/v1/events", get(review::events))
+        .route("/v1/uploads", post(uploads::upload).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state)
