@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// and store uploads (POST /v1/uploads) in it.
     #[arg(long, value_name = "DIR")]
     pub inbox: Option<PathBuf>,
+    /// Web origin allowed to call the API from a browser (repeat for more), e.g.
+    /// https://bench.example.com. None by default: CORS is off, only same-origin pages may.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
     /// Largest request body, in bytes (uploads) [default: 67108864]
     #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N")]
     pub max_body_bytes: Option<usize>,

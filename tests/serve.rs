@@ -44,7 +44,9 @@ impl Server {
     fn start(out: &Path, token: &str) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = autorma()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token, "--out"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token])
+            .args(["--cors-origin", "http://bench.example"])
+            .arg("--out")
             .arg(out)
             .spawn()
             .unwrap();
@@ -199,6 +201,18 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     // Server-sent events: a result indexed later arrives on an open stream.
     let mut events = server.open("GET", "/v1/events", Some(token), None).unwrap();
     events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // CORS: only the configured origin gets the browser's permission (the second server, with
+    // no --cors-origin, gives none).
+    let preflight = |origin: &str| {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.to_ascii_lowercase()
+    };
+    assert!(preflight("http://bench.example").contains("access-control-allow-origin: http://bench.example"));
+    assert!(!preflight("http://evil.example").contains("access-control-allow-origin"));
+
     // Without --inbox there is nowhere to put uploads.
     let (status, answer) = server.post_json("/v1/uploads?name=a.png", Some(token), "{}");
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("no_inbox")), "{answer}");
@@ -313,6 +327,13 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads?name=big.png", "image/png", &big));
     assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
     assert_eq!(std::fs::read_dir(inbox.join("uploads")).unwrap().count(), files_before, "nothing stored");
+
+    // CORS is off by default: no browser permission for any origin.
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: test\r\nOrigin: http://bench.example\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(!response.to_ascii_lowercase().contains("access-control-allow-origin"), "{response}");
 }
 
 impl Server {

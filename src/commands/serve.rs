@@ -42,6 +42,16 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     let index = Arc::new(ResultIndex::open(&index_path)?);
     let caught_up = Arc::new(AtomicBool::new(false));
     let token = args.token.clone().filter(|t| !t.is_empty());
+    let cors_origins = args
+        .cors_origin
+        .iter()
+        .map(|o| match o.parse::<axum::http::HeaderValue>() {
+            Ok(v) if o.starts_with("http://") || o.starts_with("https://") => Ok(v),
+            _ => Err(anyhow::anyhow!(
+                "invalid --cors-origin `{o}`: expected an origin such as https://bench.example.com"
+            )),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let max_body_bytes = args.max_body_bytes.unwrap_or(64 << 20);
     if max_body_bytes == 0 {
         bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
@@ -96,7 +106,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     tracing::info!(address = %listener.local_addr()?, out = %args.out.display(), index = %index_path.display(),
         authentication = state.token.is_some(), "serving");
     println!("listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped());
+    let server = axum::serve(listener, router(state, &cors_origins)).with_graceful_shutdown(stopped());
     let result = match pipeline {
         None => server.await.map_err(anyhow::Error::from),
         Some(mut pipeline) => {

@@ -24,8 +24,11 @@ use tokio::sync::broadcast;
 use autorma_sink::index::ResultIndex;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
 use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// What the handlers share.
 pub struct ServeState {
@@ -56,7 +59,8 @@ pub struct ModelInfo {
     pub classes: Vec<String>,
 }
 
-pub fn router(state: Arc<ServeState>) -> Router {
+/// The routes; `cors_origins` may call them from a browser (none: CORS off).
+pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
     let api = Router::new()
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(openapi::document))
@@ -70,5 +74,14 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/uploads", post(uploads::upload).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state)
+    let router = Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([AUTHORIZATION, CONTENT_TYPE]),
+    )
 }
