@@ -2,30 +2,11 @@
 //! set, and on the real test split when the real model and data are present), and the
 //! start-up validation messages.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use image::{ImageEncoder, Rgb, RgbImage};
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn autorma() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
-    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
-        .env("AUTORMA_LOG", "warn")
-        .env_remove("AUTORMA_CONFIG");
-    cmd
-}
-
-fn write_png(path: &Path, color: [u8; 3]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let img = RgbImage::from_pixel(30, 30, Rgb(color));
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out).write_image(&img, 30, 30, image::ExtendedColorType::Rgb8).unwrap();
-    std::fs::write(path, out).unwrap();
-}
+use common::{autorma, root, write_png};
 
 #[test]
 fn classify_prints_label_confidence_and_decision() {

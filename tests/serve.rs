@@ -2,32 +2,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use image::{ImageEncoder, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-fn autorma() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
-    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
-        .env("AUTORMA_LOG", "warn")
-        .env_remove("AUTORMA_CONFIG")
-        .env_remove("AUTORMA_API_TOKEN");
-    cmd
-}
-
-fn write_png(path: &Path, color: [u8; 3]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let img = RgbImage::from_pixel(30, 30, Rgb(color));
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out).write_image(&img, 30, 30, image::ExtendedColorType::Rgb8).unwrap();
-    std::fs::write(path, out).unwrap();
-}
+use common::{autorma, encode_png, write_png};
 
 fn run(inbox: &Path, out: &Path) {
     let status = autorma().args(["run", "--no-progress", "--inbox"]).arg(inbox).arg("--out").arg(out).status().unwrap();
@@ -248,12 +231,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
 }
 
 fn png_bytes(color: [u8; 3], side: u32) -> Vec<u8> {
-    let img = RgbImage::from_fn(side, side, |x, y| Rgb([color[0] ^ (x as u8), color[1] ^ (y as u8), color[2]]));
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(&img, side, side, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
+    encode_png(&RgbImage::from_fn(side, side, |x, y| Rgb([color[0] ^ (x as u8), color[1] ^ (y as u8), color[2]])))
 }
 
 #[test]
@@ -319,10 +297,7 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         Rgb([(seed >> 24) as u8, (seed >> 16) as u8, (seed >> 8) as u8])
     });
-    let mut big = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut big)
-        .write_image(&noise, 200, 200, image::ExtendedColorType::Rgb8)
-        .unwrap();
+    let big = encode_png(&noise);
     assert!(big.len() > 40_000);
     let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads?name=big.png", "image/png", &big));
     assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");

@@ -94,7 +94,7 @@ async fn embedded(
     let current = model_ref(&package);
     let sink = LocalSink::open(out).with_context(|| format!("cannot open `{}`", out.display()))?;
     let stale = sink.results_made_by_other_than((!args.all).then_some(&current));
-    let listed = sink.results_made_by_other_than(None).len();
+    let listed = sink.num_results();
     let events: Vec<ItemEvent> = stale
         .into_iter()
         .map(|item| ItemEvent {

@@ -149,11 +149,7 @@ impl S3Store {
 
     /// The object's bytes, or `None` when there is no such key.
     pub async fn get_optional(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Option<Bytes>, StoreError> {
-        match self.get(bucket, key, max_bytes).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.get_with_etag(bucket, key, max_bytes).await?.map(|(bytes, _)| bytes))
     }
 
     /// Writes an object only if `condition` holds (S3 conditional writes, which versitygw and

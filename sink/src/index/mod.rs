@@ -117,19 +117,18 @@ impl ResultIndex {
 
     /// The correction of one photo, if a person gave one.
     pub fn correction(&self, key: &str) -> Result<Option<CorrectionRecord>, IndexError> {
-        let connection = self.connection();
-        let mut select = connection.prepare_cached("SELECT record FROM corrections WHERE key = ?1")?;
-        let mut rows = select.query(params![key])?;
-        match rows.next()? {
-            Some(row) => Ok(Some(serde_json::from_str(&row.get::<_, String>(0)?)?)),
-            None => Ok(None),
-        }
+        self.record_by_key("SELECT record FROM corrections WHERE key = ?1", key)
     }
 
     /// The result of one photo.
     pub fn get(&self, key: &str) -> Result<Option<ResultRecord>, IndexError> {
+        self.record_by_key("SELECT record FROM results WHERE key = ?1", key)
+    }
+
+    /// The JSON `record` column of the row `select` finds for `key`.
+    fn record_by_key<T: serde::de::DeserializeOwned>(&self, select: &str, key: &str) -> Result<Option<T>, IndexError> {
         let connection = self.connection();
-        let mut select = connection.prepare_cached("SELECT record FROM results WHERE key = ?1")?;
+        let mut select = connection.prepare_cached(select)?;
         let mut rows = select.query(params![key])?;
         match rows.next()? {
             Some(row) => Ok(Some(serde_json::from_str(&row.get::<_, String>(0)?)?)),

@@ -106,6 +106,11 @@ impl LocalSink {
         self.state().results.made_by_other_than(model)
     }
 
+    /// Photos with a result.
+    pub fn num_results(&self) -> usize {
+        self.state().results.len()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("sink state lock poisoned")
     }

@@ -17,6 +17,10 @@ impl ResultTable {
         self.rows.insert(r.item.key.clone(), r.clone());
     }
 
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub fn remove(&mut self, key: &str) -> bool {
         self.rows.remove(key).is_some()
     }

@@ -1,0 +1,35 @@
+//! What the binary's tests share: the binary with the fixture model, and small photos.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{ImageEncoder, Rgb, RgbImage};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `autorma` with the tiny5 fixture model, quiet logs, and no settings from the caller's
+/// environment.
+pub fn autorma() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
+    cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
+        .env("AUTORMA_LOG", "warn")
+        .env_remove("AUTORMA_CONFIG")
+        .env_remove("AUTORMA_API_TOKEN");
+    cmd
+}
+
+pub fn encode_png(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img, img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// A 30x30 PNG of one colour at `path` (folders created).
+pub fn write_png(path: &Path, color: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, encode_png(&RgbImage::from_pixel(30, 30, Rgb(color)))).unwrap();
+}
