@@ -202,6 +202,41 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     let (_, model) = server.json("/v1/model", token);
     assert_eq!((model["name"].as_str(), model["execution_provider"].as_str()), (Some("tiny5"), Some("cpu")));
 
+    // Classified in the request (no pipeline in this process: its own batcher and session),
+    // exactly as the run classified the same bytes.
+    let photo = std::fs::read(inbox.join("bench-0/p0.png")).unwrap();
+    let (status, answer) =
+        read_json(&mut server.open_bytes("POST", "/v1/classify?name=p0.png", "image/png", &photo, token));
+    assert_eq!(status, 200, "{answer}");
+    let (_, p0) = server.json("/v1/results/bench-0/p0.png", token);
+    let classified = &answer["results"][0];
+    assert_eq!((classified["name"].as_str(), &classified["label"]), (Some("p0.png"), &p0["label"]), "{answer}");
+    let confidence = |v: &serde_json::Value| v["confidence"].as_f64().unwrap();
+    assert!((confidence(classified) - confidence(&p0)).abs() < 1e-6, "{classified} vs {p0}");
+    assert_eq!(classified["decision"], p0["decision"]);
+    assert_eq!(classified["probabilities"].as_object().unwrap().len(), 5);
+    assert_eq!(answer["model"]["name"], "tiny5");
+    // Many photos: each answered in its place; one that does not decode gets its error there.
+    // When none decodes, the request fails with that error.
+    let broken = &photo[..photo.len() / 2];
+    let body = multipart(&[("a.png", &photo), ("broken.png", broken), ("b.png", &photo)]);
+    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/classify", MULTIPART, &body, token));
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a.png", "broken.png", "b.png"]);
+    assert_eq!([&results[0]["label"], &results[2]["label"]], [&p0["label"], &p0["label"]]);
+    assert_eq!(results[1]["error"]["code"], "cannot_decode", "{answer}");
+    for (name, bytes, status, code) in
+        [("broken.png", broken, 422, "cannot_decode"), ("notes.png", &b"a packing list"[..], 415, "not_an_image")]
+    {
+        let path = format!("/v1/classify?name={name}");
+        let (got, answer) = read_json(&mut server.open_bytes("POST", &path, "image/png", bytes, token));
+        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{answer}");
+    }
+    let (status, _) = read_json(&mut server.open_bytes("POST", "/v1/classify", "image/png", &photo, "wrong-token"));
+    assert_eq!(status, 401);
+
     // New results are followed as the run writes them, and announced.
     write_png(&inbox.join("bench-1/late.png"), [90, 200, 90]);
     run(&inbox, &out);
@@ -257,20 +292,13 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
 
     // A raw body, then a multipart request with two photos.
     let raw = png_bytes([200, 30, 30], 16);
-    let mut stream = server.open_bytes("POST", "/v1/uploads?name=bench%20shoe.png", "image/png", &raw);
+    let mut stream = server.open_bytes("POST", "/v1/uploads?name=bench%20shoe.png", "image/png", &raw, "t");
     let (status, answer) = read_json(&mut stream);
     assert_eq!(status, 200, "{answer}");
     let mut uploaded: Vec<String> = vec![answer["uploads"][0]["key"].as_str().unwrap().to_string()];
-    let boundary = "autorma-test-boundary";
-    let mut body = Vec::new();
-    for (i, color) in [[30, 200, 30], [128, 0, 128]].into_iter().enumerate() {
-        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p{i}.png\"\r\nContent-Type: image/png\r\n\r\n").unwrap();
-        body.extend(png_bytes(color, 16));
-        body.extend(b"\r\n");
-    }
-    write!(body, "--{boundary}--\r\n").unwrap();
-    let content_type = format!("multipart/form-data; boundary={boundary}");
-    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads", &content_type, &body));
+    let (p0, p1) = (png_bytes([30, 200, 30], 16), png_bytes([128, 0, 128], 16));
+    let body = multipart(&[("p0.png", &p0), ("p1.png", &p1)]);
+    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads", MULTIPART, &body, "t"));
     assert_eq!(status, 200, "{answer}");
     uploaded.extend(answer["uploads"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()));
     assert_eq!(uploaded.len(), 3);
@@ -286,10 +314,22 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         }
     }
 
+    // Requests share the running pipeline's batcher and session: several at once, all answered.
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| read_json(&mut server.open_bytes("POST", "/v1/classify", "image/png", &raw, "t"))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, answer) in answers {
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["results"][0]["batch_size"].as_u64().is_some_and(|n| n >= 1), "{answer}");
+    }
+
     // Refused whole: a non-image among images, a body over the limit.
     let files_before = std::fs::read_dir(inbox.join("uploads")).unwrap().count();
     let (status, answer) =
-        read_json(&mut server.open_bytes("POST", "/v1/uploads?name=notes.png", "image/png", b"a packing list"));
+        read_json(&mut server.open_bytes("POST", "/v1/uploads?name=notes.png", "image/png", b"a packing list", "t"));
     assert_eq!((status, answer["error"]["code"].as_str()), (415, Some("not_an_image")), "{answer}");
     // Noise does not compress: well over the 40,000-byte limit.
     let mut seed = 7u32;
@@ -299,7 +339,8 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     });
     let big = encode_png(&noise);
     assert!(big.len() > 40_000);
-    let (status, answer) = read_json(&mut server.open_bytes("POST", "/v1/uploads?name=big.png", "image/png", &big));
+    let (status, answer) =
+        read_json(&mut server.open_bytes("POST", "/v1/uploads?name=big.png", "image/png", &big, "t"));
     assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
     assert_eq!(std::fs::read_dir(inbox.join("uploads")).unwrap().count(), files_before, "nothing stored");
 
@@ -312,11 +353,11 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
 }
 
 impl Server {
-    fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> TcpStream {
+    fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer t\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .unwrap();
@@ -324,6 +365,20 @@ impl Server {
         let _ = stream.write_all(body);
         stream
     }
+}
+
+const MULTIPART: &str = "multipart/form-data; boundary=autorma-test-boundary";
+
+/// A multipart body (boundary of [`MULTIPART`]) with one file field per photo.
+fn multipart(photos: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in photos {
+        write!(body, "--autorma-test-boundary\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").unwrap();
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    write!(body, "--autorma-test-boundary--\r\n").unwrap();
+    body
 }
 
 fn read_json(stream: &mut TcpStream) -> (u16, serde_json::Value) {

@@ -27,5 +27,6 @@ pub mod serving;
 pub mod testsuite;
 
 pub use pipeline::{
-    Pipeline, PipelineConfig, PipelineError, PipelineModel, PipelineStats, PipelineSummary, RetryConfig,
+    Pipeline, PipelineConfig, PipelineError, PipelineModel, PipelineStats, PipelineSummary, RequestError, RequestInbox,
+    Requests, RetryConfig, requests, serve_requests,
 };

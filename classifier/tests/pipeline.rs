@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
-use autorma_classifier::{Pipeline, PipelineConfig};
+use autorma_classifier::serving::{ModelHandle, ServingModel};
+use autorma_classifier::{Pipeline, PipelineConfig, PipelineModel, RequestError};
 use autorma_core::{
     Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, ModelRef, ObjectStore, PartitionId,
     Position, PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
@@ -489,4 +490,40 @@ async fn live_photos_pass_a_bulk_backlog_which_holds_its_lane_when_it_piles_up()
     let summary = run.await.unwrap().unwrap();
     assert_eq!(summary.classified(), 14, "every replay photo came through once the gate opened");
     assert_eq!(holds.lock().unwrap().last(), Some(&false), "the bulk lane was resumed as the backlog drained");
+}
+
+#[tokio::test]
+async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_written() {
+    let mut config = config();
+    // Only a full batch of two is flushed in time: the request and the event must share it.
+    config.batcher.max_batch_size = 2;
+    config.batcher.max_wait = Duration::from_secs(600);
+    let model = ServingModel::load(package(), &config.runtime, config.limits, 1).unwrap();
+    let models = ModelHandle::new(model);
+    let (requests, inbox) = autorma_classifier::requests(models.clone());
+    let sink = Arc::new(MemSink::default());
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let source = VecSource { events: [event(0, "red")].into(), endless: true, commits: commits.clone() };
+    let mut pipeline =
+        Pipeline::serving(store_of(["red"], [255, 0, 0]), source, sink.clone(), PipelineModel::Handle(models), config);
+    pipeline.requests = Some(inbox);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(pipeline.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let answer = tokio::time::timeout(Duration::from_secs(60), requests.classify(png([0, 0, 255])))
+        .await
+        .expect("the request and the event fill one batch")
+        .unwrap();
+    assert_eq!((answer.batch_size, answer.model.classes[answer.prediction.label].as_str()), (2, "shirts"));
+    let err = requests.classify(Bytes::from_static(b"%PDF-1.4")).await.unwrap_err();
+    assert!(matches!(err, RequestError::Photo(_)), "{err}");
+
+    stop_tx.send(()).unwrap();
+    let summary = running.await.unwrap().unwrap();
+    assert_eq!(summary.classified(), 1, "only the event is a pipeline photo");
+    assert_eq!(sink.results.lock().unwrap().keys().collect::<Vec<_>>(), ["red"], "the request wrote nothing");
+    let err = requests.classify(png([0, 0, 255])).await.unwrap_err();
+    assert!(matches!(err, RequestError::Stopped), "{err}");
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use autorma_classifier::PipelineStats;
 use autorma_classifier::inference::ModelSession;
 use autorma_classifier::preprocess::Preprocessor;
+use autorma_classifier::{PipelineModel, PipelineStats};
 use serde::Serialize;
 
 use super::run::{EmbeddedRun, run_embedded};
@@ -113,7 +113,15 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
             poll_interval: Duration::from_millis(500),
         };
         let stats = Arc::new(PipelineStats::default());
-        let summary = run_embedded(&run, settings.clone(), package.clone(), stats, std::future::pending()).await?;
+        let summary = run_embedded(
+            &run,
+            settings.clone(),
+            PipelineModel::Package(package.clone()),
+            None,
+            stats,
+            std::future::pending(),
+        )
+        .await?;
         e2e_rates.push(summary.items_per_second());
 
         let mut s = session.take().expect("session is put back after each round");

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autorma_classifier::{Pipeline, PipelineStats, PipelineSummary};
+use autorma_classifier::{Pipeline, PipelineModel, PipelineStats, PipelineSummary, RequestInbox};
 use autorma_core::{LocalStore, Store};
 use autorma_ingest::{LocalFolderSource, LocalFolderSourceConfig, Source};
-use autorma_registry::ModelPackage;
 use autorma_sink::{LocalSink, Sink};
 
 use super::model_setup;
@@ -45,7 +44,8 @@ pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> 
     };
     let stats = Arc::new(PipelineStats::default());
     let progress = (!args.no_progress && !args.watch).then(|| spawn_progress(stats.clone()));
-    let summary = run_embedded(&embedded, settings, package, stats, shutdown_signal()).await;
+    let summary =
+        run_embedded(&embedded, settings, PipelineModel::Package(package), None, stats, shutdown_signal()).await;
     if let Some((bar, task)) = progress {
         task.abort();
         bar.finish_and_clear();
@@ -57,11 +57,12 @@ pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> 
 }
 
 /// Builds the local backends and runs the pipeline until the inbox is done (or, with
-/// `watch`, until `shutdown`).
+/// `watch`, until `shutdown`); `requests` share its batches while it runs.
 pub async fn run_embedded(
     run: &EmbeddedRun,
     settings: ModelSettings,
-    package: Arc<ModelPackage>,
+    model: PipelineModel,
+    requests: Option<RequestInbox>,
     stats: Arc<PipelineStats>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<PipelineSummary> {
@@ -87,8 +88,9 @@ pub async fn run_embedded(
     let store = Store::Local(LocalStore::new(run.bucket.clone(), &inbox));
 
     let mut pipeline =
-        Pipeline::new(store, Source::Local(source), Arc::new(Sink::Local(sink)), package, settings.pipeline);
+        Pipeline::serving(store, Source::Local(source), Arc::new(Sink::Local(sink)), model, settings.pipeline);
     pipeline.stats = stats;
+    pipeline.requests = requests;
     Ok(pipeline.run(shutdown).await?)
 }
 

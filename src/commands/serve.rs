@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use autorma_sink::index::ResultIndex;
 
-use autorma_classifier::PipelineStats;
+use autorma_classifier::serving::{ModelHandle, ServingModel};
+use autorma_classifier::{PipelineModel, PipelineStats};
 
 use super::model_setup;
 use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
 use crate::cli::ServeArgs;
 use crate::config::{self, FileConfig};
-use crate::serve::{ModelInfo, ServeState, feed, router};
+use crate::serve::{ServeState, feed, router};
 
 /// How often the output folder is looked at for new results.
 const FEED_INTERVAL: Duration = Duration::from_millis(500);
@@ -30,14 +31,16 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         bail!("--out `{}` is not a folder (the output folder of `autorma run`, or give --inbox)", args.out.display());
     }
     let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
-    let m = &package.manifest;
-    let model = ModelInfo {
-        name: m.name.clone(),
-        version: m.version.clone(),
-        sha256: m.onnx.sha256.to_ascii_lowercase(),
-        execution_provider: settings.pipeline.runtime.execution_provider.name().to_string(),
-        classes: package.classes().to_vec(),
-    };
+    // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
+    // sessions and batches.
+    let pipeline_config = settings.pipeline.clone();
+    let serving = tokio::task::spawn_blocking(move || {
+        ServingModel::load(package, &pipeline_config.runtime, pipeline_config.limits, pipeline_config.num_workers)
+    })
+    .await
+    .expect("model loading panicked")?;
+    let models = ModelHandle::new(serving);
+    let (requests, request_inbox) = autorma_classifier::requests(models.clone());
     let index_path = args.index.clone().unwrap_or_else(|| args.out.join("state/index.sqlite"));
     let index = Arc::new(ResultIndex::open(&index_path)?);
     let caught_up = Arc::new(AtomicBool::new(false));
@@ -69,8 +72,14 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
+    let stats = Arc::new(PipelineStats::default());
     let pipeline = match &args.inbox {
-        None => None,
+        None => {
+            // No pipeline here: requests get a batcher and inference threads of their own.
+            let config = settings.pipeline.clone();
+            tokio::spawn(async move { autorma_classifier::serve_requests(request_inbox, &config, stats).await });
+            None
+        }
         Some(inbox) => {
             let run = EmbeddedRun {
                 inbox: inbox.clone(),
@@ -79,10 +88,11 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
                 watch: true,
                 poll_interval: config::poll_interval(None, file)?,
             };
-            let (settings, package) = (settings.clone(), package.clone());
             let stop = stopped();
+            let settings = settings.clone();
             Some(tokio::spawn(async move {
-                run_embedded(&run, settings, package, Arc::new(PipelineStats::default()), stop).await
+                let model = PipelineModel::Handle(models);
+                run_embedded(&run, settings, model, Some(request_inbox), stats, stop).await
             }))
         }
     };
@@ -93,7 +103,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         inbox: args.inbox.clone(),
         max_body_bytes,
         events: events.clone(),
-        model,
+        requests,
         token,
         caught_up: caught_up.clone(),
     });

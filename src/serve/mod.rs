@@ -7,9 +7,11 @@
 //! the same process and the index fed from its `--out` folder ([`feed`]).
 
 mod auth;
+mod classify;
 mod error;
 pub mod feed;
 mod openapi;
+mod photos;
 mod review;
 mod routes;
 mod uploads;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use autorma_classifier::Requests;
 use autorma_core::ResultRecord;
 use tokio::sync::broadcast;
 
@@ -41,11 +44,26 @@ pub struct ServeState {
     pub max_body_bytes: usize,
     /// Each result as it is indexed, for `/v1/events`.
     pub events: broadcast::Sender<Arc<ResultRecord>>,
-    pub model: ModelInfo,
+    /// `POST /v1/classify`, and the model being served.
+    pub requests: Requests,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Set once the feeder has read everything there was at start.
     pub caught_up: Arc<AtomicBool>,
+}
+
+impl ServeState {
+    /// The model new photos are classified by now.
+    pub fn model_info(&self) -> ModelInfo {
+        let serving = self.requests.models().current();
+        ModelInfo {
+            name: serving.model.name.clone(),
+            version: serving.model.version.clone(),
+            sha256: serving.model.sha256.to_ascii_lowercase(),
+            execution_provider: serving.execution_provider.to_string(),
+            classes: serving.classes.to_vec(),
+        }
+    }
 }
 
 /// `GET /v1/model`.
@@ -72,6 +90,7 @@ pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
         .route("/v1/review/{*key}", post(review::correct))
         .route("/v1/events", get(review::events))
         .route("/v1/uploads", post(uploads::upload).layer(DefaultBodyLimit::max(state.max_body_bytes)))
+        .route("/v1/classify", post(classify::classify).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let router = Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state);

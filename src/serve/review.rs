@@ -46,11 +46,9 @@ pub async fn correct(
     body: Result<Json<CorrectionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CorrectionRecord>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !state.model.classes.contains(&body.label) {
-        return Err(ApiError::bad_request(format!(
-            "label `{}`: expected one of {:?}",
-            body.label, state.model.classes
-        )));
+    let classes = state.requests.models().current().classes.clone();
+    if !classes.contains(&body.label) {
+        return Err(ApiError::bad_request(format!("label `{}`: expected one of {classes:?}", body.label)));
     }
     let index = state.index.clone();
     let lookup = key.clone();

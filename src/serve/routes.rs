@@ -37,7 +37,7 @@ pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_j
 }
 
 pub async fn model(State(state): State<Arc<ServeState>>) -> Json<ModelInfo> {
-    Json(state.model.clone())
+    Json(state.model_info())
 }
 
 pub async fn not_found() -> ApiError {

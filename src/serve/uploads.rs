@@ -5,25 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use autorma_classifier::preprocess::sniff_format;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::ServeState;
 use super::error::ApiError;
-
-/// Most photos in one request.
-pub const MAX_PHOTOS: usize = 100;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadQuery {
-    /// File name of a raw (non-multipart) upload.
-    name: Option<String>,
-}
+use super::photos::{PhotoQuery, check_image, read_photos};
 
 #[derive(Debug, Serialize)]
 pub struct Uploaded {
@@ -40,7 +29,7 @@ pub struct UploadAnswer {
 /// Multipart (any number of file fields) or one raw image body (`?name=` names it).
 pub async fn upload(
     State(state): State<Arc<ServeState>>,
-    Query(query): Query<UploadQuery>,
+    Query(query): Query<PhotoQuery>,
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Json<UploadAnswer>, ApiError> {
@@ -51,41 +40,13 @@ pub async fn upload(
             message: "this server has no inbox: start it with --inbox DIR to accept uploads".into(),
         });
     };
-    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mut photos: Vec<(String, Bytes)> = Vec::new();
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            let name = field.file_name().unwrap_or("photo").to_string();
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            photos.push((name, bytes));
-            if photos.len() > MAX_PHOTOS {
-                return Err(too_many());
-            }
-        }
-    } else {
-        let bytes = axum::body::to_bytes(request.into_body(), state.max_body_bytes)
-            .await
-            .map_err(|e| body_error(&e.to_string()))?;
-        photos.push((query.name.unwrap_or_else(|| "photo".into()), bytes));
-    }
-    if photos.is_empty() {
-        return Err(ApiError::bad_request("no photo in the request"));
-    }
     // All checked before any is stored: a request is taken whole or not at all.
-    for (name, bytes) in &photos {
-        if let Err(e) = sniff_format(bytes) {
-            return Err(ApiError {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code: "not_an_image",
-                message: format!("`{name}`: {e}"),
-            });
-        }
+    let photos = read_photos(&state, query, &headers, request).await?;
+    for photo in &photos {
+        check_image(photo)?;
     }
     let uploads = tokio::task::spawn_blocking(move || {
-        photos.iter().map(|(name, bytes)| store(&inbox, name, bytes)).collect::<Result<Vec<_>, ApiError>>()
+        photos.iter().map(|photo| store(&inbox, &photo.name, &photo.bytes)).collect::<Result<Vec<_>, ApiError>>()
     })
     .await
     .expect("storing uploads panicked")?;
@@ -113,27 +74,6 @@ fn safe_name(name: &str) -> String {
         base.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
     let clean = clean.trim_start_matches('.');
     if autorma_core::event::image_type_for_key(clean).is_some() { clean.to_string() } else { format!("{clean}.jpg") }
-}
-
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    body_error(&e.body_text())
-}
-
-/// A body over the limit is 413; anything else unreadable is 400.
-fn body_error(detail: &str) -> ApiError {
-    if detail.contains("length limit") {
-        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail.to_string() }
-    } else {
-        ApiError::bad_request(detail.to_string())
-    }
-}
-
-fn too_many() -> ApiError {
-    ApiError {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        code: "too_many_photos",
-        message: format!("at most {MAX_PHOTOS} photos per request"),
-    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::messages::{Completion, Failed, Outcome, Prepared, SinkInput};
+use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
 use super::stats::PipelineStats;
 use crate::preprocess::{DecodeLimits, PreprocessError};
-use crate::serving::ModelHandle;
+use crate::serving::{ModelHandle, ServingModel};
 
 /// Longest a replayed photo waits for the version its replay asked for (a worker polls its
 /// alias every 30 s by default, and is woken at once by such a photo).
@@ -107,19 +107,12 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         };
         let fetch_ms = ms(started.elapsed());
 
-        let decode_started = Instant::now();
-        let preprocessing = model.clone();
-        let tensor = match tokio::task::spawn_blocking(move || preprocessing.preprocessor.preprocess(&bytes)).await {
-            Ok(tensor) => tensor,
-            // A decoder that panics has met a hostile or broken photo: dead-letter it. Stopping
-            // instead would stop every restart too, on the same photo above the checkpoint.
-            Err(e) => Err(PreprocessError::Decode { detail: format!("the decoder panicked: {}", panic_message(e)) }),
-        };
-        let decode_ms = ms(decode_started.elapsed());
+        let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
         match tensor {
             Ok(_) if self.drop_if_revoked(&sourced) => {}
             Ok(tensor) => {
-                let prepared = Prepared { sourced, model, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
+                let origin = Origin::Event(sourced);
+                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
                 let _ = self.prepared_tx.send(prepared).await;
             }
             Err(e) => {
@@ -169,6 +162,23 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     async fn fail(&self, sourced: SourcedEvent, reason: DlqReason, detail: String, attempts: u32) {
         let _ = self.sink_tx.send(SinkInput::Failed(Failed { sourced, reason, detail, attempts })).await;
     }
+}
+
+/// Decodes and preprocesses `bytes` for `model` on a blocking thread; also returns how long
+/// that took (ms).
+pub(crate) async fn preprocess_blocking(
+    model: &Arc<ServingModel>,
+    bytes: bytes::Bytes,
+) -> (Result<Vec<f32>, PreprocessError>, f64) {
+    let started = Instant::now();
+    let model = model.clone();
+    let tensor = match tokio::task::spawn_blocking(move || model.preprocessor.preprocess(&bytes)).await {
+        Ok(tensor) => tensor,
+        // A decoder that panics has met a hostile or broken photo: refuse the photo. Stopping
+        // instead would stop every restart too, on the same photo above the checkpoint.
+        Err(e) => Err(PreprocessError::Decode { detail: format!("the decoder panicked: {}", panic_message(e)) }),
+    };
+    (tensor, ms(started.elapsed()))
 }
 
 pub(crate) fn ms(d: std::time::Duration) -> f64 {

@@ -1,6 +1,7 @@
 //! Stage 3: inference workers. Each is a dedicated OS thread owning one ONNX Runtime session
 //! (model execution is CPU-heavy and blocking: it never runs on the async runtime's threads).
-//! Workers share the batch queue; whichever is free takes the next batch.
+//! Workers share the batch queue; whichever is free takes the next batch. Results of events
+//! go to the sink; answers to synchronous requests go straight back to their callers.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fetch::ms;
-use super::messages::{Classified, Failed, Prepared, SinkInput};
+use super::messages::{Answer, Classified, Failed, Origin, Prepared, SinkInput};
 use super::stats::PipelineStats;
 use crate::batcher::Batch;
 
@@ -64,36 +65,51 @@ fn worker(
 
         let sent = match predictions {
             Ok(predictions) => {
-                let classified = batch
-                    .items
-                    .into_iter()
-                    .zip(predictions)
-                    .map(|(item, prediction)| Classified {
-                        batch_wait_ms: ms(started - item.ready_at),
-                        sourced: item.sourced,
-                        model: item.model,
-                        prediction,
-                        fetch_ms: item.fetch_ms,
-                        decode_ms: item.decode_ms,
-                        infer_ms,
-                        infer_done_at,
-                    })
-                    .collect();
-                sink_tx.blocking_send(SinkInput::Classified(classified)).is_ok()
+                let mut classified = Vec::with_capacity(size);
+                for (item, prediction) in batch.items.into_iter().zip(predictions) {
+                    let batch_wait_ms = ms(started - item.ready_at);
+                    match item.origin {
+                        Origin::Event(sourced) => classified.push(Classified {
+                            batch_wait_ms,
+                            sourced,
+                            model: item.model,
+                            prediction,
+                            fetch_ms: item.fetch_ms,
+                            decode_ms: item.decode_ms,
+                            infer_ms,
+                            infer_done_at,
+                        }),
+                        // A caller that gave up no longer wants the answer.
+                        Origin::Request(reply) => {
+                            let answer = Answer {
+                                model: item.model,
+                                prediction,
+                                batch_size: size,
+                                decode_ms: item.decode_ms,
+                                batch_wait_ms,
+                                infer_ms,
+                            };
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                }
+                classified.is_empty() || sink_tx.blocking_send(SinkInput::Classified(classified)).is_ok()
             }
             Err(e) => {
                 // A valid tensor that the model cannot run is not the photo's fault, but
                 // retrying the same input on the same model gives the same error: dead-letter
                 // it with the reason so it is visible and the partition moves on.
                 tracing::error!(error = %e, "inference failed; dead-lettering the batch");
-                batch.items.into_iter().all(|item| {
-                    let failed = Failed {
-                        sourced: item.sourced,
-                        reason: DlqReason::InferenceFailed,
-                        detail: e.to_string(),
-                        attempts: 1,
-                    };
-                    sink_tx.blocking_send(SinkInput::Failed(failed)).is_ok()
+                batch.items.into_iter().all(|item| match item.origin {
+                    Origin::Event(sourced) => {
+                        let failed =
+                            Failed { sourced, reason: DlqReason::InferenceFailed, detail: e.to_string(), attempts: 1 };
+                        sink_tx.blocking_send(SinkInput::Failed(failed)).is_ok()
+                    }
+                    Origin::Request(reply) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        true
+                    }
                 })
             }
         };

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use autorma_core::{Decision, DlqReason, Position, PriorOutcome, SourcedEvent};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::inference::Prediction;
 use crate::serving::ServingModel;
 
-/// fetch -> batcher: a photo ready for the model.
+/// fetch (or a synchronous request) -> batcher: a photo ready for the model.
 #[derive(Debug)]
 pub struct Prepared {
-    pub sourced: SourcedEvent,
+    pub origin: Origin,
     /// The model this photo was preprocessed for, and will be inferred and recorded by.
     pub model: Arc<ServingModel>,
     /// CHW f32, `3 * input_size * input_size` values.
@@ -20,6 +21,28 @@ pub struct Prepared {
     pub decode_ms: f64,
     /// When the tensor was ready: the start of its wait for a batch.
     pub ready_at: Instant,
+}
+
+/// Where a photo came from, which says where its prediction goes.
+#[derive(Debug)]
+pub enum Origin {
+    /// An event of the source: its result goes to the sink, then its position is acknowledged.
+    Event(SourcedEvent),
+    /// A photo of a synchronous request (`POST /v1/classify`): its answer goes back to the
+    /// caller; nothing is written and nothing is acknowledged.
+    Request(oneshot::Sender<Result<Answer, String>>),
+}
+
+/// inference -> a synchronous request: one photo's prediction.
+#[derive(Debug)]
+pub struct Answer {
+    pub model: Arc<ServingModel>,
+    pub prediction: Prediction,
+    /// Photos in the batch this one ran in (requests and events share batches).
+    pub batch_size: usize,
+    pub decode_ms: f64,
+    pub batch_wait_ms: f64,
+    pub infer_ms: f64,
 }
 
 /// inference / fetch -> sink.

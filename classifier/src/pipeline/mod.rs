@@ -14,6 +14,7 @@
 mod fetch;
 mod infer;
 pub mod messages;
+mod requests;
 mod retry;
 mod revoked;
 mod sink_stage;
@@ -29,6 +30,7 @@ use autorma_registry::ModelPackage;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use requests::{RequestError, RequestInbox, Requests, requests, serve_requests};
 pub use retry::RetryConfig;
 pub use stats::{PipelineStats, PipelineSummary};
 
@@ -126,6 +128,9 @@ pub struct Pipeline<S, E, K> {
     pub config: PipelineConfig,
     /// Live counters; clone the `Arc` before `run` to watch progress.
     pub stats: Arc<PipelineStats>,
+    /// Synchronous requests that share this pipeline's batches and sessions (see `requests`);
+    /// they are served while the pipeline runs.
+    pub requests: Option<RequestInbox>,
 }
 
 impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
@@ -134,7 +139,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
     }
 
     pub fn serving(store: S, source: E, sink: Arc<K>, model: PipelineModel, config: PipelineConfig) -> Self {
-        Self { store: Arc::new(store), source, sink, model, config, stats: Arc::default() }
+        Self { store: Arc::new(store), source, sink, model, config, stats: Arc::default(), requests: None }
     }
 
     /// Runs until the source is exhausted (and everything drained), or until `shutdown`
@@ -144,7 +149,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
     /// fails here before any photo is read.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<PipelineSummary, PipelineError> {
         let started = Instant::now();
-        let Pipeline { store, source, sink, model, config, stats } = self;
+        let Pipeline { store, source, sink, model, config, stats, requests } = self;
         let models = match model {
             PipelineModel::Handle(handle) => handle,
             PipelineModel::Package(package) => {
@@ -164,12 +169,14 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
 
         let (events_tx, events_rx) = mpsc::channel(config.queue_capacity.max(1));
         let (prepared_tx, prepared_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 2);
-        let (batch_tx, batch_rx) = mpsc::channel(config.num_workers.max(1));
         let (sink_tx, sink_rx) = mpsc::channel(config.num_workers.max(1) * 2 + config.fetch_concurrency);
         // Completions are drained continuously by the source stage, so this bound never
         // blocks for long; it is sized to a few batches.
         let (ack_tx, ack_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 4 + config.fetch_concurrency);
 
+        // Requests join the batches until the fetch stage ends, so the batcher's input closes.
+        let fetch_done = Arc::new(tokio::sync::Notify::new());
+        let forward_task = requests.map(|inbox| tokio::spawn(inbox.forward(prepared_tx.clone(), fetch_done.clone())));
         let revoked = Arc::new(revoked::RevokedPartitions::default());
         let fetch = fetch::FetchStage {
             store,
@@ -184,11 +191,11 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             sink_tx: sink_tx.clone(),
             ack_tx: ack_tx.clone(),
         };
-        let fetch_task = tokio::spawn(fetch.run(events_rx));
-        // A batch runs on one model: a photo given to another one starts the next batch.
-        let same_model = |a: &messages::Prepared, b: &messages::Prepared| Arc::ptr_eq(&a.model, &b.model);
-        let batcher_task = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, same_model));
-        let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, stats.clone());
+        let fetch_task = tokio::spawn(async move {
+            fetch.run(events_rx).await;
+            fetch_done.notify_one();
+        });
+        let model_stage = ModelStage::spawn(&config, prepared_rx, sink_tx, stats.clone());
         let sink_stage = sink_stage::SinkStage {
             sink,
             retry: config.sink_retry,
@@ -231,7 +238,42 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         // (or it failed: then the stages wind down as their channels close).
         let sink_result = sink_task.await.expect("sink stage panicked");
         fetch_task.await.expect("fetch stage panicked");
-        batcher_task.await.expect("batcher panicked");
+        if let Some(forward_task) = forward_task {
+            forward_task.await.expect("request forwarding panicked");
+        }
+        model_stage.join().await;
+        let committed = committed?;
+        sink_result?;
+        Ok(stats.summary(started.elapsed(), committed))
+    }
+}
+
+/// The batcher and the inference threads: the part of the pipeline that synchronous requests
+/// share.
+struct ModelStage {
+    batcher: tokio::task::JoinHandle<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ModelStage {
+    fn spawn(
+        config: &PipelineConfig,
+        prepared_rx: mpsc::Receiver<messages::Prepared>,
+        sink_tx: mpsc::Sender<messages::SinkInput>,
+        stats: Arc<PipelineStats>,
+    ) -> Self {
+        let (batch_tx, batch_rx) = mpsc::channel(config.num_workers.max(1));
+        // A batch runs on one model: a photo given to another one starts the next batch.
+        let same_model = |a: &messages::Prepared, b: &messages::Prepared| Arc::ptr_eq(&a.model, &b.model);
+        let batcher = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, same_model));
+        let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, stats);
+        Self { batcher, workers }
+    }
+
+    /// Waits until the batcher's input has closed and every batch is inferred.
+    async fn join(self) {
+        self.batcher.await.expect("batcher panicked");
+        let workers = self.workers;
         tokio::task::spawn_blocking(move || {
             for worker in workers {
                 worker.join().expect("inference worker panicked");
@@ -239,8 +281,5 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         })
         .await
         .expect("joining inference workers panicked");
-        let committed = committed?;
-        sink_result?;
-        Ok(stats.summary(started.elapsed(), committed))
     }
 }

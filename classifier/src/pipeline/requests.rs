@@ -1,0 +1,97 @@
+//! Synchronous classification (`POST /v1/classify`) through the pipeline's own batcher and
+//! sessions. A request's photo is decoded on a blocking thread of the caller's runtime, then
+//! joins the micro-batches of the source's photos; its answer comes straight back from the
+//! inference worker. Nothing is written to the sink and nothing is acknowledged.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::fetch::preprocess_blocking;
+use super::messages::{Answer, Origin, Prepared};
+use super::{ModelStage, PipelineConfig, PipelineStats};
+use crate::preprocess::PreprocessError;
+use crate::serving::ModelHandle;
+
+/// Photos of requests waiting for the batcher, at most (each holds its tensor).
+const REQUEST_QUEUE: usize = 64;
+
+/// Classifies photos for callers; cheap to clone (one per HTTP handler).
+#[derive(Clone, Debug)]
+pub struct Requests {
+    models: ModelHandle,
+    tx: mpsc::Sender<Prepared>,
+}
+
+/// The receiving end of [`Requests`]: give it to a [`Pipeline`](super::Pipeline) (its
+/// `requests` field) to share that pipeline's batches, or to [`serve_requests`].
+#[derive(Debug)]
+pub struct RequestInbox(mpsc::Receiver<Prepared>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The photo cannot be classified (not an image, too large, undecodable).
+    #[error(transparent)]
+    Photo(#[from] PreprocessError),
+    #[error("the pipeline has stopped")]
+    Stopped,
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// Requests classified by the current model of `models`.
+pub fn requests(models: ModelHandle) -> (Requests, RequestInbox) {
+    let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+    (Requests { models, tx }, RequestInbox(rx))
+}
+
+impl Requests {
+    /// The model new requests are classified by.
+    pub fn models(&self) -> &ModelHandle {
+        &self.models
+    }
+
+    /// Classifies one photo. The photo's bytes are checked exactly as a pipeline photo's are.
+    pub async fn classify(&self, bytes: bytes::Bytes) -> Result<Answer, RequestError> {
+        let model = self.models.current();
+        let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
+        let (reply, answer) = oneshot::channel();
+        let prepared = Prepared {
+            origin: Origin::Request(reply),
+            model,
+            tensor: tensor?,
+            fetch_ms: 0.0,
+            decode_ms,
+            ready_at: Instant::now(),
+        };
+        self.tx.send(prepared).await.map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Inference)
+    }
+}
+
+impl RequestInbox {
+    /// Hands requests to the batcher until `done` is notified (the pipeline's fetch stage
+    /// ended: the batcher must see its input close) or every [`Requests`] is dropped.
+    pub(crate) async fn forward(mut self, prepared_tx: mpsc::Sender<Prepared>, done: Arc<Notify>) {
+        loop {
+            let prepared = tokio::select! {
+                biased;
+                () = done.notified() => return,
+                prepared = self.0.recv() => prepared,
+            };
+            let Some(prepared) = prepared else { return };
+            if prepared_tx.send(prepared).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Serves requests where no pipeline runs (`autorma serve` without an inbox): a batcher and
+/// `config.num_workers` inference threads of their own, until every [`Requests`] is dropped.
+pub async fn serve_requests(inbox: RequestInbox, config: &PipelineConfig, stats: Arc<PipelineStats>) {
+    // Requests never reach the sink; the channel only completes the stage's wiring.
+    let (sink_tx, _sink_rx) = mpsc::channel(1);
+    ModelStage::spawn(config, inbox.0, sink_tx, stats).join().await;
+}

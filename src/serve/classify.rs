@@ -1,0 +1,139 @@
+//! `POST /v1/classify`: photos answered in the request. Each photo joins the micro-batches of
+//! the server's pipeline (or of its own batcher when no pipeline runs in this process) and
+//! its answer comes straight back; nothing is stored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use autorma_classifier::RequestError;
+use autorma_classifier::pipeline::messages::Answer;
+use autorma_classifier::preprocess::PreprocessError;
+use autorma_core::Decision;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::photos::{PhotoQuery, check_image, not_an_image, read_photos};
+use super::{ModelInfo, ServeState};
+
+#[derive(Debug, Serialize)]
+pub struct ClassifyAnswer {
+    /// In the request's order.
+    pub results: Vec<PhotoAnswer>,
+    /// The model that answered (the first photo's: a swap mid-request is named per photo).
+    pub model: ModelInfo,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PhotoAnswer {
+    Classified(Classified),
+    Failed { name: String, error: ErrorBody },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Classified {
+    pub name: String,
+    pub label: String,
+    pub confidence: f32,
+    pub decision: Decision,
+    pub probabilities: BTreeMap<String, f32>,
+    pub model_version: String,
+    /// Photos in the batch it ran in, this request's and the pipeline's together.
+    pub batch_size: usize,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timings {
+    pub decode: f64,
+    pub batch_wait: f64,
+    pub infer: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Every photo is checked to be an image first (415 for the request otherwise); then each is
+/// classified, all at once so they can share a batch. A photo that fails later (it does not
+/// decode) gets an `error` in its place; when every photo fails, the first one's error is the
+/// answer (413, 415 or 422).
+pub async fn classify(
+    State(state): State<Arc<ServeState>>,
+    Query(query): Query<PhotoQuery>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Json<ClassifyAnswer>, ApiError> {
+    let photos = read_photos(&state, query, &headers, request).await?;
+    for photo in &photos {
+        check_image(photo)?;
+    }
+    let model = state.model_info();
+    let answers = futures::future::join_all(
+        photos.into_iter().map(|photo| async { (state.requests.classify(photo.bytes).await, photo.name) }),
+    )
+    .await;
+    let mut results = Vec::with_capacity(answers.len());
+    let mut first_error = None;
+    for (answer, name) in answers {
+        match answer {
+            Ok(answer) => results.push(PhotoAnswer::Classified(classified(name, answer))),
+            Err(e) => {
+                let error = api_error(&name, e);
+                results.push(PhotoAnswer::Failed {
+                    name,
+                    error: ErrorBody { code: error.code, message: error.message.clone() },
+                });
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_error.filter(|_| results.iter().all(|r| matches!(r, PhotoAnswer::Failed { .. }))) {
+        return Err(error);
+    }
+    tracing::debug!(photos = results.len(), "classified a request");
+    Ok(Json(ClassifyAnswer { results, model }))
+}
+
+fn classified(name: String, answer: Answer) -> Classified {
+    let Answer { model, prediction, batch_size, decode_ms, batch_wait_ms, infer_ms } = answer;
+    Classified {
+        name,
+        label: model.classes[prediction.label].clone(),
+        confidence: prediction.confidence,
+        decision: prediction.decision,
+        probabilities: model.classes.iter().cloned().zip(prediction.probabilities.iter().copied()).collect(),
+        model_version: model.model.version.clone(),
+        batch_size,
+        timings_ms: Timings { decode: decode_ms, batch_wait: batch_wait_ms, infer: infer_ms },
+    }
+}
+
+fn api_error(name: &str, e: RequestError) -> ApiError {
+    match e {
+        RequestError::Photo(e @ PreprocessError::NotAnImage { .. }) => not_an_image(name, &e),
+        RequestError::Photo(e @ PreprocessError::TooLarge { .. }) => {
+            ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: format!("`{name}`: {e}") }
+        }
+        RequestError::Photo(e @ PreprocessError::Decode { .. }) => ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "cannot_decode",
+            message: format!("`{name}`: {e}"),
+        },
+        RequestError::Stopped => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "the pipeline has stopped; the server is shutting down".into(),
+        },
+        e @ RequestError::Inference(_) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "inference_failed",
+            message: format!("`{name}`: {e}"),
+        },
+    }
+}

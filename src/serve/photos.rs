@@ -1,0 +1,85 @@
+//! The photos of a request (`/v1/uploads`, `/v1/classify`): multipart with any number of file
+//! fields, or one raw image body named by `?name=`; within the body and photo-count limits.
+
+use axum::body::Bytes;
+use axum::extract::Multipart;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::ServeState;
+use super::error::ApiError;
+
+/// Most photos in one request.
+pub const MAX_PHOTOS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoQuery {
+    /// File name of a raw (non-multipart) photo.
+    name: Option<String>,
+}
+
+pub struct Photo {
+    /// The file name the client gave ("photo" when none).
+    pub name: String,
+    pub bytes: Bytes,
+}
+
+/// The request's photos, at least one; a body over the limit is 413 `too_large`.
+pub async fn read_photos(
+    state: &ServeState,
+    query: PhotoQuery,
+    headers: &HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Vec<Photo>, ApiError> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut photos = Vec::new();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            let name = field.file_name().unwrap_or("photo").to_string();
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            photos.push(Photo { name, bytes });
+            if photos.len() > MAX_PHOTOS {
+                return Err(ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "too_many_photos",
+                    message: format!("at most {MAX_PHOTOS} photos per request"),
+                });
+            }
+        }
+    } else {
+        let bytes = axum::body::to_bytes(request.into_body(), state.max_body_bytes)
+            .await
+            .map_err(|e| body_error(&e.to_string()))?;
+        photos.push(Photo { name: query.name.unwrap_or_else(|| "photo".into()), bytes });
+    }
+    if photos.is_empty() {
+        return Err(ApiError::bad_request("no photo in the request"));
+    }
+    Ok(photos)
+}
+
+/// 415 `not_an_image` unless the bytes start like a JPEG, PNG or WebP.
+pub fn check_image(photo: &Photo) -> Result<(), ApiError> {
+    autorma_classifier::preprocess::sniff_format(&photo.bytes).map(|_| ()).map_err(|e| not_an_image(&photo.name, &e))
+}
+
+pub fn not_an_image(name: &str, e: &dyn std::fmt::Display) -> ApiError {
+    ApiError { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "not_an_image", message: format!("`{name}`: {e}") }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    body_error(&e.body_text())
+}
+
+/// A body over the limit is 413; anything else unreadable is 400.
+fn body_error(detail: &str) -> ApiError {
+    if detail.contains("length limit") {
+        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail.to_string() }
+    } else {
+        ApiError::bad_request(detail.to_string())
+    }
+}
