@@ -2,7 +2,8 @@
 # Sets up everything the tests need on a fresh machine, then runs all of them:
 # the Python model tests (training smoke test, export parity, metrics) and the Rust workspace,
 # whose streaming tests (tests/streaming/) start their own Kafka and versitygw through
-# infra/engines/ from the installs made here.
+# infra/engines/ from the installs made here, and whose browser test (tests/browser.rs) drives
+# Debian's Chromium through playwright-core.
 # Usage: infra/test.sh
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +13,7 @@ infra/setup/python.sh
 infra/setup/onnxruntime.sh
 infra/setup/kafka.sh
 infra/setup/versitygw.sh
+infra/setup/browser.sh
 
 log_dir="$(mktemp -d)"
 trap 'rm -rf "${log_dir}"' EXIT

@@ -147,12 +147,13 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     assert_eq!(lines.len(), 1 + 3);
     assert!(lines[1..].iter().all(|l| l.starts_with("bench-1/")));
 
-    // Every GET route the OpenAPI document lists answers (the event stream has its own check).
+    // Every GET route the OpenAPI document lists answers (the event stream and the photos have
+    // their own checks).
     let (_, openapi) = server.json("/openapi.json", token);
     let paths = openapi["paths"].as_object().unwrap();
     assert!(paths.len() >= 9, "{paths:?}");
     for (path, operations) in paths {
-        if operations.get("get").is_none() || path == "/v1/events" {
+        if operations.get("get").is_none() || path == "/v1/events" || path == "/v1/photos/{key}" {
             continue;
         }
         let path = path.replace("{key}", &key);
@@ -195,6 +196,15 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     };
     assert!(preflight("http://bench.example").contains("access-control-allow-origin: http://bench.example"));
     assert!(!preflight("http://evil.example").contains("access-control-allow-origin"));
+
+    // The returns-bench page holds no data: it is served without the token.
+    let (status, html) = server.get("/", None);
+    assert_eq!(status, 200);
+    assert!(html.contains("AutoRMA returns bench") && html.contains("/assets/app.js"), "{html}");
+    assert_eq!(server.get("/assets/app.js", None).0, 200);
+    // Without --inbox the server does not know where the photos are.
+    let (status, answer) = server.json(&format!("/v1/photos/{key}"), token);
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("no_inbox")), "{answer}");
 
     // Without --inbox there is nowhere to put uploads.
     let (status, answer) = server.post_json("/v1/uploads?name=a.png", Some(token), "{}");
@@ -326,6 +336,27 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         assert!(answer["results"][0]["batch_size"].as_u64().is_some_and(|n| n >= 1), "{answer}");
     }
 
+    // The photos behind the results (the page's thumbnails).
+    let (status, photo) = server.get_bytes(&format!("/v1/photos/{}", uploaded[0]), "t");
+    assert_eq!((status, photo), (200, raw.clone()));
+    assert_eq!(server.get_bytes("/v1/photos/uploads/nope.png", "t").0, 404);
+
+    // A photo that looks like a PNG but does not decode is dead-lettered, and announced.
+    let mut events = server.open("GET", "/v1/events", Some("t"), None).unwrap();
+    events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (status, answer) =
+        read_json(&mut server.open_bytes("POST", "/v1/uploads?name=torn.png", "image/png", &raw[..raw.len() / 2], "t"));
+    assert_eq!(status, 200, "{answer}");
+    let torn = answer["uploads"][0]["key"].as_str().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("event: dead_letter") && seen.contains(torn) && seen.contains("decode_error")) {
+        let n = events.read(&mut buf).expect("a dead_letter event within 20 s");
+        assert!(n > 0, "the event stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    drop(events);
+
     // Refused whole: a non-image among images, a body over the limit.
     let files_before = std::fs::read_dir(inbox.join("uploads")).unwrap().count();
     let (status, answer) =
@@ -353,6 +384,16 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
 }
 
 impl Server {
+    fn get_bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let mut stream = self.open("GET", path, Some(token), None).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&response[..split]);
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, response[split + 4..].to_vec())
+    }
+
     fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(

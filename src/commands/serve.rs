@@ -12,6 +12,7 @@ use autorma_sink::index::ResultIndex;
 
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineModel, PipelineStats};
+use autorma_core::{LocalStore, Store};
 
 use super::model_setup;
 use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
@@ -73,6 +74,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         }
     };
     let stats = Arc::new(PipelineStats::default());
+    let bucket = file.bucket.clone().unwrap_or_else(|| "local".into());
     let pipeline = match &args.inbox {
         None => {
             // No pipeline here: requests get a batcher and inference threads of their own.
@@ -84,7 +86,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
             let run = EmbeddedRun {
                 inbox: inbox.clone(),
                 out: args.out.clone(),
-                bucket: file.bucket.clone().unwrap_or_else(|| "local".into()),
+                bucket: bucket.clone(),
                 watch: true,
                 poll_interval: config::poll_interval(None, file)?,
             };
@@ -101,6 +103,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         index: index.clone(),
         out: args.out.clone(),
         inbox: args.inbox.clone(),
+        photos: args.inbox.as_ref().map(|inbox| Store::Local(LocalStore::new(bucket.clone(), inbox))),
         max_body_bytes,
         events: events.clone(),
         requests,

@@ -1,7 +1,7 @@
 //! Feeding the index in embedded mode: the `--out` folder of `autorma run` (its
 //! `results/**.json`, and the `corrections/**.json` people made), read whole at start and then
 //! every interval for files that changed. Each result indexed is also announced to the
-//! `/v1/events` subscribers.
+//! `/v1/events` subscribers, and so is each dead letter (`dlq/**.json`; not indexed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use autorma_core::fsutil::is_tmp_file;
-use autorma_core::{CorrectionRecord, ResultRecord};
+use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexError, ResultIndex};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
@@ -18,25 +18,32 @@ use tokio::sync::broadcast;
 /// Files already indexed, by (modified, length).
 type Seen = HashMap<PathBuf, (SystemTime, u64)>;
 
+/// What `/v1/events` announces.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    Result(Arc<ResultRecord>),
+    DeadLetter(Arc<DlqRecord>),
+}
+
 /// Follows `out` into `index` until the task is dropped; sets `caught_up` after the first full
-/// pass; sends every result it indexes to `events`.
+/// pass; sends every result it indexes, and every dead letter it finds, to `events`.
 pub async fn follow_out_folder(
     out: PathBuf,
     index: Arc<ResultIndex>,
     interval: Duration,
     caught_up: Arc<AtomicBool>,
-    events: broadcast::Sender<Arc<ResultRecord>>,
+    events: broadcast::Sender<FeedEvent>,
 ) {
-    let mut seen = (Seen::new(), Seen::new());
+    let mut seen = (Seen::new(), Seen::new(), Seen::new());
     loop {
         let (index, out, events) = (index.clone(), out.clone(), events.clone());
         let (fed, back) = tokio::task::spawn_blocking(move || {
-            let (mut results, mut corrections) = seen;
+            let (mut results, mut corrections, mut dead_letters) = seen;
             let fed = feed_changed(&out.join("results"), &mut results, |records: Vec<ResultRecord>| {
                 index.upsert(&records)?;
                 for record in records {
                     // Nobody listening is fine.
-                    let _ = events.send(Arc::new(record));
+                    let _ = events.send(FeedEvent::Result(Arc::new(record)));
                 }
                 Ok(())
             })
@@ -44,9 +51,15 @@ pub async fn follow_out_folder(
                 let m = feed_changed(&out.join("corrections"), &mut corrections, |records: Vec<CorrectionRecord>| {
                     index.upsert_corrections(&records)
                 })?;
-                Ok(n + m)
+                let d = feed_changed(&out.join("dlq"), &mut dead_letters, |records: Vec<DlqRecord>| {
+                    for record in records {
+                        let _ = events.send(FeedEvent::DeadLetter(Arc::new(record)));
+                    }
+                    Ok(())
+                })?;
+                Ok(n + m + d)
             });
-            (fed, (results, corrections))
+            (fed, (results, corrections, dead_letters))
         })
         .await
         .expect("feeding the index panicked");

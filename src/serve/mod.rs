@@ -11,6 +11,7 @@ mod classify;
 mod error;
 pub mod feed;
 mod openapi;
+mod page;
 mod photos;
 mod review;
 mod routes;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use autorma_classifier::Requests;
-use autorma_core::ResultRecord;
+use autorma_core::Store;
 use tokio::sync::broadcast;
 
 use autorma_sink::index::ResultIndex;
@@ -40,10 +41,12 @@ pub struct ServeState {
     pub out: PathBuf,
     /// Where uploads go (embedded: the folder the in-process pipeline watches), if anywhere.
     pub inbox: Option<PathBuf>,
+    /// Where the photos are read from (`/v1/photos`), when the server knows.
+    pub photos: Option<Store>,
     /// Largest request body (uploads).
     pub max_body_bytes: usize,
     /// Each result as it is indexed, for `/v1/events`.
-    pub events: broadcast::Sender<Arc<ResultRecord>>,
+    pub events: broadcast::Sender<feed::FeedEvent>,
     /// `POST /v1/classify`, and the model being served.
     pub requests: Requests,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
@@ -86,6 +89,7 @@ pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
         .route("/v1/results", get(routes::list_results))
         .route("/v1/results.csv", get(routes::download_csv))
         .route("/v1/results/{*key}", get(routes::get_result))
+        .route("/v1/photos/{*key}", get(routes::get_photo))
         .route("/v1/review", get(review::queue))
         .route("/v1/review/{*key}", post(review::correct))
         .route("/v1/events", get(review::events))
@@ -93,7 +97,8 @@ pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
         .route("/v1/classify", post(classify::classify).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    let router = Router::new().route("/healthz", get(routes::healthz)).merge(api).with_state(state);
+    let router =
+        Router::new().route("/healthz", get(routes::healthz)).merge(page::routes()).merge(api).with_state(state);
     if cors_origins.is_empty() {
         return router;
     }

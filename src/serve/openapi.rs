@@ -23,7 +23,7 @@ pub async fn document() -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "openapi": "3.1.0",
         "info": { "title": "AutoRMA", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Results of the returned-item photo classifier. When the server has a token, every route but /healthz needs `Authorization: Bearer <token>`." },
+                  "description": "Results of the returned-item photo classifier. When the server has a token, every route but /healthz (and the returns-bench page at /, which holds no data) needs `Authorization: Bearer <token>`." },
         "paths": {
             "/healthz": { "get": { "summary": "The process answers", "security": [], "responses": { "200": { "description": "ok" } } } },
             "/readyz": { "get": { "summary": "The results index has caught up", "responses": { "200": { "description": "ready" }, "503": { "description": "catching up" } } } },
@@ -52,8 +52,13 @@ pub async fn document() -> Json<serde_json::Value> {
                                "415": { "description": "not a jpeg, png or webp image", "content": { "application/json": { "schema": error } } },
                                "422": { "description": "every photo failed to decode", "content": { "application/json": { "schema": error } } },
                                "503": { "description": "the server is shutting down", "content": { "application/json": { "schema": error } } } } } },
-            "/v1/events": { "get": { "summary": "Server-sent events: one `result` event (the Result JSON) per result as it is indexed",
+            "/v1/events": { "get": { "summary": "Server-sent events: one `result` event (the Result JSON) per result as it is indexed, one `dead_letter` event (the DlqRecord JSON) per photo that failed",
                 "responses": { "200": { "description": "text/event-stream", "content": { "text/event-stream": {} } } } } },
+            "/v1/photos/{key}": { "get": { "summary": "The photo of a result (the page's thumbnails), from the inbox",
+                "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The object key, slashes included." }],
+                "responses": { "200": { "description": "the photo", "content": { "image/jpeg": {}, "image/png": {}, "image/webp": {} } },
+                               "404": { "description": "no result for that key, or the photo is gone", "content": { "application/json": { "schema": error } } },
+                               "409": { "description": "the server does not know the inbox (started without --inbox)", "content": { "application/json": { "schema": error } } } } } },
             "/v1/results/{key}": { "get": { "summary": "One photo's result", "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The object key, slashes included." }],
                 "responses": { "200": { "description": "the Result" }, "404": { "description": "no result for that key", "content": { "application/json": { "schema": error } } } } } }
         },

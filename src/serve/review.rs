@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 
 use super::ServeState;
 use super::error::ApiError;
+use super::feed::FeedEvent;
 use super::routes::{ResultsQuery, page_of};
 
 /// `GET /v1/review`: results a person should look at (decision `review`, not corrected yet),
@@ -78,15 +79,18 @@ pub async fn correct(
 }
 
 /// `GET /v1/events`: server-sent events, one `result` event (the Result JSON) per result as
-/// it is indexed.
+/// it is indexed, one `dead_letter` event (the DlqRecord JSON) per photo that failed.
 pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.events.subscribe();
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         loop {
             match receiver.recv().await {
-                Ok(record) => {
-                    let event = Event::default().event("result").json_data(&*record).expect("a Result serialises");
-                    return Some((Ok(event), receiver));
+                Ok(fed) => {
+                    let event = match fed {
+                        FeedEvent::Result(record) => Event::default().event("result").json_data(&*record),
+                        FeedEvent::DeadLetter(record) => Event::default().event("dead_letter").json_data(&*record),
+                    };
+                    return Some((Ok(event.expect("records serialise")), receiver));
                 }
                 // A slow client misses some; it can catch up with /v1/results.
                 Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use autorma_classifier::preprocess::sniff_format;
 use autorma_core::Decision;
+use autorma_core::{ObjectStore, StoreError};
 use autorma_sink::index::{Page, ResultFilter};
 use autorma_sink::results_csv::results_csv;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -144,4 +146,32 @@ pub async fn download_csv(
         [(CONTENT_TYPE, "text/csv; charset=utf-8"), (CONTENT_DISPOSITION, "attachment; filename=\"results.csv\"")],
         body,
     ))
+}
+
+/// `GET /v1/photos/{key}`: the photo of a result (the page's thumbnails), from the store the
+/// pipeline reads.
+pub async fn get_photo(
+    State(state): State<Arc<ServeState>>,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Some(store) = &state.photos else {
+        return Err(ApiError {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "no_inbox",
+            message: "this server does not know where the photos are: start it with --inbox DIR".into(),
+        });
+    };
+    let index = state.index.clone();
+    let lookup = key.clone();
+    let result = tokio::task::spawn_blocking(move || index.get(&lookup))
+        .await
+        .expect("lookup panicked")?
+        .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))?;
+    let bytes = match store.get(&result.item.bucket, &key, state.max_body_bytes as u64).await {
+        Ok(bytes) => bytes,
+        Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(format!("the photo `{key}` is gone"))),
+        Err(e) => return Err(e.into()),
+    };
+    let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
+    Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }

@@ -1,0 +1,131 @@
+// The returns-bench page in real headless Chromium: sign in, drop 10 photos, watch their
+// results arrive without a reload, relabel one from the review queue, filter, download the CSV.
+// Run by tests/browser.rs, which starts `autorma serve` and checks the server side; this
+// script prints one JSON line of what it did, and exits non-zero on the first failure.
+//
+// Environment: BENCH_URL, BENCH_TOKEN, BENCH_PHOTOS (a folder of PNGs), BENCH_SCREENSHOTS
+// (a folder), CHROMIUM (default /usr/bin/chromium).
+import { readFileSync, readdirSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { strict as assert } from "node:assert";
+import { chromium } from "playwright-core";
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set`);
+  return value;
+};
+const url = env("BENCH_URL");
+const token = env("BENCH_TOKEN");
+const photosDir = env("BENCH_PHOTOS");
+const shots = env("BENCH_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+const TIMEOUT = 60_000;
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  // No sandbox (CI runs as root); no calls home, which this closed network refuses.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const consoleErrors = [];
+  // The first call is refused until the token is given: that 401 is expected.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().includes("status of 401")) consoleErrors.push(m.text());
+  });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+  // The server has a token: the page asks for it.
+  await page.goto(url);
+  await page.getByTestId("login").waitFor();
+  await shot("1-sign-in");
+  await page.getByTestId("token-input").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByTestId("model").filter({ hasText: "tiny5" }).waitFor();
+  await page.getByTestId("live").filter({ hasText: "live" }).waitFor();
+  // Set here, gone if the page reloads.
+  await page.evaluate(() => { window.notReloaded = true; });
+
+  // Drop 10 photos on the drop zone, as a person drags them from a folder.
+  const files = readdirSync(photosDir).filter((f) => f.endsWith(".png")).sort()
+    .map((name) => ({ name, b64: readFileSync(join(photosDir, name)).toString("base64") }));
+  assert.equal(files.length, 10, "the test gives 10 photos");
+  const dataTransfer = await page.evaluateHandle((files) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name, { type: "image/png" }));
+    }
+    return dt;
+  }, files);
+  await page.dispatchEvent("[data-testid=drop-zone]", "drop", { dataTransfer });
+  const cards = page.getByTestId("card");
+  await assert.doesNotReject(cards.nth(9).waitFor(), "10 cards appear");
+  assert.equal(await cards.count(), 10);
+  await shot("2-dropped");
+
+  // Each card gets its result live (through /v1/events), without a reload.
+  await page.waitForFunction(() => {
+    const cards = document.querySelectorAll("[data-testid=card]");
+    return cards.length === 10 && [...cards].every((c) => c.dataset.decision === "auto" || c.dataset.decision === "review");
+  }, null, { timeout: TIMEOUT });
+  assert.equal(await page.evaluate(() => window.notReloaded), true, "results arrived without a reload");
+  const uploaded = await page.evaluate(() => [...document.querySelectorAll("[data-testid=card]")].map((c) => ({
+    name: c.querySelector(".name").textContent, key: c.dataset.key, label: c.dataset.label, decision: c.dataset.decision,
+  })));
+  const unsure = uploaded.filter((c) => c.decision === "review");
+  assert.ok(unsure.length > 0, "some photos go to review");
+  await shot("3-classified");
+
+  // The review queue holds the unsure ones; relabel one with another class.
+  const count = async (id) => Number(await page.getByTestId(id).textContent());
+  await page.waitForFunction((n) => Number(document.querySelector("[data-testid=review-count]").textContent) === n,
+    unsure.length);
+  const items = page.getByTestId("review-item");
+  await items.first().waitFor();
+  assert.equal(await items.count(), unsure.length);
+  const first = items.first();
+  const key = await first.getAttribute("data-key");
+  const modelLabel = uploaded.find((c) => c.key === key).label;
+  const other = first.locator("button.other").first();
+  const newLabel = await other.getAttribute("data-label");
+  assert.notEqual(newLabel, modelLabel);
+  await shot("4-review-queue");
+  await other.click();
+  await page.locator(`[data-testid=review-item][data-key="${key}"]`).waitFor({ state: "detached" });
+  assert.equal(await count("review-count"), unsure.length - 1, "the corrected photo left the queue");
+  const corrected = page.locator(`[data-testid=card][data-key="${key}"] .chip`);
+  assert.match(await corrected.textContent(), new RegExp(`${newLabel} · corrected`));
+  await shot("5-relabelled");
+
+  // All results, filtered by decision.
+  await page.getByTestId("tab-results").click();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=results-count]").textContent) === 10);
+  await page.getByTestId("filter-decision").selectOption("review");
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=result-row]").length === n
+    && Number(document.querySelector("[data-testid=results-count]").textContent) === n, unsure.length);
+  await shot("6-results-review");
+  await page.getByTestId("filter-decision").selectOption("");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=result-row]").length === 10);
+
+  // The CSV: a header and one row per photo, with the labels the page showed.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-csv").click()]);
+  assert.equal(download.suggestedFilename(), "results.csv");
+  const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.match(csv[0], /^key,etag,label,confidence,decision,/);
+  const rows = new Map(csv.slice(1).map((line) => { const [k, , label, , decision] = line.split(","); return [k, { label, decision }]; }));
+  assert.equal(rows.size, 10);
+  for (const c of uploaded) {
+    assert.deepEqual(rows.get(c.key), { label: c.label, decision: c.decision }, `CSV row of ${c.key}`);
+  }
+  await shot("7-done");
+  assert.deepEqual(consoleErrors, [], "no errors in the page's console");
+  console.log(JSON.stringify({ uploaded, corrected: { key, label: newLabel } }));
+} finally {
+  await browser.close();
+}
