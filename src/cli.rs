@@ -87,29 +87,50 @@ pub enum Command {
     /// Embedded (--out DIR): re-classifies, with --model (or --registry's alias), the photos
     /// whose result in DIR another model made; --inbox is the folder `autorma run` read.
     Replay(ReplayArgs),
-    /// The HTTP API over a results index (SQLite), in embedded mode: the results of an
-    /// `autorma run --out DIR`, followed as they are written; with --inbox, it runs that
-    /// pipeline itself and takes uploads.
+    /// The HTTP API and the returns-bench page (http://ADDR/) over a results index (SQLite).
     ///
-    /// Routes: GET /v1/results (filters: label, decision, since, until, prefix; page,
-    /// per_page; newest first), /v1/results/{key}, /v1/results.csv, GET /v1/review (the
-    /// queue), POST /v1/review/{key} ({"label": ...}), GET /v1/events (server-sent events),
-    /// POST /v1/uploads (multipart, or a raw image with ?name=), /v1/model, /healthz, /readyz,
-    /// /openapi.json. Errors are JSON {"error": {"code", "message"}}. With --token,
-    /// every route but /healthz needs `Authorization: Bearer <token>`. The index is derived:
-    /// delete it and it is rebuilt from the folder at the next start.
+    /// Embedded (--out DIR): the results of an `autorma run --out DIR`, followed as they are
+    /// written; with --inbox, it runs that pipeline itself and takes uploads. Streaming
+    /// (--streaming): the index follows rma.results, rma.review, rma.dlq and rma.corrections;
+    /// uploads go to the bucket's inbox prefix, corrections to the bucket and rma.corrections.
+    ///
+    /// Routes: POST /v1/classify (photos answered in the request), POST /v1/uploads
+    /// (multipart, or a raw image with ?name=), GET /v1/results (filters: label, decision,
+    /// since, until, prefix; page, per_page; newest first), /v1/results/{key},
+    /// /v1/results.csv, /v1/photos/{key}, GET /v1/review (the queue), POST /v1/review/{key}
+    /// ({"label": ...}), GET /v1/events (server-sent events), /v1/model, /healthz, /readyz,
+    /// /openapi.json. Errors are JSON {"error": {"code", "message"}}. With --token, every
+    /// route but /healthz and the page needs `Authorization: Bearer <token>`. The index is
+    /// derived: delete it (or give --rebuild) and it is rebuilt at the next start.
     Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The output folder whose results are served (that of `autorma run`).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Also run the pipeline on this folder (as `autorma run --watch --inbox DIR --out OUT`),
-    /// and store uploads (POST /v1/uploads) in it.
-    #[arg(long, value_name = "DIR")]
+    /// Embedded mode: the output folder whose results are served (that of `autorma run`).
+    #[arg(long, value_name = "DIR", required_unless_present = "streaming", conflicts_with = "streaming")]
+    pub out: Option<PathBuf>,
+    /// Embedded mode: also run the pipeline on this folder (as `autorma run --watch --inbox
+    /// DIR --out OUT`), and store uploads (POST /v1/uploads) in it.
+    #[arg(long, value_name = "DIR", requires = "out")]
     pub inbox: Option<PathBuf>,
+    /// Streaming mode: the index follows the topics, uploads and corrections go to the bucket.
+    #[arg(long)]
+    pub streaming: bool,
+    /// Streaming: the index's consumer group (offsets committed after each index write, so its
+    /// lag is the index's); give each serve process its own [default: autorma-serve]
+    #[arg(long, env = "AUTORMA_SERVE_GROUP", value_name = "NAME", requires = "streaming")]
+    pub group: Option<String>,
+    /// Streaming: uploads are stored under this prefix, where ingest looks [default: inbox/]
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", requires = "streaming")]
+    pub inbox_prefix: Option<String>,
+    /// Start from an empty index, fed again from `topics` (from their beginning) or from the
+    /// `bucket`'s results/ and corrections/ (then the topics from their current end): the
+    /// bucket when the topics no longer hold everything. Embedded mode always re-reads --out.
+    #[arg(long, value_name = "FROM", value_parser = ["topics", "bucket"], requires = "streaming")]
+    pub rebuild: Option<String>,
+    #[command(flatten)]
+    pub streaming_args: StreamingArgs,
     /// Web origin allowed to call the API from a browser (repeat for more), e.g.
     /// https://bench.example.com. None by default: CORS is off, only same-origin pages may.
     #[arg(long, value_name = "ORIGIN")]
@@ -120,10 +141,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// The results index file [default: <out>/state/index.sqlite]
+    /// The results index file [default: <out>/state/index.sqlite; streaming:
+    /// $XDG_CACHE_HOME/autorma/index-<group>.sqlite]
     #[arg(long, value_name = "FILE")]
     pub index: Option<PathBuf>,
-    /// Bearer token every route but /healthz then needs (none: no authentication).
+    /// Bearer token every route but /healthz and the page then needs (none: no authentication).
     #[arg(long, env = "AUTORMA_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     #[command(flatten)]

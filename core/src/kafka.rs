@@ -24,6 +24,8 @@ pub mod topics {
     pub const REVIEW: &str = "rma.review";
     /// Dead letters: reason and attempts in headers and body.
     pub const DLQ: &str = "rma.dlq";
+    /// A person's label for a photo (CorrectionRecord), key = object key.
+    pub const CORRECTIONS: &str = "rma.corrections";
 }
 
 /// How to reach the brokers.

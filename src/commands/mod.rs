@@ -111,3 +111,14 @@ fn read_limited(path: &Path, preprocessor: &Preprocessor) -> Result<Vec<u8>, Ref
     }
     std::fs::read(path).map_err(fetch_failed)
 }
+
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/autorma`: what can be fetched or derived again (model
+/// versions, results indexes).
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("autorma")
+}

@@ -1,24 +1,32 @@
-//! `autorma serve`: the HTTP API over the results index, fed from an embedded run's folder,
-//! and with `--inbox`, that embedded pipeline in the same process.
+//! `autorma serve`: the HTTP API and the returns-bench page over the results index.
+//!
+//! Embedded: the index follows an `autorma run` output folder; with `--inbox`, that pipeline
+//! runs in this process. Streaming: the index follows the topics; uploads and corrections go
+//! to the bucket (and `rma.corrections`). Either way `POST /v1/classify` is served by the same
+//! model, loaded once: it shares the in-process pipeline's batches, or has a batcher of its own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autorma_sink::index::ResultIndex;
-
 use autorma_classifier::serving::{ModelHandle, ServingModel};
-use autorma_classifier::{PipelineModel, PipelineStats};
-use autorma_core::{LocalStore, Store};
+use autorma_classifier::{PipelineModel, RequestInbox, serve_requests};
+use autorma_core::LocalStore;
+use autorma_sink::index::ResultIndex;
+use tokio::sync::{broadcast, watch};
 
-use super::model_setup;
 use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
+use super::streaming::connect;
+use super::{cache_dir, model_setup};
 use crate::cli::ServeArgs;
-use crate::config::{self, FileConfig};
-use crate::serve::{ServeState, feed, router};
+use crate::config::{self, FileConfig, ModelSettings};
+use crate::serve::backend::Backend;
+use crate::serve::feed::topics::{FEED_TOPICS, TopicFeed};
+use crate::serve::feed::{self, FeedEvent};
+use crate::serve::{ServeState, router};
 
 /// How often the output folder is looked at for new results.
 const FEED_INTERVAL: Duration = Duration::from_millis(500);
@@ -26,43 +34,27 @@ const FEED_INTERVAL: Duration = Duration::from_millis(500);
 const EVENT_BUFFER: usize = 4096;
 
 pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    if args.inbox.is_some() {
-        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create --out `{}`", args.out.display()))?;
-    } else if !args.out.is_dir() {
-        bail!("--out `{}` is not a folder (the output folder of `autorma run`, or give --inbox)", args.out.display());
-    }
     let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let token = args.token.clone().filter(|t| !t.is_empty());
+    let cors_origins = cors_origins(&args.cors_origin)?;
+    let max_body_bytes = args.max_body_bytes.unwrap_or(64 << 20);
+    if max_body_bytes == 0 {
+        bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
+    }
     // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
     // sessions and batches.
-    let pipeline_config = settings.pipeline.clone();
+    let config = settings.pipeline.clone();
     let serving = tokio::task::spawn_blocking(move || {
-        ServingModel::load(package, &pipeline_config.runtime, pipeline_config.limits, pipeline_config.num_workers)
+        ServingModel::load(package, &config.runtime, config.limits, config.num_workers)
     })
     .await
     .expect("model loading panicked")?;
     let models = ModelHandle::new(serving);
     let (requests, request_inbox) = autorma_classifier::requests(models.clone());
-    let index_path = args.index.clone().unwrap_or_else(|| args.out.join("state/index.sqlite"));
-    let index = Arc::new(ResultIndex::open(&index_path)?);
-    let caught_up = Arc::new(AtomicBool::new(false));
-    let token = args.token.clone().filter(|t| !t.is_empty());
-    let cors_origins = args
-        .cors_origin
-        .iter()
-        .map(|o| match o.parse::<axum::http::HeaderValue>() {
-            Ok(v) if o.starts_with("http://") || o.starts_with("https://") => Ok(v),
-            _ => Err(anyhow::anyhow!(
-                "invalid --cors-origin `{o}`: expected an origin such as https://bench.example.com"
-            )),
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let max_body_bytes = args.max_body_bytes.unwrap_or(64 << 20);
-    if max_body_bytes == 0 {
-        bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
-    }
-    // One stop for both halves: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
+
+    // One stop for everything: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
     // commits) and the HTTP server (it finishes the requests in flight).
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -73,54 +65,34 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
-    let stats = Arc::new(PipelineStats::default());
-    let bucket = file.bucket.clone().unwrap_or_else(|| "local".into());
-    let pipeline = match &args.inbox {
-        None => {
-            // No pipeline here: requests get a batcher and inference threads of their own.
-            let config = settings.pipeline.clone();
-            tokio::spawn(async move { autorma_classifier::serve_requests(request_inbox, &config, stats).await });
-            None
-        }
-        Some(inbox) => {
-            let run = EmbeddedRun {
-                inbox: inbox.clone(),
-                out: args.out.clone(),
-                bucket: bucket.clone(),
-                watch: true,
-                poll_interval: config::poll_interval(None, file)?,
-            };
-            let stop = stopped();
-            let settings = settings.clone();
-            Some(tokio::spawn(async move {
-                let model = PipelineModel::Handle(models);
-                run_embedded(&run, settings, model, Some(request_inbox), stats, stop).await
-            }))
-        }
+
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let caught_up = Arc::new(AtomicBool::new(false));
+    let started = if args.streaming {
+        start_streaming(&args, file, &settings, request_inbox, &events, &caught_up).await?
+    } else {
+        let stop = stopped();
+        start_embedded(&args, file, settings, models, request_inbox, &events, &caught_up, stop)?
     };
-    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+
     let state = Arc::new(ServeState {
-        index: index.clone(),
-        out: args.out.clone(),
-        inbox: args.inbox.clone(),
-        photos: args.inbox.as_ref().map(|inbox| Store::Local(LocalStore::new(bucket.clone(), inbox))),
+        index: started.index,
+        backend: started.backend,
         max_body_bytes,
-        events: events.clone(),
+        events,
         requests,
         token,
-        caught_up: caught_up.clone(),
+        caught_up,
     });
-    let feeder = tokio::spawn(feed::follow_out_folder(args.out.clone(), index, FEED_INTERVAL, caught_up, events));
-
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on `{listen}` (set --listen or AUTORMA_LISTEN)"))?;
-    tracing::info!(address = %listener.local_addr()?, out = %args.out.display(), index = %index_path.display(),
-        authentication = state.token.is_some(), "serving");
+    tracing::info!(address = %listener.local_addr()?, mode = if args.streaming { "streaming" } else { "embedded" },
+        index = %started.index_path.display(), authentication = state.token.is_some(), "serving");
     println!("listening on http://{}", listener.local_addr()?);
     let server = axum::serve(listener, router(state, &cors_origins)).with_graceful_shutdown(stopped());
-    let result = match pipeline {
+    let result = match started.pipeline {
         None => server.await.map_err(anyhow::Error::from),
         Some(mut pipeline) => {
             // A pipeline that stops by itself has failed: so does the server, with its error.
@@ -137,7 +109,134 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
             }
         }
     };
-    feeder.abort();
+    started.feeder.abort();
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a mode starts besides the server.
+struct Started {
+    index: Arc<ResultIndex>,
+    index_path: PathBuf,
+    backend: Backend,
+    /// The task feeding the index.
+    feeder: tokio::task::JoinHandle<()>,
+    /// Embedded with --inbox: the pipeline.
+    pipeline: Option<tokio::task::JoinHandle<anyhow::Result<autorma_classifier::PipelineSummary>>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_embedded(
+    args: &ServeArgs,
+    file: &FileConfig,
+    settings: ModelSettings,
+    models: ModelHandle,
+    request_inbox: RequestInbox,
+    events: &broadcast::Sender<FeedEvent>,
+    caught_up: &Arc<AtomicBool>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Started> {
+    let out = args.out.clone().expect("clap requires --out without --streaming");
+    if args.inbox.is_some() {
+        std::fs::create_dir_all(&out).with_context(|| format!("cannot create --out `{}`", out.display()))?;
+    } else if !out.is_dir() {
+        bail!("--out `{}` is not a folder (the output folder of `autorma run`, or give --inbox)", out.display());
+    }
+    let index_path = args.index.clone().unwrap_or_else(|| out.join("state/index.sqlite"));
+    let index = Arc::new(ResultIndex::open(&index_path)?);
+    let bucket = file.bucket.clone().unwrap_or_else(|| "local".into());
+    let pipeline = match &args.inbox {
+        None => {
+            // No pipeline here: requests get a batcher and inference threads of their own.
+            let config = settings.pipeline.clone();
+            tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
+            None
+        }
+        Some(inbox) => {
+            let run = EmbeddedRun {
+                inbox: inbox.clone(),
+                out: out.clone(),
+                bucket: bucket.clone(),
+                watch: true,
+                poll_interval: config::poll_interval(None, file)?,
+            };
+            Some(tokio::spawn(async move {
+                let model = PipelineModel::Handle(models);
+                run_embedded(&run, settings, model, Some(request_inbox), Arc::default(), stop).await
+            }))
+        }
+    };
+    let feeder = tokio::spawn(feed::folder::follow_out_folder(
+        out.clone(),
+        index.clone(),
+        FEED_INTERVAL,
+        caught_up.clone(),
+        events.clone(),
+    ));
+    let inbox = args.inbox.as_ref().map(|inbox| LocalStore::new(bucket, inbox));
+    Ok(Started { index, index_path, backend: Backend::Embedded { out, inbox }, feeder, pipeline })
+}
+
+async fn start_streaming(
+    args: &ServeArgs,
+    file: &FileConfig,
+    settings: &ModelSettings,
+    request_inbox: RequestInbox,
+    events: &broadcast::Sender<FeedEvent>,
+    caught_up: &Arc<AtomicBool>,
+) -> anyhow::Result<Started> {
+    let streaming = config::resolve_streaming(&args.streaming_args, file)?;
+    let group = args.group.clone().unwrap_or_else(|| "autorma-serve".into());
+    let inbox_prefix = args.inbox_prefix.clone().or(file.inbox_prefix.clone()).unwrap_or_else(|| "inbox/".into());
+    let store = connect(&streaming, &FEED_TOPICS).await?;
+    let index_path = args.index.clone().unwrap_or_else(|| cache_dir().join(format!("index-{group}.sqlite")));
+    if args.rebuild.is_some() {
+        remove_index(&index_path)?;
+    }
+    let index = Arc::new(ResultIndex::open(&index_path)?);
+    if args.rebuild.as_deref() == Some("bucket") {
+        let (kafka, group) = (streaming.kafka.clone(), group.clone());
+        let ends = tokio::task::spawn_blocking(move || TopicFeed::ends(&kafka, &group))
+            .await
+            .expect("reading the topics' ends panicked")?;
+        feed::bucket::rebuild(&store, &streaming.bucket, &index, ends).await?;
+    }
+    let (kafka, feed_group, feed_index) = (streaming.kafka.clone(), group.clone(), index.clone());
+    let topic_feed = tokio::task::spawn_blocking(move || TopicFeed::connect(&kafka, &feed_group, &feed_index))
+        .await
+        .expect("connecting the feed panicked")?;
+    let feeder = tokio::spawn(topic_feed.run(index.clone(), caught_up.clone(), events.clone()));
+    let config = settings.pipeline.clone();
+    tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
+    let producer = streaming.kafka.producer().context("cannot create the Kafka producer")?;
+    let backend =
+        Backend::Streaming { store, bucket: streaming.bucket, inbox_prefix, kafka: streaming.kafka, producer };
+    Ok(Started { index, index_path, backend, feeder, pipeline: None })
+}
+
+/// Deletes the index file and its SQLite companions (`-wal`, `-shm`).
+fn remove_index(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot delete the index `{}`", path.display())),
+        }
+    }
+    tracing::info!(index = %path.display(), "rebuilding the results index");
+    Ok(())
+}
+
+fn cors_origins(origins: &[String]) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+    origins
+        .iter()
+        .map(|o| match o.parse::<axum::http::HeaderValue>() {
+            Ok(v) if o.starts_with("http://") || o.starts_with("https://") => Ok(v),
+            _ => Err(anyhow::anyhow!(
+                "invalid --cors-origin `{o}`: expected an origin such as https://bench.example.com"
+            )),
+        })
+        .collect()
 }

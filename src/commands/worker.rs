@@ -2,7 +2,7 @@
 //! replay topics, S3 store, S3 + Kafka sink), one member of the workers' consumer group,
 //! serving the model version a registry alias names.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,10 @@ use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
 use autorma_registry::{Actor, ModelPackage};
 use autorma_sink::{Sink, StreamingSink};
 
-use super::model_setup;
 use super::registry::{open_registry, process_id};
 use super::run::shutdown_signal;
 use super::streaming::connect;
+use super::{cache_dir, model_setup};
 use crate::cli::WorkerArgs;
 use crate::config::{self, FileConfig, ModelSettings, StreamingSettings};
 
@@ -114,7 +114,11 @@ async fn follow_registry(
                 30,
                 1..=86_400,
             )?,
-            cache_dir: args.model_cache.clone().or(file.model_cache.clone()).unwrap_or_else(default_model_cache),
+            cache_dir: args
+                .model_cache
+                .clone()
+                .or(file.model_cache.clone())
+                .unwrap_or_else(|| cache_dir().join("models")),
             runtime: settings.pipeline.runtime.clone(),
             limits: settings.pipeline.limits,
             workers: settings.pipeline.num_workers,
@@ -131,14 +135,4 @@ async fn follow_registry(
         }
     });
     Ok((handle, follower))
-}
-
-/// `${XDG_CACHE_HOME:-$HOME/.cache}/autorma/models`.
-fn default_model_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("autorma/models")
 }

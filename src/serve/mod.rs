@@ -7,6 +7,7 @@
 //! the same process and the index fed from its `--out` folder ([`feed`]).
 
 mod auth;
+pub mod backend;
 mod classify;
 mod error;
 pub mod feed;
@@ -17,12 +18,10 @@ mod review;
 mod routes;
 mod uploads;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use autorma_classifier::Requests;
-use autorma_core::Store;
 use tokio::sync::broadcast;
 
 use autorma_sink::index::ResultIndex;
@@ -37,12 +36,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// What the handlers share.
 pub struct ServeState {
     pub index: Arc<ResultIndex>,
-    /// The output folder (corrections are written under it).
-    pub out: PathBuf,
-    /// Where uploads go (embedded: the folder the in-process pipeline watches), if anywhere.
-    pub inbox: Option<PathBuf>,
-    /// Where the photos are read from (`/v1/photos`), when the server knows.
-    pub photos: Option<Store>,
+    /// Where uploads, photos and corrections are (folders, or the bucket and topics).
+    pub backend: backend::Backend,
     /// Largest request body (uploads).
     pub max_body_bytes: usize,
     /// Each result as it is indexed, for `/v1/events`.

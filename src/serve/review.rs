@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use autorma_core::{CorrectionRecord, Decision};
 use autorma_sink::index::Page;
-use autorma_sink::local::write_correction;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -65,15 +64,12 @@ pub async fn correct(
         by: body.by,
         corrected_at: chrono::Utc::now(),
     };
-    let (index, out, stored) = (state.index.clone(), state.out.clone(), record.clone());
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        // The file first: the index is derived from it.
-        write_correction(&out, &stored)?;
-        index.upsert_corrections(std::slice::from_ref(&stored))?;
-        Ok(())
-    })
-    .await
-    .expect("storing a correction panicked")?;
+    // The stored record first: the index is derived from it.
+    state.backend.store_correction(&record).await?;
+    let (index, stored) = (state.index.clone(), record.clone());
+    tokio::task::spawn_blocking(move || index.upsert_corrections(std::slice::from_ref(&stored)))
+        .await
+        .expect("indexing a correction panicked")?;
     tracing::info!(key = %record.item.key, label = %record.label, model_label = %record.model_label, "corrected");
     Ok(Json(record))
 }

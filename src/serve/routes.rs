@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 
 use autorma_classifier::preprocess::sniff_format;
 use autorma_core::Decision;
-use autorma_core::{ObjectStore, StoreError};
 use autorma_sink::index::{Page, ResultFilter};
 use autorma_sink::results_csv::results_csv;
 use axum::Json;
@@ -25,17 +24,41 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Ready when the model is loaded (it is, once the server listens), the stores it depends on
+/// answer, and the index has caught up with what there was at start; 503 with each check's
+/// state otherwise.
 pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    let model = state.requests.models().current();
+    checks.insert(
+        "model".into(),
+        format!("ok: {} v{} on {}", model.model.name, model.model.version, model.execution_provider).into(),
+    );
+    for (name, check) in state.backend.checks().await {
+        ready &= check.is_ok();
+        checks.insert(name.into(), check.map_or_else(|e| format!("error: {e}"), |()| "ok".into()).into());
+    }
+    let index = state.index.clone();
+    let indexed = tokio::task::spawn_blocking(move || index.len()).await.expect("counting panicked")?;
     let caught_up = state.caught_up.load(Ordering::Relaxed);
-    let indexed = state.index.len()?;
-    if !caught_up {
+    ready &= caught_up;
+    let index =
+        if caught_up { format!("ok: {indexed} results") } else { format!("catching up: {indexed} results so far") };
+    checks.insert("index".into(), index.into());
+    let body = serde_json::json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks });
+    if !ready {
+        let failing: Vec<String> = checks
+            .iter()
+            .filter_map(|(name, state)| state.as_str().filter(|s| !s.starts_with("ok")).map(|s| format!("{name}: {s}")))
+            .collect();
         return Err(ApiError {
             status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
             code: "not_ready",
-            message: format!("the results index is catching up ({indexed} results so far)"),
+            message: format!("not ready: {}", failing.join("; ")),
         });
     }
-    Ok(Json(serde_json::json!({ "status": "ready", "indexed": indexed })))
+    Ok(Json(body))
 }
 
 pub async fn model(State(state): State<Arc<ServeState>>) -> Json<ModelInfo> {
@@ -154,24 +177,13 @@ pub async fn get_photo(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Some(store) = &state.photos else {
-        return Err(ApiError {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "no_inbox",
-            message: "this server does not know where the photos are: start it with --inbox DIR".into(),
-        });
-    };
     let index = state.index.clone();
     let lookup = key.clone();
     let result = tokio::task::spawn_blocking(move || index.get(&lookup))
         .await
         .expect("lookup panicked")?
         .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))?;
-    let bytes = match store.get(&result.item.bucket, &key, state.max_body_bytes as u64).await {
-        Ok(bytes) => bytes,
-        Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(format!("the photo `{key}` is gone"))),
-        Err(e) => return Err(e.into()),
-    };
+    let bytes = state.backend.photo(&result.item.bucket, &key, state.max_body_bytes as u64).await?;
     let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
     Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }

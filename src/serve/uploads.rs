@@ -1,13 +1,13 @@
-//! `POST /v1/uploads`: photos into the inbox, where the pipeline picks them up like any other.
-//! Embedded mode: files under `--inbox` (the `autorma serve` process runs the pipeline on it).
+//! `POST /v1/uploads`: photos into the inbox, where the pipeline picks them up like any other:
+//! files under `--inbox` (embedded: this process runs the pipeline on it), or objects under
+//! the bucket's inbox prefix (streaming: ingest hears of them).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::Serialize;
 
 use super::ServeState;
@@ -33,37 +33,28 @@ pub async fn upload(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Json<UploadAnswer>, ApiError> {
-    let Some(inbox) = state.inbox.clone() else {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "no_inbox",
-            message: "this server has no inbox: start it with --inbox DIR to accept uploads".into(),
-        });
-    };
+    state.backend.accepts_uploads()?;
     // All checked before any is stored: a request is taken whole or not at all.
     let photos = read_photos(&state, query, &headers, request).await?;
     for photo in &photos {
         check_image(photo)?;
     }
-    let uploads = tokio::task::spawn_blocking(move || {
-        photos.iter().map(|photo| store(&inbox, &photo.name, &photo.bytes)).collect::<Result<Vec<_>, ApiError>>()
-    })
-    .await
-    .expect("storing uploads panicked")?;
+    let mut uploads = Vec::with_capacity(photos.len());
+    for photo in photos {
+        let bytes = photo.bytes.len();
+        let key = state.backend.store_upload(&upload_name(&photo.name), photo.bytes).await?;
+        uploads.push(Uploaded { key, bytes });
+    }
     tracing::info!(photos = uploads.len(), "uploaded");
     Ok(Json(UploadAnswer { uploads }))
 }
 
-/// Writes one photo as `uploads/<date>/<unique>-<name>` under the inbox, atomically (the
-/// inbox's scan skips temp files, so it never sees half a photo).
-fn store(inbox: &Path, name: &str, bytes: &[u8]) -> Result<Uploaded, ApiError> {
+/// `uploads/<date>/<unique>-<name>`: the key (under the inbox) of an upload named `name`.
+fn upload_name(name: &str) -> String {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let now = chrono::Utc::now();
     let unique = format!("{}-{}", now.format("%H%M%S%6f"), SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let key = format!("uploads/{}/{unique}-{}", now.format("%Y-%m-%d"), safe_name(name));
-    let path: PathBuf = inbox.join(&key);
-    autorma_core::fsutil::atomic_write(&path, bytes)?;
-    Ok(Uploaded { key, bytes: bytes.len() })
+    format!("uploads/{}/{unique}-{}", now.format("%Y-%m-%d"), safe_name(name))
 }
 
 /// The file name's last component, with anything but letters, digits, `.`, `-` and `_`

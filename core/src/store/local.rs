@@ -25,6 +25,11 @@ impl LocalStore {
         Self { inner: Arc::new(Inner { bucket: bucket.into(), root: root.into() }) }
     }
 
+    /// The folder the keys are resolved against.
+    pub fn root(&self) -> &std::path::Path {
+        &self.inner.root
+    }
+
     /// Maps a key to a path under the root, refusing keys that could escape it.
     pub fn path_for_key(&self, key: &str) -> Result<PathBuf, StoreError> {
         key_to_relative_path(key).map(|rel| self.inner.root.join(rel))

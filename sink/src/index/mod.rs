@@ -7,6 +7,7 @@
 
 mod query;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -34,6 +35,21 @@ pub struct ResultIndex {
     connection: Mutex<Connection>,
 }
 
+/// Records to index together, and (streaming) the topic positions they were read up to.
+#[derive(Debug, Default)]
+pub struct IndexBatch {
+    pub results: Vec<ResultRecord>,
+    pub corrections: Vec<CorrectionRecord>,
+    /// (topic, partition, next offset to read).
+    pub positions: Vec<(String, i32, i64)>,
+}
+
+impl IndexBatch {
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.corrections.is_empty() && self.positions.is_empty()
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
@@ -55,6 +71,13 @@ CREATE TABLE IF NOT EXISTS corrections (
     label TEXT NOT NULL,
     record TEXT NOT NULL
 );
+-- Streaming mode: how far each topic partition was read into the index.
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
 ";
 
 impl ResultIndex {
@@ -73,6 +96,21 @@ impl ResultIndex {
 
     /// Inserts or replaces the rows of `records` (by key), in one transaction.
     pub fn upsert(&self, records: &[ResultRecord]) -> Result<(), IndexError> {
+        self.apply(&IndexBatch { results: records.to_vec(), ..IndexBatch::default() })
+    }
+
+    /// Inserts or replaces the corrections (by key).
+    pub fn upsert_corrections(&self, records: &[CorrectionRecord]) -> Result<(), IndexError> {
+        self.apply(&IndexBatch { corrections: records.to_vec(), ..IndexBatch::default() })
+    }
+
+    /// Writes a batch and the topic positions it was read up to, in one transaction: after a
+    /// crash the index and its positions agree, so nothing is skipped.
+    ///
+    /// A result replaces the row of its key unless the row is newer (`processed_at`): records
+    /// fed twice, or out of order (a rebuild from the bucket, then the topics), never bring
+    /// back an older outcome.
+    pub fn apply(&self, batch: &IndexBatch) -> Result<(), IndexError> {
         let mut connection = self.connection();
         let tx = connection.transaction()?;
         {
@@ -80,9 +118,10 @@ impl ResultIndex {
                 "INSERT INTO results (key, label, decision, confidence, processed_at, record, etag)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (key) DO UPDATE SET label = ?2, decision = ?3, confidence = ?4,
-                     processed_at = ?5, record = ?6, etag = ?7",
+                     processed_at = ?5, record = ?6, etag = ?7
+                 WHERE excluded.processed_at >= results.processed_at",
             )?;
-            for r in records {
+            for r in &batch.results {
                 insert.execute(params![
                     r.item.key,
                     r.label,
@@ -93,26 +132,31 @@ impl ResultIndex {
                     r.item.etag,
                 ])?;
             }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO corrections (key, etag, label, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET etag = ?2, label = ?3, record = ?4",
+            )?;
+            for c in &batch.corrections {
+                insert.execute(params![c.item.key, c.item.etag, c.label, serde_json::to_string(c)?])?;
+            }
+            let mut position = tx.prepare_cached(
+                "INSERT INTO positions (topic, partition, next_offset) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = MAX(next_offset, ?3)",
+            )?;
+            for (topic, partition, next_offset) in &batch.positions {
+                position.execute(params![topic, partition, next_offset])?;
+            }
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Inserts or replaces the corrections (by key).
-    pub fn upsert_corrections(&self, records: &[CorrectionRecord]) -> Result<(), IndexError> {
-        let mut connection = self.connection();
-        let tx = connection.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO corrections (key, etag, label, record) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET etag = ?2, label = ?3, record = ?4",
-            )?;
-            for c in records {
-                insert.execute(params![c.item.key, c.item.etag, c.label, serde_json::to_string(c)?])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+    /// The next offset to read of each (topic, partition) the index was fed from.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, IndexError> {
+        let connection = self.connection();
+        let mut select = connection.prepare_cached("SELECT topic, partition, next_offset FROM positions")?;
+        let rows = select.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The correction of one photo, if a person gave one.

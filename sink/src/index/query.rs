@@ -104,11 +104,12 @@ impl ResultIndex {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use autorma_core::{CorrectionRecord, ItemRef, ModelRef, StageTimings};
 
     use super::*;
+    use crate::index::IndexBatch;
 
     fn record(key: &str, label: &str, decision: Decision, minute: u32) -> ResultRecord {
         ResultRecord {
@@ -177,6 +178,14 @@ mod tests {
         index.upsert(&[record("inbox/a.jpg", "shirts", Decision::Auto, 5)]).unwrap();
         assert_eq!(index.len().unwrap(), 4);
         assert_eq!(index.get("inbox/a.jpg").unwrap().unwrap().label, "shirts");
+        index.upsert(&[record("inbox/a.jpg", "tops", Decision::Review, 4)]).unwrap();
+        assert_eq!(index.get("inbox/a.jpg").unwrap().unwrap().label, "shirts", "an older record is not brought back");
+
+        // Topic positions are written with their records and only move forward.
+        let at = |offset| IndexBatch { positions: vec![("rma.results".into(), 2, offset)], ..Default::default() };
+        index.apply(&at(40)).unwrap();
+        index.apply(&at(12)).unwrap();
+        assert_eq!(index.positions().unwrap(), HashMap::from([(("rma.results".to_string(), 2), 40)]));
 
         // Derived data: a fresh index fed the same records answers the same.
         let rebuilt = ResultIndex::open(&dir.path().join("rebuilt.sqlite")).unwrap();

@@ -15,15 +15,10 @@ use autorma_sink::index::{IndexError, ResultIndex};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
+use super::FeedEvent;
+
 /// Files already indexed, by (modified, length).
 type Seen = HashMap<PathBuf, (SystemTime, u64)>;
-
-/// What `/v1/events` announces.
-#[derive(Debug, Clone)]
-pub enum FeedEvent {
-    Result(Arc<ResultRecord>),
-    DeadLetter(Arc<DlqRecord>),
-}
 
 /// Follows `out` into `index` until the task is dropped; sets `caught_up` after the first full
 /// pass; sends every result it indexes, and every dead letter it finds, to `events`.
