@@ -10,6 +10,7 @@ use image::{Rgb, RgbImage};
 
 mod common;
 
+use common::http::{Http, MULTIPART, multipart, read_json};
 use common::{autorma, encode_png, write_png};
 
 fn run(inbox: &Path, out: &Path) {
@@ -20,7 +21,15 @@ fn run(inbox: &Path, out: &Path) {
 /// A running `autorma serve`, killed on drop.
 struct Server {
     child: Child,
-    port: u16,
+    http: Http,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 impl Server {
@@ -33,47 +42,13 @@ impl Server {
             .arg(out)
             .spawn()
             .unwrap();
-        let server = Server { child, port };
+        let server = Server { child, http: Http { port } };
         let started = Instant::now();
         while server.get("/readyz", Some(token)).0 != 200 {
             assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
             std::thread::sleep(Duration::from_millis(100));
         }
         server
-    }
-
-    /// Status and body of a GET (HTTP/1.1, one request per connection).
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        self.request("GET", path, token, None)
-    }
-
-    fn post_json(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-        let (status, body) = self.request("POST", path, token, Some(body));
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
-    }
-
-    /// Opens a connection with the request sent, for a response read as it comes.
-    fn open(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Option<TcpStream> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        let body = body.map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
-        let body = body.unwrap_or_else(|| "\r\n".into());
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n{body}").unwrap();
-        Some(stream)
-    }
-
-    fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
-        let Some(mut stream) = self.open(method, path, token, body) else { return (0, String::new()) };
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, body.to_string())
-    }
-
-    fn json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
-        let (status, body) = self.get(path, Some(token));
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
     }
 }
 
@@ -171,6 +146,11 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     assert_eq!((correction["label"].as_str(), correction["by"].as_str()), (Some("tops"), Some("ann")));
     assert_eq!(correction["model_label"], queue["items"][0]["label"]);
     assert!(out.join(format!("corrections/{unsure}.json")).is_file(), "stored beside the results");
+    let (_, corrected) = server.json(&format!("/v1/results/{unsure}"), token);
+    assert_eq!(
+        (corrected["label"].clone(), corrected["correction"]["label"].as_str()),
+        (queue["items"][0]["label"].clone(), Some("tops"))
+    );
     assert_eq!(server.json("/v1/review", token).1["total"], 2);
     for (path, body, status, code) in [
         (format!("/v1/review/{unsure}"), r#"{"label": "socks"}"#, 400, "bad_request"),
@@ -293,7 +273,7 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         .arg(&out)
         .spawn()
         .unwrap();
-    let server = Server { child, port };
+    let server = Server { child, http: Http { port } };
     let started = Instant::now();
     while server.get("/readyz", Some("t")).0 != 200 {
         assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
@@ -381,52 +361,4 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(!response.to_ascii_lowercase().contains("access-control-allow-origin"), "{response}");
-}
-
-impl Server {
-    fn get_bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
-        let mut stream = self.open("GET", path, Some(token), None).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&response[..split]);
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, response[split + 4..].to_vec())
-    }
-
-    fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        // The server may answer (413) before it has read everything.
-        let _ = stream.write_all(body);
-        stream
-    }
-}
-
-const MULTIPART: &str = "multipart/form-data; boundary=autorma-test-boundary";
-
-/// A multipart body (boundary of [`MULTIPART`]) with one file field per photo.
-fn multipart(photos: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, bytes) in photos {
-        write!(body, "--autorma-test-boundary\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").unwrap();
-        body.extend_from_slice(bytes);
-        body.extend(b"\r\n");
-    }
-    write!(body, "--autorma-test-boundary--\r\n").unwrap();
-    body
-}
-
-fn read_json(stream: &mut TcpStream) -> (u16, serde_json::Value) {
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }

@@ -60,7 +60,7 @@ pub async fn document() -> Json<serde_json::Value> {
                                "404": { "description": "no result for that key, or the photo is gone", "content": { "application/json": { "schema": error } } },
                                "409": { "description": "the server does not know the inbox (started without --inbox)", "content": { "application/json": { "schema": error } } } } } },
             "/v1/results/{key}": { "get": { "summary": "One photo's result", "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The object key, slashes included." }],
-                "responses": { "200": { "description": "the Result" }, "404": { "description": "no result for that key", "content": { "application/json": { "schema": error } } } } } }
+                "responses": { "200": { "description": "the Result, with `correction` (the CorrectionRecord) when a person gave one" }, "404": { "description": "no result for that key", "content": { "application/json": { "schema": error } } } } } }
         },
         "components": {
             "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } }, "required": ["code", "message"] } } } },

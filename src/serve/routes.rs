@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use autorma_classifier::preprocess::sniff_format;
-use autorma_core::Decision;
+use autorma_core::{CorrectionRecord, Decision, ResultRecord};
 use autorma_sink::index::{Page, ResultFilter};
 use autorma_sink::results_csv::results_csv;
 use axum::Json;
@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::{ModelInfo, ServeState};
@@ -144,16 +144,30 @@ pub async fn page_of(
     Ok(Json(page))
 }
 
+/// `GET /v1/results/{key}`: the Result, and the person's correction when there is one.
+#[derive(Debug, Serialize)]
+pub struct ResultAnswer {
+    #[serde(flatten)]
+    result: ResultRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correction: Option<CorrectionRecord>,
+}
+
 pub async fn get_result(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
-) -> Result<Json<autorma_core::ResultRecord>, ApiError> {
+) -> Result<Json<ResultAnswer>, ApiError> {
     let index = state.index.clone();
     let lookup = key.clone();
-    match tokio::task::spawn_blocking(move || index.get(&lookup)).await.expect("lookup panicked")? {
-        Some(record) => Ok(Json(record)),
-        None => Err(ApiError::not_found(format!("no result for key `{key}`"))),
-    }
+    let found = tokio::task::spawn_blocking(move || -> Result<_, autorma_sink::index::IndexError> {
+        let Some(result) = index.get(&lookup)? else { return Ok(None) };
+        // A correction of another version of the photo (another etag) is not this one's.
+        let correction = index.correction(&lookup)?.filter(|c| c.item.etag == result.item.etag);
+        Ok(Some(ResultAnswer { result, correction }))
+    })
+    .await
+    .expect("lookup panicked")?;
+    found.map(Json).ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))
 }
 
 /// The same filters as `/v1/results`, every page, as CSV: one row per photo.

@@ -1,5 +1,7 @@
 //! What the binary's tests share: the binary with the fixture model, and small photos.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

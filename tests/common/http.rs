@@ -1,0 +1,94 @@
+//! A small HTTP/1.1 client for the tests of `autorma serve`: one request per connection, on
+//! plain TCP, so a test sees exactly what the server sent.
+// Every test crate includes `common`; only the serve tests use this part.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// The server at `127.0.0.1:port`.
+pub struct Http {
+    pub port: u16,
+}
+
+impl Http {
+    /// Status and body of a GET (HTTP/1.1, one request per connection).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.request("GET", path, token, None)
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.request("POST", path, token, Some(body));
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+    }
+
+    /// Opens a connection with the request sent, for a response read as it comes.
+    pub fn open(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Option<TcpStream> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let body = body.map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+        let body = body.unwrap_or_else(|| "\r\n".into());
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n{body}").unwrap();
+        Some(stream)
+    }
+
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+        let Some(mut stream) = self.open(method, path, token, body) else { return (0, String::new()) };
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, body.to_string())
+    }
+
+    pub fn json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.get(path, Some(token));
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+    }
+
+    pub fn get_bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let mut stream = self.open("GET", path, Some(token), None).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&response[..split]);
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, response[split + 4..].to_vec())
+    }
+
+    pub fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // The server may answer (413) before it has read everything.
+        let _ = stream.write_all(body);
+        stream
+    }
+}
+
+pub const MULTIPART: &str = "multipart/form-data; boundary=autorma-test-boundary";
+
+/// A multipart body (boundary of [`MULTIPART`]) with one file field per photo.
+pub fn multipart(photos: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in photos {
+        write!(body, "--autorma-test-boundary\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").unwrap();
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    write!(body, "--autorma-test-boundary--\r\n").unwrap();
+    body
+}
+
+pub fn read_json(stream: &mut TcpStream) -> (u16, serde_json::Value) {
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
