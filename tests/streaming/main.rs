@@ -7,7 +7,10 @@
 //! `../shared/datasets/fashion5/test`. The tests run one at a time: they share 2 cores.
 
 mod clients;
+#[path = "../common/http.rs"]
+mod http;
 mod models;
+mod serve;
 mod stack;
 
 use std::collections::{BTreeMap, HashMap};

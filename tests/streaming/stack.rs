@@ -139,6 +139,12 @@ impl Stack {
         self.processes.push(("ingest".into(), child));
     }
 
+    /// Starts `autorma ARGS` as the process `name` (its log: `<name>.log`).
+    pub fn spawn(&mut self, name: &str, args: &[&str]) {
+        let child = self.autorma(args, name, &[]);
+        self.processes.push((name.into(), child));
+    }
+
     pub fn spawn_worker(&mut self, name: &str) {
         let child = self.autorma(&["worker"], name, &[("AUTORMA_BATCH_WAIT_MS", "10")]);
         self.processes.push((name.into(), child));
