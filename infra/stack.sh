@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
 # The whole streaming stack on this machine, for trying AutoRMA out: Kafka (KRaft), the topics,
 # versitygw (an S3 server over a folder that publishes bucket notifications to Kafka), then
-# `autorma ingest` and one `autorma worker`. Everything listens on 127.0.0.1 and is stopped by
-# its own pid.
+# `autorma ingest`, one `autorma worker` and `autorma serve --streaming` (the API and the
+# returns-bench page). Everything listens on 127.0.0.1 and is stopped by its own pid.
 #
 # Usage: infra/stack.sh up|down|status|results
 #   up       installs what is missing (Kafka, versitygw, ONNX Runtime), builds autorma (release),
 #            starts everything and prints where to PUT photos
-#   down     stops everything (worker, ingest, versitygw, Kafka), keeping the data
+#   down     stops everything (serve, worker, ingest, versitygw, Kafka), keeping the data
 #   status   which parts run, with their resident memory
 #   results  follows rma.results (Ctrl-C to stop)
 # Env: AUTORMA_STACK_DIR (default .data/stack: data, pid files and logs), KAFKA_PORT (19092),
-#      KAFKA_CONTROLLER_PORT (19093), S3_PORT (19000), S3_BUCKET (returns).
+#      KAFKA_CONTROLLER_PORT (19093), S3_PORT (19000), S3_BUCKET (returns), SERVE_PORT (18080).
 set -euo pipefail
 ENGINE="stack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/engines/lib.sh"
 
 state="$(require_state_dir "${AUTORMA_STACK_DIR:-${REPO_ROOT}/.data/stack}")"
 export KAFKA_PORT="${KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
-export S3_PORT="${S3_PORT:-19000}" S3_BUCKET="${S3_BUCKET:-returns}"
+export S3_PORT="${S3_PORT:-19000}" S3_BUCKET="${S3_BUCKET:-returns}" SERVE_PORT="${SERVE_PORT:-18080}"
 export S3_ACCESS_KEY="${S3_ACCESS_KEY:-autorma}" S3_SECRET_KEY="${S3_SECRET_KEY:-autorma-secret}"
 export KAFKA_BROKER="127.0.0.1:${KAFKA_PORT}"
 autorma="${REPO_ROOT}/target/release/autorma"
@@ -37,11 +37,13 @@ export AWS_REGION=us-east-1
 ENV
 }
 
+# start_autorma COMMAND [ARGS...]: `autorma COMMAND ARGS` in the background, pid and log named
+# for COMMAND.
 start_autorma() {
   local name="$1"
   refuse_if_running "${state}/${name}.pid" "autorma ${name}"
   # shellcheck disable=SC1091
-  (source "${state}/env" && start_detached "${state}/${name}.pid" "${state}/${name}.log" "${autorma}" "${name}")
+  (source "${state}/env" && start_detached "${state}/${name}.pid" "${state}/${name}.log" "${autorma}" "$@")
   sleep 2
   pid_running "$(read_pid "${state}/${name}.pid")" "autorma ${name}" ||
     start_failed "${state}/${name}.pid" "autorma ${name}" "${state}/${name}.log" "autorma ${name} exited at start"
@@ -60,9 +62,11 @@ case "${1:-}" in
     write_env
     start_autorma ingest
     start_autorma worker
+    start_autorma serve --streaming --listen "127.0.0.1:${SERVE_PORT}" --index "${state}/serve-index.sqlite"
     cat <<EOF2
 
-The stack is up. PUT photos under inbox/ in bucket '${S3_BUCKET}' at http://127.0.0.1:${S3_PORT}
+The stack is up. The returns-bench page and the API: http://127.0.0.1:${SERVE_PORT}/
+Drop photos on the page, or PUT them under inbox/ in bucket '${S3_BUCKET}' at http://127.0.0.1:${S3_PORT}
 (access key '${S3_ACCESS_KEY}', secret '${S3_SECRET_KEY}', region us-east-1), e.g.:
 
   AWS_ACCESS_KEY_ID=${S3_ACCESS_KEY} AWS_SECRET_ACCESS_KEY=${S3_SECRET_KEY} AWS_REGION=us-east-1 \\
@@ -77,13 +81,14 @@ Stop: infra/stack.sh down
 EOF2
     ;;
   down)
+    ENGINE="autorma serve" stop_pidfile "${state}/serve.pid" "autorma serve"
     ENGINE="autorma worker" stop_pidfile "${state}/worker.pid" "autorma worker"
     ENGINE="autorma ingest" stop_pidfile "${state}/ingest.pid" "autorma ingest"
     "${ENGINES_DIR}/versitygw.sh" stop "${state}/s3"
     "${ENGINES_DIR}/kafka.sh" stop "${state}/kafka"
     ;;
   status)
-    for entry in "kafka/kafka.pid:kafka.Kafka" "s3/versitygw.pid:versitygw" "ingest.pid:autorma ingest" "worker.pid:autorma worker"; do
+    for entry in "kafka/kafka.pid:kafka.Kafka" "s3/versitygw.pid:versitygw" "ingest.pid:autorma ingest" "worker.pid:autorma worker" "serve.pid:autorma serve"; do
       pidfile="${state}/${entry%%:*}" match="${entry#*:}"
       pid="$(read_pid "${pidfile}")"
       if [[ -n "${pid}" ]] && pid_running "${pid}" "${match}"; then

@@ -129,6 +129,13 @@ pub struct ServeArgs {
     /// bucket when the topics no longer hold everything. Embedded mode always re-reads --out.
     #[arg(long, value_name = "FROM", value_parser = ["topics", "bucket"], requires = "streaming")]
     pub rebuild: Option<String>,
+    /// Streaming: where downloaded model versions are kept [default: $XDG_CACHE_HOME/autorma/models]
+    #[arg(long, env = "AUTORMA_MODEL_CACHE", value_name = "DIR")]
+    pub model_cache: Option<PathBuf>,
+    /// Streaming: `POST /v1/classify` is served by the version the registry's alias names
+    /// (as the workers are), followed as it moves.
+    #[command(flatten)]
+    pub follow: FollowArgs,
     #[command(flatten)]
     pub streaming_args: StreamingArgs,
     /// Web origin allowed to call the API from a browser (repeat for more), e.g.

@@ -1,14 +1,17 @@
-//! Opening the model registry named by `--registry`, shared by `model`, `worker`, `ingest` and
-//! `replay`.
+//! Opening the model registry named by `--registry`, shared by `model`, `worker`, `ingest`,
+//! `replay` and `serve`; following its alias (`worker`, `serve --streaming`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
 use autorma_core::S3Store;
-use autorma_registry::{Actor, Registry, RegistryStore};
+use autorma_registry::{Actor, ModelPackage, Registry, RegistryStore};
 
-use crate::cli::{ChangeArgs, RegistryArgs};
-use crate::config::{FileConfig, StreamingSettings};
+use super::cache_dir;
+use crate::cli::{ChangeArgs, FollowArgs, RegistryArgs};
+use crate::config::{self, FileConfig, ModelSettings, StreamingSettings};
 
 /// The registry `args` name (`s3://BUCKET` or a folder; the streaming bucket by default).
 /// `store` is reused when the registry is in the bucket it already reaches.
@@ -60,4 +63,49 @@ pub fn actor(change: &ChangeArgs) -> Actor {
 pub fn process_id(role: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{role}@{host}:{}", std::process::id())
+}
+
+/// Seeds a fresh registry with the shipped package, loads the version the alias names, and
+/// returns the handle the pipeline serves from with the follower that keeps it current
+/// (woken at once by SIGHUP).
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_registry(
+    role: &str,
+    follow: &FollowArgs,
+    model_cache: Option<PathBuf>,
+    file: &FileConfig,
+    streaming: &StreamingSettings,
+    store: &S3Store,
+    settings: &ModelSettings,
+    package: Arc<ModelPackage>,
+) -> anyhow::Result<(ModelHandle, AliasFollower)> {
+    let registry = open_registry(&follow.registry, file, streaming, Some(store)).await?;
+    let alias = follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into());
+    let worker_id = process_id(role);
+    let seeder = Actor { who: worker_id.clone(), why: Some("first start: seeded with the shipped package".into()) };
+    if let Some(version) = registry.seed(&package, &alias, &seeder).await? {
+        tracing::info!(registry = %registry.describe(), %alias, version, dir = %package.dir.display(),
+            "the registry had no `{alias}`: seeded it with the shipped package");
+    }
+    let follower = AliasFollower::new(
+        registry,
+        FollowConfig {
+            poll_interval: config::seconds("model_poll_s", follow.model_poll_s, file.model_poll_s, 30, 1..=86_400)?,
+            cache_dir: model_cache.or(file.model_cache.clone()).unwrap_or_else(|| cache_dir().join("models")),
+            runtime: settings.pipeline.runtime.clone(),
+            limits: settings.pipeline.limits,
+            workers: settings.pipeline.num_workers,
+            worker_id,
+            alias: alias.clone(),
+        },
+    );
+    let handle = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
+    let waker = follower.waker();
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            waker.notify_one();
+        }
+    });
+    Ok((handle, follower))
 }

@@ -2,8 +2,9 @@
 //!
 //! Embedded: the index follows an `autorma run` output folder; with `--inbox`, that pipeline
 //! runs in this process. Streaming: the index follows the topics; uploads and corrections go
-//! to the bucket (and `rma.corrections`). Either way `POST /v1/classify` is served by the same
-//! model, loaded once: it shares the in-process pipeline's batches, or has a batcher of its own.
+//! to the bucket (and `rma.corrections`), and `POST /v1/classify` is served by the version the
+//! registry's alias names, as the workers are. Embedded, `POST /v1/classify` shares the
+//! in-process pipeline's model and batches; otherwise it has a batcher of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,11 +14,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
-use autorma_classifier::{PipelineModel, RequestInbox, serve_requests};
+use autorma_classifier::{PipelineModel, Requests, serve_requests};
 use autorma_core::LocalStore;
+use autorma_registry::ModelPackage;
 use autorma_sink::index::ResultIndex;
 use tokio::sync::{broadcast, watch};
 
+use super::registry::follow_registry;
 use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
 use super::streaming::connect;
 use super::{cache_dir, model_setup};
@@ -41,17 +44,6 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     if max_body_bytes == 0 {
         bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
     }
-    // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
-    // sessions and batches.
-    let config = settings.pipeline.clone();
-    let serving = tokio::task::spawn_blocking(move || {
-        ServingModel::load(package, &config.runtime, config.limits, config.num_workers)
-    })
-    .await
-    .expect("model loading panicked")?;
-    let models = ModelHandle::new(serving);
-    let (requests, request_inbox) = autorma_classifier::requests(models.clone());
-
     // One stop for everything: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
     // commits) and the HTTP server (it finishes the requests in flight).
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -69,10 +61,9 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let caught_up = Arc::new(AtomicBool::new(false));
     let started = if args.streaming {
-        start_streaming(&args, file, &settings, request_inbox, &events, &caught_up).await?
+        start_streaming(&args, file, settings, package, &events, &caught_up).await?
     } else {
-        let stop = stopped();
-        start_embedded(&args, file, settings, models, request_inbox, &events, &caught_up, stop)?
+        start_embedded(&args, file, settings, package, &events, &caught_up, stopped()).await?
     };
 
     let state = Arc::new(ServeState {
@@ -80,7 +71,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         backend: started.backend,
         max_body_bytes,
         events,
-        requests,
+        requests: started.requests,
         token,
         caught_up,
     });
@@ -109,7 +100,9 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
             }
         }
     };
-    started.feeder.abort();
+    for task in started.tasks {
+        task.abort();
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }
@@ -119,19 +112,18 @@ struct Started {
     index: Arc<ResultIndex>,
     index_path: PathBuf,
     backend: Backend,
-    /// The task feeding the index.
-    feeder: tokio::task::JoinHandle<()>,
+    requests: Requests,
+    /// The tasks feeding the index, following the registry.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Embedded with --inbox: the pipeline.
     pipeline: Option<tokio::task::JoinHandle<anyhow::Result<autorma_classifier::PipelineSummary>>>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start_embedded(
+async fn start_embedded(
     args: &ServeArgs,
     file: &FileConfig,
     settings: ModelSettings,
-    models: ModelHandle,
-    request_inbox: RequestInbox,
+    package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
     caught_up: &Arc<AtomicBool>,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -145,6 +137,16 @@ fn start_embedded(
     let index_path = args.index.clone().unwrap_or_else(|| out.join("state/index.sqlite"));
     let index = Arc::new(ResultIndex::open(&index_path)?);
     let bucket = file.bucket.clone().unwrap_or_else(|| "local".into());
+    // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
+    // sessions and batches.
+    let config = settings.pipeline.clone();
+    let serving = tokio::task::spawn_blocking(move || {
+        ServingModel::load(package, &config.runtime, config.limits, config.num_workers)
+    })
+    .await
+    .expect("model loading panicked")?;
+    let models = ModelHandle::new(serving);
+    let (requests, request_inbox) = autorma_classifier::requests(models.clone());
     let pipeline = match &args.inbox {
         None => {
             // No pipeline here: requests get a batcher and inference threads of their own.
@@ -174,14 +176,15 @@ fn start_embedded(
         events.clone(),
     ));
     let inbox = args.inbox.as_ref().map(|inbox| LocalStore::new(bucket, inbox));
-    Ok(Started { index, index_path, backend: Backend::Embedded { out, inbox }, feeder, pipeline })
+    let backend = Backend::Embedded { out, inbox };
+    Ok(Started { index, index_path, backend, requests, tasks: vec![feeder], pipeline })
 }
 
 async fn start_streaming(
     args: &ServeArgs,
     file: &FileConfig,
-    settings: &ModelSettings,
-    request_inbox: RequestInbox,
+    settings: ModelSettings,
+    package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
     caught_up: &Arc<AtomicBool>,
 ) -> anyhow::Result<Started> {
@@ -206,12 +209,18 @@ async fn start_streaming(
         .await
         .expect("connecting the feed panicked")?;
     let feeder = tokio::spawn(topic_feed.run(index.clone(), caught_up.clone(), events.clone()));
+    // The version the workers serve, followed as it moves.
+    let (models, follower) =
+        follow_registry("serve", &args.follow, args.model_cache.clone(), file, &streaming, &store, &settings, package)
+            .await?;
+    let following = tokio::spawn(follower.run(models.clone(), std::future::pending()));
+    let (requests, request_inbox) = autorma_classifier::requests(models);
     let config = settings.pipeline.clone();
     tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
     let producer = streaming.kafka.producer().context("cannot create the Kafka producer")?;
     let backend =
         Backend::Streaming { store, bucket: streaming.bucket, inbox_prefix, kafka: streaming.kafka, producer };
-    Ok(Started { index, index_path, backend, feeder, pipeline: None })
+    Ok(Started { index, index_path, backend, requests, tasks: vec![feeder, following], pipeline: None })
 }
 
 /// Deletes the index file and its SQLite companions (`-wal`, `-shm`).

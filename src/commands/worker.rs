@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
 use autorma_classifier::{Pipeline, PipelineModel, RetryConfig};
+use autorma_core::Store;
 use autorma_core::kafka::topics;
-use autorma_core::{S3Store, Store};
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
-use autorma_registry::{Actor, ModelPackage};
 use autorma_sink::{Sink, StreamingSink};
 
-use super::registry::{open_registry, process_id};
+use super::model_setup;
+use super::registry::follow_registry;
 use super::run::shutdown_signal;
 use super::streaming::connect;
-use super::{cache_dir, model_setup};
 use crate::cli::WorkerArgs;
-use crate::config::{self, FileConfig, ModelSettings, StreamingSettings};
+use crate::config::{self, FileConfig};
 
 pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;
@@ -47,7 +45,9 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     let store =
         connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
             .await?;
-    let models = follow_registry(&args, file, &streaming, &store, &settings, package).await?;
+    let model_cache = args.model_cache.clone();
+    let models =
+        follow_registry("worker", &args.follow, model_cache, file, &streaming, &store, &settings, package).await?;
     let sink = StreamingSink::new(store.clone(), &streaming.kafka).context("cannot create the Kafka producer")?;
     let source = KafkaSource::subscribe(&KafkaConsumerConfig {
         kafka: streaming.kafka.clone(),
@@ -83,56 +83,4 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
         summary.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Seeds a fresh registry with the shipped package, loads the version the alias names, and
-/// returns the handle the pipeline serves from with the follower that keeps it current
-/// (woken at once by SIGHUP).
-async fn follow_registry(
-    args: &WorkerArgs,
-    file: &FileConfig,
-    streaming: &StreamingSettings,
-    store: &S3Store,
-    settings: &ModelSettings,
-    package: Arc<ModelPackage>,
-) -> anyhow::Result<(ModelHandle, AliasFollower)> {
-    let registry = open_registry(&args.follow.registry, file, streaming, Some(store)).await?;
-    let alias = args.follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into());
-    let worker_id = process_id("worker");
-    let seeder = Actor { who: worker_id.clone(), why: Some("first start: seeded with the shipped package".into()) };
-    if let Some(version) = registry.seed(&package, &alias, &seeder).await? {
-        tracing::info!(registry = %registry.describe(), %alias, version, dir = %package.dir.display(),
-            "the registry had no `{alias}`: seeded it with the shipped package");
-    }
-    let follower = AliasFollower::new(
-        registry,
-        FollowConfig {
-            poll_interval: config::seconds(
-                "model_poll_s",
-                args.follow.model_poll_s,
-                file.model_poll_s,
-                30,
-                1..=86_400,
-            )?,
-            cache_dir: args
-                .model_cache
-                .clone()
-                .or(file.model_cache.clone())
-                .unwrap_or_else(|| cache_dir().join("models")),
-            runtime: settings.pipeline.runtime.clone(),
-            limits: settings.pipeline.limits,
-            workers: settings.pipeline.num_workers,
-            worker_id,
-            alias: alias.clone(),
-        },
-    );
-    let handle = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
-    let waker = follower.waker();
-    tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-        while hangups.recv().await.is_some() {
-            waker.notify_one();
-        }
-    });
-    Ok((handle, follower))
 }

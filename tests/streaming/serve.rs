@@ -1,7 +1,8 @@
 //! `autorma serve --streaming` on the real engines: its index follows the topics the worker
 //! publishes to, uploads go to the bucket and come back as results, a correction reaches the
-//! bucket and `rma.corrections`, and the index rebuilt from the topics, from the bucket, or
-//! resumed after a restart answers exactly as before.
+//! bucket and `rma.corrections`, `/v1/classify` answers with the registry version the worker
+//! serves, and the index rebuilt from the topics, from the bucket, or resumed after a restart
+//! answers exactly as before.
 
 use std::io::Read;
 use std::time::Duration;
@@ -96,6 +97,9 @@ fn serve_follows_the_topics_takes_uploads_and_corrections_and_rebuilds_the_same_
     assert_eq!(status, 200, "{answer}");
     let worker = s3.get_json(&format!("results/{key}.json"));
     assert_eq!(answer["results"][0]["label"], worker["label"]);
+    // The registry's production version, as the workers serve it.
+    assert_eq!(answer["results"][0]["model_version"], worker["model"]["version"]);
+    assert_eq!(get(&http, "/v1/model")["sha256"], worker["model"]["sha256"]);
     assert!(
         (answer["results"][0]["confidence"].as_f64().unwrap() - worker["confidence"].as_f64().unwrap()).abs() < 1e-5
     );
