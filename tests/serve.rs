@@ -226,6 +226,12 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     }
     let (status, _) = read_json(&mut server.open_bytes("POST", "/v1/classify", "image/png", &photo, "wrong-token"));
     assert_eq!(status, 401);
+    // At most 100 photos in one request.
+    let many: Vec<(String, &[u8])> = (0..101).map(|i| (format!("p{i}.png"), photo.as_slice())).collect();
+    let parts: Vec<(&str, &[u8])> = many.iter().map(|(name, bytes)| (name.as_str(), *bytes)).collect();
+    let (status, answer) =
+        read_json(&mut server.open_bytes("POST", "/v1/classify", MULTIPART, &multipart(&parts), token));
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_many_photos")), "{answer}");
 
     // New results are followed as the run writes them, and announced.
     write_png(&inbox.join("bench-1/late.png"), [90, 200, 90]);
