@@ -7,14 +7,18 @@
 //! cargo run --release --example classify_load -- http://127.0.0.1:8080 PHOTO_DIR 1,16 [SECONDS]
 //! ```
 //! Photos are taken round-robin from PHOTO_DIR (`*.jpg`, `*.png`, `*.webp`, recursively);
-//! `AUTORMA_API_TOKEN` is sent as the bearer token when set.
+//! `AUTORMA_API_TOKEN` is sent as the bearer token when set. The server is on this machine
+//! (`127.0.0.1:PORT`), as the HTTP client of the tests assumes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/http.rs"]
+mod http;
+
+use http::{Http, read_json};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,7 +26,8 @@ fn main() {
         eprintln!("usage: classify_load URL PHOTO_DIR CLIENTS[,CLIENTS...] [SECONDS per count, default 20]");
         std::process::exit(2);
     }
-    let address = args[0].trim_start_matches("http://").trim_end_matches('/').to_string();
+    let address = args[0].trim_start_matches("http://").trim_end_matches('/');
+    let port = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("URL: http://127.0.0.1:PORT");
     let mut photos = Vec::new();
     collect(Path::new(&args[1]), &mut photos);
     photos.sort();
@@ -30,10 +35,11 @@ fn main() {
     let photos: Arc<Vec<Vec<u8>>> = Arc::new(photos.iter().map(|p| std::fs::read(p).unwrap()).collect());
     let counts: Vec<usize> = args[2].split(',').map(|c| c.parse().expect("CLIENTS: numbers")).collect();
     let seconds: u64 = args.get(3).map_or(20, |s| s.parse().expect("SECONDS: a number"));
-    let token = std::env::var("AUTORMA_API_TOKEN").ok();
+    // Sent either way: a server without a token ignores it.
+    let token = std::env::var("AUTORMA_API_TOKEN").unwrap_or_default();
     // Warm up: the first requests pay for lazy set-up.
     for photo in photos.iter().take(8) {
-        request(&address, token.as_deref(), photo);
+        request(&Http { port }, &token, photo);
     }
     println!("clients  requests  req/s    p50 ms   p95 ms   p99 ms   mean batch");
     for clients in counts {
@@ -41,13 +47,13 @@ fn main() {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let handles: Vec<_> = (0..clients)
             .map(|_| {
-                let (address, token, photos, next) = (address.clone(), token.clone(), photos.clone(), next.clone());
+                let (token, photos, next) = (token.clone(), photos.clone(), next.clone());
                 std::thread::spawn(move || {
                     let mut samples = Vec::new();
                     while Instant::now() < deadline {
                         let photo = &photos[next.fetch_add(1, Ordering::Relaxed) % photos.len()];
                         let started = Instant::now();
-                        let batch = request(&address, token.as_deref(), photo);
+                        let batch = request(&Http { port }, &token, photo);
                         samples.push((started.elapsed().as_secs_f64() * 1e3, batch));
                     }
                     samples
@@ -73,22 +79,10 @@ fn main() {
 }
 
 /// One `POST /v1/classify` with a raw photo body; returns the batch size the answer reports.
-fn request(address: &str, token: Option<&str>, photo: &[u8]) -> f64 {
-    let mut stream = TcpStream::connect(address).expect("the server answers");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "POST /v1/classify HTTP/1.1\r\nHost: {address}\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        photo.len()
-    )
-    .unwrap();
-    stream.write_all(photo).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 200"), "{}", text.lines().next().unwrap_or_default());
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let answer: serde_json::Value = serde_json::from_str(body).expect("a JSON answer");
+fn request(http: &Http, token: &str, photo: &[u8]) -> f64 {
+    let (status, answer) =
+        read_json(&mut http.open_bytes("POST", "/v1/classify", "application/octet-stream", photo, token));
+    assert_eq!(status, 200, "{answer}");
     answer["results"][0]["batch_size"].as_f64().unwrap_or(0.0)
 }
 

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
@@ -163,8 +163,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     assert_eq!(server.post_json(&format!("/v1/review/{unsure}"), None, r#"{"label": "tops"}"#).0, 401);
 
     // Server-sent events: a result indexed later arrives on an open stream.
-    let mut events = server.open("GET", "/v1/events", Some(token), None).unwrap();
-    events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (mut events, mut seen) = server.subscribe(token, Duration::from_secs(20));
     // CORS: only the configured origin gets the browser's permission (the second server, with
     // no --cors-origin, gives none).
     let preflight = |origin: &str| {
@@ -236,13 +235,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     // New results are followed as the run writes them, and announced.
     write_png(&inbox.join("bench-1/late.png"), [90, 200, 90]);
     run(&inbox, &out);
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !(seen.contains("event: result") && seen.contains("bench-1/late.png")) {
-        let n = events.read(&mut buf).expect("an event within 20 s");
-        assert!(n > 0, "the event stream ended: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    Http::read_until(&mut events, &mut seen, |s| s.contains("event: result") && s.contains("bench-1/late.png"));
     drop(events);
     let started = Instant::now();
     while server.json("/v1/results", token).1["total"] != 7 {
@@ -310,7 +303,8 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         }
     }
 
-    // Requests share the running pipeline's batcher and session: several at once, all answered.
+    // Several requests at once while the pipeline runs, all answered (that they share its
+    // batches is shown by classifier/tests/pipeline.rs).
     let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| scope.spawn(|| read_json(&mut server.open_bytes("POST", "/v1/classify", "image/png", &raw, "t"))))
@@ -328,19 +322,14 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     assert_eq!(server.get_bytes("/v1/photos/uploads/nope.png", "t").0, 404);
 
     // A photo that looks like a PNG but does not decode is dead-lettered, and announced.
-    let mut events = server.open("GET", "/v1/events", Some("t"), None).unwrap();
-    events.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (mut events, mut seen) = server.subscribe("t", Duration::from_secs(20));
     let (status, answer) =
         read_json(&mut server.open_bytes("POST", "/v1/uploads?name=torn.png", "image/png", &raw[..raw.len() / 2], "t"));
     assert_eq!(status, 200, "{answer}");
     let torn = answer["uploads"][0]["key"].as_str().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !(seen.contains("event: dead_letter") && seen.contains(torn) && seen.contains("decode_error")) {
-        let n = events.read(&mut buf).expect("a dead_letter event within 20 s");
-        assert!(n > 0, "the event stream ended: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    Http::read_until(&mut events, &mut seen, |s| {
+        s.contains("event: dead_letter") && s.contains(torn) && s.contains("decode_error")
+    });
     drop(events);
 
     // Refused whole: a non-image among images, a body over the limit.
@@ -367,4 +356,29 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(!response.to_ascii_lowercase().contains("access-control-allow-origin"), "{response}");
+    // ...and a browser's cross-site post (sent without asking first) is refused; the page's own
+    // origin is not.
+    let post_from = |origin: &str| {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let body = r#"{"label": "tops"}"#;
+        write!(stream, "POST /v1/review/{} HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", uploaded[1], body.len()).unwrap();
+        read_json(&mut stream)
+    };
+    let (status, answer) = post_from("http://evil.example");
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden_origin")), "{answer}");
+    assert_eq!(post_from("http://test").0, 200);
+
+    // Stopped with a page connected: the event stream ends, the pipeline drains, exit 0.
+    let (_events, _) = server.subscribe("t", Duration::from_secs(20));
+    let mut server = server;
+    assert!(Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop within 20 s of SIGTERM with /v1/events open");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
 }

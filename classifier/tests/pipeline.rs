@@ -500,7 +500,7 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
     config.batcher.max_wait = Duration::from_secs(600);
     let model = ServingModel::load(package(), &config.runtime, config.limits, 1).unwrap();
     let models = ModelHandle::new(model);
-    let (requests, inbox) = autorma_classifier::requests(models.clone());
+    let (requests, inbox) = autorma_classifier::requests(models.clone(), 2);
     let sink = Arc::new(MemSink::default());
     let commits = Arc::new(Mutex::new(Vec::new()));
     let source = VecSource { events: [event(0, "red")].into(), endless: true, commits: commits.clone() };

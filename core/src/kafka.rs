@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -69,7 +70,18 @@ impl KafkaConfig {
     pub fn check_topics(&self, names: &[&str], timeout: Duration) -> Result<(), KafkaError> {
         let consumer: BaseConsumer =
             self.client_config(&[]).create().map_err(|e| KafkaError::Client { detail: e.to_string() })?;
-        let metadata = consumer
+        self.check_topics_with(consumer.client(), names, timeout)
+    }
+
+    /// [`check_topics`](Self::check_topics) through a client the caller already has (a
+    /// long-running process's producer), so a periodic check opens no new connections.
+    pub fn check_topics_with<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        names: &[&str],
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let metadata = client
             .fetch_metadata(None, timeout)
             .map_err(|e| KafkaError::Unreachable { brokers: self.brokers.clone(), detail: e.to_string() })?;
         let missing: Vec<String> = names

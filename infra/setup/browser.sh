@@ -9,7 +9,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ ! -x /usr/bin/chromium ]]; then
   sudo=""
   [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
-  install=(env DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -q --no-install-recommends chromium)
+  # `env` after sudo: sudo resets the environment.
+  install=(${sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
   echo "installing Debian's chromium"
   # Stale package lists on a fresh machine: refresh them once and try again.
   "${install[@]}" >/dev/null || { ${sudo} apt-get update -q >/dev/null && "${install[@]}" >/dev/null; }

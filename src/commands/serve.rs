@@ -6,10 +6,10 @@
 //! registry's alias names, as the workers are. Embedded, `POST /v1/classify` shares the
 //! in-process pipeline's model and batches; otherwise it has a batcher of its own.
 
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -28,11 +28,14 @@ use crate::cli::ServeArgs;
 use crate::config::{self, FileConfig, ModelSettings};
 use crate::serve::backend::Backend;
 use crate::serve::feed::topics::{FEED_TOPICS, TopicFeed};
-use crate::serve::feed::{self, FeedEvent};
+use crate::serve::feed::{self, FeedEvent, FeedStatus};
 use crate::serve::{ServeState, router};
 
 /// How often the output folder is looked at for new results.
 const FEED_INTERVAL: Duration = Duration::from_millis(500);
+/// How far back the topics are read again after a rebuild from the bucket: longer than a
+/// worker's sink takes between a record's publish and its object's PUT, retries included.
+const BUCKET_REBUILD_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 /// Results an events subscriber may fall behind by before it misses some.
 const EVENT_BUFFER: usize = 4096;
 
@@ -51,6 +54,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    let stopping = stop_rx.clone();
     let stopped = move || {
         let mut stop_rx = stop_rx.clone();
         async move {
@@ -59,11 +63,11 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     };
 
     let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let caught_up = Arc::new(AtomicBool::new(false));
+    let feed_status = Arc::new(FeedStatus::default());
     let started = if args.streaming {
-        start_streaming(&args, file, settings, package, &events, &caught_up).await?
+        start_streaming(&args, file, settings, package, &events, &feed_status).await?
     } else {
-        start_embedded(&args, file, settings, package, &events, &caught_up, stopped()).await?
+        start_embedded(&args, file, settings, package, &events, &feed_status, stopped()).await?
     };
 
     let state = Arc::new(ServeState {
@@ -72,8 +76,10 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         max_body_bytes,
         events,
         requests: started.requests,
+        stopping: stopping.clone(),
         token,
-        caught_up,
+        cors_origins,
+        feed: feed_status,
     });
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -82,18 +88,24 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     tracing::info!(address = %listener.local_addr()?, mode = if args.streaming { "streaming" } else { "embedded" },
         index = %started.index_path.display(), authentication = state.token.is_some(), "serving");
     println!("listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(listener, router(state, &cors_origins)).with_graceful_shutdown(stopped());
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped()).into_future();
+    tokio::pin!(server);
     let result = match started.pipeline {
         None => server.await.map_err(anyhow::Error::from),
         Some(mut pipeline) => {
             // A pipeline that stops by itself has failed: so does the server, with its error.
             tokio::select! {
-                served = server => {
+                served = &mut server => {
                     let summary = (&mut pipeline).await.expect("the pipeline panicked")?;
                     println!("pipeline stopped: classified {} photos, dead-lettered {}", summary.classified(), summary.dlq);
                     served.map_err(anyhow::Error::from)
                 }
                 ended = &mut pipeline => match ended.expect("the pipeline panicked") {
+                    // Asked to stop, the pipeline drained before the last requests ended.
+                    Ok(summary) if *stopping.borrow() => {
+                        println!("pipeline stopped: classified {} photos, dead-lettered {}", summary.classified(), summary.dlq);
+                        (&mut server).await.map_err(anyhow::Error::from)
+                    }
                     Ok(_) => Err(anyhow::anyhow!("the pipeline stopped while the server was running")),
                     Err(e) => Err(e.context("the pipeline failed")),
                 },
@@ -125,7 +137,7 @@ async fn start_embedded(
     settings: ModelSettings,
     package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
-    caught_up: &Arc<AtomicBool>,
+    feed_status: &Arc<FeedStatus>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Started> {
     let out = args.out.clone().expect("clap requires --out without --streaming");
@@ -146,7 +158,7 @@ async fn start_embedded(
     .await
     .expect("model loading panicked")?;
     let models = ModelHandle::new(serving);
-    let (requests, request_inbox) = autorma_classifier::requests(models.clone());
+    let (requests, request_inbox) = autorma_classifier::requests(models.clone(), settings.pipeline.fetch_concurrency);
     let pipeline = match &args.inbox {
         None => {
             // No pipeline here: requests get a batcher and inference threads of their own.
@@ -172,7 +184,7 @@ async fn start_embedded(
         out.clone(),
         index.clone(),
         FEED_INTERVAL,
-        caught_up.clone(),
+        feed_status.clone(),
         events.clone(),
     ));
     let inbox = args.inbox.as_ref().map(|inbox| LocalStore::new(bucket, inbox));
@@ -186,7 +198,7 @@ async fn start_streaming(
     settings: ModelSettings,
     package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
-    caught_up: &Arc<AtomicBool>,
+    feed_status: &Arc<FeedStatus>,
 ) -> anyhow::Result<Started> {
     let streaming = config::resolve_streaming(&args.streaming_args, file)?;
     let group = args.group.clone().unwrap_or_else(|| "autorma-serve".into());
@@ -198,23 +210,26 @@ async fn start_streaming(
     }
     let index = Arc::new(ResultIndex::open(&index_path)?);
     if args.rebuild.as_deref() == Some("bucket") {
+        // The topics are then read from a while before the listing: a record published just
+        // before it may have its object written just after (the sink publishes, then PUTs).
+        let since = chrono::Utc::now() - BUCKET_REBUILD_OVERLAP;
         let (kafka, group) = (streaming.kafka.clone(), group.clone());
-        let ends = tokio::task::spawn_blocking(move || TopicFeed::ends(&kafka, &group))
+        let positions = tokio::task::spawn_blocking(move || TopicFeed::positions_at(&kafka, &group, since))
             .await
-            .expect("reading the topics' ends panicked")?;
-        feed::bucket::rebuild(&store, &streaming.bucket, &index, ends).await?;
+            .expect("looking up the topics' positions panicked")?;
+        feed::bucket::rebuild(&store, &streaming.bucket, &index, positions).await?;
     }
     let (kafka, feed_group, feed_index) = (streaming.kafka.clone(), group.clone(), index.clone());
     let topic_feed = tokio::task::spawn_blocking(move || TopicFeed::connect(&kafka, &feed_group, &feed_index))
         .await
         .expect("connecting the feed panicked")?;
-    let feeder = tokio::spawn(topic_feed.run(index.clone(), caught_up.clone(), events.clone()));
+    let feeder = tokio::spawn(topic_feed.run(index.clone(), feed_status.clone(), events.clone()));
     // The version the workers serve, followed as it moves.
     let (models, follower) =
         follow_registry("serve", &args.follow, args.model_cache.clone(), file, &streaming, &store, &settings, package)
             .await?;
     let following = tokio::spawn(follower.run(models.clone(), std::future::pending()));
-    let (requests, request_inbox) = autorma_classifier::requests(models);
+    let (requests, request_inbox) = autorma_classifier::requests(models, settings.pipeline.fetch_concurrency);
     let config = settings.pipeline.clone();
     tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
     let producer = streaming.kafka.producer().context("cannot create the Kafka producer")?;

@@ -10,7 +10,7 @@ use autorma_core::layout::correction_object_key;
 use autorma_core::{CorrectionRecord, LocalStore, ObjectStore, S3Store, StoreError};
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 
 use super::error::ApiError;
 
@@ -125,10 +125,10 @@ impl Backend {
                 }
                 checks
             }
-            Backend::Streaming { store, bucket, kafka, .. } => {
-                let kafka = kafka.clone();
+            Backend::Streaming { store, bucket, kafka, producer, .. } => {
+                let (kafka, producer) = (kafka.clone(), producer.clone());
                 let broker = tokio::task::spawn_blocking(move || {
-                    kafka.check_topics(&super::feed::topics::FEED_TOPICS, BROKER_CHECK_TIMEOUT)
+                    kafka.check_topics_with(producer.client(), &super::feed::topics::FEED_TOPICS, BROKER_CHECK_TIMEOUT)
                 });
                 let store = store.check_bucket(bucket).await.map_err(|e| e.to_string());
                 let broker = broker.await.expect("broker check panicked").map_err(|e| e.to_string());

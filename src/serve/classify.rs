@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::photos::{PhotoQuery, check_image, not_an_image, read_photos};
+use super::photo_body::{PhotoQuery, check_image, not_an_image, read_photos};
 use super::{ModelInfo, ServeState};
 
 #[derive(Debug, Serialize)]

@@ -13,13 +13,12 @@ mod error;
 pub mod feed;
 mod openapi;
 mod page;
-mod photos;
+mod photo_body;
 mod review;
 mod routes;
 mod uploads;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use autorma_classifier::Requests;
 use tokio::sync::broadcast;
@@ -44,10 +43,15 @@ pub struct ServeState {
     pub events: broadcast::Sender<feed::FeedEvent>,
     /// `POST /v1/classify`, and the model being served.
     pub requests: Requests,
+    /// Web origins (besides the server's own) that may call the API from a browser.
+    pub cors_origins: Vec<HeaderValue>,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
-    /// Set once the feeder has read everything there was at start.
-    pub caught_up: Arc<AtomicBool>,
+    /// Whether the index has caught up, and the feed's last error.
+    pub feed: Arc<feed::FeedStatus>,
+    /// True once the server is asked to stop: open event streams end, so the graceful
+    /// shutdown does not wait for the pages still connected.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ServeState {
@@ -75,8 +79,8 @@ pub struct ModelInfo {
     pub classes: Vec<String>,
 }
 
-/// The routes; `cors_origins` may call them from a browser (none: CORS off).
-pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
+/// The routes; `state.cors_origins` may call them from a browser (none: CORS off).
+pub fn router(state: Arc<ServeState>) -> Router {
     let api = Router::new()
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(openapi::document))
@@ -91,7 +95,9 @@ pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
         .route("/v1/uploads", post(uploads::upload).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .route("/v1/classify", post(classify::classify).layer(DefaultBodyLimit::max(state.max_body_bytes)))
         .fallback(routes::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::refuse_foreign_origins));
+    let cors_origins = state.cors_origins.clone();
     let router =
         Router::new().route("/healthz", get(routes::healthz)).merge(page::routes()).merge(api).with_state(state);
     if cors_origins.is_empty() {
@@ -99,7 +105,7 @@ pub fn router(state: Arc<ServeState>, cors_origins: &[HeaderValue]) -> Router {
     }
     router.layer(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
+            .allow_origin(AllowOrigin::list(cors_origins))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([AUTHORIZATION, CONTENT_TYPE]),
     )

@@ -11,8 +11,10 @@ use axum::routing::get;
 
 use super::ServeState;
 
-/// The page talks only to this server; thumbnails of local files are `blob:` URLs.
-const CSP: &str = "default-src 'self'; img-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'";
+/// The page talks only to this server; thumbnails of local files are `blob:` URLs; no other
+/// site may frame it (a framed page could be tricked into one-click relabels).
+const CSP: &str = "default-src 'self'; img-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn routes() -> Router<Arc<ServeState>> {
     Router::new()

@@ -8,7 +8,7 @@ use autorma_sink::index::Page;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -96,5 +96,9 @@ pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Ite
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    let mut stopping = state.stopping.clone();
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default())
 }

@@ -1,7 +1,6 @@
 //! The handlers.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use autorma_classifier::preprocess::sniff_format;
 use autorma_core::{CorrectionRecord, Decision, ResultRecord};
@@ -41,10 +40,12 @@ pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_j
     }
     let index = state.index.clone();
     let indexed = tokio::task::spawn_blocking(move || index.len()).await.expect("counting panicked")?;
-    let caught_up = state.caught_up.load(Ordering::Relaxed);
-    ready &= caught_up;
-    let index =
-        if caught_up { format!("ok: {indexed} results") } else { format!("catching up: {indexed} results so far") };
+    let index = match (state.feed.is_caught_up(), state.feed.error()) {
+        (_, Some(error)) => format!("error: {error} ({indexed} results)"),
+        (true, None) => format!("ok: {indexed} results"),
+        (false, None) => format!("catching up: {indexed} results so far"),
+    };
+    ready &= index.starts_with("ok");
     checks.insert("index".into(), index.into());
     let body = serde_json::json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks });
     if !ready {

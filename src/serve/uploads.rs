@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::ServeState;
 use super::error::ApiError;
-use super::photos::{PhotoQuery, check_image, read_photos};
+use super::photo_body::{PhotoQuery, check_image, read_photos};
 
 #[derive(Debug, Serialize)]
 pub struct Uploaded {

@@ -56,6 +56,33 @@ impl Http {
         (status, response[split + 4..].to_vec())
     }
 
+    /// Subscribes to `/v1/events`: returns once the server has answered (so whatever happens
+    /// next is announced on the stream), with what it has sent of the body so far.
+    pub fn subscribe(&self, token: &str, timeout: std::time::Duration) -> (TcpStream, String) {
+        let mut stream = self.open("GET", "/v1/events", Some(token), None).unwrap();
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains("\r\n\r\n") {
+            let n = stream.read(&mut buf).expect("the event stream's headers");
+            assert!(n > 0, "the event stream closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+        let body = seen.split_once("\r\n\r\n").unwrap().1.to_string();
+        (stream, body)
+    }
+
+    /// Reads the event stream until `done` holds for what it has sent.
+    pub fn read_until(stream: &mut TcpStream, seen: &mut String, done: impl Fn(&str) -> bool) {
+        let mut buf = [0u8; 8192];
+        while !done(seen) {
+            let n = stream.read(&mut buf).unwrap_or_else(|e| panic!("waiting for events: {e}; got: {seen}"));
+            assert!(n > 0, "the event stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
     pub fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(

@@ -4,7 +4,6 @@
 //! serves, and the index rebuilt from the topics, from the bucket, or resumed after a restart
 //! answers exactly as before.
 
-use std::io::Read;
 use std::time::Duration;
 
 use super::clients::TopicReader;
@@ -53,8 +52,7 @@ fn serve_follows_the_topics_takes_uploads_and_corrections_and_rebuilds_the_same_
         "{checks}"
     );
 
-    let mut events = http.open("GET", "/v1/events", Some(TOKEN), None).unwrap();
-    events.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let (mut events, mut seen) = http.subscribe(TOKEN, Duration::from_secs(90));
     let named: Vec<(String, &[u8])> = photos[..10]
         .iter()
         .map(|(key, bytes)| (key.rsplit('/').next().unwrap().to_string(), bytes.as_slice()))
@@ -82,13 +80,7 @@ fn serve_follows_the_topics_takes_uploads_and_corrections_and_rebuilds_the_same_
         assert_eq!(get(&http, &format!("/v1/results/{key}")), s3.get_json(&format!("results/{key}.json")), "{key}");
     }
     // ...and each upload's result was announced.
-    let mut seen = String::new();
-    let mut buf = [0u8; 8192];
-    while !uploaded.iter().all(|k| seen.contains(&format!("\"key\":\"{k}\""))) {
-        let n = events.read(&mut buf).expect("the uploads' result events");
-        assert!(n > 0, "the event stream ended");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    Http::read_until(&mut events, &mut seen, |s| uploaded.iter().all(|k| s.contains(&format!("\"key\":\"{k}\""))));
     drop(events);
 
     // Classified in the request by the same model as the worker, and the photos served back.

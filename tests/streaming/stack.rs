@@ -154,12 +154,24 @@ impl Stack {
         self.processes.iter().find(|(n, _)| n == name).map(|(_, c)| c.id()).unwrap()
     }
 
-    /// Sends `signal` to the named process and waits for it to exit.
+    /// Sends `signal` to the named process and waits for it to exit (a minute at most: a
+    /// process that hangs on its way out fails the test instead of hanging it).
     pub fn signal(&mut self, name: &str, signal: i32) -> std::process::ExitStatus {
         let index = self.processes.iter().position(|(n, _)| n == name).unwrap();
         let (_, mut child) = self.processes.remove(index);
         unsafe { libc::kill(child.id() as i32, signal) };
-        child.wait().unwrap()
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not exit within 60 s of signal {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn log(&self, name: &str) -> String {

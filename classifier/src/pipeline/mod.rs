@@ -192,8 +192,8 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             ack_tx: ack_tx.clone(),
         };
         let fetch_task = tokio::spawn(async move {
+            let _done = requests::NotifyOnDrop(fetch_done);
             fetch.run(events_rx).await;
-            fetch_done.notify_one();
         });
         let model_stage = ModelStage::spawn(&config, prepared_rx, sink_tx, stats.clone());
         let sink_stage = sink_stage::SinkStage {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::fetch::preprocess_blocking;
@@ -22,6 +22,8 @@ const REQUEST_QUEUE: usize = 64;
 pub struct Requests {
     models: ModelHandle,
     tx: mpsc::Sender<Prepared>,
+    /// Photos decoded at once: a decoded photo can take far more memory than its bytes.
+    decoding: Arc<Semaphore>,
 }
 
 /// The receiving end of [`Requests`]: give it to a [`Pipeline`](super::Pipeline) (its
@@ -40,10 +42,12 @@ pub enum RequestError {
     Inference(String),
 }
 
-/// Requests classified by the current model of `models`.
-pub fn requests(models: ModelHandle) -> (Requests, RequestInbox) {
+/// Requests classified by the current model of `models`, at most `decode_concurrency` photos
+/// decoded at once (the pipeline's fetch concurrency suits).
+pub fn requests(models: ModelHandle, decode_concurrency: usize) -> (Requests, RequestInbox) {
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-    (Requests { models, tx }, RequestInbox(rx))
+    let decoding = Arc::new(Semaphore::new(decode_concurrency.max(1)));
+    (Requests { models, tx, decoding }, RequestInbox(rx))
 }
 
 impl Requests {
@@ -52,10 +56,17 @@ impl Requests {
         &self.models
     }
 
-    /// Classifies one photo. The photo's bytes are checked exactly as a pipeline photo's are.
+    /// Classifies one photo, within the same limits (bytes, pixels) as a pipeline photo.
     pub async fn classify(&self, bytes: bytes::Bytes) -> Result<Answer, RequestError> {
         let model = self.models.current();
+        let max_bytes = model.preprocessor.limits.max_bytes;
+        if bytes.len() as u64 > max_bytes {
+            let detail = format!("{} bytes, over the limit of {max_bytes}", bytes.len());
+            return Err(PreprocessError::TooLarge { detail }.into());
+        }
+        let permit = self.decoding.acquire().await.expect("never closed");
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
+        drop(permit);
         let (reply, answer) = oneshot::channel();
         let prepared = Prepared {
             origin: Origin::Request(reply),
@@ -85,6 +96,16 @@ impl RequestInbox {
                 return;
             }
         }
+    }
+}
+
+/// Notifies when dropped: the fetch stage's end, even when it panics, so [`RequestInbox::forward`]
+/// lets go of the batcher's input.
+pub(crate) struct NotifyOnDrop(pub Arc<Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
     }
 }
 

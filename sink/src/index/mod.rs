@@ -141,7 +141,7 @@ impl ResultIndex {
             }
             let mut position = tx.prepare_cached(
                 "INSERT INTO positions (topic, partition, next_offset) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = MAX(next_offset, ?3)",
+                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = ?3",
             )?;
             for (topic, partition, next_offset) in &batch.positions {
                 position.execute(params![topic, partition, next_offset])?;

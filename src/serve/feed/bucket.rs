@@ -1,8 +1,9 @@
 //! Rebuilding the index from the bucket (`autorma serve --streaming --rebuild bucket`): every
 //! `results/**.json` and `corrections/**.json`, for when the topics no longer hold everything
-//! (retention). The topics are then followed from where they ended before the listing: a
-//! record published after that is read from its topic, one before it is in the bucket (the
-//! sink and the API write the topic first, then the object).
+//! (retention). The topics are then followed from a while before the listing (the caller's
+//! overlap): a record published then is read from its topic even when its object came too late
+//! for the listing (the sink and the API publish first, then write the object); reading some
+//! twice changes nothing (newer results win in the index).
 
 use std::sync::Arc;
 
@@ -16,18 +17,18 @@ use serde::de::DeserializeOwned;
 /// Objects read at once.
 const CONCURRENCY: usize = 16;
 
-/// Feeds `index` from the bucket; `ends` are the topics' ends taken before (see the module).
+/// Feeds `index` from the bucket, with the topic `positions` the feed goes on from.
 pub async fn rebuild(
     store: &S3Store,
     bucket: &str,
     index: &Arc<ResultIndex>,
-    ends: Vec<(String, i32, i64)>,
+    positions: Vec<(String, i32, i64)>,
 ) -> anyhow::Result<()> {
     let results = read_all(store, bucket, RESULTS_PREFIX).await?;
     let corrections = read_all(store, bucket, CORRECTIONS_PREFIX).await?;
     let (n, m) = (results.len(), corrections.len());
     let index = index.clone();
-    tokio::task::spawn_blocking(move || index.apply(&IndexBatch { results, corrections, positions: ends }))
+    tokio::task::spawn_blocking(move || index.apply(&IndexBatch { results, corrections, positions }))
         .await
         .expect("indexing panicked")?;
     tracing::info!(results = n, corrections = m, %bucket, "the results index was rebuilt from the bucket");

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use autorma_core::fsutil::is_tmp_file;
@@ -15,18 +14,18 @@ use autorma_sink::index::{IndexError, ResultIndex};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use super::FeedEvent;
+use super::{FeedEvent, FeedStatus};
 
 /// Files already indexed, by (modified, length).
 type Seen = HashMap<PathBuf, (SystemTime, u64)>;
 
-/// Follows `out` into `index` until the task is dropped; sets `caught_up` after the first full
+/// Follows `out` into `index` until the task is dropped; says it caught up after the first full
 /// pass; sends every result it indexes, and every dead letter it finds, to `events`.
 pub async fn follow_out_folder(
     out: PathBuf,
     index: Arc<ResultIndex>,
     interval: Duration,
-    caught_up: Arc<AtomicBool>,
+    status: Arc<FeedStatus>,
     events: broadcast::Sender<FeedEvent>,
 ) {
     let mut seen = (Seen::new(), Seen::new(), Seen::new());
@@ -60,11 +59,19 @@ pub async fn follow_out_folder(
         .expect("feeding the index panicked");
         seen = back;
         match fed {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(records = n, "indexed"),
-            Err(e) => tracing::warn!(error = %e, "indexing the output folder failed; trying again"),
+            Ok(n) => {
+                if n > 0 {
+                    tracing::debug!(records = n, "indexed");
+                }
+                status.succeeded();
+                // The first full pass read everything there was at start.
+                status.set_caught_up();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing the output folder failed; trying again");
+                status.failed(format!("indexing the output folder failed: {e:#}"));
+            }
         }
-        caught_up.store(true, Ordering::Relaxed);
         tokio::time::sleep(interval).await;
     }
 }

@@ -7,7 +7,8 @@ pub mod bucket;
 pub mod folder;
 pub mod topics;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use autorma_core::{DlqRecord, ResultRecord};
 
@@ -16,4 +17,35 @@ use autorma_core::{DlqRecord, ResultRecord};
 pub enum FeedEvent {
     Result(Arc<ResultRecord>),
     DeadLetter(Arc<DlqRecord>),
+}
+
+/// How the feed is doing, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct FeedStatus {
+    caught_up: AtomicBool,
+    /// The last failure, until the next success.
+    error: Mutex<Option<String>>,
+}
+
+impl FeedStatus {
+    /// The index holds everything there was at start.
+    pub fn set_caught_up(&self) {
+        self.caught_up.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self, error: String) {
+        *self.error.lock().expect("poisoned") = Some(error);
+    }
+
+    pub fn succeeded(&self) {
+        self.error.lock().expect("poisoned").take();
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().expect("poisoned").clone()
+    }
 }

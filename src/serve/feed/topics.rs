@@ -10,19 +10,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use autorma_core::kafka::{KafkaConfig, topics};
 use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexBatch, ResultIndex};
+use chrono::{DateTime, Utc};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 
-use super::FeedEvent;
+use super::{FeedEvent, FeedStatus};
 
 /// The topics the index is fed from.
 pub const FEED_TOPICS: [&str; 4] = [topics::RESULTS, topics::REVIEW, topics::DLQ, topics::CORRECTIONS];
@@ -51,7 +51,30 @@ impl TopicFeed {
         let mut assignment = TopicPartitionList::new();
         let mut targets = Positions::new();
         for (topic, id, low, high) in partitions(&consumer)? {
-            let start = stored.get(&(topic.to_string(), id)).copied().unwrap_or(low).max(low);
+            let start = match stored.get(&(topic.to_string(), id)).copied() {
+                None => low,
+                Some(next) if next < low => {
+                    tracing::warn!(
+                        topic,
+                        partition = id,
+                        next,
+                        low,
+                        "records the index has not read are gone (retention): start the index with --rebuild bucket"
+                    );
+                    low
+                }
+                Some(next) if next > high => {
+                    tracing::warn!(
+                        topic,
+                        partition = id,
+                        next,
+                        high,
+                        "the index is past the partition's end (a recreated topic?): reading it from its start"
+                    );
+                    low
+                }
+                Some(next) => next,
+            };
             assignment.add_partition_offset(topic, id, Offset::Offset(start))?;
             if start < high {
                 targets.insert((topic.to_string(), id), high);
@@ -67,21 +90,39 @@ impl TopicFeed {
         Ok(Self { consumer, targets })
     }
 
-    /// Where every partition ends now: (topic, partition, next offset). Blocking.
-    pub fn ends(kafka: &KafkaConfig, group_id: &str) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    /// Where to read each partition from to see every record published since `time`:
+    /// (topic, partition, offset). Blocking.
+    pub fn positions_at(
+        kafka: &KafkaConfig,
+        group_id: &str,
+        time: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, i32, i64)>> {
         let consumer = consumer(kafka, group_id)?;
-        Ok(partitions(&consumer)?.into_iter().map(|(topic, id, _, high)| (topic.to_string(), id, high)).collect())
+        let partitions = partitions(&consumer)?;
+        let mut query = TopicPartitionList::new();
+        for (topic, id, _, _) in &partitions {
+            query.add_partition_offset(topic, *id, Offset::Offset(time.timestamp_millis()))?;
+        }
+        let found = consumer.offsets_for_times(query, METADATA_TIMEOUT).context("cannot look up offsets by time")?;
+        Ok(partitions
+            .into_iter()
+            .map(|(topic, id, _, high)| {
+                // No record since `time`: the partition's end.
+                let offset = match found.find_partition(topic, id).map(|p| p.offset()) {
+                    Some(Offset::Offset(n)) => n,
+                    _ => high,
+                };
+                (topic.to_string(), id, offset)
+            })
+            .collect())
     }
 
-    /// Feeds `index` until the task is dropped; sets `caught_up` once every partition has
+    /// Feeds `index` until the task is dropped; says it caught up once every partition has
     /// reached where it ended at start.
-    pub async fn run(
-        mut self,
-        index: Arc<ResultIndex>,
-        caught_up: Arc<AtomicBool>,
-        events: broadcast::Sender<FeedEvent>,
-    ) {
-        caught_up.store(self.targets.is_empty(), Ordering::Relaxed);
+    pub async fn run(mut self, index: Arc<ResultIndex>, status: Arc<FeedStatus>, events: broadcast::Sender<FeedEvent>) {
+        if self.targets.is_empty() {
+            status.set_caught_up();
+        }
         loop {
             let (batch, announce) = self.next_batch().await;
             if batch.is_empty() {
@@ -92,9 +133,13 @@ impl TopicFeed {
             loop {
                 let (index, batch) = (index.clone(), batch.clone());
                 match tokio::task::spawn_blocking(move || index.apply(&batch)).await.expect("indexing panicked") {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        status.succeeded();
+                        break;
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "writing to the results index failed; trying again in 1 s");
+                        status.failed(format!("writing to the results index failed: {e}"));
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
@@ -113,7 +158,7 @@ impl TopicFeed {
                 }
                 if self.targets.is_empty() {
                     tracing::info!("the results index has caught up with the topics");
-                    caught_up.store(true, Ordering::Relaxed);
+                    status.set_caught_up();
                 }
             }
         }
@@ -144,15 +189,21 @@ impl TopicFeed {
             };
             let (topic, partition, offset) = (message.topic().to_string(), message.partition(), message.offset());
             let payload = message.payload().unwrap_or_default();
+            // Records from before the start (a new index reading the topics' history) are
+            // indexed, not announced as new.
+            let new = self.targets.get(&(topic.clone(), partition)).is_none_or(|target| offset + 1 >= *target);
             let decoded = match topic.as_str() {
                 topics::RESULTS | topics::REVIEW => serde_json::from_slice::<ResultRecord>(payload).map(|record| {
-                    if topic == topics::RESULTS {
+                    if new && topic == topics::RESULTS {
                         announce.push(FeedEvent::Result(Arc::new(record.clone())));
                     }
                     batch.results.push(record);
                 }),
-                topics::DLQ => serde_json::from_slice::<DlqRecord>(payload)
-                    .map(|record| announce.push(FeedEvent::DeadLetter(Arc::new(record)))),
+                topics::DLQ => serde_json::from_slice::<DlqRecord>(payload).map(|record| {
+                    if new {
+                        announce.push(FeedEvent::DeadLetter(Arc::new(record)));
+                    }
+                }),
                 _ => serde_json::from_slice::<CorrectionRecord>(payload).map(|record| batch.corrections.push(record)),
             };
             if let Err(e) = decoded {

@@ -11,7 +11,7 @@ const state = {
   token: sessionStorage.getItem("autorma-token") || "",
   classes: [],
   cards: new Map(),    // key -> card element (this session's uploads)
-  seen: new Map(),     // key -> result or dead letter that arrived before its upload's answer
+  seen: new Map(),     // key -> result or dead letter not (yet) matched to an upload here
   resultsPage: 1,
   reviewShown: PER_PAGE,
   thumbs: new Map(),   // key -> object URL of a photo fetched from /v1/photos
@@ -196,12 +196,19 @@ function handleEvent(text) {
   const key = type === "result" ? record.item.key : record.event.key;
   const el = state.cards.get(key);
   if (type === "result") {
-    if (el) showResult(el, record); else state.seen.set(key, record);
+    if (el) showResult(el, record); else remember(key, record);
     if (record.decision === "review") refreshReviewSoon();
     refreshResultsSoon();
   } else if (type === "dead_letter") {
-    if (el) showDeadLetter(el, record); else state.seen.set(key, record);
+    if (el) showDeadLetter(el, record); else remember(key, record);
   }
+}
+
+// A result may arrive before its upload's answer names its key: kept a while, the newest only.
+const SEEN_MAX = 500;
+function remember(key, record) {
+  state.seen.set(key, record);
+  if (state.seen.size > SEEN_MAX) state.seen.delete(state.seen.keys().next().value);
 }
 
 const later = (f, ms) => { let t = null; return () => { clearTimeout(t); t = setTimeout(f, ms); }; };
