@@ -23,6 +23,11 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `autorma_classifier=debug` (default: info for autorma).
     #[arg(long, global = true, env = "AUTORMA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Long-running commands (run, worker, ingest, serve) export metrics by OTLP/HTTP to this
+    /// base URL, e.g. http://127.0.0.1:9090/api/v1/otlp for Prometheus (`/v1/metrics` is
+    /// added); OTEL_EXPORTER_OTLP_ENDPOINT works too. None: no export.
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -56,8 +56,10 @@ pub struct FileConfig {
     pub s3_region: Option<String>,
     /// Path-style S3 addressing.
     pub s3_path_style: Option<bool>,
-    /// `ingest`: the inbox prefix.
+    /// `ingest`, `serve`: the inbox prefix.
     pub inbox_prefix: Option<String>,
+    /// Base URL of an OTLP/HTTP metrics receiver (`/v1/metrics` is added).
+    pub otlp_endpoint: Option<String>,
     /// `ingest`: `url` or `raw` notification keys.
     pub key_encoding: Option<String>,
     /// `ingest`: its consumer group.

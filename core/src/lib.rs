@@ -21,6 +21,7 @@ pub mod event;
 pub mod fsutil;
 pub mod kafka;
 pub mod layout;
+pub mod metrics;
 pub mod position;
 pub mod result;
 pub mod sink;

@@ -11,6 +11,7 @@ REPO_ROOT="$(cd "${ENGINES_DIR}/../.." && pwd)"
 AUTORMA_DATA="${XDG_DATA_HOME:-$HOME/.local/share}/autorma"
 KAFKA_VERSION="4.4.0"
 VERSITYGW_VERSION="1.8.0"
+PROMETHEUS_VERSION="3.16.0"
 
 die() {
   echo "$(basename "$0"): $*" >&2

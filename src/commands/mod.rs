@@ -24,19 +24,43 @@ use autorma_registry::ModelPackage;
 
 use crate::cli::{Cli, Command, PipelineArgs};
 use crate::config::{self, FileConfig, ModelSettings};
+use crate::telemetry;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let (file, file_path) = FileConfig::load(cli.config.as_deref())?;
+    // The long-running commands export metrics (when an endpoint is configured).
+    let role = match &cli.command {
+        Command::Run(_) => Some("run"),
+        Command::Ingest(_) => Some("ingest"),
+        Command::Worker(_) => Some("worker"),
+        Command::Serve(_) => Some("serve"),
+        _ => None,
+    };
+    let endpoint = cli.otlp_endpoint.clone().or(file.otlp_endpoint.clone());
+    let export = match role {
+        Some(role) => {
+            telemetry::metrics::start(&format!("autorma-{role}"), &registry::process_id(role), endpoint.as_deref())?
+        }
+        None => None,
+    };
+    let result = run_command(cli, &file, file_path.as_deref()).await;
+    if let Some(export) = export {
+        tokio::task::spawn_blocking(move || export.shutdown()).await.expect("the metrics shutdown panicked");
+    }
+    result
+}
+
+async fn run_command(cli: Cli, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::run(args, &file, file_path.as_deref()).await,
-        Command::Classify(args) => classify::classify(args, &file, file_path.as_deref()).await,
-        Command::Eval(args) => eval::eval(args, &file, file_path.as_deref()).await,
-        Command::Bench(args) => bench::bench(args, &file, file_path.as_deref()).await,
-        Command::Ingest(args) => ingest::ingest(args, &file).await,
-        Command::Worker(args) => worker::worker(args, &file, file_path.as_deref()).await,
-        Command::Model(args) => model::model(args, &file).await,
-        Command::Replay(args) => replay::replay(args, &file, file_path.as_deref()).await,
-        Command::Serve(args) => serve::serve(args, &file, file_path.as_deref()).await,
+        Command::Run(args) => run::run(args, file, file_path).await,
+        Command::Classify(args) => classify::classify(args, file, file_path).await,
+        Command::Eval(args) => eval::eval(args, file, file_path).await,
+        Command::Bench(args) => bench::bench(args, file, file_path).await,
+        Command::Ingest(args) => ingest::ingest(args, file).await,
+        Command::Worker(args) => worker::worker(args, file, file_path).await,
+        Command::Model(args) => model::model(args, file).await,
+        Command::Replay(args) => replay::replay(args, file, file_path).await,
+        Command::Serve(args) => serve::serve(args, file, file_path).await,
     }
 }
 

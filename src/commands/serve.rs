@@ -15,9 +15,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineModel, Requests, serve_requests};
+use autorma_core::Decision;
 use autorma_core::LocalStore;
+use autorma_core::metrics::metrics;
 use autorma_registry::ModelPackage;
-use autorma_sink::index::ResultIndex;
+use autorma_sink::index::{ResultFilter, ResultIndex};
 use tokio::sync::{broadcast, watch};
 
 use super::registry::follow_registry;
@@ -36,6 +38,8 @@ const FEED_INTERVAL: Duration = Duration::from_millis(500);
 /// How far back the topics are read again after a rebuild from the bucket: longer than a
 /// worker's sink takes between a record's publish and its object's PUT, retries included.
 const BUCKET_REBUILD_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+/// How often the review queue's size is measured for the metrics.
+const QUEUE_GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// Results an events subscriber may fall behind by before it misses some.
 const EVENT_BUFFER: usize = 4096;
 
@@ -81,6 +85,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         cors_origins,
         feed: feed_status,
     });
+    let queue_gauge = tokio::spawn(report_review_queue(state.index.clone(), state.feed.clone()));
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -115,6 +120,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     for task in started.tasks {
         task.abort();
     }
+    queue_gauge.abort();
     result?;
     Ok(ExitCode::SUCCESS)
 }
@@ -236,6 +242,23 @@ async fn start_streaming(
     let backend =
         Backend::Streaming { store, bucket: streaming.bucket, inbox_prefix, kafka: streaming.kafka, producer };
     Ok(Started { index, index_path, backend, requests, tasks: vec![feeder, following], pipeline: None })
+}
+
+/// The review queue's size in the metrics, every [`QUEUE_GAUGE_INTERVAL`] once the index has
+/// caught up (before, it would report a queue still being read).
+async fn report_review_queue(index: Arc<ResultIndex>, feed: Arc<FeedStatus>) {
+    let queue = ResultFilter { decision: Some(Decision::Review), uncorrected: true, ..ResultFilter::default() };
+    while !feed.is_caught_up() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    loop {
+        let (index, queue) = (index.clone(), queue.clone());
+        match tokio::task::spawn_blocking(move || index.query(&queue, 1, 1)).await.expect("counting panicked") {
+            Ok(page) => metrics().review_queue.record(page.total, &[]),
+            Err(e) => tracing::warn!(error = %e, "cannot count the review queue"),
+        }
+        tokio::time::sleep(QUEUE_GAUGE_INTERVAL).await;
+    }
 }
 
 /// Deletes the index file and its SQLite companions (`-wal`, `-shm`).

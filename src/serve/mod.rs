@@ -11,6 +11,7 @@ pub mod backend;
 mod classify;
 mod error;
 pub mod feed;
+mod http_metrics;
 mod openapi;
 mod page;
 mod photo_body;
@@ -98,8 +99,12 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::refuse_foreign_origins));
     let cors_origins = state.cors_origins.clone();
-    let router =
-        Router::new().route("/healthz", get(routes::healthz)).merge(page::routes()).merge(api).with_state(state);
+    let router = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .merge(page::routes())
+        .merge(api)
+        .layer(axum::middleware::from_fn(http_metrics::record))
+        .with_state(state);
     if cors_origins.is_empty() {
         return router;
     }

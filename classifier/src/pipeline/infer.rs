@@ -50,6 +50,7 @@ fn worker(
         let span = tracing::info_span!("batch", worker = id, size, trigger = batch.trigger.as_str());
         let _entered = span.enter();
         stats.record_batch(size, batch.trigger);
+        autorma_core::metrics::metrics().record_batch(size, batch.trigger.as_str());
 
         input.clear();
         for item in &batch.items {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autorma_core::metrics::metrics;
 use autorma_core::{DlqRecord, ItemRef, ResultRecord, ResultSink, SinkError, StageTimings};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -97,6 +98,8 @@ impl<K: ResultSink> SinkStage<K> {
             processed_at: chrono::Utc::now(),
         };
         self.with_retry(&event.key, || self.sink.write_result(&record)).await?;
+        let since_upload = (chrono::Utc::now() - event.event_time).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        metrics().record_result(&record.label, record.decision, record.confidence, &record.timings_ms, since_upload);
         tracing::debug!(key = %event.key, label = %record.label, confidence = record.confidence,
             decision = record.decision.as_str(), "result written");
         Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(p.decision) })
@@ -111,6 +114,7 @@ impl<K: ResultSink> SinkStage<K> {
             failed_at: chrono::Utc::now(),
         };
         self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await?;
+        metrics().record_dead_letter(record.reason);
         tracing::info!(key = %record.event.key, reason = %record.reason, "dead-lettered");
         Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason) })
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use autorma_core::metrics::metrics;
 use tokio::sync::{Notify, watch};
 
 use super::ServingModel;
@@ -20,6 +21,7 @@ pub struct ModelHandle {
 
 impl ModelHandle {
     pub fn new(model: ServingModel) -> Self {
+        metrics().record_model(&model.model, model.execution_provider, true);
         Self { current: Arc::new(watch::Sender::new(Arc::new(model))), wanted: Arc::default(), refused: Arc::default() }
     }
 
@@ -33,6 +35,8 @@ impl ModelHandle {
     pub fn swap(&self, model: ServingModel) -> Arc<ServingModel> {
         let new = Arc::new(model);
         let old = self.current.send_replace(new.clone());
+        metrics().record_model(&old.model, old.execution_provider, false);
+        metrics().record_model(&new.model, new.execution_provider, true);
         tracing::info!(model = %new.model.name, from_version = %old.model.version, to_version = %new.model.version,
             sha256 = %new.model.sha256, "model swapped: new photos go to the new version");
         old

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autorma_core::PartitionId;
+use autorma_core::metrics::metrics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 /// A Kafka partition: topic and partition number.
 pub type TopicPartition = (String, i32);
@@ -108,19 +109,38 @@ pub fn offsets_list<'a>(entries: impl IntoIterator<Item = (&'a TopicPartition, u
     list
 }
 
-/// The consumer's context: keeps [`Assignments`] in step with the group's rebalances.
+/// The consumer's context: keeps [`Assignments`] in step with the group's rebalances, and
+/// reports the consumer lag of its partitions from librdkafka's statistics.
 #[derive(Clone, Default)]
 pub struct AssignmentContext {
     state: Arc<Mutex<Assignments>>,
+    /// The consumer group, for the lag's labels.
+    group: Arc<str>,
 }
 
 impl AssignmentContext {
+    pub fn new(group: &str) -> Self {
+        Self { state: Arc::default(), group: group.into() }
+    }
+
     pub fn state(&self) -> MutexGuard<'_, Assignments> {
         self.state.lock().expect("assignment table poisoned")
     }
 }
 
-impl ClientContext for AssignmentContext {}
+impl ClientContext for AssignmentContext {
+    /// Every `statistics.interval.ms`: the lag of each partition this member consumes
+    /// (librdkafka reports -1 for the others, and for the internal partition -1).
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics().record_consumer_lag(&self.group, topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for AssignmentContext {
     /// Before partitions change hands: commit what is done in them while this member still

@@ -47,7 +47,7 @@ pub struct KafkaConsumer {
 
 impl KafkaConsumer {
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
-        let context = AssignmentContext::default();
+        let context = AssignmentContext::new(&config.group_id);
         let consumer: StreamConsumer<AssignmentContext> = config
             .kafka
             .client_config(&[
@@ -61,6 +61,8 @@ impl KafkaConsumer {
                 // A member killed without leaving is noticed within this time.
                 ("session.timeout.ms", "10000"),
                 ("heartbeat.interval.ms", "1000"),
+                // The consumer lag metric comes from librdkafka's statistics.
+                ("statistics.interval.ms", "5000"),
             ])
             .create_with_context(context.clone())
             .map_err(|e| broker_error(&e))?;

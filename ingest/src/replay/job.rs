@@ -3,6 +3,7 @@
 
 use autorma_core::S3Store;
 use autorma_core::kafka::KafkaError;
+use autorma_core::metrics::metrics;
 use autorma_registry::{Registry, RegistryError};
 use rdkafka::producer::FutureProducer;
 
@@ -47,7 +48,15 @@ impl ReplayJob {
         tracing::info!(listed = plan.listed, skipped = plan.skipped, to_send = plan.events.len(),
             model = ?current, all = self.all, prefix = %self.filter.prefix, "replay planned");
         let total = plan.events.len();
-        let sent = send_replay(&self.producer, &plan.events, self.rate, |sent| progress(sent, total)).await?;
+        metrics().record_replay("listed", plan.listed);
+        metrics().record_replay("skipped", plan.skipped);
+        let mut counted = 0;
+        let sent = send_replay(&self.producer, &plan.events, self.rate, |sent| {
+            metrics().record_replay("sent", sent - counted);
+            counted = sent;
+            progress(sent, total);
+        })
+        .await?;
         let summary = ReplaySummary { listed: plan.listed, skipped: plan.skipped, sent };
         tracing::info!(listed = summary.listed, skipped = summary.skipped, sent = summary.sent, "replay sent");
         Ok(summary)

@@ -1,9 +1,13 @@
-//! Logs: `tracing` to stderr, filtered by `--log`, `AUTORMA_LOG` or `RUST_LOG`.
+//! Logs: `tracing` to stderr, filtered by `--log`, `AUTORMA_LOG` or `RUST_LOG`; metrics: OTLP
+//! ([`metrics`]).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
 /// Our crates at `info` (per-photo events are `debug`), everything else (ONNX Runtime's own
 /// chatter included) at `warn`.
+/// OpenTelemetry's own messages (a failed export among them) at `warn`, so they are seen.
 const DEFAULT_FILTER: &str =
     "warn,autorma=info,autorma_classifier=info,autorma_ingest=info,autorma_sink=info,autorma_registry=info";
 

@@ -1,0 +1,187 @@
+//! The metrics every AutoRMA process records, by the names a dashboard relies on (README,
+//! "Telemetry"). They go through the OpenTelemetry API's global meter: nowhere until the binary
+//! installs an exporter (OTLP, when an endpoint is configured), so libraries and tests record
+//! freely at no cost.
+//!
+//! In Prometheus (its OTLP receiver) a name's dots become underscores, a counter gains
+//! `_total` and a histogram in seconds `_seconds`: `autorma.stage.duration` is queried as
+//! `autorma_stage_duration_seconds_bucket`.
+
+use std::sync::OnceLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+
+use crate::dlq::DlqReason;
+use crate::result::{Decision, ModelRef, StageTimings};
+
+/// Stage and latency histograms' buckets, in seconds: from half a millisecond (a decode on a
+/// small photo) to five minutes (a photo waiting behind a backlog).
+pub const SECONDS_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Confidence buckets: fine near 1, where the review thresholds are.
+pub const CONFIDENCE_BUCKETS: &[f64] = &[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0];
+/// Batch-size buckets: powers of two up to the largest batch a GPU run uses.
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+pub struct Metrics {
+    /// Photos classified, by `label` and `decision`.
+    pub photos_processed: Counter<u64>,
+    /// Photos dead-lettered, by `reason`.
+    pub dead_letters: Counter<u64>,
+    /// Confidence of each classified photo, by `label`.
+    pub confidence: Histogram<f64>,
+    /// Photos per inference batch, by `trigger` (why it was flushed: full, deadline, ...).
+    pub batch_size: Histogram<u64>,
+    /// Seconds per photo in each `stage`: fetch, decode, batch_wait, infer, sink.
+    pub stage_duration: Histogram<f64>,
+    /// Seconds from the photo's event (its upload) to its result being written.
+    pub upload_to_result: Histogram<f64>,
+    /// Records not yet consumed, by `topic` and `partition` (and `group`).
+    pub consumer_lag: Gauge<i64>,
+    /// 1 for the model being served (`name`, `version`, `sha256`, `execution_provider`), 0 for
+    /// one swapped out.
+    pub model_info: Gauge<u64>,
+    /// Photos waiting for a person (the review queue of `autorma serve`).
+    pub review_queue: Gauge<u64>,
+    /// HTTP requests answered, by `route`, `method` and `status`.
+    pub http_requests: Counter<u64>,
+    /// Seconds per HTTP request, by `route`, `method` and `status`.
+    pub http_duration: Histogram<f64>,
+    /// Photos of a replay, by `outcome`: listed, skipped (already done by the version), sent.
+    pub replay_photos: Counter<u64>,
+}
+
+/// The instruments, made on first use from the global meter: install the exporter first.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("autorma");
+        Metrics {
+            photos_processed: meter
+                .u64_counter("autorma.photos.processed")
+                .with_description("Photos classified, by label and decision")
+                .build(),
+            dead_letters: meter
+                .u64_counter("autorma.dead_letters")
+                .with_description("Photos dead-lettered, by reason")
+                .build(),
+            confidence: meter
+                .f64_histogram("autorma.confidence")
+                .with_description("Confidence of each classified photo, by label")
+                .with_boundaries(CONFIDENCE_BUCKETS.to_vec())
+                .build(),
+            batch_size: meter
+                .u64_histogram("autorma.batch.size")
+                .with_description("Photos per inference batch, by flush trigger")
+                .with_boundaries(BATCH_BUCKETS.to_vec())
+                .build(),
+            stage_duration: meter
+                .f64_histogram("autorma.stage.duration")
+                .with_unit("s")
+                .with_description("Time per photo in each pipeline stage")
+                .with_boundaries(SECONDS_BUCKETS.to_vec())
+                .build(),
+            upload_to_result: meter
+                .f64_histogram("autorma.upload_to_result")
+                .with_unit("s")
+                .with_description("From the photo's event (its upload) to its result")
+                .with_boundaries(SECONDS_BUCKETS.to_vec())
+                .build(),
+            consumer_lag: meter
+                .i64_gauge("autorma.consumer.lag")
+                .with_description("Records not yet consumed, by topic and partition")
+                .build(),
+            model_info: meter.u64_gauge("autorma.model.info").with_description("1 for the model being served").build(),
+            review_queue: meter
+                .u64_gauge("autorma.review_queue.size")
+                .with_description("Photos waiting for a person")
+                .build(),
+            http_requests: meter
+                .u64_counter("autorma.http.server.requests")
+                .with_description("HTTP requests answered, by route, method and status")
+                .build(),
+            http_duration: meter
+                .f64_histogram("autorma.http.server.duration")
+                .with_unit("s")
+                .with_description("Time per HTTP request, by route, method and status")
+                .with_boundaries(SECONDS_BUCKETS.to_vec())
+                .build(),
+            replay_photos: meter
+                .u64_counter("autorma.replay.photos")
+                .with_description("Photos of a replay, by outcome: listed, skipped, sent")
+                .build(),
+        }
+    })
+}
+
+impl Metrics {
+    /// A result written: its count, confidence, stage times and upload-to-result latency.
+    pub fn record_result(
+        &self,
+        label: &str,
+        decision: Decision,
+        confidence: f32,
+        timings: &StageTimings,
+        since_upload: f64,
+    ) {
+        let label_kv = KeyValue::new("label", label.to_string());
+        self.photos_processed.add(1, &[label_kv.clone(), KeyValue::new("decision", decision.as_str())]);
+        self.confidence.record(f64::from(confidence), &[label_kv]);
+        for (stage, ms) in [
+            ("fetch", timings.fetch),
+            ("decode", timings.decode),
+            ("batch_wait", timings.batch_wait),
+            ("infer", timings.infer),
+            ("sink", timings.sink),
+        ] {
+            self.stage_duration.record(ms / 1e3, &[KeyValue::new("stage", stage)]);
+        }
+        // A clock ahead of ours (the S3 server's event time) is not a negative latency.
+        self.upload_to_result.record(since_upload.max(0.0), &[]);
+    }
+
+    pub fn record_dead_letter(&self, reason: DlqReason) {
+        self.dead_letters.add(1, &[KeyValue::new("reason", reason.as_str())]);
+    }
+
+    pub fn record_batch(&self, size: usize, trigger: &'static str) {
+        self.batch_size.record(size as u64, &[KeyValue::new("trigger", trigger)]);
+    }
+
+    pub fn record_consumer_lag(&self, group: &str, topic: &str, partition: i32, lag: i64) {
+        let attributes = [
+            KeyValue::new("group", group.to_string()),
+            KeyValue::new("topic", topic.to_string()),
+            KeyValue::new("partition", i64::from(partition)),
+        ];
+        self.consumer_lag.record(lag, &attributes);
+    }
+
+    /// One HTTP request answered (for a stream: when its headers went out).
+    pub fn record_http(&self, route: String, method: String, status: u16, seconds: f64) {
+        let attributes = [
+            KeyValue::new("route", route),
+            KeyValue::new("method", method),
+            KeyValue::new("status", i64::from(status)),
+        ];
+        self.http_requests.add(1, &attributes);
+        self.http_duration.record(seconds, &attributes);
+    }
+
+    /// `n` more photos of a replay were `outcome` (listed, skipped, sent).
+    pub fn record_replay(&self, outcome: &'static str, n: usize) {
+        self.replay_photos.add(n as u64, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// `model` is served (`serving`) or no longer is, on `execution_provider`.
+    pub fn record_model(&self, model: &ModelRef, execution_provider: &'static str, serving: bool) {
+        let attributes = [
+            KeyValue::new("name", model.name.clone()),
+            KeyValue::new("version", model.version.clone()),
+            KeyValue::new("sha256", model.sha256.clone()),
+            KeyValue::new("execution_provider", execution_provider),
+        ];
+        self.model_info.record(u64::from(serving), &attributes);
+    }
+}
