@@ -175,3 +175,41 @@ fn serve_reports_its_requests_and_the_review_queue() {
     assert_eq!(prometheus.value(&missing), 1.0);
     assert!(prometheus.value(&format!(r#"sum(autorma_http_server_duration_seconds_count{{{job}}})"#)) >= 5.0);
 }
+
+/// Every PromQL expression of the Grafana dashboard (its variables given the values Grafana
+/// would) and of the alerting rules (as Prometheus loaded them) is one Prometheus accepts.
+/// Whether each returns data from a streaming run is the streaming stack's test.
+#[test]
+fn the_dashboard_and_the_alert_rules_are_valid_promql() {
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = Prometheus::start(&dir.path().join("prometheus"));
+    let dashboard: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("infra/grafana/dashboards/autorma.json")).unwrap()).unwrap();
+    let mut expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| {
+            let expr = target["expr"].as_str().unwrap();
+            expr.replace("$__rate_interval", "1m").replace("$__range", "1h").replace("$job", ".*")
+        })
+        .collect();
+    assert!(expressions.len() >= 13, "{expressions:?}");
+    let (status, body) = Http { port: prometheus.port }.get("/api/v1/rules", None);
+    assert_eq!(status, 200, "{body}");
+    let rules: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let loaded: Vec<String> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_array().unwrap().iter())
+        .map(|rule| rule["query"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(loaded.len(), 3, "the three alerting rules are loaded: {rules}");
+    expressions.extend(loaded);
+    for expr in expressions {
+        // An instant query of it: 400 `bad_data` when it does not parse.
+        let _ = prometheus.query(&expr);
+    }
+}

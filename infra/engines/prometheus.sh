@@ -7,6 +7,8 @@
 #
 # Usage: infra/engines/prometheus.sh start|stop STATE_DIR
 # Env:   PROMETHEUS_PORT       listen port (default 19090)
+#        PROMETHEUS_RULES      alerting rules to load (default infra/prometheus/alerts.yml); a
+#                              rule that does not parse stops the start
 #        AUTORMA_PROMETHEUS    the binary to run (default: the one infra/setup/prometheus.sh made)
 # Files in STATE_DIR: prometheus.yml (written at start), data/, prometheus.pid, prometheus.log.
 #
@@ -28,6 +30,7 @@ pidfile="${state}/prometheus.pid"
 logfile="${state}/prometheus.log"
 bin="${AUTORMA_PROMETHEUS:-${AUTORMA_DATA}/prometheus/${PROMETHEUS_VERSION}/bin/prometheus}"
 match="prometheus --config.file=${state}/prometheus.yml"
+rules="${PROMETHEUS_RULES:-${REPO_ROOT}/infra/prometheus/alerts.yml}"
 
 # ready: /-/ready answers 200 (it answers 503 while the storage starts).
 ready() {
@@ -41,6 +44,7 @@ ready() {
 start() {
   local pid
   [[ -x "${bin}" ]] || die "no prometheus binary at ${bin}; run infra/setup/prometheus.sh first"
+  [[ -f "${rules}" ]] || die "no rules file at ${rules} (PROMETHEUS_RULES)"
   refuse_if_running "${pidfile}" "${match}"
   require_port_free "${port}" "PROMETHEUS_PORT"
   mkdir -p "${state}/data"
@@ -50,6 +54,8 @@ start() {
   cat >"${state}/prometheus.yml" <<YML
 global:
   evaluation_interval: 15s
+rule_files:
+  - ${rules}
 otlp:
   promote_resource_attributes:
     - service.namespace

@@ -38,7 +38,8 @@ impl Http {
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, body.to_string())
+        let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+        (status, if chunked { dechunk(body) } else { body.to_string() })
     }
 
     pub fn json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
@@ -95,6 +96,20 @@ impl Http {
         let _ = stream.write_all(body);
         stream
     }
+}
+
+/// A chunked body (`size\r\ndata\r\n`... `0\r\n\r\n`), joined.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 pub const MULTIPART: &str = "multipart/form-data; boundary=autorma-test-boundary";
