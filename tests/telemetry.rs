@@ -177,8 +177,9 @@ fn serve_reports_its_requests_and_the_review_queue() {
 }
 
 /// Every PromQL expression of the Grafana dashboard (its variables given the values Grafana
-/// would) and of the alerting rules (as Prometheus loaded them) is one Prometheus accepts.
-/// Whether each returns data from a streaming run is the streaming stack's test.
+/// would) and of the alerting rules (as Prometheus loaded them) is one Prometheus accepts, and
+/// the dashboard is valid for Grafana's schema. Whether each expression returns data from a
+/// streaming run is left to a streaming test (not built yet).
 #[test]
 fn the_dashboard_and_the_alert_rules_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,4 +213,15 @@ fn the_dashboard_and_the_alert_rules_are_valid_promql() {
         // An instant query of it: 400 `bad_data` when it does not parse.
         let _ = prometheus.query(&expr);
     }
+
+    // The dashboard's structure, against Grafana's own schema (infra/grafana/check, in Go).
+    let dashboard = root().join("infra/grafana/dashboards/autorma.json");
+    let output = Command::new("go")
+        .args(["run", "."])
+        .arg(&dashboard)
+        .current_dir(root().join("infra/grafana/check"))
+        .output()
+        .expect("go runs (the check is a Go program)");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.contains("valid (13 panels)"), "{said}");
 }
