@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/http.rs"]
+// Shared with the other tests; a part is used here.
+#[allow(dead_code)]
 mod http;
 
 use http::{Http, read_json};

@@ -1,7 +1,5 @@
 //! A small HTTP/1.1 client for the tests of `autorma serve`: one request per connection, on
 //! plain TCP, so a test sees exactly what the server sent.
-// Every test crate includes `common`; only the serve tests use this part.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -8,6 +8,8 @@
 
 mod clients;
 #[path = "../common/http.rs"]
+// Shared with the other tests; a part is used here.
+#[allow(dead_code)]
 mod http;
 mod models;
 mod serve;
