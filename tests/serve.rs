@@ -43,11 +43,7 @@ impl Server {
             .spawn()
             .unwrap();
         let server = Server { child, http: Http { port } };
-        let started = Instant::now();
-        while server.get("/readyz", Some(token)).0 != 200 {
-            assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        server.wait_ready(Some(token));
         server
     }
 }
@@ -273,11 +269,7 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         .spawn()
         .unwrap();
     let server = Server { child, http: Http { port } };
-    let started = Instant::now();
-    while server.get("/readyz", Some("t")).0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    server.wait_ready(Some("t"));
 
     // A raw body, then a multipart request with two photos.
     let raw = png_bytes([200, 30, 30], 16);

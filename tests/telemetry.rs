@@ -148,11 +148,7 @@ fn serve_reports_its_requests_and_the_review_queue() {
         .spawn()
         .unwrap();
     let http = Http { port };
-    let started = Instant::now();
-    while http.get("/readyz", None).0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    http.wait_ready(None);
     for _ in 0..3 {
         assert_eq!(http.get("/v1/results?decision=review", None).0, 200);
     }

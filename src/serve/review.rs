@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use super::ServeState;
 use super::error::ApiError;
 use super::feed::FeedEvent;
-use super::routes::{ResultsQuery, page_of};
+use super::routes::{ResultsQuery, page_of, result_for};
 
 /// `GET /v1/review`: results a person should look at (decision `review`, not corrected yet),
 /// newest first, with the filters and pages of `/v1/results`.
@@ -50,12 +50,7 @@ pub async fn correct(
     if !classes.contains(&body.label) {
         return Err(ApiError::bad_request(format!("label `{}`: expected one of {classes:?}", body.label)));
     }
-    let index = state.index.clone();
-    let lookup = key.clone();
-    let result = tokio::task::spawn_blocking(move || index.get(&lookup))
-        .await
-        .expect("lookup panicked")?
-        .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))?;
+    let result = result_for(&state, &key).await?;
     let record = CorrectionRecord {
         item: result.item.clone(),
         label: body.label,

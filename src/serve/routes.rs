@@ -158,17 +158,23 @@ pub async fn get_result(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
 ) -> Result<Json<ResultAnswer>, ApiError> {
-    let index = state.index.clone();
-    let lookup = key.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, autorma_sink::index::IndexError> {
-        let Some(result) = index.get(&lookup)? else { return Ok(None) };
-        // A correction of another version of the photo (another etag) is not this one's.
-        let correction = index.correction(&lookup)?.filter(|c| c.item.etag == result.item.etag);
-        Ok(Some(ResultAnswer { result, correction }))
-    })
-    .await
-    .expect("lookup panicked")?;
-    found.map(Json).ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))
+    let result = result_for(&state, &key).await?;
+    let (index, etag) = (state.index.clone(), result.item.etag.clone());
+    // A correction of another version of the photo (another etag) is not this one's.
+    let correction = tokio::task::spawn_blocking(move || index.correction(&key))
+        .await
+        .expect("lookup panicked")?
+        .filter(|c| c.item.etag == etag);
+    Ok(Json(ResultAnswer { result, correction }))
+}
+
+/// The indexed result of `key`, or 404.
+pub async fn result_for(state: &ServeState, key: &str) -> Result<ResultRecord, ApiError> {
+    let (index, lookup) = (state.index.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || index.get(&lookup))
+        .await
+        .expect("lookup panicked")?
+        .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))
 }
 
 /// The same filters as `/v1/results`, every page, as CSV: one row per photo.
@@ -192,12 +198,7 @@ pub async fn get_photo(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let index = state.index.clone();
-    let lookup = key.clone();
-    let result = tokio::task::spawn_blocking(move || index.get(&lookup))
-        .await
-        .expect("lookup panicked")?
-        .ok_or_else(|| ApiError::not_found(format!("no result for key `{key}`")))?;
+    let result = result_for(&state, &key).await?;
     let bytes = state.backend.photo(&result.item.bucket, &key, state.max_body_bytes as u64).await?;
     let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
     Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))

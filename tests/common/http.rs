@@ -55,6 +55,15 @@ impl Http {
         (status, response[split + 4..].to_vec())
     }
 
+    /// Waits (20 s at most) until `/readyz` answers 200.
+    pub fn wait_ready(&self, token: Option<&str>) {
+        let started = std::time::Instant::now();
+        while self.get("/readyz", token).0 != 200 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "serve did not become ready");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Subscribes to `/v1/events`: returns once the server has answered (so whatever happens
     /// next is announced on the stream), with what it has sent of the body so far.
     pub fn subscribe(&self, token: &str, timeout: std::time::Duration) -> (TcpStream, String) {
