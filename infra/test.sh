@@ -3,8 +3,8 @@
 # the Python model tests (training smoke test, export parity, metrics) and the Rust workspace,
 # whose streaming tests (tests/streaming/) start their own Kafka and versitygw through
 # infra/engines/ from the installs made here, and whose browser test (tests/browser.rs) drives
-# Debian's Chromium through playwright-core, and whose telemetry test (tests/telemetry.rs)
-# starts Prometheus through infra/engines/.
+# Debian's Chromium through playwright-core, and whose telemetry tests (tests/telemetry.rs,
+# tests/streaming/telemetry.rs) start Prometheus and Jaeger through infra/engines/.
 # Usage: infra/test.sh
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +15,7 @@ infra/setup/onnxruntime.sh
 infra/setup/kafka.sh
 infra/setup/versitygw.sh
 infra/setup/prometheus.sh
+infra/setup/jaeger.sh
 infra/setup/browser.sh
 
 log_dir="$(mktemp -d)"

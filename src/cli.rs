@@ -23,11 +23,18 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `autorma_classifier=debug` (default: info for autorma).
     #[arg(long, global = true, env = "AUTORMA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
-    /// Long-running commands (run, worker, ingest, serve) export metrics by OTLP/HTTP to this
-    /// base URL, e.g. http://127.0.0.1:9090/api/v1/otlp for Prometheus (`/v1/metrics` is
-    /// added); OTEL_EXPORTER_OTLP_ENDPOINT works too. None: no export.
+    /// Long-running commands (run, worker, ingest, serve) and replay export metrics by OTLP/HTTP
+    /// to this base URL, e.g. http://127.0.0.1:9090/api/v1/otlp for Prometheus (`/v1/metrics` is
+    /// added); OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT work too.
+    /// None: no metrics export.
     #[arg(long, global = true, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Long-running commands and replay export traces (one per photo: ingest -> worker ->
+    /// sink) by OTLP/HTTP to this base URL, e.g. http://127.0.0.1:4318 for Jaeger (`/v1/traces` is added);
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT work too. None: no
+    /// traces.
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_traces_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

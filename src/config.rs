@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub inbox_prefix: Option<String>,
     /// Base URL of an OTLP/HTTP metrics receiver (`/v1/metrics` is added).
     pub otlp_endpoint: Option<String>,
+    /// Base URL of an OTLP/HTTP traces receiver (`/v1/traces` is added).
+    pub otlp_traces_endpoint: Option<String>,
     /// `ingest`: `url` or `raw` notification keys.
     pub key_encoding: Option<String>,
     /// `ingest`: its consumer group.

@@ -17,7 +17,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(cli.log.as_deref());
+    telemetry::logs::init(cli.log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("autorma").build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -3,83 +3,14 @@
 //! run's photos, dead letters, stage times, batches and model show up under the names the
 //! README documents.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::http::Http;
+use common::prometheus::Prometheus;
 use common::{autorma, root, write_png};
-
-/// Prometheus on a free port in `dir`, stopped by its pid file on drop.
-struct Prometheus {
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Prometheus {
-    fn start(dir: &Path) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let prometheus = Prometheus { dir: dir.to_path_buf(), port };
-        let output = prometheus.script("start");
-        assert!(
-            output.status.success(),
-            "infra/engines/prometheus.sh start failed (run infra/setup/prometheus.sh first):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        prometheus
-    }
-
-    fn script(&self, action: &str) -> std::process::Output {
-        Command::new("bash")
-            .arg(root().join("infra/engines/prometheus.sh"))
-            .args([action, &self.dir.display().to_string()])
-            .env("PROMETHEUS_PORT", self.port.to_string())
-            .output()
-            .unwrap()
-    }
-
-    /// The samples of an instant query: (labels, value).
-    fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect();
-        let (status, body) = Http { port: self.port }.get(&format!("/api/v1/query?query={encoded}"), None);
-        assert_eq!(status, 200, "{promql}: {body}");
-        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        answer["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (s["metric"].clone(), s["value"][1].as_str().unwrap().parse().unwrap()))
-            .collect()
-    }
-
-    /// The single value of `promql`, once it has one (pushed series take an export to arrive).
-    fn value(&self, promql: &str) -> f64 {
-        let started = Instant::now();
-        loop {
-            if let [(_, value)] = self.query(promql)[..] {
-                return value;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no single value for {promql}: {:?}",
-                self.query(promql)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.script("stop");
-    }
-}
 
 #[test]
 fn an_embedded_runs_metrics_arrive_in_prometheus_under_the_documented_names() {
@@ -93,7 +24,7 @@ fn an_embedded_runs_metrics_arrive_in_prometheus_under_the_documented_names() {
     }
     std::fs::write(inbox.join("notes.png"), b"a packing list, not a photo").unwrap();
     let status = autorma()
-        .args(["run", "--no-progress", "--otlp-endpoint", &format!("http://127.0.0.1:{}/api/v1/otlp", prometheus.port)])
+        .args(["run", "--no-progress", "--otlp-endpoint", &prometheus.otlp_base()])
         .arg("--inbox")
         .arg(&inbox)
         .arg("--out")
@@ -142,7 +73,7 @@ fn serve_reports_its_requests_and_the_review_queue() {
         // Exported every half second, as well as at the end.
         .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{}/api/v1/otlp", prometheus.port)])
+        .args(["--otlp-endpoint", &prometheus.otlp_base()])
         .arg("--out")
         .arg(&out)
         .spawn()
@@ -174,8 +105,8 @@ fn serve_reports_its_requests_and_the_review_queue() {
 
 /// Every PromQL expression of the Grafana dashboard (its variables given the values Grafana
 /// would) and of the alerting rules (as Prometheus loaded them) is one Prometheus accepts, and
-/// the dashboard is valid for Grafana's schema. Whether each expression returns data from a
-/// streaming run is left to a streaming test (not built yet).
+/// the dashboard is valid for Grafana's schema. That each returns data after a streaming run
+/// is `tests/streaming/telemetry.rs`.
 #[test]
 fn the_dashboard_and_the_alert_rules_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +124,7 @@ fn the_dashboard_and_the_alert_rules_are_valid_promql() {
         })
         .collect();
     assert!(expressions.len() >= 13, "{expressions:?}");
-    let (status, body) = Http { port: prometheus.port }.get("/api/v1/rules", None);
+    let (status, body) = prometheus.http().get("/api/v1/rules", None);
     assert_eq!(status, 200, "{body}");
     let rules: serde_json::Value = serde_json::from_str(&body).unwrap();
     let loaded: Vec<String> = rules["data"]["groups"]

@@ -38,6 +38,15 @@ pub enum DlqReason {
 }
 
 impl DlqReason {
+    pub const ALL: [DlqReason; 6] = [
+        DlqReason::DecodeError,
+        DlqReason::NotAnImage,
+        DlqReason::TooLarge,
+        DlqReason::FetchFailed,
+        DlqReason::StoreUnavailable,
+        DlqReason::InferenceFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DlqReason::DecodeError => "decode_error",

@@ -57,12 +57,15 @@ pub struct SourcedEvent {
     pub position: Position,
     pub event: ItemEvent,
     pub lane: Lane,
+    /// The span that produced the event (its record's `traceparent`), when it was traced: the
+    /// photo's spans in the worker continue that trace (see [`crate::trace`]).
+    pub trace: Option<opentelemetry::trace::SpanContext>,
 }
 
 impl SourcedEvent {
-    /// An event of the live lane.
+    /// An untraced event of the live lane.
     pub fn live(position: Position, event: ItemEvent) -> Self {
-        Self { position, event, lane: Lane::Live }
+        Self { position, event, lane: Lane::Live, trace: None }
     }
 }
 

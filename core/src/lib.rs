@@ -27,6 +27,7 @@ pub mod result;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod trace;
 
 pub use correction::CorrectionRecord;
 pub use dlq::{DlqReason, DlqRecord};

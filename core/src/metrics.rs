@@ -16,9 +16,12 @@ use crate::dlq::DlqReason;
 use crate::result::{Decision, ModelRef, StageTimings};
 
 /// Stage and latency histograms' buckets, in seconds: from half a millisecond (a decode on a
-/// small photo) to five minutes (a photo waiting behind a backlog).
-pub const SECONDS_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// small photo) to five minutes (a photo waiting behind a backlog), finer from 0.5 s to 10 s,
+/// where upload-to-result usually is (a quantile is interpolated within one bucket).
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0,
+    15.0, 30.0, 60.0, 120.0, 300.0,
+];
 /// Confidence buckets: fine near 1, where the review thresholds are.
 pub const CONFIDENCE_BUCKETS: &[f64] = &[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0];
 /// Batch-size buckets: powers of two up to the largest batch a GPU run uses.
@@ -139,6 +142,21 @@ impl Metrics {
         }
         // A clock ahead of ours (the S3 server's event time) is not a negative latency.
         self.upload_to_result.record(since_upload.max(0.0), &[]);
+    }
+
+    /// Puts the photo counters of every `label` (both decisions) and of every dead-letter
+    /// reason at zero before the first photo: Prometheus takes a series' first sample as its
+    /// start, so `rate` and `increase` would miss the photos counted in the first export.
+    pub fn start_counts(&self, labels: &[String]) {
+        for label in labels {
+            for decision in [Decision::Auto, Decision::Review] {
+                let attributes = [KeyValue::new("label", label.clone()), KeyValue::new("decision", decision.as_str())];
+                self.photos_processed.add(0, &attributes);
+            }
+        }
+        for reason in DlqReason::ALL {
+            self.dead_letters.add(0, &[KeyValue::new("reason", reason.as_str())]);
+        }
     }
 
     pub fn record_dead_letter(&self, reason: DlqReason) {

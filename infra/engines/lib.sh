@@ -12,6 +12,7 @@ AUTORMA_DATA="${XDG_DATA_HOME:-$HOME/.local/share}/autorma"
 KAFKA_VERSION="4.4.0"
 VERSITYGW_VERSION="1.8.0"
 PROMETHEUS_VERSION="3.16.0"
+JAEGER_VERSION="2.13.0"
 
 die() {
   echo "$(basename "$0"): $*" >&2
@@ -67,6 +68,15 @@ http_answers() {
     exec 3<>"/dev/tcp/$1/$2" || exit 1
     printf "GET / HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$1" "$2" >&3
     IFS= read -r line <&3 && [[ "${line}" == HTTP/* ]]' _ "$1" "$2" 2>/dev/null
+}
+
+# http_ok HOST PORT PATH: true when GET PATH answers 200 there.
+http_ok() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 2 bash -c '
+    exec 3<>"/dev/tcp/$1/$2" || exit 1
+    printf "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$3" "$1" "$2" >&3
+    IFS= read -r line <&3 && [[ "${line}" == "HTTP/1.1 200"* ]]' _ "$1" "$2" "$3" 2>/dev/null
 }
 
 # require_port_free PORT WHAT: refuses to go on when 127.0.0.1:PORT is already taken.

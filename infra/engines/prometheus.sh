@@ -32,15 +32,6 @@ bin="${AUTORMA_PROMETHEUS:-${AUTORMA_DATA}/prometheus/${PROMETHEUS_VERSION}/bin/
 match="prometheus --config.file=${state}/prometheus.yml"
 rules="${PROMETHEUS_RULES:-${REPO_ROOT}/infra/prometheus/alerts.yml}"
 
-# ready: /-/ready answers 200 (it answers 503 while the storage starts).
-ready() {
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  timeout 2 bash -c '
-    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-    printf "GET /-/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
-    IFS= read -r line <&3 && [[ "${line}" == "HTTP/1.1 200"* ]]' _ "${port}" 2>/dev/null
-}
-
 start() {
   local pid
   [[ -x "${bin}" ]] || die "no prometheus binary at ${bin}; run infra/setup/prometheus.sh first"
@@ -72,7 +63,8 @@ YML
     --storage.tsdb.path="${state}/data" \
     --storage.tsdb.retention.time=2d
   pid="$(read_pid "${pidfile}")"
-  wait_until "${pidfile}" "${match}" "${logfile}" 60 "ready on 127.0.0.1:${port}" ready
+  # /-/ready answers 503 while the storage starts.
+  wait_until "${pidfile}" "${match}" "${logfile}" 60 "ready on 127.0.0.1:${port}" http_ok 127.0.0.1 "${port}" /-/ready
   echo "prometheus ready at http://127.0.0.1:${port} (pid ${pid})"
 }
 

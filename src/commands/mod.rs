@@ -28,24 +28,28 @@ use crate::telemetry;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let (file, file_path) = FileConfig::load(cli.config.as_deref())?;
-    // The long-running commands export metrics (when an endpoint is configured).
+    // The long-running commands and the replay job export metrics and traces (where an
+    // endpoint is configured).
     let role = match &cli.command {
         Command::Run(_) => Some("run"),
         Command::Ingest(_) => Some("ingest"),
         Command::Worker(_) => Some("worker"),
         Command::Serve(_) => Some("serve"),
+        // A job, not a service: its last export happens as it ends.
+        Command::Replay(_) => Some("replay"),
         _ => None,
     };
-    let endpoint = cli.otlp_endpoint.clone().or(file.otlp_endpoint.clone());
+    let endpoints = telemetry::Endpoints {
+        metrics: cli.otlp_endpoint.clone().or(file.otlp_endpoint.clone()),
+        traces: cli.otlp_traces_endpoint.clone().or(file.otlp_traces_endpoint.clone()),
+    };
     let export = match role {
-        Some(role) => {
-            telemetry::metrics::start(&format!("autorma-{role}"), &registry::process_id(role), endpoint.as_deref())?
-        }
+        Some(role) => Some(telemetry::start(&format!("autorma-{role}"), &registry::process_id(role), &endpoints)?),
         None => None,
     };
     let result = run_command(cli, &file, file_path.as_deref()).await;
     if let Some(export) = export {
-        tokio::task::spawn_blocking(move || export.shutdown()).await.expect("the metrics shutdown panicked");
+        tokio::task::spawn_blocking(move || export.shutdown()).await.expect("the telemetry shutdown panicked");
     }
     result
 }

@@ -1,9 +1,12 @@
 //! What the binary's tests share: the binary with the fixture model, small photos, an HTTP
-//! client.
+//! client, the telemetry engines.
 // Every test crate includes all of it and uses a part.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod http;
+pub mod jaeger;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -47,16 +47,20 @@ impl S3 {
             .unwrap_or_else(|e| panic!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
     }
 
-    /// PUTs many objects, 16 at a time.
-    pub fn put_all(&self, objects: Vec<(String, Vec<u8>)>) {
+    /// PUTs many objects, 16 at a time; returns when each PUT was sent, by key.
+    pub fn put_all(&self, objects: Vec<(String, Vec<u8>)>) -> HashMap<String, Instant> {
         self.rt.block_on(async {
             use futures::StreamExt;
             futures::stream::iter(objects)
-                .map(|(key, body)| async move { self.put_async(&key, body).await })
+                .map(|(key, body)| async move {
+                    let sent = Instant::now();
+                    self.put_async(&key, body).await;
+                    (key, sent)
+                })
                 .buffer_unordered(16)
-                .collect::<Vec<()>>()
-                .await;
-        });
+                .collect()
+                .await
+        })
     }
 
     pub fn list(&self, prefix: &str) -> Vec<String> {

@@ -7,13 +7,23 @@
 //! `../shared/datasets/fashion5/test`. The tests run one at a time: they share 2 cores.
 
 mod clients;
+// Shared with the other tests; a part of each is used here.
+#[path = "../common/engine.rs"]
+#[allow(dead_code)]
+mod engine;
 #[path = "../common/http.rs"]
-// Shared with the other tests; a part is used here.
 #[allow(dead_code)]
 mod http;
+#[path = "../common/jaeger.rs"]
+#[allow(dead_code)]
+mod jaeger;
 mod models;
+#[path = "../common/prometheus.rs"]
+#[allow(dead_code)]
+mod prometheus;
 mod serve;
 mod stack;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -28,6 +28,8 @@ pub struct Stack {
     controller_port: u16,
     s3_port: u16,
     processes: Vec<(String, Child)>,
+    /// More environment for every `autorma` process started from now on (telemetry endpoints).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Stack {
@@ -43,6 +45,7 @@ impl Stack {
             controller_port,
             s3_port,
             processes: Vec::new(),
+            env: Vec::new(),
         };
         stack.kafka("start");
         stack.script("infra/engines/topics.sh", &[&stack.brokers, "4"], &[]);
@@ -122,7 +125,8 @@ impl Stack {
             .env("AWS_REGION", "us-east-1")
             .env("AUTORMA_MODEL_CACHE", self.dir.path().join("model-cache"))
             // Promotions are seen within a second (the default is 30 s).
-            .env("AUTORMA_MODEL_POLL_S", "1");
+            .env("AUTORMA_MODEL_POLL_S", "1")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
         command
     }
 

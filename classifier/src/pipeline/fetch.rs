@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use autorma_core::{DlqReason, ObjectStore, ResultSink, SourcedEvent, StoreError};
+use opentelemetry::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -15,6 +16,7 @@ use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
 use super::stats::PipelineStats;
+use super::trace;
 use crate::preprocess::{DecodeLimits, PreprocessError};
 use crate::serving::{ModelHandle, ServingModel};
 
@@ -69,6 +71,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     }
 
     async fn process(&self, sourced: SourcedEvent) {
+        let photo = trace::start_photo(&sourced);
         if self.drop_if_revoked(&sourced) {
             return;
         }
@@ -86,6 +89,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         match lookup.await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
+                trace::finish_already_done(&photo);
                 let _ = self
                     .ack_tx
                     .send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) })
@@ -98,26 +102,32 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         }
 
         let started = Instant::now();
-        let (bytes, attempts) = match self.fetch(&sourced).await {
+        let span = trace::start_child(&photo, "fetch", None);
+        let fetched = self.fetch(&sourced).await;
+        trace::end(&span, &fetched.as_ref().map_err(|(_, detail, _)| detail));
+        let (bytes, attempts) = match fetched {
             Ok(ok) => ok,
             Err((reason, detail, attempts)) => {
-                self.fail(sourced, reason, detail, attempts).await;
+                self.fail(sourced, reason, detail, attempts, photo).await;
                 return;
             }
         };
         let fetch_ms = ms(started.elapsed());
 
+        let span = trace::start_child(&photo, "decode", None);
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
+        trace::end(&span, &tensor);
         match tensor {
             Ok(_) if self.drop_if_revoked(&sourced) => {}
             Ok(tensor) => {
                 let origin = Origin::Event(sourced);
-                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at: Instant::now() };
+                let ready_at = Instant::now();
+                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at, trace: photo };
                 let _ = self.prepared_tx.send(prepared).await;
             }
             Err(e) => {
                 tracing::info!(reason = %e.reason(), detail = e.detail(), "photo refused");
-                self.fail(sourced, e.reason(), e.detail().to_string(), attempts).await;
+                self.fail(sourced, e.reason(), e.detail().to_string(), attempts, photo).await;
             }
         }
     }
@@ -159,8 +169,9 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         }
     }
 
-    async fn fail(&self, sourced: SourcedEvent, reason: DlqReason, detail: String, attempts: u32) {
-        let _ = self.sink_tx.send(SinkInput::Failed(Failed { sourced, reason, detail, attempts })).await;
+    async fn fail(&self, sourced: SourcedEvent, reason: DlqReason, detail: String, attempts: u32, photo: Context) {
+        let failed = Failed { sourced, reason, detail, attempts, trace: photo };
+        let _ = self.sink_tx.send(SinkInput::Failed(failed)).await;
     }
 }
 

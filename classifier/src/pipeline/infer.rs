@@ -5,14 +5,17 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 use autorma_core::DlqReason;
+use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fetch::ms;
 use super::messages::{Answer, Classified, Failed, Origin, Prepared, SinkInput};
 use super::stats::PipelineStats;
+use super::trace;
 use crate::batcher::Batch;
 
 /// `workers` threads; worker `i` runs each batch on session `i` of the batch's model.
@@ -47,10 +50,11 @@ fn worker(
             return;
         };
         let size = batch.items.len();
-        let span = tracing::info_span!("batch", worker = id, size, trigger = batch.trigger.as_str());
+        let trigger = batch.trigger.as_str();
+        let span = tracing::info_span!("batch", worker = id, size, trigger);
         let _entered = span.enter();
         stats.record_batch(size, batch.trigger);
-        autorma_core::metrics::metrics().record_batch(size, batch.trigger.as_str());
+        autorma_core::metrics::metrics().record_batch(size, trigger);
 
         input.clear();
         for item in &batch.items {
@@ -58,9 +62,9 @@ fn worker(
         }
         // The batcher never mixes models, so the first photo's model is the batch's.
         let model = batch.items[0].model.clone();
-        let started = Instant::now();
+        let (started, started_wall) = (Instant::now(), SystemTime::now());
         let predictions = model.session(id).predict(&input);
-        let infer_done_at = Instant::now();
+        let (infer_done_at, done_wall) = (Instant::now(), SystemTime::now());
         let infer_ms = ms(infer_done_at - started);
         tracing::debug!(infer_ms, "batch inferred");
 
@@ -68,18 +72,28 @@ fn worker(
             Ok(predictions) => {
                 let mut classified = Vec::with_capacity(size);
                 for (item, prediction) in batch.items.into_iter().zip(predictions) {
-                    let batch_wait_ms = ms(started - item.ready_at);
+                    let waited = started - item.ready_at;
+                    let batch_wait_ms = ms(waited);
                     match item.origin {
-                        Origin::Event(sourced) => classified.push(Classified {
-                            batch_wait_ms,
-                            sourced,
-                            model: item.model,
-                            prediction,
-                            fetch_ms: item.fetch_ms,
-                            decode_ms: item.decode_ms,
-                            infer_ms,
-                            infer_done_at,
-                        }),
+                        Origin::Event(sourced) => {
+                            let batch = [
+                                KeyValue::new("autorma.batch.size", size as i64),
+                                KeyValue::new("autorma.batch.trigger", trigger),
+                                KeyValue::new("autorma.infer.thread", id as i64),
+                            ];
+                            trace::record_batch_stages(&item.trace, waited, started_wall, done_wall, batch);
+                            classified.push(Classified {
+                                batch_wait_ms,
+                                sourced,
+                                model: item.model,
+                                prediction,
+                                fetch_ms: item.fetch_ms,
+                                decode_ms: item.decode_ms,
+                                infer_ms,
+                                infer_done_at,
+                                trace: item.trace,
+                            })
+                        }
                         // A caller that gave up no longer wants the answer.
                         Origin::Request(reply) => {
                             let answer = Answer {
@@ -103,8 +117,13 @@ fn worker(
                 tracing::error!(error = %e, "inference failed; dead-lettering the batch");
                 batch.items.into_iter().all(|item| match item.origin {
                     Origin::Event(sourced) => {
-                        let failed =
-                            Failed { sourced, reason: DlqReason::InferenceFailed, detail: e.to_string(), attempts: 1 };
+                        let failed = Failed {
+                            sourced,
+                            reason: DlqReason::InferenceFailed,
+                            detail: e.to_string(),
+                            attempts: 1,
+                            trace: item.trace,
+                        };
                         sink_tx.blocking_send(SinkInput::Failed(failed)).is_ok()
                     }
                     Origin::Request(reply) => {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use autorma_core::{Decision, DlqReason, Position, PriorOutcome, SourcedEvent};
+use opentelemetry::Context;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -21,6 +22,8 @@ pub struct Prepared {
     pub decode_ms: f64,
     /// When the tensor was ready: the start of its wait for a batch.
     pub ready_at: Instant,
+    /// The photo's span (see `trace.rs`); empty for a request.
+    pub trace: Context,
 }
 
 /// Where a photo came from, which says where its prediction goes.
@@ -64,6 +67,7 @@ pub struct Classified {
     pub batch_wait_ms: f64,
     pub infer_ms: f64,
     pub infer_done_at: Instant,
+    pub trace: Context,
 }
 
 #[derive(Debug)]
@@ -72,6 +76,7 @@ pub struct Failed {
     pub reason: DlqReason,
     pub detail: String,
     pub attempts: u32,
+    pub trace: Context,
 }
 
 /// sink (or fetch, for skips) -> source stage: this position's outcome is durable.

@@ -20,6 +20,7 @@ mod revoked;
 mod sink_stage;
 mod source_stage;
 mod stats;
+mod trace;
 
 use std::future::Future;
 use std::sync::Arc;

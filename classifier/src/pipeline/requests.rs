@@ -75,6 +75,7 @@ impl Requests {
             fetch_ms: 0.0,
             decode_ms,
             ready_at: Instant::now(),
+            trace: opentelemetry::Context::new(),
         };
         self.tx.send(prepared).await.map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Inference)

@@ -16,6 +16,7 @@ use super::PipelineError;
 use super::fetch::ms;
 use super::messages::{Classified, Completion, Failed, Outcome, SinkInput};
 use super::retry::RetryConfig;
+use super::trace;
 
 pub(crate) struct SinkStage<K> {
     pub sink: Arc<K>,
@@ -97,7 +98,11 @@ impl<K: ResultSink> SinkStage<K> {
             },
             processed_at: chrono::Utc::now(),
         };
-        self.with_retry(&event.key, || self.sink.write_result(&record)).await?;
+        let span = trace::start_child(&item.trace, "sink", None);
+        let written = self.with_retry(&event.key, || self.sink.write_result(&record)).await;
+        trace::end(&span, &written);
+        written?;
+        trace::finish_classified(&item.trace, &record);
         let since_upload = (chrono::Utc::now() - event.event_time).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         metrics().record_result(&record.label, record.decision, record.confidence, &record.timings_ms, since_upload);
         tracing::debug!(key = %event.key, label = %record.label, confidence = record.confidence,
@@ -113,7 +118,11 @@ impl<K: ResultSink> SinkStage<K> {
             event: failed.sourced.event,
             failed_at: chrono::Utc::now(),
         };
-        self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await?;
+        let span = trace::start_child(&failed.trace, "dead_letter", None);
+        let written = self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await;
+        trace::end(&span, &written);
+        written?;
+        trace::finish_dead_lettered(&failed.trace, record.reason, &record.detail);
         metrics().record_dead_letter(record.reason);
         tracing::info!(key = %record.event.key, reason = %record.reason, "dead-lettered");
         Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason) })

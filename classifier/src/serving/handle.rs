@@ -22,6 +22,7 @@ pub struct ModelHandle {
 impl ModelHandle {
     pub fn new(model: ServingModel) -> Self {
         metrics().record_model(&model.model, model.execution_provider, true);
+        metrics().start_counts(&model.classes);
         Self { current: Arc::new(watch::Sender::new(Arc::new(model))), wanted: Arc::default(), refused: Arc::default() }
     }
 
@@ -37,6 +38,7 @@ impl ModelHandle {
         let old = self.current.send_replace(new.clone());
         metrics().record_model(&old.model, old.execution_provider, false);
         metrics().record_model(&new.model, new.execution_provider, true);
+        metrics().start_counts(&new.classes);
         tracing::info!(model = %new.model.name, from_version = %old.model.version, to_version = %new.model.version,
             sha256 = %new.model.sha256, "model swapped: new photos go to the new version");
         old

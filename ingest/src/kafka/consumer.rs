@@ -2,8 +2,9 @@
 //! positions and commits only the watermarks it is given (never on its own).
 
 use autorma_core::kafka::KafkaConfig;
-use autorma_core::{PartitionId, Position, SourceError};
+use autorma_core::{PartitionId, Position, SourceError, trace};
 use futures::FutureExt;
+use opentelemetry::trace::SpanContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, TopicPartitionList};
@@ -33,6 +34,8 @@ pub struct RawMessage {
     pub topic: String,
     pub partition: i32,
     pub payload: Vec<u8>,
+    /// The producer's span, from the record's `traceparent` header.
+    pub trace: Option<SpanContext>,
 }
 
 pub struct KafkaConsumer {
@@ -163,6 +166,7 @@ impl KafkaConsumer {
             topic: message.topic().to_string(),
             partition: message.partition(),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            trace: trace::parent_from(message.headers()),
         });
     }
 

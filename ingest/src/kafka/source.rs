@@ -91,7 +91,7 @@ impl EventSource for KafkaSource {
                 match serde_json::from_slice::<ItemEvent>(&message.payload) {
                     Ok(event) => {
                         let lane = if self.consumer.is_bulk(&message.topic) { Lane::Bulk } else { Lane::Live };
-                        self.ready.push(SourcedEvent { position: message.position, event, lane });
+                        self.ready.push(SourcedEvent { position: message.position, event, lane, trace: message.trace });
                     }
                     Err(e) => self.unreadable.push_back((message, e.to_string())),
                 }

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
-use autorma_core::{ItemEvent, PartitionId, S3Store, SourceError, StoreError};
+use autorma_core::{ItemEvent, PartitionId, S3Store, SourceError, StoreError, trace};
 use futures::future::try_join_all;
+use opentelemetry::KeyValue;
 use rdkafka::producer::FutureProducer;
 
 use super::parse::{NotificationFilter, Parsed, parse_notification};
@@ -144,10 +145,24 @@ async fn forward(
 }
 
 /// Produces one ItemEvent to `topic` (key = object key) and waits for the acknowledgement.
+/// Its span begins the photo's trace; the record carries it to the worker.
 pub(crate) async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent) -> Result<(), KafkaError> {
     let body = serde_json::to_vec(event).expect("an ItemEvent always serialises");
     tracing::debug!(topic, key = %event.key, etag = %event.etag, source = ?event.source, "item event");
-    send(producer, topic, &event.key, &body, &[]).await
+    let span = trace::start_send(
+        topic,
+        &event.key,
+        vec![
+            KeyValue::new("autorma.bucket", event.bucket.clone()),
+            KeyValue::new("autorma.etag", event.etag.clone()),
+            KeyValue::new("autorma.event_source", format!("{:?}", event.source).to_lowercase()),
+        ],
+    );
+    let headers = trace::headers(&span);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let sent = send(producer, topic, &event.key, &body, &headers).await;
+    trace::end(&span, &sent);
+    sent
 }
 
 /// Every message of the batch is done once `forward` returned: commit past the last one of
@@ -174,6 +189,7 @@ mod tests {
             topic: "rma.uploads.raw".into(),
             partition: partition as i32,
             payload: Vec::new(),
+            trace: None,
         };
         assert_eq!(watermarks(&[m(0, 4), m(1, 9), m(0, 5)]), vec![(0, 6), (1, 10)]);
     }
