@@ -51,6 +51,17 @@ pub enum EventOrigin {
     Upload,
 }
 
+impl EventOrigin {
+    /// As in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOrigin::Notification => "notification",
+            EventOrigin::Replay => "replay",
+            EventOrigin::Upload => "upload",
+        }
+    }
+}
+
 /// An event together with where it sits in its source, so its completion can be committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcedEvent {
@@ -78,6 +89,15 @@ pub enum Lane {
     Live,
     /// The bulk replay (`rma.items.replay`): served with what live photos leave over.
     Bulk,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Live => "live",
+            Lane::Bulk => "bulk",
+        }
+    }
 }
 
 /// Guesses the MIME type from a key's extension (`application/octet-stream` when unknown).

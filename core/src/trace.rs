@@ -5,6 +5,7 @@
 //! no header is written until the binary installs a tracer provider and the W3C propagator
 //! (when a traces endpoint is configured).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedTracer};
@@ -13,16 +14,31 @@ use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt, Trace
 use opentelemetry::{Context, KeyValue};
 use rdkafka::message::Headers;
 
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the binary once it has installed a tracer provider: until then no span is made,
+/// so a process without a traces endpoint spends nothing on them.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// The instrumentation scope of every AutoRMA span.
 pub fn tracer() -> BoxedTracer {
     global::tracer("autorma")
 }
 
-/// Starts the span that produces `key`'s record on `topic`; with no parent, it is the root
-/// of the photo's trace. Its headers ([`headers`]) go with the record; end it with [`end`]
-/// once the broker acknowledged.
-pub fn start_send(topic: &str, key: &str, attributes: Vec<KeyValue>) -> Context {
-    let mut attributes = attributes;
+/// Starts the span that produces `key`'s record on `topic` (with `attributes()`, made only
+/// when tracing is on); with no parent, it is the root of the photo's trace. Its headers
+/// ([`headers`]) go with the record; end it with [`end`] once the broker acknowledged.
+pub fn start_send(topic: &str, key: &str, attributes: impl FnOnce() -> Vec<KeyValue>) -> Context {
+    if !is_enabled() {
+        return Context::new();
+    }
+    let mut attributes = attributes();
     attributes.extend([
         KeyValue::new("messaging.system", "kafka"),
         KeyValue::new("messaging.operation.type", "send"),
@@ -38,8 +54,12 @@ pub fn start_send(topic: &str, key: &str, attributes: Vec<KeyValue>) -> Context 
     Context::new().with_span(span)
 }
 
-/// Starts a child span of `parent`'s span (an in-process stage), now or at `start`.
+/// Starts a child span of `parent`'s span (an in-process stage), now or at `start`; nothing
+/// when `parent` has no span (tracing is off, or the work is not traced).
 pub fn start_child(parent: &Context, name: &'static str, start: Option<SystemTime>) -> Context {
+    if !parent.has_active_span() {
+        return Context::new();
+    }
     let tracer = tracer();
     let mut builder = tracer.span_builder(name);
     builder.start_time = start;
@@ -53,12 +73,16 @@ pub fn record_child(
     name: &'static str,
     start: SystemTime,
     end: SystemTime,
-    attributes: Vec<KeyValue>,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+    error: Option<&dyn std::fmt::Display>,
 ) {
     let cx = start_child(parent, name, Some(start));
     let span = cx.span();
     if span.is_recording() {
-        span.set_attributes(attributes);
+        span.set_attributes(attributes());
+        if let Some(error) = error {
+            span.set_status(Status::error(error.to_string()));
+        }
     }
     span.end_with_timestamp(end);
 }

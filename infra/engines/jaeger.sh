@@ -32,7 +32,7 @@ pidfile="${state}/jaeger.pid"
 logfile="${state}/jaeger.log"
 bin="${AUTORMA_JAEGER:-${AUTORMA_DATA}/jaeger/${JAEGER_VERSION}/bin/jaeger}"
 config="${REPO_ROOT}/infra/jaeger/config.yaml"
-match="jaeger --config=file:${config}"
+match="--config=file:${config}"
 
 ready() {
   http_ok 127.0.0.1 "${JAEGER_QUERY_PORT}" /api/services && port_open 127.0.0.1 "${JAEGER_OTLP_PORT}"

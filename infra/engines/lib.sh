@@ -61,22 +61,23 @@ port_open() {
   timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
-# http_answers HOST PORT: true when an HTTP server answers there, whatever the status code.
-http_answers() {
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  timeout 2 bash -c '
-    exec 3<>"/dev/tcp/$1/$2" || exit 1
-    printf "GET / HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$1" "$2" >&3
-    IFS= read -r line <&3 && [[ "${line}" == HTTP/* ]]' _ "$1" "$2" 2>/dev/null
-}
-
-# http_ok HOST PORT PATH: true when GET PATH answers 200 there.
-http_ok() {
+# http_status HOST PORT PATH: the status line of GET PATH there (2 s at most), or nothing.
+http_status() {
   # shellcheck disable=SC2016 # expanded by the inner bash
   timeout 2 bash -c '
     exec 3<>"/dev/tcp/$1/$2" || exit 1
     printf "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$3" "$1" "$2" >&3
-    IFS= read -r line <&3 && [[ "${line}" == "HTTP/1.1 200"* ]]' _ "$1" "$2" "$3" 2>/dev/null
+    IFS= read -r line <&3 && echo "${line}"' _ "$1" "$2" "$3" 2>/dev/null
+}
+
+# http_answers HOST PORT: true when an HTTP server answers there, whatever the status code.
+http_answers() {
+  [[ "$(http_status "$1" "$2" /)" == HTTP/* ]]
+}
+
+# http_ok HOST PORT PATH: true when GET PATH answers 200 there.
+http_ok() {
+  [[ "$(http_status "$1" "$2" "$3")" == "HTTP/1.1 200"* ]]
 }
 
 # require_port_free PORT WHAT: refuses to go on when 127.0.0.1:PORT is already taken.

@@ -6,7 +6,7 @@
 # for the trace test and the development stack; no Docker needed.
 #
 # Usage: infra/setup/jaeger.sh [DEST_DIR]
-# Needs: go, network to the Go module proxy. Jaeger's go.mod has `replace` lines, so
+# Needs: go >= 1.26.8 (jaeger/go.mod says so), network to the Go module proxy. Jaeger's go.mod has `replace` lines, so
 # `go install pkg@version` refuses it: it is built as a tool of infra/jaeger/go.mod, whose
 # go.sum pins every module. About 4 minutes of CPU when the Go caches are cold. The UI is
 # not in a source build (the query API is; the Docker image has both).
@@ -22,7 +22,7 @@ build() {
   (cd "${MODULE_DIR}" && go build -trimpath -o "${GOBIN}/jaeger" \
     -ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v${JAEGER_VERSION}" \
     github.com/jaegertracing/jaeger/cmd/jaeger) &&
-    "${GOBIN}/jaeger" version 2>/dev/null | grep -q "\"gitVersion\":\"v${JAEGER_VERSION}\""
+    [[ "$("${GOBIN}/jaeger" version 2>/dev/null)" == *"\"gitVersion\":\"v${JAEGER_VERSION}\""* ]]
 }
 
 install_go_program jaeger.sh \

@@ -25,24 +25,25 @@ begin_install() {
 }
 
 # install_go_program SCRIPT DEST NAME VERSION BUILD...: builds the Go program NAME at VERSION
-# into DEST/bin/NAME, with a VERSION marker beside bin/; exits at once when that version is
+# into DEST/bin/NAME, with a VERSION marker beside bin/; returns at once when that version is
 # already there. BUILD is a command (or function) that writes the binary to "${GOBIN}/NAME";
 # it runs with GOBIN set to a temporary install beside DEST, which replaces DEST only once the
 # binary is there. The default Go caches are reused, so a rebuild is quick once they are warm.
-install_go_program() {
-  local script="$1" dest="$2" name="$3" version="$4" work
+# Runs in a subshell: its EXIT trap (removing the temporary install) is not the caller's.
+install_go_program() (
+  set -euo pipefail
+  script="$1" dest="$2" name="$3" version="$4"
   shift 4
   if [[ -x "${dest}/bin/${name}" && -f "${dest}/VERSION" && "$(cat "${dest}/VERSION")" == "${version}" ]]; then
     echo "${name} ${version} already installed at ${dest}/bin/${name}"
-    return 0
+    exit 0
   fi
   if ! command -v go >/dev/null 2>&1; then
     echo "${script}: go is not on PATH; install Go (https://go.dev/dl/) and run again" >&2
     exit 1
   fi
   work="$(begin_install "${dest}" "${script}" bin VERSION)"
-  # shellcheck disable=SC2064 # the folder is known now
-  trap "rm -rf '${work}'" EXIT
+  trap 'rm -rf "${work}"' EXIT
   mkdir -p "${work}/bin"
   echo "building ${name} ${version} with $(go version | cut -d' ' -f3) (minutes when the Go caches are cold)..."
   if ! GOBIN="${work}/bin" "$@"; then
@@ -58,4 +59,4 @@ install_go_program() {
   mv "${work}" "${dest}"
   trap - EXIT
   echo "installed ${name} ${version} at ${dest}/bin/${name}"
-}
+)

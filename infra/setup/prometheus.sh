@@ -21,7 +21,7 @@ build() {
   # Without the version stamp it reports an empty version.
   go install -ldflags "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}" \
     "${MODULE}@${MODULE_VERSION}" &&
-    "${GOBIN}/prometheus" --version | grep -q "version ${PROMETHEUS_VERSION}"
+    [[ "$("${GOBIN}/prometheus" --version 2>&1)" == *"version ${PROMETHEUS_VERSION}"* ]]
 }
 
 install_go_program prometheus.sh \

@@ -2,9 +2,8 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Our crates at `info` (per-photo events are `debug`), everything else (ONNX Runtime's own
-/// chatter included) at `warn`.
-/// OpenTelemetry's own messages (a failed export among them) at `warn`, so they are seen.
+/// Our crates at `info` (per-photo events are `debug`), everything else at `warn`: ONNX
+/// Runtime's chatter stays out, OpenTelemetry's failed exports are seen.
 const DEFAULT_FILTER: &str =
     "warn,autorma=info,autorma_classifier=info,autorma_ingest=info,autorma_sink=info,autorma_registry=info";
 

@@ -1,10 +1,10 @@
 //! What a process tells the outside: logs to stderr ([`logs`]); metrics ([`metrics`]) and
 //! traces ([`traces`]) by OTLP (HTTP/protobuf), each signal on only where it has an endpoint.
 //!
-//! An endpoint is a base URL to which the signal's path is added (`/v1/metrics`,
-//! `/v1/traces`): from the command line or config file, else the standard
-//! `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` variables, which the
-//! SDK reads itself (with the other `OTEL_*` settings). A failed export is logged by the SDK
+//! An endpoint comes from the command line or config file, a base URL to which the signal's
+//! path is added (`/v1/metrics`, `/v1/traces`); else from the standard variables, which the SDK
+//! reads itself (with the other `OTEL_*` settings): `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`, a
+//! full URL, or `OTEL_EXPORTER_OTLP_ENDPOINT`, a base URL for both signals. A failed export is logged by the SDK
 //! (at `warn`), never silent.
 
 pub mod logs;

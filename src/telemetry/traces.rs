@@ -30,6 +30,7 @@ pub(super) fn start(target: &Target, resource: Resource) -> anyhow::Result<SdkTr
     let provider = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    autorma_core::trace::enable();
     tracing::info!(endpoint = target.describe(), "exporting traces by OTLP");
     Ok(provider)
 }

@@ -14,10 +14,12 @@ pub struct Engine {
 impl Engine {
     /// `infra/engines/<name>.sh start DIR`; panics with the script's output when it fails.
     pub fn start(name: &'static str, dir: &Path, port_variables: &[&'static str]) -> Engine {
-        let ports = port_variables
-            .iter()
-            .map(|var| (*var, std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()))
-            .collect();
+        // Held until all are picked, so no two are the same.
+        let listeners: Vec<_> =
+            port_variables.iter().map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports =
+            port_variables.iter().zip(&listeners).map(|(var, l)| (*var, l.local_addr().unwrap().port())).collect();
+        drop(listeners);
         let script = match name {
             "prometheus" => "infra/engines/prometheus.sh",
             "jaeger" => "infra/engines/jaeger.sh",

@@ -71,10 +71,10 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     }
 
     async fn process(&self, sourced: SourcedEvent) {
-        let photo = trace::start_photo(&sourced);
         if self.drop_if_revoked(&sourced) {
             return;
         }
+        let photo = trace::start_photo(&sourced);
         let model = match &sourced.event.replay {
             Some(replay) => self.models.wait_for_version(&replay.model_version, REPLAY_VERSION_WAIT).await,
             None => self.models.current(),
@@ -89,7 +89,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         match lookup.await {
             Ok(Some(prior)) => {
                 tracing::debug!(?prior, "already done by an earlier run");
-                trace::finish_already_done(&photo);
+                trace::finish_without_write(&photo, "already_done");
                 let _ = self
                     .ack_tx
                     .send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) })
@@ -118,7 +118,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
         trace::end(&span, &tensor);
         match tensor {
-            Ok(_) if self.drop_if_revoked(&sourced) => {}
+            Ok(_) if self.drop_if_revoked(&sourced) => trace::finish_without_write(&photo, "dropped_revoked"),
             Ok(tensor) => {
                 let origin = Origin::Event(sourced);
                 let ready_at = Instant::now();

@@ -67,33 +67,37 @@ fn worker(
         let (infer_done_at, done_wall) = (Instant::now(), SystemTime::now());
         let infer_ms = ms(infer_done_at - started);
         tracing::debug!(infer_ms, "batch inferred");
+        // A request's context has no span: nothing is recorded for it.
+        for item in &batch.items {
+            let batch_attributes = || {
+                vec![
+                    KeyValue::new("autorma.batch.size", size as i64),
+                    KeyValue::new("autorma.batch.trigger", trigger),
+                    KeyValue::new("autorma.infer.thread", id as i64),
+                ]
+            };
+            let error = predictions.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+            let waited = started - item.ready_at;
+            trace::record_batch_stages(&item.trace, waited, started_wall, done_wall, batch_attributes, error);
+        }
 
         let sent = match predictions {
             Ok(predictions) => {
                 let mut classified = Vec::with_capacity(size);
                 for (item, prediction) in batch.items.into_iter().zip(predictions) {
-                    let waited = started - item.ready_at;
-                    let batch_wait_ms = ms(waited);
+                    let batch_wait_ms = ms(started - item.ready_at);
                     match item.origin {
-                        Origin::Event(sourced) => {
-                            let batch = [
-                                KeyValue::new("autorma.batch.size", size as i64),
-                                KeyValue::new("autorma.batch.trigger", trigger),
-                                KeyValue::new("autorma.infer.thread", id as i64),
-                            ];
-                            trace::record_batch_stages(&item.trace, waited, started_wall, done_wall, batch);
-                            classified.push(Classified {
-                                batch_wait_ms,
-                                sourced,
-                                model: item.model,
-                                prediction,
-                                fetch_ms: item.fetch_ms,
-                                decode_ms: item.decode_ms,
-                                infer_ms,
-                                infer_done_at,
-                                trace: item.trace,
-                            })
-                        }
+                        Origin::Event(sourced) => classified.push(Classified {
+                            batch_wait_ms,
+                            sourced,
+                            model: item.model,
+                            prediction,
+                            fetch_ms: item.fetch_ms,
+                            decode_ms: item.decode_ms,
+                            infer_ms,
+                            infer_done_at,
+                            trace: item.trace,
+                        }),
                         // A caller that gave up no longer wants the answer.
                         Origin::Request(reply) => {
                             let answer = Answer {

@@ -101,6 +101,9 @@ impl<K: ResultSink> SinkStage<K> {
         let span = trace::start_child(&item.trace, "sink", None);
         let written = self.with_retry(&event.key, || self.sink.write_result(&record)).await;
         trace::end(&span, &written);
+        if written.is_err() {
+            trace::end(&item.trace, &written);
+        }
         written?;
         trace::finish_classified(&item.trace, &record);
         let since_upload = (chrono::Utc::now() - event.event_time).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
@@ -121,6 +124,9 @@ impl<K: ResultSink> SinkStage<K> {
         let span = trace::start_child(&failed.trace, "dead_letter", None);
         let written = self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await;
         trace::end(&span, &written);
+        if written.is_err() {
+            trace::end(&failed.trace, &written);
+        }
         written?;
         trace::finish_dead_lettered(&failed.trace, record.reason, &record.detail);
         metrics().record_dead_letter(record.reason);

@@ -11,8 +11,12 @@ use autorma_core::{DlqReason, ResultRecord, SourcedEvent, trace};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
-/// Starts the photo's span, a child of the span that produced its event when there was one.
+/// Starts the photo's span, a child of the span that produced its event when there was one
+/// (nothing while tracing is off).
 pub(crate) fn start_photo(sourced: &SourcedEvent) -> Context {
+    if !trace::is_enabled() {
+        return Context::new();
+    }
     let parent = match &sourced.trace {
         Some(remote) => Context::new().with_remote_span_context(remote.clone()),
         None => Context::new(),
@@ -26,23 +30,24 @@ pub(crate) fn start_photo(sourced: &SourcedEvent) -> Context {
             KeyValue::new("autorma.key", sourced.event.key.clone()),
             KeyValue::new("autorma.partition", sourced.position.partition as i64),
             KeyValue::new("autorma.offset", sourced.position.offset as i64),
-            KeyValue::new("autorma.lane", format!("{:?}", sourced.lane).to_lowercase()),
+            KeyValue::new("autorma.lane", sourced.lane.as_str()),
         ])
         .start_with_context(&tracer, &parent);
     parent.with_span(span)
 }
 
-/// The photo's wait for its batch and its share of the batch's inference, timed by the
-/// inference thread.
+/// The photo's wait for its batch and its share of the batch's inference (failed with
+/// `error`), timed by the inference thread.
 pub(crate) fn record_batch_stages(
     photo: &Context,
     waited: Duration,
     infer_started: SystemTime,
     infer_done: SystemTime,
-    batch: [KeyValue; 3],
+    batch_attributes: impl FnOnce() -> Vec<KeyValue>,
+    error: Option<&dyn std::fmt::Display>,
 ) {
-    trace::record_child(photo, "batch_wait", infer_started - waited, infer_started, Vec::new());
-    trace::record_child(photo, "infer", infer_started, infer_done, batch.into());
+    trace::record_child(photo, "batch_wait", infer_started - waited, infer_started, Vec::new, None);
+    trace::record_child(photo, "infer", infer_started, infer_done, batch_attributes, error);
 }
 
 /// Ends the photo's span with its result.
@@ -70,9 +75,10 @@ pub(crate) fn finish_dead_lettered(photo: &Context, reason: DlqReason, detail: &
     span.end();
 }
 
-/// Ends the photo's span as already done by an earlier run (a redelivery).
-pub(crate) fn finish_already_done(photo: &Context) {
+/// Ends the photo's span with an `outcome` that writes nothing: `already_done` by an earlier
+/// run (a redelivery), `dropped_revoked` (its partition moved to another worker).
+pub(crate) fn finish_without_write(photo: &Context, outcome: &'static str) {
     let span = photo.span();
-    span.set_attribute(KeyValue::new("autorma.outcome", "already_done"));
+    span.set_attribute(KeyValue::new("autorma.outcome", outcome));
     span.end();
 }
