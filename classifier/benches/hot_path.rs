@@ -1,12 +1,13 @@
 //! `cargo bench -p autorma-classifier`: the CPU stages around the model.
 //! - preprocess: decode + letterbox + resize + normalise of a typical catalogue photo
-//!   (1080 x 1440 JPEG) and of a small one (60 x 80, like many in fashion5);
+//!   (1080 x 1440 JPEG) and of a small one (60 x 80, like many in fashion5), then each of its
+//!   steps alone on the large photo: decode, letterbox + resize, normalise;
 //! - batcher: the cost of micro-batching itself (items through a full-size batcher).
 
 use std::time::Duration;
 
 use autorma_classifier::batcher::{BatcherConfig, run_batcher};
-use autorma_classifier::preprocess::{DecodeLimits, Preprocessor};
+use autorma_classifier::preprocess::{DecodeLimits, Preprocessor, decode_rgb, letterbox_resize, normalise_into};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use image::{ImageEncoder, Rgb, RgbImage};
 
@@ -34,6 +35,19 @@ fn preprocess(c: &mut Criterion) {
         let bytes = jpeg(w, h);
         group.bench_function(name, |b| b.iter(|| pre.preprocess(std::hint::black_box(&bytes)).unwrap()));
     }
+    let bytes = jpeg(1080, 1440);
+    group.bench_function("decode_jpeg_1080x1440", |b| {
+        b.iter(|| decode_rgb(std::hint::black_box(&bytes), &pre.limits, pre.background).unwrap())
+    });
+    let rgb = decode_rgb(&bytes, &pre.limits, pre.background).unwrap();
+    group.bench_function("letterbox_resize_1080x1440_to_128", |b| {
+        b.iter(|| letterbox_resize(std::hint::black_box(&rgb), pre.size, pre.background))
+    });
+    let square = letterbox_resize(&rgb, pre.size, pre.background);
+    let mut out = vec![0.0; pre.tensor_len()];
+    group.bench_function("normalise_128", |b| {
+        b.iter(|| normalise_into(std::hint::black_box(&square), pre.scale, pre.mean, pre.std, &mut out))
+    });
     group.finish();
 }
 
@@ -47,7 +61,7 @@ fn batcher(c: &mut Criterion) {
             let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
             let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
             let config = BatcherConfig { max_batch_size: 32, max_wait: Duration::from_millis(20) };
-            let batcher = tokio::spawn(run_batcher(config, in_rx, out_tx));
+            let batcher = tokio::spawn(run_batcher(config, in_rx, out_tx, |_, _| true));
             let feeder = tokio::spawn(async move {
                 for i in 0..N {
                     in_tx.send(i).await.unwrap();

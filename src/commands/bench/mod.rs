@@ -1,0 +1,281 @@
+//! `autorma bench --data DIR`: two throughputs measured in one run on the same photos:
+//! end-to-end (`autorma run`'s whole path: scan, fetch, decode, batch, infer, write results)
+//! and model-only (ONNX Runtime on preprocessed tensors, fixed batch size). The two are
+//! measured in interleaved rounds and reported as medians, so a busy neighbour on a shared
+//! machine slows both alike and their ratio stays meaningful.
+//!
+//! Then it explains the gap: the CPU time per photo of each stage alone ([`stages`]), the
+//! ceiling those allow on this machine's cores, and the peak resident memory of the run.
+
+mod stages;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use autorma_classifier::inference::ModelSession;
+use autorma_classifier::preprocess::Preprocessor;
+use autorma_classifier::{PipelineModel, PipelineStats};
+use serde::Serialize;
+use stages::{StageCpu, cpu_ms_per_item, peak_rss_mib, process_cpu};
+
+use super::run::{EmbeddedRun, run_embedded};
+use super::{list_files, model_setup, preprocess_files};
+use crate::cli::BenchArgs;
+use crate::config::{FileConfig, ModelSettings};
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    data: String,
+    num_images: usize,
+    execution_provider: String,
+    cores: usize,
+    rounds: usize,
+    end_to_end: EndToEnd,
+    model_only: ModelOnly,
+    /// Median end-to-end over median model-only throughput.
+    end_to_end_over_model_only: f64,
+    /// CPU milliseconds per photo of each stage, timed alone.
+    cpu_ms_per_photo: StageCpu,
+    /// Photos/s the cores could reach if decode, resize + normalise and inference were all
+    /// they did (`cores / CPU per photo`), and the same with read and sink too.
+    ceiling_images_per_second: f64,
+    ceiling_with_read_and_sink_images_per_second: f64,
+    /// Median end-to-end over that ceiling.
+    end_to_end_over_ceiling: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct EndToEnd {
+    /// Median over the rounds.
+    images_per_second: f64,
+    per_round: Vec<f64>,
+    /// CPU milliseconds per photo of the whole run, all threads (median over the rounds):
+    /// beyond the stages' sum, what scheduling, copies and waiting cost.
+    cpu_ms_per_photo: f64,
+    /// The bench process's peak resident memory after its first end-to-end round, before it
+    /// loads anything for the model-only rounds: what `autorma run` on these photos takes.
+    peak_rss_mib: Option<f64>,
+    classified: u64,
+    dead_lettered: u64,
+    workers: usize,
+    intra_threads: usize,
+    max_batch_size: usize,
+    mean_batch_size: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct ModelOnly {
+    /// Median over the rounds.
+    images_per_second: f64,
+    per_round: Vec<f64>,
+    batch_size: usize,
+    intra_threads: usize,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 }
+}
+
+/// One end-to-end round into a throwaway output folder (fresh, so nothing is skipped): its
+/// summary, and its CPU milliseconds per photo.
+async fn end_to_end_round(
+    args: &BenchArgs,
+    settings: &ModelSettings,
+    package: &Arc<autorma_registry::ModelPackage>,
+) -> anyhow::Result<(autorma_classifier::PipelineSummary, f64)> {
+    let out = tempfile::tempdir()?;
+    let run = EmbeddedRun {
+        inbox: args.data.clone(),
+        out: out.path().to_path_buf(),
+        bucket: "bench".into(),
+        watch: false,
+        poll_interval: Duration::from_millis(500),
+    };
+    let stats = Arc::new(PipelineStats::default());
+    let started = process_cpu();
+    let model = PipelineModel::Package(package.clone());
+    let summary = run_embedded(&run, settings.clone(), model, None, stats, std::future::pending()).await?;
+    let photos = (summary.classified() + summary.dlq).max(1) as f64;
+    Ok((summary, (process_cpu() - started).as_secs_f64() * 1e3 / photos))
+}
+
+pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if args.model_batch_size == 0 {
+        bail!("--model-batch-size must be at least 1");
+    }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let files = list_files(&args.data)?;
+    if files.is_empty() {
+        bail!("no files under `{}`", args.data.display());
+    }
+    let pipeline_config = settings.pipeline.clone();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+    // The first end-to-end round comes before anything else is loaded, so the process's peak
+    // memory then is the run's.
+    let (mut e2e_rates, mut e2e_cpu) = (Vec::new(), Vec::new());
+    let (first, cpu) = end_to_end_round(&args, &settings, &package).await?;
+    let peak_rss = peak_rss_mib();
+    e2e_rates.push(first.items_per_second());
+    e2e_cpu.push(cpu);
+    let mut last_summary = first;
+
+    // Model only: the same photos, preprocessed once up front, through one session. All cores
+    // go to the one session, as the model would get them on a dedicated machine.
+    let mut runtime = pipeline_config.runtime.clone();
+    runtime.intra_threads = cores;
+    let model_intra_threads = runtime.intra_threads;
+    let batch_size = args.model_batch_size;
+    let preprocessor = Preprocessor::for_package(&package, pipeline_config.limits);
+    let (model_package, model_files, model_preprocessor) = (package.clone(), files.clone(), preprocessor.clone());
+    let (session, tensors, per_item) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut session = ModelSession::new(&model_package, &runtime)?;
+        let tensors: Vec<f32> =
+            preprocess_files(&model_files, &model_preprocessor).into_iter().flatten().flatten().collect();
+        let per_item = model_preprocessor.tensor_len();
+        if tensors.is_empty() {
+            bail!("none of the files is a usable photo");
+        }
+        // Warm-up: the first run allocates and picks kernels.
+        session.predict(&tensors[..per_item * (tensors.len() / per_item).min(batch_size)])?;
+        Ok((session, tensors, per_item))
+    })
+    .await??;
+    let provider = session.execution_provider().to_string();
+    let model_ref = session.model().clone();
+    let mut session = Some(session);
+    let tensors = Arc::new(tensors);
+
+    let (mut model_rates, mut model_cpu) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        if round > 0 {
+            let (summary, cpu) = end_to_end_round(&args, &settings, &package).await?;
+            e2e_rates.push(summary.items_per_second());
+            e2e_cpu.push(cpu);
+            last_summary = summary;
+        }
+        let mut s = session.take().expect("session is put back after each round");
+        let t = tensors.clone();
+        let (s, rate, cpu) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let n = t.len() / per_item;
+            let started = Instant::now();
+            let (done, cpu) =
+                cpu_ms_per_item(n, || t.chunks(per_item * batch_size).try_for_each(|c| s.predict(c).map(drop)));
+            done?;
+            Ok((s, n as f64 / started.elapsed().as_secs_f64(), cpu))
+        })
+        .await??;
+        session = Some(s);
+        model_rates.push(rate);
+        model_cpu.push(cpu);
+        tracing::info!(round, end_to_end = e2e_rates[round], model_only = rate, "bench round");
+    }
+    let summary = last_summary;
+
+    // Each stage alone, on one thread.
+    let mut cpu = {
+        let (files, preprocessor) = (files.clone(), preprocessor.clone());
+        tokio::task::spawn_blocking(move || stages::preprocessing(&files, &preprocessor)).await??
+    };
+    cpu.inference = median(&model_cpu);
+    cpu.sink = stages::sink(tensors.len() / per_item, &model_ref, package.classes(), &provider).await?;
+    let ceiling = cores as f64 * 1e3 / cpu.essential();
+
+    let end_to_end = EndToEnd {
+        images_per_second: median(&e2e_rates),
+        per_round: e2e_rates,
+        cpu_ms_per_photo: median(&e2e_cpu),
+        peak_rss_mib: peak_rss,
+        classified: summary.classified(),
+        dead_lettered: summary.dlq,
+        workers: pipeline_config.num_workers,
+        intra_threads: pipeline_config.runtime.intra_threads,
+        max_batch_size: pipeline_config.batcher.max_batch_size,
+        mean_batch_size: summary.batched_items as f64 / summary.batches.max(1) as f64,
+    };
+    let model_only = ModelOnly {
+        images_per_second: median(&model_rates),
+        per_round: model_rates,
+        batch_size,
+        intra_threads: model_intra_threads,
+    };
+    let report = BenchReport {
+        data: args.data.display().to_string(),
+        num_images: (end_to_end.classified + end_to_end.dead_lettered) as usize,
+        execution_provider: provider,
+        cores,
+        rounds: args.rounds,
+        end_to_end_over_model_only: end_to_end.images_per_second / model_only.images_per_second,
+        ceiling_images_per_second: ceiling,
+        ceiling_with_read_and_sink_images_per_second: cores as f64 * 1e3 / cpu.total(),
+        end_to_end_over_ceiling: end_to_end.images_per_second / ceiling,
+        cpu_ms_per_photo: cpu,
+        end_to_end,
+        model_only,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &BenchReport) {
+    let (e, m, c) = (&report.end_to_end, &report.model_only, &report.cpu_ms_per_photo);
+    println!(
+        "{} photos from {} on {} ({} cores), median of {} interleaved rounds",
+        report.num_images, report.data, report.execution_provider, report.cores, report.rounds
+    );
+    println!(
+        "end-to-end (autorma run): {:>8.1} img/s  ({} worker(s) x {} intra threads, batches up to {}, mean {:.1})",
+        e.images_per_second, e.workers, e.intra_threads, e.max_batch_size, e.mean_batch_size
+    );
+    println!(
+        "model only (batch {}):    {:>8.1} img/s  ({} intra threads)",
+        m.batch_size, m.images_per_second, m.intra_threads
+    );
+    println!("end-to-end / model-only:  {:>8.2}", report.end_to_end_over_model_only);
+    println!("CPU per photo, each stage alone (ms):");
+    for (stage, ms) in [
+        ("read", c.read),
+        ("decode", c.decode),
+        ("resize + normalise", c.resize_normalise),
+        ("inference", c.inference),
+        ("sink", c.sink),
+    ] {
+        println!("  {stage:<20} {ms:>7.2}");
+    }
+    println!("  {:<20} {:>7.2}  (the whole run, all threads)", "end-to-end", e.cpu_ms_per_photo);
+    println!(
+        "ceiling (decode + resize + inference on {} cores): {:.1} img/s; with read and sink: {:.1}; end-to-end reaches {:.0} %",
+        report.cores,
+        report.ceiling_images_per_second,
+        report.ceiling_with_read_and_sink_images_per_second,
+        report.end_to_end_over_ceiling * 100.0
+    );
+    match e.peak_rss_mib {
+        Some(mib) => println!("peak resident memory of the run: {mib:.0} MiB"),
+        None => println!("peak resident memory of the run: unknown (no /proc/self/status)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}
