@@ -1,12 +1,14 @@
 //! Letterbox, resize and normalise: steps 2 to 4 of the preprocessing contract.
 
-use image::imageops::{self, FilterType};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::imageops;
 use image::{Rgb, RgbImage};
 
 /// Pads to an `m x m` square of `background` (`m = max(w, h)`) with the photo at
 /// `((m - w) / 2, (m - h) / 2)` (integer division: an odd remainder puts the extra pixel on the
-/// right / bottom), then resizes to `size x size` with a triangle filter (Pillow's BILINEAR:
-/// its support widens when shrinking, so downscaling averages instead of aliasing).
+/// right / bottom), then resizes to `size x size` with Pillow's BILINEAR: a triangle filter
+/// whose support widens when shrinking (downscaling averages instead of aliasing), computed
+/// in Pillow's fixed point by `fast_image_resize` (SIMD), so the pixels are the training's.
 pub fn letterbox_resize(rgb: &RgbImage, size: u32, background: [u8; 3]) -> RgbImage {
     let (w, h) = rgb.dimensions();
     let m = w.max(h);
@@ -21,7 +23,10 @@ pub fn letterbox_resize(rgb: &RgbImage, size: u32, background: [u8; 3]) -> RgbIm
     if m == size {
         return square.clone();
     }
-    imageops::resize(square, size, size, FilterType::Triangle)
+    let mut resized = RgbImage::new(size, size);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new().resize(square, &mut resized, &options).expect("an RGB8 image resizes into an RGB8 image");
+    resized
 }
 
 /// `x = (pixel * scale - mean[c]) / std[c]` in f32, written as CHW into `out`
