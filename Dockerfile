@@ -5,7 +5,8 @@ FROM rust:1.92-bookworm AS build
 WORKDIR /src
 COPY . .
 # ONNX Runtime's library from the pinned wheel (sha256-checked), where autorma looks for it.
-RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-pip python3-venv \
+# cmake and nasm: the turbojpeg crate builds libjpeg-turbo.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-pip python3-venv cmake nasm \
     && infra/setup/onnxruntime.sh /opt/onnxruntime \
     && cargo build --release --locked --bin autorma
 

@@ -52,6 +52,7 @@ start_autorma() {
 
 case "${1:-}" in
   up)
+    "${REPO_ROOT}/infra/setup/build-tools.sh"
     "${REPO_ROOT}/infra/setup/kafka.sh"
     "${REPO_ROOT}/infra/setup/versitygw.sh"
     "${REPO_ROOT}/infra/setup/onnxruntime.sh"

@@ -10,6 +10,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
 
+infra/setup/build-tools.sh
 infra/setup/python.sh
 infra/setup/onnxruntime.sh
 infra/setup/kafka.sh

@@ -5,15 +5,10 @@
 # Usage: infra/setup/browser.sh
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "${repo_root}/infra/setup/lib.sh"
 
 if [[ ! -x /usr/bin/chromium ]]; then
-  sudo=""
-  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
-  # `env` after sudo: sudo resets the environment.
-  install=(${sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
-  echo "installing Debian's chromium"
-  # Stale package lists on a fresh machine: refresh them once and try again.
-  "${install[@]}" >/dev/null || { ${sudo} apt-get update -q >/dev/null && "${install[@]}" >/dev/null; }
+  apt_install chromium
 fi
 /usr/bin/chromium --version 2>/dev/null  # its wrapper script complains on stderr
 

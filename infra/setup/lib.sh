@@ -1,5 +1,16 @@
 # Shared helpers for the infra/setup install scripts; sourced, not run.
 
+# apt_install PACKAGE...: installs Debian packages (through sudo when not root), refreshing the
+# package lists once if they are stale (as on a fresh machine).
+apt_install() {
+  local sudo=""
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+  # `env` after sudo: sudo resets the environment.
+  local install=(${sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@")
+  echo "installing Debian's $*"
+  "${install[@]}" >/dev/null || { ${sudo} apt-get update -q >/dev/null && "${install[@]}" >/dev/null; }
+}
+
 # check_install_dest DEST SCRIPT ENTRY...: an earlier, unfinished or outdated install at DEST
 # (only the ENTRY names) may be replaced; anything else there is left alone and the script stops.
 check_install_dest() {

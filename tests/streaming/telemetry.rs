@@ -90,8 +90,10 @@ fn a_streaming_run_fills_every_dashboard_panel_and_alert_and_each_photo_is_one_t
 
     check_dashboard_and_rules(&prometheus, start);
 
-    // What the dashboard shows for the run, beside what the test measured itself.
-    let range = format!("{}s", (unix_now() - start).ceil());
+    // What the dashboard shows for the run, beside what the test measured itself. The range
+    // reaches 30 s before the run (the counters were at zero then), so the queries below,
+    // evaluated a little later each, all still see its start.
+    let range = format!("{}s", (unix_now() - start).ceil() + 30.0);
     let throughput = prometheus
         .query_range(
             &format!("sum(rate(autorma_photos_processed_total[{RATE_INTERVAL}]))"),

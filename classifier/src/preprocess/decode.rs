@@ -36,6 +36,32 @@ pub fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, PreprocessError> {
     }
 }
 
+/// A JPEG through libjpeg-turbo, as the training code's Pillow decodes it (the accurate
+/// integer IDCT, fancy upsampling, grey replicated to RGB): the same pixels. `None` for what
+/// it will not turn into RGB (CMYK, YCCK) or reports as damaged, even only with a warning
+/// (Pillow decodes those): the `image` crate, as lenient, decodes them or says why not.
+fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
+    let decoded = turbojpeg::read_header(bytes).and_then(|header| {
+        if matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK) {
+            return Err(turbojpeg::Error::TurboJpegError(format!(
+                "{:?} is not decoded to RGB here",
+                header.colorspace
+            )));
+        }
+        turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB)
+    });
+    match decoded {
+        // `decompress` packs the rows (pitch = width * 3).
+        Ok(image) => {
+            Some(RgbImage::from_raw(image.width as u32, image.height as u32, image.pixels).expect("whole rows"))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "libjpeg-turbo did not decode the photo; the image crate tries");
+            None
+        }
+    }
+}
+
 /// Decodes to 8-bit RGB: alpha is composited onto `background`, grey is expanded.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> Result<RgbImage, PreprocessError> {
     let format = sniff_format(bytes)?;
@@ -61,6 +87,12 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
         return Err(PreprocessError::Decode {
             detail: "jpeg is truncated (no end-of-image marker after the scan)".into(),
         });
+    }
+
+    if format == ImageFormat::Jpeg
+        && let Some(rgb) = decode_jpeg(bytes)
+    {
+        return Ok(rgb);
     }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -134,6 +166,25 @@ mod tests {
     fn decodes_a_jpeg() {
         let rgb = decode_rgb(&jpeg(40, 30), &DecodeLimits::default(), [255; 3]).unwrap();
         assert_eq!(rgb.dimensions(), (40, 30));
+    }
+
+    #[test]
+    fn a_grey_jpeg_becomes_rgb_and_a_damaged_scan_is_left_to_the_image_crate() {
+        let grey = image::GrayImage::from_fn(32, 24, |x, y| image::Luma([(x * 8 + y) as u8]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .write_image(&grey, 32, 24, image::ExtendedColorType::L8)
+            .unwrap();
+        let rgb = decode_jpeg(&bytes).expect("libjpeg-turbo decodes a grey jpeg");
+        assert!(rgb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+
+        // Garbage inside the scan, the end-of-image marker kept: libjpeg-turbo warns, so the
+        // image crate decides; either way it is an answer, not a panic.
+        let mut damaged = jpeg(64, 64);
+        let middle = damaged.len() / 2;
+        damaged[middle..middle + 40].fill(0xFF);
+        assert!(decode_jpeg(&damaged).is_none());
+        let _ = decode_rgb(&damaged, &DecodeLimits::default(), [255; 3]);
     }
 
     #[test]
