@@ -5,8 +5,9 @@ FROM rust:1.92-bookworm AS build
 WORKDIR /src
 COPY . .
 # ONNX Runtime's library from the pinned wheel (sha256-checked), where autorma looks for it.
-# cmake and nasm: the turbojpeg crate builds libjpeg-turbo.
-RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-pip python3-venv cmake nasm \
+# cmake and nasm (infra/setup/build-tools.sh): the turbojpeg crate builds libjpeg-turbo.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-pip python3-venv \
+    && infra/setup/build-tools.sh \
     && infra/setup/onnxruntime.sh /opt/onnxruntime \
     && cargo build --release --locked --bin autorma
 

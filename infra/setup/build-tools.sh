@@ -13,4 +13,5 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
   apt_install "${missing[@]}"
 fi
-echo "build tools: $(cmake --version | head -n 1), $(nasm -v)"
+cmake_version="$(cmake --version)"
+echo "build tools: ${cmake_version%%$'\n'*}, $(nasm -v)"

@@ -1,10 +1,17 @@
 # Shared helpers for the infra/setup install scripts; sourced, not run.
 
-# apt_install PACKAGE...: installs Debian packages (through sudo when not root), refreshing the
-# package lists once if they are stale (as on a fresh machine).
+# apt_install PACKAGE...: installs Debian packages (as root, or through sudo without a
+# password prompt), refreshing the package lists once if they are stale (as on a fresh
+# machine); otherwise says what to install by hand and stops.
 apt_install() {
   local sudo=""
-  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+  if [[ "$(id -u)" -ne 0 ]]; then
+    if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
+      echo "$(basename "$0"): needs Debian's $* and cannot install them (not root, no password-less sudo); install them and run again" >&2
+      exit 1
+    fi
+    sudo="sudo -n"
+  fi
   # `env` after sudo: sudo resets the environment.
   local install=(${sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@")
   echo "installing Debian's $*"

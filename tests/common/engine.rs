@@ -26,7 +26,13 @@ impl Engine {
             other => panic!("no engine script for {other}"),
         };
         let engine = Engine { script, dir: dir.to_path_buf(), ports };
-        let output = engine.script("start");
+        let mut output = engine.script("start");
+        if !output.status.success() {
+            // Seen twice in about 30 starts: the process exits at once with an empty log. Said,
+            // and tried once more.
+            eprintln!("[engine] {script} start failed, trying again:\n{}", String::from_utf8_lossy(&output.stderr));
+            output = engine.script("start");
+        }
         assert!(
             output.status.success(),
             "{script} start failed (run infra/setup/{name}.sh first):\n{}\n{}",

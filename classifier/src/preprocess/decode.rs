@@ -36,25 +36,37 @@ pub fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, PreprocessError> {
     }
 }
 
-/// A JPEG through libjpeg-turbo, as the training code's Pillow decodes it (the accurate
-/// integer IDCT, fancy upsampling, grey replicated to RGB): the same pixels. `None` for what
-/// it will not turn into RGB (CMYK, YCCK) or reports as damaged, even only with a warning
-/// (Pillow decodes those): the `image` crate, as lenient, decodes them or says why not.
-fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
-    let decoded = turbojpeg::read_header(bytes).and_then(|header| {
-        if matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK) {
+/// A JPEG of the accepted `width` x `height` through libjpeg-turbo, as the training code's
+/// Pillow decodes it (the accurate integer IDCT, fancy upsampling, grey replicated to RGB):
+/// the same pixels. `None` for what it will not turn into RGB (CMYK, YCCK), reports as
+/// damaged (even only with a warning: Pillow decodes those), or sees at another size than the
+/// header check did: the `image` crate, as lenient and under its allocation limits, decodes
+/// them or says why not.
+fn decode_jpeg(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
+    let decoded = (|| {
+        let mut decompressor = turbojpeg::Decompressor::new()?;
+        let header = decompressor.read_header(bytes)?;
+        if matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK)
+            || (header.width, header.height) != (width as usize, height as usize)
+        {
             return Err(turbojpeg::Error::TurboJpegError(format!(
-                "{:?} is not decoded to RGB here",
-                header.colorspace
+                "{:?} {}x{}: left to the image crate",
+                header.colorspace, header.width, header.height
             )));
         }
-        turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB)
-    });
+        let pitch = header.width * 3;
+        let mut image = turbojpeg::Image {
+            pixels: vec![0; pitch * header.height],
+            width: header.width,
+            pitch,
+            height: header.height,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        decompressor.decompress(bytes, image.as_deref_mut())?;
+        Ok(image.pixels)
+    })();
     match decoded {
-        // `decompress` packs the rows (pitch = width * 3).
-        Ok(image) => {
-            Some(RgbImage::from_raw(image.width as u32, image.height as u32, image.pixels).expect("whole rows"))
-        }
+        Ok(pixels) => RgbImage::from_raw(width, height, pixels),
         Err(e) => {
             tracing::debug!(error = %e, "libjpeg-turbo did not decode the photo; the image crate tries");
             None
@@ -82,7 +94,7 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
         return Err(PreprocessError::Decode { detail: format!("{width}x{height} has no pixels") });
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        // The JPEG decoder fills a truncated scan with grey and reports success; a photo cut
+        // JPEG decoders fill a truncated scan with grey and report success; a photo cut
         // off in transit must not be classified as if it were whole (Pillow refuses it too).
         return Err(PreprocessError::Decode {
             detail: "jpeg is truncated (no end-of-image marker after the scan)".into(),
@@ -90,14 +102,15 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
     }
 
     if format == ImageFormat::Jpeg
-        && let Some(rgb) = decode_jpeg(bytes)
+        && let Some(rgb) = decode_jpeg(bytes, width, height)
     {
         return Ok(rgb);
     }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // Second line of defence in case a header lies about the size: cap what the decoder may
-    // allocate at what the accepted dimensions need (RGBA, 16 bit) plus slack.
+    // PNG, WebP, and the JPEGs libjpeg-turbo left. Second line of defence in case a header lies
+    // about the size: cap what the decoder may allocate at what the accepted dimensions need
+    // (RGBA, 16 bit) plus slack.
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(width);
     decoder_limits.max_image_height = Some(height);
@@ -175,7 +188,7 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
             .write_image(&grey, 32, 24, image::ExtendedColorType::L8)
             .unwrap();
-        let rgb = decode_jpeg(&bytes).expect("libjpeg-turbo decodes a grey jpeg");
+        let rgb = decode_jpeg(&bytes, 32, 24).expect("libjpeg-turbo decodes a grey jpeg");
         assert!(rgb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
 
         // Garbage inside the scan, the end-of-image marker kept: libjpeg-turbo warns, so the
@@ -183,8 +196,12 @@ mod tests {
         let mut damaged = jpeg(64, 64);
         let middle = damaged.len() / 2;
         damaged[middle..middle + 40].fill(0xFF);
-        assert!(decode_jpeg(&damaged).is_none());
-        let _ = decode_rgb(&damaged, &DecodeLimits::default(), [255; 3]);
+        assert!(decode_jpeg(&damaged, 64, 64).is_none());
+        if let Ok(rgb) = decode_rgb(&damaged, &DecodeLimits::default(), [255; 3]) {
+            assert_eq!(rgb.dimensions(), (64, 64));
+        }
+        // A size other than the header check's is not trusted.
+        assert!(decode_jpeg(&jpeg(64, 64), 64, 65).is_none());
     }
 
     #[test]

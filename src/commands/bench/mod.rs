@@ -37,7 +37,7 @@ struct BenchReport {
     model_only: ModelOnly,
     /// Median end-to-end over median model-only throughput.
     end_to_end_over_model_only: f64,
-    /// CPU milliseconds per photo of each stage, timed alone.
+    /// CPU milliseconds per photo of each stage, timed alone (see `stages.rs`).
     cpu_ms_per_photo: StageCpu,
     /// Photos/s the cores could reach if decode, resize + normalise and inference were all
     /// they did (`cores / CPU per photo`), and the same with read and sink too.
@@ -53,7 +53,7 @@ struct EndToEnd {
     images_per_second: f64,
     per_round: Vec<f64>,
     /// CPU milliseconds per photo of the whole run, all threads (median over the rounds):
-    /// beyond the stages' sum, what scheduling, copies and waiting cost.
+    /// beyond the stages' sum, what scanning, session start, scheduling and copies cost.
     cpu_ms_per_photo: f64,
     /// The bench process's peak resident memory after its first end-to-end round, before it
     /// loads anything for the model-only rounds: what `autorma run` on these photos takes.
@@ -245,7 +245,7 @@ fn print_report(report: &BenchReport) {
         m.batch_size, m.images_per_second, m.intra_threads
     );
     println!("end-to-end / model-only:  {:>8.2}", report.end_to_end_over_model_only);
-    println!("CPU per photo, each stage alone (ms):");
+    println!("CPU per photo, each stage alone (ms; inference from the model-only rounds):");
     for (stage, ms) in [
         ("read", c.read),
         ("decode", c.decode),

@@ -1,6 +1,8 @@
-//! Where a photo's CPU time goes: each stage of `autorma run`'s path timed alone, one photo
-//! after another on one thread, in process CPU time (so the ONNX Runtime threads of the
-//! inference count too). Their sum per photo bounds what the cores can reach.
+//! Where a photo's CPU time goes, stage by stage: read, decode and resize + normalise timed
+//! per photo on one thread (that thread's CPU time); inference from the model-only rounds
+//! (the process's CPU time: all of ONNX Runtime's threads, at the model-only batch size); the
+//! sink as results written one after another (the process's CPU time). Their sum per photo
+//! bounds what the cores can reach.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,13 +15,13 @@ use serde::Serialize;
 /// CPU milliseconds per photo in each stage.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageCpu {
-    /// Reading the file (the page cache warm, as in the bench's rounds).
+    /// Reading the file (the page cache warm).
     pub read: f64,
     /// Bytes to RGB pixels.
     pub decode: f64,
     /// Letterbox, resize to the input size, normalise to the f32 tensor.
     pub resize_normalise: f64,
-    /// The model, at the model-only batch size, all its threads.
+    /// The model in the model-only rounds: their batch size, all of its threads.
     pub inference: f64,
     /// One result written by the embedded sink (its JSON file).
     pub sink: f64,
@@ -38,46 +40,57 @@ impl StageCpu {
 
 /// CPU time this process has used so far, all threads.
 pub fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time the calling thread has used so far.
+fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec to write into; the clock id is a constant Linux knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    // SAFETY: `ts` is a valid timespec to write into; the clock ids are constants Linux knows.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime({clock}) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// CPU milliseconds per item of `work` over `n` items.
+/// CPU milliseconds per item of `work` over `n` items, all threads.
 pub fn cpu_ms_per_item<T>(n: usize, work: impl FnOnce() -> T) -> (T, f64) {
     let started = process_cpu();
     let out = work();
     (out, (process_cpu() - started).as_secs_f64() * 1e3 / n.max(1) as f64)
 }
 
-/// Times read, decode and resize + normalise over `files` (the photos that decode; the
-/// others are left out of every stage). Run after the end-to-end rounds: the page cache
-/// holds the files, as it does for a run on photos just written.
+/// Times read, decode and resize + normalise of each photo of `files` on this thread, one
+/// photo in memory at a time; files that do not read or decode are left out of every stage.
+/// Run after the end-to-end rounds, so the page cache holds the files.
 pub fn preprocessing(files: &[PathBuf], preprocessor: &Preprocessor) -> anyhow::Result<StageCpu> {
-    let decodes = |b: &[u8]| decode_rgb(b, &preprocessor.limits, preprocessor.background).is_ok();
-    let photos: Vec<&PathBuf> = files.iter().filter(|f| std::fs::read(f).is_ok_and(|b| decodes(&b))).collect();
-    let n = photos.len();
+    let (mut read, mut decode, mut resize_normalise, mut n) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
+    let mut tensor = vec![0.0; preprocessor.tensor_len()];
+    for file in files {
+        let started = thread_cpu();
+        let Ok(bytes) = std::fs::read(file) else { continue };
+        let was_read = thread_cpu();
+        let Ok(image) = decode_rgb(&bytes, &preprocessor.limits, preprocessor.background) else { continue };
+        let decoded = thread_cpu();
+        let square = letterbox_resize(&image, preprocessor.size, preprocessor.background);
+        normalise_into(&square, preprocessor.scale, preprocessor.mean, preprocessor.std, &mut tensor);
+        let done = thread_cpu();
+        (read, decode, resize_normalise, n) =
+            (read + (was_read - started), decode + (decoded - was_read), resize_normalise + (done - decoded), n + 1);
+    }
     if n == 0 {
         anyhow::bail!("none of the files is a usable photo");
     }
-    let (bytes, read) = cpu_ms_per_item(n, || photos.iter().map(std::fs::read).collect::<Result<Vec<_>, _>>());
-    let bytes = bytes?;
-    let (images, decode) = cpu_ms_per_item(n, || {
-        bytes
-            .iter()
-            .map(|b| decode_rgb(b, &preprocessor.limits, preprocessor.background).expect("decoded before"))
-            .collect::<Vec<_>>()
-    });
-    let mut tensor = vec![0.0; preprocessor.tensor_len()];
-    let (_, resize_normalise) = cpu_ms_per_item(n, || {
-        for image in &images {
-            let square = letterbox_resize(image, preprocessor.size, preprocessor.background);
-            normalise_into(&square, preprocessor.scale, preprocessor.mean, preprocessor.std, &mut tensor);
-        }
-    });
-    Ok(StageCpu { read, decode, resize_normalise, ..StageCpu::default() })
+    let per_photo = |total: Duration| total.as_secs_f64() * 1e3 / f64::from(n);
+    Ok(StageCpu {
+        read: per_photo(read),
+        decode: per_photo(decode),
+        resize_normalise: per_photo(resize_normalise),
+        ..StageCpu::default()
+    })
 }
 
 /// Times `n` results written by the embedded sink, into a throwaway folder.
