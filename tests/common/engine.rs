@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub struct Engine {
-    script: &'static str,
+    /// `infra/engines/<name>.sh`.
+    script: String,
     dir: PathBuf,
     /// The port variables the script reads, with the free ports picked for them.
     ports: Vec<(&'static str, u16)>,
@@ -20,12 +21,8 @@ impl Engine {
         let ports =
             port_variables.iter().zip(&listeners).map(|(var, l)| (*var, l.local_addr().unwrap().port())).collect();
         drop(listeners);
-        let script = match name {
-            "prometheus" => "infra/engines/prometheus.sh",
-            "jaeger" => "infra/engines/jaeger.sh",
-            other => panic!("no engine script for {other}"),
-        };
-        let engine = Engine { script, dir: dir.to_path_buf(), ports };
+        let script = format!("infra/engines/{name}.sh");
+        let engine = Engine { script: script.clone(), dir: dir.to_path_buf(), ports };
         let mut output = engine.script("start");
         if !output.status.success() {
             // Seen twice in about 30 starts: the process exits at once with an empty log. Said,
@@ -48,7 +45,7 @@ impl Engine {
 
     fn script(&self, action: &str) -> Output {
         Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(self.script))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(&self.script))
             .args([action, &self.dir.display().to_string()])
             .envs(self.ports.iter().map(|(var, port)| (*var, port.to_string())))
             .output()

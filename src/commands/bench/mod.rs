@@ -19,7 +19,7 @@ use autorma_classifier::inference::ModelSession;
 use autorma_classifier::preprocess::Preprocessor;
 use autorma_classifier::{PipelineModel, PipelineStats};
 use serde::Serialize;
-use stages::{StageCpu, cpu_ms_per_item, peak_rss_mib, process_cpu};
+use stages::{StageCpu, cpu_ms_per_item, ms_per_item, peak_rss_mib, process_cpu};
 
 use super::run::{EmbeddedRun, run_embedded};
 use super::{list_files, model_setup, preprocess_files};
@@ -101,8 +101,8 @@ async fn end_to_end_round(
     let started = process_cpu();
     let model = PipelineModel::Package(package.clone());
     let summary = run_embedded(&run, settings.clone(), model, None, stats, std::future::pending()).await?;
-    let photos = (summary.classified() + summary.dlq).max(1) as f64;
-    Ok((summary, (process_cpu() - started).as_secs_f64() * 1e3 / photos))
+    let photos = (summary.classified() + summary.dlq) as usize;
+    Ok((summary, ms_per_item(process_cpu() - started, photos)))
 }
 
 pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {

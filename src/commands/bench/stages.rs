@@ -56,11 +56,16 @@ fn cpu_clock(clock: libc::clockid_t) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Milliseconds per item of `total` spread over `n` items.
+pub fn ms_per_item(total: Duration, n: usize) -> f64 {
+    total.as_secs_f64() * 1e3 / n.max(1) as f64
+}
+
 /// CPU milliseconds per item of `work` over `n` items, all threads.
 pub fn cpu_ms_per_item<T>(n: usize, work: impl FnOnce() -> T) -> (T, f64) {
     let started = process_cpu();
     let out = work();
-    (out, (process_cpu() - started).as_secs_f64() * 1e3 / n.max(1) as f64)
+    (out, ms_per_item(process_cpu() - started, n))
 }
 
 /// Times read, decode and resize + normalise of each photo of `files` on this thread, one
@@ -84,11 +89,10 @@ pub fn preprocessing(files: &[PathBuf], preprocessor: &Preprocessor) -> anyhow::
     if n == 0 {
         anyhow::bail!("none of the files is a usable photo");
     }
-    let per_photo = |total: Duration| total.as_secs_f64() * 1e3 / f64::from(n);
     Ok(StageCpu {
-        read: per_photo(read),
-        decode: per_photo(decode),
-        resize_normalise: per_photo(resize_normalise),
+        read: ms_per_item(read, n),
+        decode: ms_per_item(decode, n),
+        resize_normalise: ms_per_item(resize_normalise, n),
         ..StageCpu::default()
     })
 }
@@ -115,7 +119,7 @@ pub async fn sink(n: usize, model: &ModelRef, classes: &[String], execution_prov
         sink.write_result(record).await?;
     }
     sink.flush().await?;
-    Ok((process_cpu() - started).as_secs_f64() * 1e3 / n.max(1) as f64)
+    Ok(ms_per_item(process_cpu() - started, n))
 }
 
 /// The highest resident memory of this process so far, in MiB (Linux's VmHWM).
