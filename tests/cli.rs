@@ -76,30 +76,41 @@ fn eval_reports_accuracy_per_class_and_confusion() {
 }
 
 /// The bar: Rust accuracy on the real test split within 0.3 points of the figure the
-/// model package records. Runs only where the real model and the data set are present.
+/// model package records, for the fp32 package and its INT8 copy. Runs only where the real
+/// models and the data set are present.
 #[test]
 fn eval_on_the_real_test_split_matches_the_model_package() {
-    let model = root().join("models/fashion5");
     let data = root().join("../shared/datasets/fashion5/test");
-    if !model.join("model.json").exists() || !data.exists() {
-        eprintln!("SKIPPED: needs models/fashion5 and ../shared/datasets/fashion5/test");
-        return;
+    for (package, precision) in [("fashion5", "fp32"), ("fashion5-int8", "int8")] {
+        let model = root().join("models").join(package);
+        if !model.join("model.json").exists() || !data.exists() {
+            eprintln!("SKIPPED: needs models/{package} and ../shared/datasets/fashion5/test");
+            return;
+        }
+        let output =
+            autorma().env("AUTORMA_MODEL", &model).args(["eval", "--json", "--data"]).arg(&data).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["precision"], precision);
+        let rust = report["accuracy"].as_f64().unwrap();
+        let recorded = report["recorded_test_accuracy"].as_f64().expect("model.json records metrics.test.accuracy");
+        eprintln!("{package}: rust accuracy {rust:.4}, model.json {recorded:.4}");
+        assert_eq!(report["num_images"], 375);
+        assert!(
+            (rust - recorded).abs() * 100.0 <= 0.3,
+            "{package}: rust {rust} vs recorded {recorded}: more than 0.3 points apart"
+        );
+        // The thresholds decide the same way here: a decode difference may move a borderline
+        // photo or two across its threshold, not more (1 point = 3.75 photos).
+        let share = report["review"]["share_sent_to_review"].as_f64().unwrap();
+        let recorded_share =
+            report["recorded_test_review_share"].as_f64().expect("model.json records the test review share");
+        eprintln!("{package}: rust review share {share:.4}, model.json {recorded_share:.4}");
+        assert!(
+            (share - recorded_share).abs() * 100.0 <= 1.0,
+            "{package}: review share {share} vs recorded {recorded_share}"
+        );
     }
-    let output = autorma().env("AUTORMA_MODEL", &model).args(["eval", "--json", "--data"]).arg(&data).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let rust = report["accuracy"].as_f64().unwrap();
-    let recorded = report["recorded_test_accuracy"].as_f64().expect("model.json records metrics.test.accuracy");
-    eprintln!("rust accuracy {rust:.4}, model.json {recorded:.4}");
-    assert_eq!(report["num_images"], 375);
-    assert!((rust - recorded).abs() * 100.0 <= 0.3, "rust {rust} vs recorded {recorded}: more than 0.3 points apart");
-    // The thresholds decide the same way here: a decode difference may move a borderline photo
-    // or two across its threshold, not more (1 point = 3.75 photos).
-    let share = report["review"]["share_sent_to_review"].as_f64().unwrap();
-    let recorded_share =
-        report["recorded_test_review_share"].as_f64().expect("model.json records the test review share");
-    eprintln!("rust review share {share:.4}, model.json {recorded_share:.4}");
-    assert!((share - recorded_share).abs() * 100.0 <= 1.0, "review share {share} vs recorded {recorded_share}");
 }
 
 #[test]

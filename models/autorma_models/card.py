@@ -79,6 +79,26 @@ def reproduce_command(arch: str, size: int, r: dict) -> str:
     return cmd + " --out runs/NAME"
 
 
+def _ece(m: dict) -> str:
+    before = m.get("ece_before_temperature")
+    return f"{'-' if before is None else f'{before:.4f}'} / {m['ece']:.4f}"
+
+
+def _graph_check(meta: dict) -> str:
+    """How the shipped graph was checked: against PyTorch (fp32), or against its fp32 source (int8)."""
+    q = meta.get("quantization")
+    if q is None:
+        return ("- onnxruntime vs PyTorch on 128 real val photos: max abs difference of the probabilities\n"
+                f"  {meta['parity_max_abs_diff']:.1e}.")
+    src, cal = q["from"], q["calibration"]
+    return (f"- Precision {meta['precision']}: {q['method']}, calibrated ({cal['method']}) on {cal['photos']} photos of\n"
+            f"  {cal['split']}; in float: {', '.join(f'`{n}`' for n in q['float_nodes'])}. Quantized from the fp32\n"
+            f"  package v{src['version']} (`{src['sha256'][:16]}...`): val {_pct(src['metrics']['val'])}, test "
+            f"{_pct(src['metrics']['test'])}, {src['onnxruntime_images_per_second']} img/s measured beside this one.\n"
+            f"  Reproduce: `python -m autorma_models.quantize --model fashion5 --data ../shared/datasets/fashion5 "
+            f"--out fashion5-int8 --method {cal['method']} --calibration-per-class {cal['per_class']} --seed {cal['seed']}`.")
+
+
 def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> None:
     val, test = meta["metrics"]["val"], meta["metrics"]["test"]
     t = meta["training"]
@@ -109,16 +129,15 @@ Low-confidence photos go to a person (decision `review`).
 
 | split | accuracy | ECE before / after temperature | sent to review | accuracy of accepted |
 |---|---|---|---|---|
-| val | {_pct(val['accuracy'])} | {val['ece_before_temperature']:.4f} / {val['ece']:.4f} | {_pct(val['review']['share_sent_to_review'])} | {_pct(val['review']['accepted_accuracy'])} |
-| test | {_pct(test['accuracy'])} | {test['ece_before_temperature']:.4f} / {test['ece']:.4f} | {_pct(test['review']['share_sent_to_review'])} | {_pct(test['review']['accepted_accuracy'])} |
+| val | {_pct(val['accuracy'])} | {_ece(val)} | {_pct(val['review']['share_sent_to_review'])} | {_pct(val['review']['accepted_accuracy'])} |
+| test | {_pct(test['accuracy'])} | {_ece(test)} | {_pct(test['review']['share_sent_to_review'])} | {_pct(test['review']['accepted_accuracy'])} |
 
 - Speed: {meta['onnxruntime_images_per_second']['value']} img/s in onnxruntime (CPU, batch 32,
   {meta['onnxruntime_images_per_second']['threads']} threads) on the machine that packaged it.
 - Temperature {meta['temperature']} (fitted on val by likelihood). Review thresholds, per
   predicted class ({meta['threshold_rule']}):
   {', '.join(f'{c} {v:.4f}' for c, v in meta['thresholds'].items())}.
-- onnxruntime vs PyTorch on 128 real val photos: max abs difference of the probabilities
-  {meta['parity_max_abs_diff']:.1e}.
+{_graph_check(meta)}
 
 ### Test, per class
 

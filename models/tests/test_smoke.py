@@ -73,3 +73,39 @@ def test_preprocess_letterboxes_on_white(tmp_path):
     np.testing.assert_allclose(x[:, 16, 0], white, atol=1e-5)    # left bar
     np.testing.assert_allclose(x[:, 16, 31], white, atol=1e-5)   # right bar
     np.testing.assert_allclose(x[:, 16, 16], red, atol=1e-5)     # the photo, centred
+
+
+def test_quantize_writes_an_int8_package_judged_beside_fp32(packaged, tiny_dataset, tmp_path, capsys):
+    import onnx
+    from autorma_models import quantize
+    out = tmp_path / "int8"
+    # The tiny model is barely trained: the gate is opened so the package is written and checked.
+    quantize.main(["--model", str(packaged), "--data", str(tiny_dataset), "--out", str(out),
+                   "--calibration-per-class", "4", "--max-accuracy-drop", "1", "--workers", "1"])
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["images_per_second"]) == {"fp32", "int8"}
+    meta = evaluate.load_package(out)  # checks the sha256 against the graph
+    fp32 = json.loads((packaged / "model.json").read_text())
+    assert meta["precision"] == "int8" and meta["version"] == "0-test-int8"
+    q = meta["quantization"]
+    assert q["calibration"] == {"split": "train", "photos": 20, "method": "percentile", "seed": 0, "per_class": 4}
+    assert q["from"]["sha256"] == fp32["onnx"]["sha256"]
+    ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # The softmax's input and output stay float: no DequantizeLinear right after it.
+    assert ops[-1] == "Softmax", ops[-4:]
+    assert meta["metrics"]["test"]["accuracy"] == summary["test_accuracy"]["int8"]
+    assert "Precision int8" in (out / "MODEL_CARD.md").read_text()
+    # An int8 package is not quantized again.
+    with pytest.raises(SystemExit, match="already a int8 package"):
+        quantize.main(["--model", str(out), "--data", str(tiny_dataset), "--out", str(tmp_path / "again")])
+
+
+def test_quantize_refuses_to_write_a_package_that_loses_accuracy(packaged, tiny_dataset, tmp_path):
+    from autorma_models import quantize
+    out = tmp_path / "int8"
+    # A negative allowance fails every gate: nothing may be left behind.
+    with pytest.raises(SystemExit, match="no package written"):
+        quantize.main(["--model", str(packaged), "--data", str(tiny_dataset), "--out", str(out),
+                       "--calibration-per-class", "2", "--max-accuracy-drop", "-1", "--workers", "1"])
+    assert not (out / "model.onnx").exists() and not (out / "model.json").exists()

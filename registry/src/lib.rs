@@ -20,7 +20,7 @@ mod registry;
 mod store;
 
 pub use error::RegistryError;
-pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Preprocessing};
+pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Precision, Preprocessing};
 pub use package::{ModelPackage, sha256_file};
 pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
 pub use registry::{REGISTRY_PREFIX, Registry, short_sha};

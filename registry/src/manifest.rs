@@ -16,6 +16,9 @@ pub struct Manifest {
     /// Class names in the order of the output's columns.
     pub classes: Vec<String>,
     pub onnx: OnnxSpec,
+    /// Numbers the graph computes in; `fp32` when absent (packages written before the field).
+    #[serde(default)]
+    pub precision: Precision,
     /// Side of the square input, in pixels.
     pub input_size: u32,
     pub preprocessing: Preprocessing,
@@ -31,6 +34,25 @@ pub struct Manifest {
     pub dataset: serde_json::Value,
     #[serde(default)]
     pub training: serde_json::Value,
+}
+
+/// An INT8 package is a quantized copy of an fp32 one (`models/autorma_models/quantize.py`):
+/// same input, output and preprocessing, so the pipeline runs both the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

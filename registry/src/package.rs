@@ -138,6 +138,7 @@ pub fn sha256_file(path: &Path) -> Result<String, RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Precision;
 
     const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../classifier/tests/fixtures/tiny5");
 
@@ -187,6 +188,20 @@ mod tests {
         edit_manifest(dir.path(), |j| j["preprocessing"]["resize_filter"] = "bicubic".into());
         let err = ModelPackage::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("resize_filter"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_precision_fp32_when_absent() {
+        let package = ModelPackage::load(Path::new(FIXTURE)).unwrap();
+        assert_eq!(package.manifest.precision, Precision::Fp32);
+
+        let dir = copy_fixture();
+        edit_manifest(dir.path(), |j| j["precision"] = "int8".into());
+        assert_eq!(ModelPackage::load(dir.path()).unwrap().manifest.precision, Precision::Int8);
+
+        edit_manifest(dir.path(), |j| j["precision"] = "fp4".into());
+        let err = ModelPackage::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("fp4") && err.contains("int8"), "{err}");
     }
 
     #[test]

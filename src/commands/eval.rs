@@ -21,6 +21,8 @@ use crate::config::FileConfig;
 pub struct EvalReport {
     pub data: String,
     pub model: autorma_core::ModelRef,
+    /// `fp32`, or `int8` for a quantized package.
+    pub precision: &'static str,
     pub execution_provider: &'static str,
     /// Photos that were classified (the metrics' denominator).
     pub num_images: usize,
@@ -123,6 +125,7 @@ pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -
         Ok(EvalReport {
             data,
             model: session.model().clone(),
+            precision: package.manifest.precision.as_str(),
             execution_provider: session.execution_provider(),
             num_images: pairs.len(),
             accuracy,
@@ -203,8 +206,8 @@ pub fn review(pairs: &[(usize, usize)], accepted: &[bool]) -> Review {
 
 fn print_table(r: &EvalReport) {
     println!(
-        "model {} v{} on {} ({} photos, {})",
-        r.model.name, r.model.version, r.data, r.num_images, r.execution_provider
+        "model {} v{} ({}) on {} ({} photos, {})",
+        r.model.name, r.model.version, r.precision, r.data, r.num_images, r.execution_provider
     );
     print!("accuracy {:.4}", r.accuracy);
     if let Some(recorded) = r.recorded_test_accuracy {

@@ -78,8 +78,8 @@ fn model_setup(
     let package = ModelPackage::load(&settings.model_dir).with_context(|| {
         format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", settings.model_dir.display())
     })?;
-    tracing::info!(model = %package.manifest.name, version = %package.manifest.version, dir = %settings.model_dir.display(),
-        "model package verified");
+    tracing::info!(model = %package.manifest.name, version = %package.manifest.version,
+        precision = package.manifest.precision.as_str(), dir = %settings.model_dir.display(), "model package verified");
     Ok((settings, Arc::new(package)))
 }
 

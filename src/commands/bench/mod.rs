@@ -30,6 +30,8 @@ use crate::config::{FileConfig, ModelSettings};
 struct BenchReport {
     data: String,
     num_images: usize,
+    /// The package's `precision`: `fp32`, or `int8` for a quantized one.
+    precision: &'static str,
     execution_provider: String,
     cores: usize,
     rounds: usize,
@@ -211,6 +213,7 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
     let report = BenchReport {
         data: args.data.display().to_string(),
         num_images: (end_to_end.classified + end_to_end.dead_lettered) as usize,
+        precision: package.manifest.precision.as_str(),
         execution_provider: provider,
         cores,
         rounds: args.rounds,
@@ -233,8 +236,8 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
 fn print_report(report: &BenchReport) {
     let (e, m, c) = (&report.end_to_end, &report.model_only, &report.cpu_ms_per_photo);
     println!(
-        "{} photos from {} on {} ({} cores), median of {} interleaved rounds",
-        report.num_images, report.data, report.execution_provider, report.cores, report.rounds
+        "{} photos from {}, {} model on {} ({} cores), median of {} interleaved rounds",
+        report.num_images, report.data, report.precision, report.execution_provider, report.cores, report.rounds
     );
     println!(
         "end-to-end (autorma run): {:>8.1} img/s  ({} worker(s) x {} intra threads, batches up to {}, mean {:.1})",
