@@ -5,6 +5,7 @@
 //! itself lives in `autorma-classifier`; the embedded backends in `autorma-ingest` (folder
 //! source), `autorma-core` (folder store) and `autorma-sink` (result files).
 
+mod allocator;
 mod cli;
 mod commands;
 mod config;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    allocator::cap_arenas();
     let cli = cli::Cli::parse();
     telemetry::logs::init(cli.log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("autorma").build() {
