@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.",
     long_about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.\n\n\
-Before the first run, install ONNX Runtime once with `infra/setup/onnxruntime.sh`.\n\
+Before the first run, install ONNX Runtime once with `infra/setup/onnxruntime.sh` (`--gpu` for a\n\
+build with `--features cuda`).\n\
 Options can also be set in a TOML file (--config) or as AUTORMA_* environment variables;\n\
 a flag beats the environment, which beats the file."
 )]
@@ -472,9 +473,14 @@ pub struct PipelineArgs {
     /// Largest micro-batch [default: 32]
     #[arg(long, env = "AUTORMA_BATCH_SIZE", value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Longest a photo waits for its micro-batch to fill, in ms [default: 20]
+    /// Longest a photo waits for its micro-batch to fill while more photos are on their way,
+    /// in ms; when none are, the batch goes at once [default: 20]
     #[arg(long, env = "AUTORMA_BATCH_WAIT_MS", value_name = "MS")]
     pub batch_wait_ms: Option<u64>,
+    /// Hold every batch for the full --batch-wait-ms, even when no more photos are on their
+    /// way: fuller batches when photos arrive in bursts (a GPU), at the cost of latency
+    #[arg(long, env = "AUTORMA_BATCH_WAIT_ALWAYS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub batch_wait_always: Option<bool>,
     /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
     #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N")]
     pub fetch_concurrency: Option<usize>,

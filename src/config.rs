@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub batch_size: Option<usize>,
     /// Longest wait for a micro-batch, in ms.
     pub batch_wait_ms: Option<u64>,
+    /// Hold batches for `batch_wait_ms` even when no more photos are coming.
+    pub batch_wait_always: Option<bool>,
     /// Photos fetched and decoded at once.
     pub fetch_concurrency: Option<usize>,
     /// Largest photo in pixels.
@@ -173,6 +175,9 @@ pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>)
     }
     if let Some((v, o)) = pick!(batch_wait_ms, "--batch-wait-ms", "AUTORMA_BATCH_WAIT_MS") {
         batcher.max_wait = Duration::from_millis(in_range("batch_wait_ms", v, &o, 0, 60_000)?);
+    }
+    if let Some((v, _)) = pick!(batch_wait_always, "--batch-wait-always", "AUTORMA_BATCH_WAIT_ALWAYS") {
+        batcher.wait_when_idle = v;
     }
     let mut limits = DecodeLimits::default();
     if let Some((v, o)) = pick!(max_pixels, "--max-pixels", "AUTORMA_MAX_PIXELS") {

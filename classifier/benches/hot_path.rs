@@ -4,9 +4,10 @@
 //!   steps alone on the large photo: decode, letterbox + resize, normalise;
 //! - batcher: the cost of micro-batching itself (items through a full-size batcher).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_classifier::batcher::{BatcherConfig, run_batcher};
+use autorma_classifier::batcher::{BatcherConfig, Upstream, run_batcher};
 use autorma_classifier::preprocess::{DecodeLimits, Preprocessor, decode_rgb, letterbox_resize, normalise_into};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use image::{ImageEncoder, Rgb, RgbImage};
@@ -60,12 +61,17 @@ fn batcher(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
             let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
-            let config = BatcherConfig { max_batch_size: 32, max_wait: Duration::from_millis(20) };
-            let batcher = tokio::spawn(run_batcher(config, in_rx, out_tx, |_, _| true));
+            let config =
+                BatcherConfig { max_batch_size: 32, max_wait: Duration::from_millis(20), ..Default::default() };
+            // The feeder is the stage before: a photo is on its way until the last is sent.
+            let upstream = Arc::new(Upstream::default());
+            let on_its_way = upstream.start();
+            let batcher = tokio::spawn(run_batcher(config, in_rx, out_tx, upstream, |_, _| true));
             let feeder = tokio::spawn(async move {
                 for i in 0..N {
                     in_tx.send(i).await.unwrap();
                 }
+                drop(on_its_way);
             });
             let mut seen = 0;
             while let Some(batch) = out_rx.recv().await {

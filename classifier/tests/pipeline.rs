@@ -498,6 +498,7 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
     // Only a full batch of two is flushed in time: the request and the event must share it.
     config.batcher.max_batch_size = 2;
     config.batcher.max_wait = Duration::from_secs(600);
+    config.batcher.wait_when_idle = true;
     let model = ServingModel::load(package(), &config.runtime, config.limits, 1).unwrap();
     let models = ModelHandle::new(model);
     let (requests, inbox) = autorma_classifier::requests(models.clone(), 2);

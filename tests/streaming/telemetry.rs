@@ -251,7 +251,10 @@ fn check_traces(jaeger: &Jaeger, on_topic: &HashMap<String, Record>, dlq: &Topic
                 assert_eq!(photo.tags["autorma.label"], result.value["label"], "{key}");
                 assert_eq!(photo.tags["autorma.decision"], result.value["decision"], "{key}");
                 let trigger = stages[3].tags["autorma.batch.trigger"].as_str().unwrap();
-                assert!(["full", "deadline", "model_swap", "input_closed"].contains(&trigger), "{key}: {trigger}");
+                assert!(
+                    ["full", "deadline", "idle", "model_swap", "input_closed"].contains(&trigger),
+                    "{key}: {trigger}"
+                );
             }
             None => {
                 assert!(dead.contains_key(key), "{key}: neither a result nor a dead letter");

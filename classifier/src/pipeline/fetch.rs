@@ -2,7 +2,8 @@
 //! its bytes (retrying transient errors) and decode + preprocess them on a blocking thread.
 //!
 //! Concurrency is bounded by a semaphore; each photo's task holds its permit until its tensor
-//! is handed to the batcher, so a slow model slows the fetches instead of filling memory.
+//! is handed to the batcher, so a slow model slows the fetches instead of filling memory. It
+//! holds an upstream guard as long, so the batcher knows whether more photos are coming.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
 use super::stats::PipelineStats;
 use super::trace;
+use crate::batcher::Upstream;
 use crate::preprocess::{DecodeLimits, PreprocessError};
 use crate::serving::{ModelHandle, ServingModel};
 
@@ -35,6 +37,8 @@ pub(crate) struct FetchStage<S, K> {
     pub limits: DecodeLimits,
     pub retry: RetryConfig,
     pub concurrency: usize,
+    /// Tells the batcher which photos are still on their way (one guard per task).
+    pub upstream: Arc<Upstream>,
     pub prepared_tx: mpsc::Sender<Prepared>,
     /// Failures go straight to the sink (DLQ), not through the batcher.
     pub sink_tx: mpsc::Sender<SinkInput>,
@@ -50,13 +54,14 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(sourced) = events_rx.recv().await {
             let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            let on_its_way = this.upstream.start();
             let span = tracing::info_span!("item", key = %sourced.event.key, partition = sourced.position.partition,
                 offset = sourced.position.offset);
             let this = this.clone();
             tasks.spawn(
                 async move {
                     this.process(sourced).await;
-                    drop(permit);
+                    drop((permit, on_its_way));
                 }
                 .instrument(span),
             );

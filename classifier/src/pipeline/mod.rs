@@ -35,7 +35,7 @@ pub use requests::{RequestError, RequestInbox, Requests, requests, serve_request
 pub use retry::RetryConfig;
 pub use stats::{PipelineStats, PipelineSummary};
 
-use crate::batcher::{BatcherConfig, run_batcher};
+use crate::batcher::{BatcherConfig, Upstream, run_batcher};
 use crate::checkpoint::TrackerError;
 use crate::inference::{InferenceError, RuntimeConfig};
 use crate::preprocess::DecodeLimits;
@@ -165,6 +165,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         tracing::info!(model = %serving.model.name, version = %serving.model.version,
             execution_provider = serving.execution_provider, workers = config.num_workers.max(1),
             max_batch_size = config.batcher.max_batch_size, max_wait_ms = config.batcher.max_wait.as_millis() as u64,
+            wait_when_idle = config.batcher.wait_when_idle,
             "pipeline starting");
         drop(serving);
 
@@ -179,6 +180,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         let fetch_done = Arc::new(tokio::sync::Notify::new());
         let forward_task = requests.map(|inbox| tokio::spawn(inbox.forward(prepared_tx.clone(), fetch_done.clone())));
         let revoked = Arc::new(revoked::RevokedPartitions::default());
+        let upstream = Arc::new(Upstream::default());
         let fetch = fetch::FetchStage {
             store,
             revoked: revoked.clone(),
@@ -188,6 +190,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             limits: config.limits,
             retry: config.fetch_retry,
             concurrency: config.fetch_concurrency,
+            upstream: upstream.clone(),
             prepared_tx,
             sink_tx: sink_tx.clone(),
             ack_tx: ack_tx.clone(),
@@ -196,7 +199,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             let _done = requests::NotifyOnDrop(fetch_done);
             fetch.run(events_rx).await;
         });
-        let model_stage = ModelStage::spawn(&config, prepared_rx, sink_tx, stats.clone());
+        let model_stage = ModelStage::spawn(&config, prepared_rx, upstream, sink_tx, stats.clone());
         let sink_stage = sink_stage::SinkStage {
             sink,
             retry: config.sink_retry,
@@ -260,13 +263,14 @@ impl ModelStage {
     fn spawn(
         config: &PipelineConfig,
         prepared_rx: mpsc::Receiver<messages::Prepared>,
+        upstream: Arc<Upstream>,
         sink_tx: mpsc::Sender<messages::SinkInput>,
         stats: Arc<PipelineStats>,
     ) -> Self {
         let (batch_tx, batch_rx) = mpsc::channel(config.num_workers.max(1));
         // A batch runs on one model: a photo given to another one starts the next batch.
         let same_model = |a: &messages::Prepared, b: &messages::Prepared| Arc::ptr_eq(&a.model, &b.model);
-        let batcher = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, same_model));
+        let batcher = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, upstream, same_model));
         let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, stats);
         Self { batcher, workers }
     }

@@ -113,7 +113,9 @@ impl Drop for NotifyOnDrop {
 /// Serves requests where no pipeline runs (`autorma serve` without an inbox): a batcher and
 /// `config.num_workers` inference threads of their own, until every [`Requests`] is dropped.
 pub async fn serve_requests(inbox: RequestInbox, config: &PipelineConfig, stats: Arc<PipelineStats>) {
-    // Requests never reach the sink; the channel only completes the stage's wiring.
+    // Requests never reach the sink; the channel only completes the stage's wiring. Nothing
+    // prepares photos upstream of the batcher here: a request goes as soon as no other waits.
     let (sink_tx, _sink_rx) = mpsc::channel(1);
-    ModelStage::spawn(config, inbox.0, sink_tx, stats).join().await;
+    let upstream = Arc::new(crate::batcher::Upstream::default());
+    ModelStage::spawn(config, inbox.0, upstream, sink_tx, stats).join().await;
 }

@@ -87,7 +87,7 @@ pub struct PipelineSummary {
     pub dlq_by_reason: BTreeMap<&'static str, u64>,
     pub batches: u64,
     pub batched_items: u64,
-    /// Batches by flush trigger (`full`, `deadline`, `input_closed`).
+    /// Batches by flush trigger (`full`, `deadline`, `idle`, `model_swap`, `input_closed`).
     pub flushes: BTreeMap<&'static str, u64>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
