@@ -6,7 +6,7 @@ mod runtime;
 mod session;
 
 pub use decision::{Prediction, decide};
-pub use runtime::{ExecutionProvider, ORT_VERSION, RuntimeConfig, default_library_path, init_runtime};
+pub use runtime::{ExecutionProvider, ORT_VERSION, RuntimeConfig, SETUP_COMMAND, default_library_path, init_runtime};
 pub use session::ModelSession;
 
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     #[error(
-        "ONNX Runtime library not found at `{path}`; run `infra/setup/onnxruntime.sh` once, or point \
+        "ONNX Runtime library not found at `{path}`; run `{SETUP_COMMAND}` once, or point \
          `--ort-library` / `AUTORMA_ORT_LIBRARY` at a libonnxruntime.so {ORT_VERSION}"
     )]
     LibraryMissing { path: PathBuf },

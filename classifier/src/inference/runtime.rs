@@ -1,8 +1,8 @@
 //! The ONNX Runtime shared library and the execution provider.
 //!
 //! `ort` is built with `load-dynamic`: the library is opened at run time from a path, never
-//! downloaded. `infra/setup/onnxruntime.sh` installs the pinned one at
-//! [`default_library_path`], where the binary finds it without any environment variable.
+//! downloaded. `infra/setup/onnxruntime.sh` (`--gpu` for the CUDA build) installs the pinned one
+//! at [`default_library_path`], where the binary finds it without any environment variable.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,6 +13,10 @@ use super::InferenceError;
 
 /// The ONNX Runtime release `infra/setup/onnxruntime.sh` installs.
 pub const ORT_VERSION: &str = "1.31.1";
+
+/// The command that installs the library [`default_library_path`] points at in this build.
+pub const SETUP_COMMAND: &str =
+    if cfg!(feature = "cuda") { "infra/setup/onnxruntime.sh --gpu" } else { "infra/setup/onnxruntime.sh" };
 
 /// Which hardware runs the model. Chosen explicitly: asking for CUDA never silently runs on CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,14 +82,18 @@ impl RuntimeConfig {
     }
 }
 
-/// `${XDG_DATA_HOME:-$HOME/.local/share}/autorma/onnxruntime/<version>/libonnxruntime.so`.
+/// `${XDG_DATA_HOME:-$HOME/.local/share}/autorma/onnxruntime/<version>/libonnxruntime.so`, or
+/// `.../<version>-cuda/libonnxruntime.so` in a build with the `cuda` feature: the CPU library
+/// has no CUDA provider, so a CUDA build needs the one `infra/setup/onnxruntime.sh --gpu`
+/// installs, which also runs the CPU provider. [`SETUP_COMMAND`] installs the right one.
 pub fn default_library_path() -> PathBuf {
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from(".local/share"));
-    data_home.join("autorma/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so")
+    let folder = if cfg!(feature = "cuda") { format!("{ORT_VERSION}-cuda") } else { ORT_VERSION.to_owned() };
+    data_home.join("autorma/onnxruntime").join(folder).join("libonnxruntime.so")
 }
 
 struct Loaded {
@@ -135,5 +143,15 @@ mod tests {
     fn a_missing_library_says_how_to_get_one() {
         let err = init_runtime(Path::new("/nonexistent/libonnxruntime.so")).err().unwrap().to_string();
         assert!(err.contains("infra/setup/onnxruntime.sh"), "{err}");
+        assert_eq!(err.contains("onnxruntime.sh --gpu"), cfg!(feature = "cuda"), "{err}");
+    }
+
+    #[test]
+    fn a_cuda_build_defaults_to_the_cuda_library() {
+        let path = default_library_path();
+        let folder = path.parent().and_then(Path::file_name).unwrap().to_str().unwrap();
+        let expected = if cfg!(feature = "cuda") { format!("{ORT_VERSION}-cuda") } else { ORT_VERSION.to_owned() };
+        assert_eq!(folder, expected, "{}", path.display());
+        assert!(path.ends_with("libonnxruntime.so"), "{}", path.display());
     }
 }
