@@ -30,6 +30,9 @@ pub struct LocalSink {
 #[derive(Debug)]
 struct Inner {
     out: PathBuf,
+    /// Result and dead-letter files are written unsynced, then made durable together: a write
+    /// returns (and its photo is acknowledged) only after a sync that covers it.
+    durable: fsutil::SyncGroup,
     /// What is on disk, mirrored in memory: `lookup` answers from here without I/O, and
     /// `flush` writes results.csv from here without re-reading every file.
     state: Mutex<State>,
@@ -62,8 +65,9 @@ impl LocalSink {
                 }
                 let bytes = std::fs::read(&path)
                     .map_err(|source| SinkError::Read { path: path.display().to_string(), source })?;
-                // Writes are atomic, so a file that does not parse was not written by us; it is
-                // left alone and its photo is classified again (which replaces it).
+                // Writes are atomic, so a file that does not parse was not written by us, or was
+                // cut short by a power loss before its sync: its photo was not acknowledged, so
+                // it is left alone and classified again (which replaces it).
                 if is_result {
                     match serde_json::from_slice::<ResultRecord>(&bytes) {
                         Ok(record) => state.results.upsert(&record),
@@ -81,7 +85,9 @@ impl LocalSink {
                 }
             }
         }
-        Ok(Self { inner: Arc::new(Inner { out: out.to_path_buf(), state: Mutex::new(state) }) })
+        let durable = fsutil::SyncGroup::open(out)
+            .map_err(|source| SinkError::Write { path: out.display().to_string(), source })?;
+        Ok(Self { inner: Arc::new(Inner { out: out.to_path_buf(), durable, state: Mutex::new(state) }) })
     }
 
     pub fn result_path(&self, key: &str) -> Result<PathBuf, SinkError> {
@@ -157,7 +163,7 @@ impl ResultSink for LocalSink {
         let stale_dlq = self.dlq_path(&key)?;
         let bytes =
             serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
-        write_and_remove(path, bytes, stale_dlq).await?;
+        self.write_and_remove(path, bytes, stale_dlq).await?;
         let mut state = self.state();
         state.results.upsert(record);
         state.dlq.remove(&key);
@@ -171,7 +177,7 @@ impl ResultSink for LocalSink {
         let stale_result = self.result_path(&key)?;
         let bytes =
             serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
-        write_and_remove(path, bytes, stale_result).await?;
+        self.write_and_remove(path, bytes, stale_result).await?;
         let mut state = self.state();
         state.dlq.insert(key.clone(), (record.event.etag.clone(), record.reason));
         if state.results.remove(&key) {
@@ -204,19 +210,24 @@ impl ResultSink for LocalSink {
     }
 }
 
-/// Writes `path` atomically, then removes `other` (the key's outcome of the other kind).
-async fn write_and_remove(path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
-    tokio::task::spawn_blocking(move || {
-        fsutil::atomic_write(&path, &bytes)
-            .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
-        match std::fs::remove_file(&other) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(SinkError::Write { path: other.display().to_string(), source }),
-        }
-    })
-    .await
-    .expect("sink write panicked")
+impl LocalSink {
+    /// Writes `path` atomically, removes `other` (the key's outcome of the other kind), and
+    /// returns once both are durable.
+    async fn write_and_remove(&self, path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            fsutil::atomic_write_unsynced(&path, &bytes)
+                .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
+            match std::fs::remove_file(&other) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SinkError::Write { path: other.display().to_string(), source }),
+            }
+            inner.durable.sync().map_err(|source| SinkError::Write { path: path.display().to_string(), source })
+        })
+        .await
+        .expect("sink write panicked")
+    }
 }
 
 fn walk_files(root: &Path) -> Result<Vec<PathBuf>, SinkError> {
