@@ -484,6 +484,10 @@ pub struct PipelineArgs {
     /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
     #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N")]
     pub fetch_concurrency: Option<usize>,
+    /// Results written at once (each a file or object, written durably) [default: 8; for
+    /// `worker`, 32]
+    #[arg(long, env = "AUTORMA_SINK_CONCURRENCY", value_name = "N")]
+    pub sink_concurrency: Option<usize>,
     /// Largest photo accepted, in pixels (width x height), checked before decoding [default: 40000000]
     #[arg(long, env = "AUTORMA_MAX_PIXELS", value_name = "N")]
     pub max_pixels: Option<u64>,

@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub batch_wait_always: Option<bool>,
     /// Photos fetched and decoded at once.
     pub fetch_concurrency: Option<usize>,
+    /// Results written at once.
+    pub sink_concurrency: Option<usize>,
     /// Largest photo in pixels.
     pub max_pixels: Option<u64>,
     /// Largest photo file in bytes.
@@ -196,6 +198,9 @@ pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>)
     pipeline.limits = limits;
     if let Some((v, o)) = pick!(fetch_concurrency, "--fetch-concurrency", "AUTORMA_FETCH_CONCURRENCY") {
         pipeline.fetch_concurrency = in_range("fetch_concurrency", v, &o, 1, 1024)?;
+    }
+    if let Some((v, o)) = pick!(sink_concurrency, "--sink-concurrency", "AUTORMA_SINK_CONCURRENCY") {
+        pipeline.sink_concurrency = in_range("sink_concurrency", v, &o, 1, 1024)?;
     }
     Ok(ModelSettings { model_dir, pipeline })
 }

@@ -35,7 +35,9 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     if args.pipeline.fetch_concurrency.is_none() && file.fetch_concurrency.is_none() {
         settings.pipeline.fetch_concurrency = settings.pipeline.fetch_concurrency.max(16);
     }
-    settings.pipeline.sink_concurrency = 32;
+    if args.pipeline.sink_concurrency.is_none() && file.sink_concurrency.is_none() {
+        settings.pipeline.sink_concurrency = 32;
+    }
     settings.pipeline.sink_retry =
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let streaming = config::resolve_streaming(&args.streaming, file)?;

@@ -189,7 +189,9 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
         tokio::task::spawn_blocking(move || stages::preprocessing(&files, &preprocessor)).await??
     };
     cpu.inference = median(&model_cpu);
-    cpu.sink = stages::sink(tensors.len() / per_item, &model_ref, package.classes(), &provider).await?;
+    let sink_concurrency = settings.pipeline.sink_concurrency;
+    cpu.sink =
+        stages::sink(tensors.len() / per_item, sink_concurrency, &model_ref, package.classes(), &provider).await?;
     let ceiling = cores as f64 * 1e3 / cpu.essential();
 
     let end_to_end = EndToEnd {

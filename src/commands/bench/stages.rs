@@ -1,7 +1,7 @@
 //! Where a photo's CPU time goes, stage by stage: read, decode and resize + normalise timed
 //! per photo on one thread (that thread's CPU time); inference from the model-only rounds
 //! (the process's CPU time: all of ONNX Runtime's threads, at the model-only batch size); the
-//! sink as results written one after another (the process's CPU time). Their sum per photo
+//! sink as results written with the pipeline's sink concurrency (the process's CPU time). Their sum per photo
 //! bounds what the cores can reach.
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use autorma_classifier::preprocess::{Preprocessor, decode_rgb, letterbox_resize, normalise_into};
 use autorma_core::{Decision, ItemRef, ModelRef, ResultRecord, ResultSink, StageTimings};
 use autorma_sink::LocalSink;
+use futures::StreamExt;
 use serde::Serialize;
 
 /// CPU milliseconds per photo in each stage.
@@ -98,7 +99,13 @@ pub fn preprocessing(files: &[PathBuf], preprocessor: &Preprocessor) -> anyhow::
 }
 
 /// Times `n` results written by the embedded sink, into a throwaway folder.
-pub async fn sink(n: usize, model: &ModelRef, classes: &[String], execution_provider: &str) -> anyhow::Result<f64> {
+pub async fn sink(
+    n: usize,
+    concurrency: usize,
+    model: &ModelRef,
+    classes: &[String],
+    execution_provider: &str,
+) -> anyhow::Result<f64> {
     let out = tempfile::tempdir()?;
     let sink = LocalSink::open(out.path())?;
     let records: Vec<ResultRecord> = (0..n)
@@ -115,8 +122,11 @@ pub async fn sink(n: usize, model: &ModelRef, classes: &[String], execution_prov
         })
         .collect();
     let started = process_cpu();
-    for record in &records {
-        sink.write_result(record).await?;
+    // As many writes in flight as the pipeline's sink stage keeps.
+    let mut writes = futures::stream::iter(records.iter().map(|record| sink.write_result(record)))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(written) = writes.next().await {
+        written?;
     }
     sink.flush().await?;
     Ok(ms_per_item(process_cpu() - started, n))
