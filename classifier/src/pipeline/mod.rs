@@ -170,7 +170,10 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
         drop(serving);
 
         let (events_tx, events_rx) = mpsc::channel(config.queue_capacity.max(1));
-        let (prepared_tx, prepared_rx) = mpsc::channel(config.batcher.max_batch_size.max(1) * 2);
+        // The batcher holds the batch it fills; this queue only absorbs bursts. Sized by the
+        // fetch stage, not the batch: at batch 1024, 2 x batch tensors (400 MB at 128 px)
+        // sat here, and their memory traffic cost more CPU than the queue ever saved.
+        let (prepared_tx, prepared_rx) = mpsc::channel(config.fetch_concurrency.max(1));
         let (sink_tx, sink_rx) = mpsc::channel(config.num_workers.max(1) * 2 + config.fetch_concurrency);
         // Completions are drained continuously by the source stage, so this bound never
         // blocks for long; it is sized to a few batches.
