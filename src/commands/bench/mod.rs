@@ -45,6 +45,9 @@ struct BenchReport {
     /// they did (`cores / CPU per photo`), and the same with read and sink too.
     ceiling_images_per_second: f64,
     ceiling_with_read_and_sink_images_per_second: f64,
+    /// Photos/s the cores could read, decode, resize and record if inference cost them
+    /// nothing: what they can feed a GPU, whatever its speed.
+    feed_ceiling_images_per_second: f64,
     /// Median end-to-end over that ceiling.
     end_to_end_over_ceiling: f64,
 }
@@ -222,6 +225,7 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
         end_to_end_over_model_only: end_to_end.images_per_second / model_only.images_per_second,
         ceiling_images_per_second: ceiling,
         ceiling_with_read_and_sink_images_per_second: cores as f64 * 1e3 / cpu.total(),
+        feed_ceiling_images_per_second: cores as f64 * 1e3 / cpu.feeding(),
         end_to_end_over_ceiling: end_to_end.images_per_second / ceiling,
         cpu_ms_per_photo: cpu,
         end_to_end,
@@ -267,6 +271,10 @@ fn print_report(report: &BenchReport) {
         report.ceiling_images_per_second,
         report.ceiling_with_read_and_sink_images_per_second,
         report.end_to_end_over_ceiling * 100.0
+    );
+    println!(
+        "feed ceiling (read + decode + resize + sink, inference elsewhere): {:.1} img/s",
+        report.feed_ceiling_images_per_second
     );
     match e.peak_rss_mib {
         Some(mib) => println!("peak resident memory of the run: {mib:.0} MiB"),

@@ -37,6 +37,12 @@ impl StageCpu {
     pub fn total(&self) -> f64 {
         self.read + self.essential() + self.sink
     }
+
+    /// Everything but inference: what the cores spend per photo feeding a model that runs
+    /// elsewhere (a GPU).
+    pub fn feeding(&self) -> f64 {
+        self.total() - self.inference
+    }
 }
 
 /// CPU time this process has used so far, all threads.
