@@ -3,8 +3,8 @@
 //! glibc gives threads that allocate at the same time arenas of their own, up to 8 per core,
 //! and an arena keeps what it freed for reuse. The pipeline's short-lived decode and sink
 //! threads (tokio's blocking pool) spread over those arenas, so `autorma run` on the 375 test
-//! photos peaked at 173 to 190 MiB; with one arena per core, 116 to 139 MiB at the same speed
-//! (README, Speed).
+//! photos peaked at 173 to 190 MiB on 2 cores; with one arena per core, 111 to 163 MiB at the
+//! same speed (README, Speed).
 
 /// Called first thing in `main`, before any thread starts. `MALLOC_ARENA_MAX` in the
 /// environment still wins: glibc reads it itself.

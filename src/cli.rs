@@ -479,7 +479,8 @@ pub struct PipelineArgs {
     pub batch_wait_ms: Option<u64>,
     /// Hold every batch for the full --batch-wait-ms, even when no more photos are on their
     /// way: fuller batches when photos arrive in bursts (a GPU), at the cost of latency
-    #[arg(long, env = "AUTORMA_BATCH_WAIT_ALWAYS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "AUTORMA_BATCH_WAIT_ALWAYS", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+        default_missing_value = "true")]
     pub batch_wait_always: Option<bool>,
     /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
     #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N")]
@@ -494,4 +495,23 @@ pub struct PipelineArgs {
     /// Largest photo file accepted, in bytes [default: 52428800]
     #[arg(long, env = "AUTORMA_MAX_FILE_BYTES", value_name = "N")]
     pub max_file_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn batch_wait_always_takes_a_value_only_after_an_equals_sign() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Classify(c) => (c.pipeline.batch_wait_always, c.files),
+            other => panic!("parsed as {other:?}"),
+        };
+        let (wait, files) = parse(&["autorma", "classify", "--batch-wait-always", "a.jpg"]);
+        assert_eq!((wait, files), (Some(true), vec![PathBuf::from("a.jpg")]), "the photo is not taken as the value");
+        assert_eq!(parse(&["autorma", "classify", "--batch-wait-always=false", "a.jpg"]).0, Some(false));
+        assert_eq!(parse(&["autorma", "classify", "a.jpg"]).0, None);
+    }
 }

@@ -304,6 +304,27 @@ mod tests {
     }
 
     #[test]
+    fn batching_and_sink_options_come_from_the_file_and_the_flags() {
+        let s = resolve(&PipelineArgs::default(), &FileConfig::default(), None).unwrap();
+        assert!(!s.pipeline.batcher.wait_when_idle, "a batch goes at once when nothing is coming, by default");
+        assert_eq!(s.pipeline.sink_concurrency, 8);
+
+        let file: FileConfig = toml::from_str("batch_wait_always = true\nsink_concurrency = 64\n").unwrap();
+        let s = resolve(&PipelineArgs::default(), &file, None).unwrap();
+        assert!(s.pipeline.batcher.wait_when_idle);
+        assert_eq!(s.pipeline.sink_concurrency, 64);
+
+        let args = PipelineArgs { batch_wait_always: Some(false), sink_concurrency: Some(2), ..Default::default() };
+        let s = resolve(&args, &file, None).unwrap();
+        assert!(!s.pipeline.batcher.wait_when_idle, "the flag beats the file");
+        assert_eq!(s.pipeline.sink_concurrency, 2);
+
+        let file: FileConfig = toml::from_str("sink_concurrency = 0\n").unwrap();
+        let err = resolve(&PipelineArgs::default(), &file, None).unwrap_err().to_string();
+        assert!(err.contains("`sink_concurrency` = 0"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_key_and_where_it_came_from() {
         let file: FileConfig = toml::from_str("batch_size = 0\n").unwrap();
         let err = resolve(&PipelineArgs::default(), &file, Some(Path::new("c.toml"))).unwrap_err().to_string();

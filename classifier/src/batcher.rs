@@ -4,9 +4,9 @@
 //! A batch is flushed when it is full, when its deadline passes, when no photo is on its way
 //! to join it ([`Upstream`]: a lone photo is not held for company that is not coming), when
 //! the next item may not join it (another model: a batch runs on one), or when the input
-//! closes, and says which ([`FlushTrigger`]). The deadline belongs to the batch being filled: it is set
-//! when the batch's first item arrives and dropped when the batch is flushed, so a deadline of
-//! an earlier batch can never flush a later one early.
+//! closes, and says which ([`FlushTrigger`]). The deadline belongs to the batch being filled:
+//! it is set when the batch's first item arrives and dropped when the batch is flushed, so a
+//! deadline of an earlier batch can never flush a later one early.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

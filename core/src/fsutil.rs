@@ -16,31 +16,22 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path`, fsync the directory (so the rename itself survives a power cut).
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, true)
+    replace(path, bytes, |file| file.sync_all())?;
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` atomically (a crash of the process leaves the old file or the
-/// new one) but not durably: after a power cut the file may be missing or empty until a
-/// [`SyncGroup::sync`] that began after this call has returned.
-pub fn atomic_write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, false)
-}
-
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+/// Temp file, `flush(file)` (which makes the bytes durable), rename over `path`; the temp file
+/// is removed if any step fails.
+fn replace(path: &Path, bytes: &[u8], flush: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = tmp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        flush(&file)?;
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -51,7 +42,7 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
 /// Group commit for many small files on one filesystem: each [`sync`](Self::sync) returns
 /// once a `syncfs` that began after the call has finished, and the threads that call it
 /// while one runs share the next. Two fsyncs per file (file and directory) cost the embedded
-/// sink most of its CPU and bound its writes to the disk's flush latency; one `syncfs` per
+/// sink most of its CPU and bound its writes to the disk's flush latency; a `syncfs` per
 /// group of writes does the same work once.
 #[derive(Debug)]
 pub struct SyncGroup {
@@ -68,11 +59,22 @@ struct SyncState {
     /// Every call with a ticket up to this one is durable.
     synced: u64,
     running: bool,
+    /// The first failed sync's error. It sticks: pages whose writeback failed are gone, and
+    /// the kernel reports that once per open file, so a later sync that succeeds proves
+    /// nothing about them.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl SyncGroup {
     pub fn open(dir: &Path) -> io::Result<Self> {
         Ok(Self { dir: File::open(dir)?, state: Mutex::default(), done: Condvar::new() })
+    }
+
+    /// Replaces `path` atomically with `bytes` made durable before the rename, so even a power
+    /// cut leaves the old file or the new one, never an empty one. The rename itself is
+    /// durable once a later [`sync`](Self::sync) returns.
+    pub fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        replace(path, bytes, |_| self.sync())
     }
 
     /// The state is a few counters, consistent at every unlock: a panic elsewhere cannot
@@ -81,12 +83,16 @@ impl SyncGroup {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Blocks until everything written on the filesystem before this call is durable.
+    /// Blocks until everything written on the filesystem before this call is durable. After
+    /// one failure, every call fails with it.
     pub fn sync(&self) -> io::Result<()> {
         let mut state = self.lock();
         state.requested += 1;
         let ticket = state.requested;
         loop {
+            if let Some((kind, detail)) = &state.failed {
+                return Err(io::Error::new(*kind, format!("syncfs failed earlier: {detail}")));
+            }
             if state.synced >= ticket {
                 return Ok(());
             }
@@ -101,12 +107,11 @@ impl SyncGroup {
             let result = syncfs(&self.dir);
             state = self.lock();
             state.running = false;
-            if result.is_ok() {
-                state.synced = state.synced.max(covers);
+            match result {
+                Ok(()) => state.synced = state.synced.max(covers),
+                Err(e) => state.failed = Some((e.kind(), e.to_string())),
             }
             self.done.notify_all();
-            // A failed sync is this caller's error; the others waiting run their own.
-            result?;
         }
     }
 }
@@ -154,14 +159,14 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_syncs_share_and_each_returns_after_a_sync() {
+    fn every_concurrent_sync_returns_covered() {
         let dir = tempfile::tempdir().unwrap();
         let group = std::sync::Arc::new(SyncGroup::open(dir.path()).unwrap());
         let threads: Vec<_> = (0..8)
             .map(|i| {
                 let (group, path) = (group.clone(), dir.path().join(format!("r{i}.json")));
                 std::thread::spawn(move || {
-                    atomic_write_unsynced(&path, b"{}").unwrap();
+                    group.replace(&path, b"{}").unwrap();
                     group.sync().unwrap();
                 })
             })
@@ -170,8 +175,21 @@ mod tests {
             thread.join().unwrap();
         }
         let state = group.state.lock().unwrap();
-        assert_eq!((state.requested, state.synced, state.running), (8, 8, false), "every call is covered");
+        // Two calls a file: before the rename and after it.
+        assert_eq!((state.requested, state.synced, state.running), (16, 16, false), "every call is covered");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 8);
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = SyncGroup::open(dir.path()).unwrap();
+        group.sync().unwrap();
+        group.lock().failed = Some((io::ErrorKind::Other, "EIO".into()));
+        let err = group.sync().unwrap_err().to_string();
+        assert!(err.contains("syncfs failed earlier: EIO"), "{err}");
+        assert!(group.replace(&dir.path().join("r.json"), b"{}").is_err());
+        assert!(!dir.path().join("r.json").exists(), "nothing replaced after a failed sync");
     }
 
     #[test]

@@ -95,8 +95,9 @@ def _graph_check(meta: dict) -> str:
             f"  {cal['split']}; in float: {', '.join(f'`{n}`' for n in q['float_nodes'])}. Quantized from the fp32\n"
             f"  package v{src['version']} (`{src['sha256'][:16]}...`): val {_pct(src['metrics']['val'])}, test "
             f"{_pct(src['metrics']['test'])}, {src['onnxruntime_images_per_second']} img/s measured beside this one.\n"
-            f"  Reproduce: `python -m autorma_models.quantize --model fashion5 --data ../shared/datasets/fashion5 "
-            f"--out fashion5-int8 --method {cal['method']} --calibration-per-class {cal['per_class']} --seed {cal['seed']}`.")
+            f"  Reproduce: `python -m autorma_models.quantize --model {meta['name']} --data ../shared/datasets/"
+            f"{meta['dataset']['name']} --out {meta['name']}-int8 --method {cal['method']} "
+            f"--calibration-per-class {cal['per_class']} --seed {cal['seed']}`.")
 
 
 def write_card(path: Path, meta: dict, table: list[dict], notes: str = "") -> None:

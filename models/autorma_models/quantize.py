@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from .package import sha256_file, split_tensors
 from .preprocess import PreprocessSpec, normalise
 
 log = logging.getLogger("autorma.quantize")
-# Nodes after the classifier's logits: the temperature's Mul and the Softmax stay float.
+# What may follow the classifier's logits (the temperature's Mul or Div, the Softmax): in float.
 AFTER_LOGITS = {"Mul", "Div", "Softmax"}
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
@@ -69,9 +70,10 @@ def calibration_sample(root: Path, classes: list[str], per_class: int, seed: int
 
 def float_nodes(onnx_path: Path) -> list[str]:
     """The first convolution and everything after the logits (see the module's doc)."""
-    nodes = onnx.load(str(onnx_path)).graph.node
+    nodes = list(onnx.load(str(onnx_path)).graph.node)  # in topological order
     first_conv = next(n.name for n in nodes if n.op_type == "Conv")
-    return [first_conv] + [n.name for n in nodes if n.op_type in AFTER_LOGITS]
+    logits = max(i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul"))
+    return [first_conv] + [n.name for n in nodes[logits + 1:] if n.op_type in AFTER_LOGITS]
 
 
 def quantize(fp32_onnx: Path, out_onnx: Path, calibration: np.ndarray, method: str) -> list[str]:
@@ -125,6 +127,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
+    if a.out.resolve() == a.model.resolve():
+        raise SystemExit("--out must be another folder than --model: the fp32 package stays as it is")
     fp32 = load_package(a.model)
     if fp32.get("precision", "fp32") != "fp32":
         raise SystemExit(f"`{a.model}` is already a {fp32['precision']} package: quantize the fp32 one")
@@ -134,8 +138,9 @@ def main(argv=None):
     calibration = normalise(data.load_pixels(sample, spec, a.workers), spec)
     log.info("calibrating on %d train photos (%s)", len(sample), a.method)
 
-    a.out.mkdir(parents=True, exist_ok=True)
-    fp32_onnx, int8_onnx = a.model / fp32["onnx"]["file"], a.out / "model.onnx"
+    # The graph is judged where it is made; `--out` is touched only once it passed.
+    scratch = tempfile.TemporaryDirectory()
+    fp32_onnx, int8_onnx = a.model / fp32["onnx"]["file"], Path(scratch.name) / fp32["onnx"]["file"]
     kept_float = quantize(fp32_onnx, int8_onnx, calibration, a.method)
 
     tensors, labels = {}, {}
@@ -155,7 +160,6 @@ def main(argv=None):
     print(json.dumps(summary, indent=2))
     too_far = {s: round(d, 4) for s, d in drops.items() if d > a.max_accuracy_drop}
     if too_far:
-        int8_onnx.unlink()
         raise SystemExit(f"INT8 accuracy fell by more than {a.max_accuracy_drop} against fp32 on {too_far}: "
                          "no package written")
 
@@ -179,6 +183,8 @@ def main(argv=None):
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     meta.pop("parity_max_abs_diff", None)  # a PyTorch parity figure says nothing of this graph
+    a.out.mkdir(parents=True, exist_ok=True)
+    shutil.move(int8_onnx, a.out / fp32["onnx"]["file"])
     (a.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_card(a.out / "MODEL_CARD.md", meta, [], a.notes.read_text() if a.notes else "")
     log.info("wrote %s", a.out)

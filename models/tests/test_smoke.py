@@ -108,4 +108,6 @@ def test_quantize_refuses_to_write_a_package_that_loses_accuracy(packaged, tiny_
     with pytest.raises(SystemExit, match="no package written"):
         quantize.main(["--model", str(packaged), "--data", str(tiny_dataset), "--out", str(out),
                        "--calibration-per-class", "2", "--max-accuracy-drop", "-1", "--workers", "1"])
-    assert not (out / "model.onnx").exists() and not (out / "model.json").exists()
+    assert not out.exists(), "nothing is written before the gate"
+    with pytest.raises(SystemExit, match="another folder"):
+        quantize.main(["--model", str(packaged), "--data", str(tiny_dataset), "--out", str(packaged)])

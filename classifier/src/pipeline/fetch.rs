@@ -53,8 +53,9 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let this = Arc::new(self);
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(sourced) = events_rx.recv().await {
-            let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            // On its way from the moment it is taken, also while it waits for a permit.
             let on_its_way = this.upstream.start();
+            let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
             let span = tracing::info_span!("item", key = %sourced.event.key, partition = sourced.position.partition,
                 offset = sourced.position.offset);
             let this = this.clone();

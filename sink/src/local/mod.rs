@@ -30,8 +30,8 @@ pub struct LocalSink {
 #[derive(Debug)]
 struct Inner {
     out: PathBuf,
-    /// Result and dead-letter files are written unsynced, then made durable together: a write
-    /// returns (and its photo is acknowledged) only after a sync that covers it.
+    /// Result and dead-letter files are made durable by syncs shared with the other writes in
+    /// flight: a write returns (and its photo is acknowledged) only after a sync covers it.
     durable: fsutil::SyncGroup,
     /// What is on disk, mirrored in memory: `lookup` answers from here without I/O, and
     /// `flush` writes results.csv from here without re-reading every file.
@@ -65,9 +65,8 @@ impl LocalSink {
                 }
                 let bytes = std::fs::read(&path)
                     .map_err(|source| SinkError::Read { path: path.display().to_string(), source })?;
-                // Writes are atomic, so a file that does not parse was not written by us, or was
-                // cut short by a power loss before its sync: its photo was not acknowledged, so
-                // it is left alone and classified again (which replaces it).
+                // Writes are atomic, so a file that does not parse was not written by us; it is
+                // left alone and its photo is classified again (which replaces it).
                 if is_result {
                     match serde_json::from_slice::<ResultRecord>(&bytes) {
                         Ok(record) => state.results.upsert(&record),
@@ -119,6 +118,27 @@ impl LocalSink {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("sink state lock poisoned")
+    }
+
+    /// Replaces `path` atomically, removes `other` (the key's outcome of the other kind), and
+    /// returns once both are durable.
+    async fn write_and_remove(&self, path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let failed = |path: &Path| {
+                let path = path.display().to_string();
+                move |source| SinkError::Write { path, source }
+            };
+            inner.durable.replace(&path, &bytes).map_err(failed(&path))?;
+            match std::fs::remove_file(&other) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(failed(&other)(source)),
+            }
+            inner.durable.sync().map_err(failed(&inner.out))
+        })
+        .await
+        .expect("sink write panicked")
     }
 }
 
@@ -207,26 +227,6 @@ impl ResultSink for LocalSink {
             return Err(SinkError::Write { path: path.display().to_string(), source });
         }
         Ok(())
-    }
-}
-
-impl LocalSink {
-    /// Writes `path` atomically, removes `other` (the key's outcome of the other kind), and
-    /// returns once both are durable.
-    async fn write_and_remove(&self, path: PathBuf, bytes: Vec<u8>, other: PathBuf) -> Result<(), SinkError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            fsutil::atomic_write_unsynced(&path, &bytes)
-                .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
-            match std::fs::remove_file(&other) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(SinkError::Write { path: other.display().to_string(), source }),
-            }
-            inner.durable.sync().map_err(|source| SinkError::Write { path: path.display().to_string(), source })
-        })
-        .await
-        .expect("sink write panicked")
     }
 }
 

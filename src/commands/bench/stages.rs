@@ -1,8 +1,8 @@
 //! Where a photo's CPU time goes, stage by stage: read, decode and resize + normalise timed
 //! per photo on one thread (that thread's CPU time); inference from the model-only rounds
 //! (the process's CPU time: all of ONNX Runtime's threads, at the model-only batch size); the
-//! sink as results written with the pipeline's sink concurrency (the process's CPU time). Their sum per photo
-//! bounds what the cores can reach.
+//! sink as results written with the pipeline's sink concurrency (the process's CPU time).
+//! Their sum per photo bounds what the cores can reach.
 
 use std::path::PathBuf;
 use std::time::Duration;
