@@ -193,19 +193,20 @@ mod tests {
     ) -> (mpsc::Sender<u32>, mpsc::Receiver<Batch<u32>>) {
         let upstream = Arc::new(Upstream::default());
         std::mem::forget(upstream.start());
-        start_behind(max_batch_size, max_wait_ms, fits, upstream)
+        start_behind(config(max_batch_size, max_wait_ms), fits, upstream)
+    }
+
+    fn config(max_batch_size: usize, max_wait_ms: u64) -> BatcherConfig {
+        BatcherConfig { max_batch_size, max_wait: Duration::from_millis(max_wait_ms), ..Default::default() }
     }
 
     fn start_behind(
-        max_batch_size: usize,
-        max_wait_ms: u64,
+        config: BatcherConfig,
         fits: fn(&u32, &u32) -> bool,
         upstream: Arc<Upstream>,
     ) -> (mpsc::Sender<u32>, mpsc::Receiver<Batch<u32>>) {
         let (in_tx, in_rx) = mpsc::channel(64);
         let (out_tx, out_rx) = mpsc::channel(64);
-        let config =
-            BatcherConfig { max_batch_size, max_wait: Duration::from_millis(max_wait_ms), ..Default::default() };
         tokio::spawn(run_batcher(config, in_rx, out_tx, upstream, fits));
         (in_tx, out_rx)
     }
@@ -213,7 +214,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lone_item_goes_at_once_when_nothing_else_is_coming() {
         let upstream = Arc::new(Upstream::default());
-        let (tx, mut rx) = start_behind(10, 1_000, |_, _| true, upstream);
+        let (tx, mut rx) = start_behind(config(10, 1_000), |_, _| true, upstream);
         let t0 = Instant::now();
         tx.send(1).await.unwrap();
         let b = rx.recv().await.unwrap();
@@ -221,11 +222,9 @@ mod tests {
         assert_eq!(Instant::now(), t0, "no wait for the deadline");
 
         // Unless told to wait anyway.
-        let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_tx, mut rx) = mpsc::channel(4);
-        let config = BatcherConfig { max_batch_size: 10, max_wait: Duration::from_millis(1_000), wait_when_idle: true };
-        tokio::spawn(run_batcher(config, in_rx, out_tx, Arc::new(Upstream::default()), |_: &u32, _: &u32| true));
-        in_tx.send(2).await.unwrap();
+        let waiting = BatcherConfig { wait_when_idle: true, ..config(10, 1_000) };
+        let (tx, mut rx) = start_behind(waiting, |_, _| true, Arc::new(Upstream::default()));
+        tx.send(2).await.unwrap();
         let b = rx.recv().await.unwrap();
         assert_eq!((b.items, b.trigger), (vec![2], FlushTrigger::Deadline));
         assert_eq!(Instant::now() - t0, Duration::from_millis(1_000));
@@ -234,7 +233,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_batch_waits_for_photos_on_their_way_then_goes_when_the_last_arrives() {
         let upstream = Arc::new(Upstream::default());
-        let (tx, mut rx) = start_behind(10, 1_000, |_, _| true, upstream.clone());
+        let (tx, mut rx) = start_behind(config(10, 1_000), |_, _| true, upstream.clone());
         let t0 = Instant::now();
         let (first, second) = (upstream.start(), upstream.start());
         tx.send(1).await.unwrap();

@@ -17,15 +17,18 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, |file| file.sync_all())?;
-    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
+    File::open(parent(path))?.sync_all()
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Temp file, `flush(file)` (which makes the bytes durable), rename over `path`; the temp file
 /// is removed if any step fails.
 fn replace(path: &Path, bytes: &[u8], flush: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
-    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    fs::create_dir_all(parent(path))?;
     let tmp = tmp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;

@@ -35,8 +35,7 @@ def evaluate(model_dir: Path, data_dir: Path, workers: int = 2) -> dict:
     paths, labels, _ = data.scan(data_dir, classes)
     x = normalise(data.load_pixels(paths, spec, workers), spec)
     probs = export.ort_predict(export.ort_session(Path(model_dir) / meta["onnx"]["file"]), x)
-    out = metrics.report(labels, probs, classes)
-    out["review"] = metrics.review_report(labels, probs, classes, meta["thresholds"])
+    out = metrics.judge(labels, probs, classes, meta["thresholds"])
     out["model"] = {"name": meta["name"], "version": meta["version"], "sha256": meta["onnx"]["sha256"]}
     return out
 

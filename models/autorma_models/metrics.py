@@ -103,6 +103,13 @@ def decisions(probs: np.ndarray, classes: list[str], thresholds: dict) -> np.nda
     return conf >= t[pred]
 
 
+def judge(labels: np.ndarray, probs: np.ndarray, classes: list[str], thresholds: dict) -> dict:
+    """`report`, with the `review` figures under `thresholds`: how a package is judged on a split."""
+    out = report(labels, probs, classes)
+    out["review"] = review_report(labels, probs, classes, thresholds)
+    return out
+
+
 def review_report(labels: np.ndarray, probs: np.ndarray, classes: list[str], thresholds: dict) -> dict:
     auto = decisions(probs, classes, thresholds)
     pred = probs.argmax(1)

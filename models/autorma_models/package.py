@@ -109,10 +109,9 @@ def main(argv=None):
     thresholds = metrics.review_thresholds(y_val, probs["val"], classes, a.precision_target)
     judged = {}
     for split in ("val", "test"):
-        r = metrics.report(labels[split], probs[split], classes)
+        r = metrics.judge(labels[split], probs[split], classes, thresholds)
         r["ece_before_temperature"] = round(
             metrics.expected_calibration_error(labels[split], metrics.softmax(raw_logits[split])), 4)
-        r["review"] = metrics.review_report(labels[split], probs[split], classes, thresholds)
         judged[split] = r
     ips = bench.images_per_second(onnx_path, spec.size, a.threads, 32, 5.0)
 

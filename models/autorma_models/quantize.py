@@ -99,14 +99,6 @@ def predict(onnx_path: Path, tensors: dict) -> dict:
     return {split: export.ort_predict(session, x) for split, x in tensors.items()}
 
 
-def judge(probs: dict, labels: dict, classes: list[str], thresholds: dict) -> dict:
-    out = {}
-    for split, p in probs.items():
-        out[split] = metrics.report(labels[split], p, classes)
-        out[split]["review"] = metrics.review_report(labels[split], p, classes, thresholds)
-    return out
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="the fp32 model package folder")
@@ -146,11 +138,12 @@ def main(argv=None):
     tensors, labels = {}, {}
     for split in ("val", "test"):
         tensors[split], labels[split] = split_tensors(dirs[split], classes, spec, a.workers)
-    before = judge(predict(fp32_onnx, tensors), labels, classes, fp32["thresholds"])
+    before = {s: metrics.judge(labels[s], p, classes, fp32["thresholds"])
+              for s, p in predict(fp32_onnx, tensors).items()}
     probs = predict(int8_onnx, tensors)
     # Thresholds refitted on val, by the rule the fp32 package's were chosen by.
     thresholds = metrics.review_thresholds(labels["val"], probs["val"], classes, a.precision_target)
-    after = judge(probs, labels, classes, thresholds)
+    after = {s: metrics.judge(labels[s], p, classes, thresholds) for s, p in probs.items()}
     drops = {s: before[s]["accuracy"] - after[s]["accuracy"] for s in ("val", "test")}
     speed = {name: round(bench.images_per_second(path, spec.size, a.threads, 32, 5.0))
              for name, path in (("fp32", fp32_onnx), ("int8", int8_onnx))}

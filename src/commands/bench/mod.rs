@@ -195,7 +195,9 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
     let sink_concurrency = settings.pipeline.sink_concurrency;
     cpu.sink =
         stages::sink(tensors.len() / per_item, sink_concurrency, &model_ref, package.classes(), &provider).await?;
-    let ceiling = cores as f64 * 1e3 / cpu.essential();
+    // Photos/s the cores reach when each photo costs them `ms` of CPU.
+    let on_the_cores = |ms: f64| cores as f64 * 1e3 / ms;
+    let ceiling = on_the_cores(cpu.essential());
 
     let end_to_end = EndToEnd {
         images_per_second: median(&e2e_rates),
@@ -224,8 +226,8 @@ pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>)
         rounds: args.rounds,
         end_to_end_over_model_only: end_to_end.images_per_second / model_only.images_per_second,
         ceiling_images_per_second: ceiling,
-        ceiling_with_read_and_sink_images_per_second: cores as f64 * 1e3 / cpu.total(),
-        feed_ceiling_images_per_second: cores as f64 * 1e3 / cpu.feeding(),
+        ceiling_with_read_and_sink_images_per_second: on_the_cores(cpu.total()),
+        feed_ceiling_images_per_second: on_the_cores(cpu.feeding()),
         end_to_end_over_ceiling: end_to_end.images_per_second / ceiling,
         cpu_ms_per_photo: cpu,
         end_to_end,
