@@ -22,14 +22,28 @@ infra/setup/browser.sh
 log_dir="$(mktemp -d)"
 trap 'rm -rf "${log_dir}"' EXIT
 
+# Both runners run to their end whatever fails, and every test binary runs (--no-fail-fast): one
+# failure must not hide the others. The exit status says whether everything passed.
+status=0
+
 echo "== python tests (models/)"
-(cd models && ../.venv/bin/python -m pytest -q) 2>&1 | tee "${log_dir}/python.log"
+(cd models && ../.venv/bin/python -m pytest -q) 2>&1 | tee "${log_dir}/python.log" || status=1
 
 echo "== rust tests (workspace)"
 # --lib --bins --tests: the crates carry no doc tests, whose empty runs would close the log.
-cargo test --workspace --release --locked --lib --bins --tests 2>&1 | tee "${log_dir}/rust.log"
+cargo test --workspace --release --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "${log_dir}/rust.log" || status=1
 
-# One closing line over both runners.
-py_passed=$(grep -Eo '[0-9]+ passed' "${log_dir}/python.log" | tail -n 1 | grep -Eo '[0-9]+')
-rs_passed=$(awk '/^test result: ok. / { n += $4 } END { print n + 0 }' "${log_dir}/rust.log")
-echo "all tests: $((py_passed + rs_passed)) passed, 0 failed"
+# One closing line over both runners: pytest's summary line, and cargo's "test result:" lines
+# (one per test binary).
+py_summary=$(grep -E '[0-9]+ (passed|failed).* in [0-9.]+s' "${log_dir}/python.log" | tail -n 1 || true)
+count() { grep -Eo "[0-9]+ $1" <<<"${py_summary}" | grep -Eo '[0-9]+' || echo 0; }
+py_passed=$(count passed)
+py_failed=$(($(count failed) + $(count 'errors?')))
+rs_passed=$(awk '/^test result: / { n += $4 } END { print n + 0 }' "${log_dir}/rust.log")
+rs_failed=$(awk '/^test result: / { n += $6 } END { print n + 0 }' "${log_dir}/rust.log")
+failed=$((py_failed + rs_failed))
+if ((status != 0 && failed == 0)); then
+  echo "a runner failed without a failing test (a build error?): see its output above" >&2
+fi
+echo "total: $((py_passed + rs_passed)) passed, ${failed} failed"
+exit "${status}"

@@ -6,6 +6,8 @@
 # log) and recorded in a pid file; they are only ever stopped through that pid, after checking
 # that /proc/PID/cmdline still names the expected program (so a recycled pid is never killed).
 
+# The ports the engine being started asked for (require_port_free adds them).
+ENGINE_PORTS=()
 ENGINES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${ENGINES_DIR}/../.." && pwd)"
 AUTORMA_DATA="${XDG_DATA_HOME:-$HOME/.local/share}/autorma"
@@ -80,11 +82,33 @@ http_ok() {
   [[ "$(http_status "$1" "$2" "$3")" == "HTTP/1.1 200"* ]]
 }
 
-# require_port_free PORT WHAT: refuses to go on when 127.0.0.1:PORT is already taken.
+# port_owner PORT: who listens on PORT (ss's line, with the process where ss may show it), or
+# "nothing listens".
+port_owner() {
+  local line
+  command -v ss >/dev/null 2>&1 || { echo "unknown: ss (iproute2) is not installed"; return 0; }
+  line="$(ss -Hltnp "sport = :$1" 2>/dev/null | tr -s ' ' | head -n 3)"
+  echo "${line:-nothing listens}"
+}
+
+# require_port_free PORT WHAT: refuses to go on when 127.0.0.1:PORT is already taken; remembers
+# PORT in ENGINE_PORTS, whose owners a failed start reports.
 require_port_free() {
   if port_open 127.0.0.1 "$1"; then
-    die "127.0.0.1:$1 ($2) is already in use by another process; stop it or pick another port"
+    die "127.0.0.1:$1 ($2) is already in use ($(port_owner "$1")); stop it or pick another port"
   fi
+  ENGINE_PORTS+=("$1")
+}
+
+# process_alive PID: true when PID exists and is not a zombie (one that has exited and waits to
+# be reaped still answers kill -0).
+process_alive() {
+  local stat state
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  # The state follows the command name, which is in parentheses and may hold spaces.
+  state="${stat##*) }"
+  state="${state%% *}"
+  [[ -n "${state}" && "${state}" != "Z" && "${state}" != "X" ]]
 }
 
 # pid_running PID MATCH: true when PID is alive and its command line contains MATCH.
@@ -115,27 +139,60 @@ refuse_if_running() {
 # start_detached PIDFILE LOGFILE CMD...: starts CMD in its own session, detached from the caller
 # (it survives the calling script and its terminal), stdout and stderr appended to LOGFILE, and
 # records its pid in PIDFILE. Prints nothing; the pid is in PIDFILE.
+#
+# A small supervisor (bash, in the new session) runs CMD as its child and, when CMD ends, appends
+# how it ended to LOGFILE ("... exited with status 1", "... killed by SIGKILL"): an engine that
+# dies before its own logger starts still leaves that line. PIDFILE names CMD itself, so stop
+# signals the engine, not the supervisor.
+#
+# Returns only once the child has exec'd CMD (or has already ended). Until then its
+# /proc/PID/cmdline is the supervisor's, and while the kernel swaps the program in it reads as
+# empty: a pid_running check in that window took a healthy engine for one that had exited
+# ("exited before answering HTTP" with an empty log, then stopped it), the versitygw start
+# failure seen under load.
 start_detached() {
-  local pidfile="$1" logfile="$2"
+  local pidfile="$1" logfile="$2" pid cmdline
   shift 2
   rm -f "${pidfile}"
-  # The child writes its own pid and then execs CMD, so the pid file names CMD itself even if
-  # setsid had to fork.
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "${pidfile}" "$@" \
-    </dev/null >>"${logfile}" 2>&1 &
-  for _ in $(seq 1 50); do
-    [[ -s "${pidfile}" ]] && return 0
-    sleep 0.1
+  setsid bash -c '# autorma engine supervisor
+    pidfile="$1"
+    shift
+    "$@" &
+    child=$!
+    echo "${child}" >"${pidfile}"
+    status=0
+    wait "${child}" || status=$?
+    if ((status > 128)) && signal="$(kill -l "$((status - 128))" 2>/dev/null)"; then
+      how="killed by SIG${signal} (status ${status})"
+    else
+      how="exited with status ${status}"
+    fi
+    echo "[infra/engines $(date -u +%Y-%m-%dT%H:%M:%SZ)] $1 (pid ${child}) ${how}"
+  ' infra/engines "${pidfile}" "$@" </dev/null >>"${logfile}" 2>&1 &
+  for _ in $(seq 1 100); do
+    pid="$(read_pid "${pidfile}")"
+    if [[ -n "${pid}" ]]; then
+      # Until the exec the child is a copy of the supervisor (its command line names it), during
+      # the exec its command line is empty; gone or a zombie: it has already ended.
+      cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" || cmdline=""
+      if [[ -n "${cmdline}" && "${cmdline}" != *"# autorma engine supervisor"* ]] || ! process_alive "${pid}"; then
+        return 0
+      fi
+    fi
+    sleep 0.05
   done
-  die "the process did not record its pid in ${pidfile}"
+  die "the process did not start $1 within 5 s (pid file ${pidfile})"
 }
 
 # start_failed PIDFILE MATCH LOGFILE MESSAGE: after a failed start, prints the log tail, stops the
 # process if it still runs (so a failed start leaves nothing behind) and dies with MESSAGE.
 start_failed() {
-  local pidfile="$1" match="$2" logfile="$3" message="$4"
+  local pidfile="$1" match="$2" logfile="$3" message="$4" port
   log_tail "${logfile}"
+  for port in "${ENGINE_PORTS[@]}"; do
+    echo "127.0.0.1:${port} now: $(port_owner "${port}")" >&2
+  done
   stop_pidfile "${pidfile}" "${match}" 10 >/dev/null
   die "${message}; log: ${logfile}"
 }

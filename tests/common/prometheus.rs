@@ -15,7 +15,7 @@ pub type Series = (serde_json::Value, Vec<f64>);
 
 impl Prometheus {
     pub fn start(dir: &Path) -> Prometheus {
-        Prometheus { engine: Engine::start("prometheus", dir, &["PROMETHEUS_PORT"]) }
+        Prometheus { engine: Engine::start("prometheus", dir, &["PROMETHEUS_PORT"], &[]) }
     }
 
     pub fn port(&self) -> u16 {

@@ -3,10 +3,11 @@
 //! the `autorma ingest` / `worker` processes. Everything is stopped by PID on drop; when the
 //! test failed, the logs' tails are printed first.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use crate::engine::Engine;
 
 pub const ACCESS_KEY: &str = "autorma-test";
 pub const SECRET_KEY: &str = "autorma-test-secret";
@@ -16,89 +17,67 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 pub struct Stack {
-    pub dir: tempfile::TempDir,
     pub brokers: String,
     pub endpoint: String,
-    kafka_port: u16,
-    controller_port: u16,
-    s3_port: u16,
     processes: Vec<(String, Child)>,
     /// More environment for every `autorma` process started from now on (telemetry endpoints).
     pub env: Vec<(&'static str, String)>,
+    // Held for their drop, in this order, after `Drop::drop` stopped the `autorma` processes:
+    // the gateway, the broker, then the folder that held their state.
+    _versitygw: Engine,
+    kafka: Engine,
+    pub dir: tempfile::TempDir,
 }
 
 impl Stack {
     /// Kafka, the topics, then versitygw (it exits at start when the topic is missing).
     pub fn start() -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let (kafka_port, controller_port, s3_port) = (free_port(), free_port(), free_port());
-        let stack = Stack {
-            brokers: format!("127.0.0.1:{kafka_port}"),
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
-            dir,
-            kafka_port,
-            controller_port,
-            s3_port,
+        let timed = |what: &str, start: &dyn Fn() -> Engine| {
+            let started = Instant::now();
+            let engine = start();
+            eprintln!("[stack] {what} started ({:.1} s)", started.elapsed().as_secs_f64());
+            engine
+        };
+        let kafka = timed("kafka", &|| {
+            Engine::start("kafka", &dir.path().join("kafka"), &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], &[])
+        });
+        let brokers = format!("127.0.0.1:{}", kafka.port("KAFKA_PORT"));
+        let output = Command::new("bash").arg(root().join("infra/engines/topics.sh")).args([&brokers, "4"]).output().unwrap();
+        assert!(
+            output.status.success(),
+            "infra/engines/topics.sh failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let versitygw = timed("versitygw", &|| {
+            Engine::start(
+                "versitygw",
+                &dir.path().join("s3"),
+                &["S3_PORT"],
+                &[
+                    ("S3_BUCKET", BUCKET.to_string()),
+                    ("KAFKA_BROKER", brokers.clone()),
+                    ("S3_ACCESS_KEY", ACCESS_KEY.to_string()),
+                    ("S3_SECRET_KEY", SECRET_KEY.to_string()),
+                ],
+            )
+        });
+        Stack {
+            endpoint: format!("http://127.0.0.1:{}", versitygw.port("S3_PORT")),
+            brokers,
             processes: Vec::new(),
             env: Vec::new(),
-        };
-        stack.kafka("start");
-        stack.script("infra/engines/topics.sh", &[&stack.brokers, "4"], &[]);
-        stack.versitygw("start");
-        stack
-    }
-
-    fn script(&self, script: &str, args: &[&str], env: &[(&str, String)]) {
-        let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(root().join(script))
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-        if !output.status.success() {
-            self.print_logs();
-            panic!(
-                "{script} {args:?} failed ({}):\n{}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            _versitygw: versitygw,
+            kafka,
+            dir,
         }
-        eprintln!("[stack] {script} {} ({:.1} s)", args.first().unwrap_or(&""), started.elapsed().as_secs_f64());
     }
 
+    /// `infra/engines/kafka.sh stop|start` on the same ports and data (a broker outage).
     pub fn kafka(&self, action: &str) {
-        let state = self.state("kafka");
-        self.script(
-            "infra/engines/kafka.sh",
-            &[action, &state],
-            &[("KAFKA_PORT", self.kafka_port.to_string()), ("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())],
-        );
-    }
-
-    fn versitygw(&self, action: &str) {
-        let state = self.state("s3");
-        self.script(
-            "infra/engines/versitygw.sh",
-            &[action, &state],
-            &[
-                ("S3_PORT", self.s3_port.to_string()),
-                ("S3_BUCKET", BUCKET.to_string()),
-                ("KAFKA_BROKER", self.brokers.clone()),
-                ("S3_ACCESS_KEY", ACCESS_KEY.to_string()),
-                ("S3_SECRET_KEY", SECRET_KEY.to_string()),
-            ],
-        );
-    }
-
-    fn state(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
+        self.kafka.run(action);
     }
 
     /// Runs an `autorma` command against this stack to its end.
@@ -186,8 +165,7 @@ impl Stack {
     pub fn rss_mib(&self, name: &str) -> f64 {
         let pid = match name {
             "kafka" | "versitygw" => {
-                let file =
-                    Path::new(&self.state(if name == "kafka" { "kafka" } else { "s3" })).join(format!("{name}.pid"));
+                let file = self.dir.path().join(if name == "kafka" { "kafka" } else { "s3" }).join(format!("{name}.pid"));
                 std::fs::read_to_string(file).unwrap().trim().parse::<u32>().unwrap()
             }
             _ => self.pid(name),
@@ -228,14 +206,8 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // Stopped by their pid files, whatever state the test left them in.
-        for (script, name) in [("infra/engines/versitygw.sh", "s3"), ("infra/engines/kafka.sh", "kafka")] {
-            let _ = Command::new("bash")
-                .arg(root().join(script))
-                .args(["stop", &self.state(name)])
-                .stdout(Stdio::null())
-                .status();
-        }
+        // The engines stop by their pid files as the fields drop, whatever state the test left
+        // them in.
     }
 }
 
