@@ -36,12 +36,21 @@ fn preprocess(c: &mut Criterion) {
         let bytes = jpeg(w, h);
         group.bench_function(name, |b| b.iter(|| pre.preprocess(std::hint::black_box(&bytes)).unwrap()));
     }
+    // A phone-size photo: decoded at the DCT scale the model's size allows (1/8 here), against
+    // every pixel, and letterboxed from each.
     let bytes = jpeg(1080, 1440);
-    group.bench_function("decode_jpeg_1080x1440", |b| {
-        b.iter(|| decode_rgb(std::hint::black_box(&bytes), &pre.limits, pre.background).unwrap())
+    group.bench_function("decode_jpeg_1080x1440_scaled", |b| {
+        b.iter(|| decode_rgb(std::hint::black_box(&bytes), &pre.limits, pre.background, pre.size).unwrap())
     });
-    let rgb = decode_rgb(&bytes, &pre.limits, pre.background).unwrap();
+    group.bench_function("decode_jpeg_1080x1440_every_pixel", |b| {
+        b.iter(|| decode_rgb(std::hint::black_box(&bytes), &pre.limits, pre.background, u32::MAX).unwrap())
+    });
+    let every_pixel = decode_rgb(&bytes, &pre.limits, pre.background, u32::MAX).unwrap();
     group.bench_function("letterbox_resize_1080x1440_to_128", |b| {
+        b.iter(|| letterbox_resize(std::hint::black_box(&every_pixel), pre.size, pre.background))
+    });
+    let rgb = decode_rgb(&bytes, &pre.limits, pre.background, pre.size).unwrap();
+    group.bench_function("letterbox_resize_135x180_to_128", |b| {
         b.iter(|| letterbox_resize(std::hint::black_box(&rgb), pre.size, pre.background))
     });
     let square = letterbox_resize(&rgb, pre.size, pre.background);

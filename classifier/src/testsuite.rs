@@ -29,3 +29,36 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// An EXIF block as encoders embed it (TIFF, little endian, without JPEG's `Exif\0\0`) whose one
+/// tag is Orientation = `orientation` (1 upright, 6 "rotate 90 clockwise to view", ...).
+pub fn exif_orientation(orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II\x2a\x00\x08\x00\x00\x00".to_vec(); // header; the first IFD at offset 8
+    tiff.extend(1u16.to_le_bytes()); // one entry
+    tiff.extend(0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend(3u16.to_le_bytes()); // SHORT
+    tiff.extend(1u32.to_le_bytes()); // one value, held in the entry
+    tiff.extend(orientation.to_le_bytes());
+    tiff.extend([0, 0]);
+    tiff.extend(0u32.to_le_bytes()); // no next IFD
+    tiff
+}
+
+/// `image` encoded as `format` (JPEG at quality 90, PNG, lossless WebP) with `exif` embedded
+/// where given: JPEG in an APP1 segment, PNG in eXIf, WebP in its EXIF chunk.
+pub fn encode(image: &image::DynamicImage, format: image::ImageFormat, exif: Option<Vec<u8>>) -> Vec<u8> {
+    fn write(mut encoder: impl image::ImageEncoder, image: &image::DynamicImage, exif: Option<Vec<u8>>) {
+        if let Some(exif) = exif {
+            encoder.set_exif_metadata(exif).expect("the format carries EXIF");
+        }
+        encoder.write_image(image.as_bytes(), image.width(), image.height(), image.color().into()).unwrap();
+    }
+    let mut out = Vec::new();
+    match format {
+        image::ImageFormat::Jpeg => write(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90), image, exif),
+        image::ImageFormat::Png => write(image::codecs::png::PngEncoder::new(&mut out), image, exif),
+        image::ImageFormat::WebP => write(image::codecs::webp::WebPEncoder::new_lossless(&mut out), image, exif),
+        other => panic!("no test encoder for {other:?}"),
+    }
+    out
+}

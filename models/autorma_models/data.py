@@ -35,7 +35,7 @@ def scan(root: Path, classes: list[str] | None = None) -> tuple[list[Path], np.n
 
 def _load_one(args) -> np.ndarray:
     path, spec = args
-    return letterbox_resize(load_rgb(path, spec.background), spec)
+    return letterbox_resize(load_rgb(path, spec.background, spec.size), spec)
 
 
 def load_pixels(paths: list[Path], spec: PreprocessSpec, workers: int = 2) -> np.ndarray:

@@ -51,15 +51,60 @@ class PreprocessSpec:
         )
 
 
-def load_rgb(path, background=(255, 255, 255)) -> Image.Image:
-    """Decodes a photo to 8-bit RGB; transparency is composited onto `background`."""
+# EXIF orientation (tag 0x0112) -> the transpose that makes the photo upright, as
+# `ImageOps.exif_transpose` does; the Rust pipeline applies the same eight.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def draft_scale(width: int, height: int, min_long_side: int) -> int:
+    """The JPEG scale 1/a to decode at: the largest a of 8, 4 and 2 whose scaled long side
+    ceil(long / a) is still at least `min_long_side` and whose short side keeps a pixel per a;
+    else 1. The Rust twin is `jpeg_draft_scale` (classifier/src/preprocess/decode.rs)."""
+    long, short = max(width, height), min(width, height)
+    for a in (8, 4, 2):
+        if -(-long // a) >= min_long_side and short >= a:
+            return a
+    return 1
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The photo's EXIF orientation, 1 (upright) when it has none or it cannot be read."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block is ignored, as the Rust pipeline ignores it
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def load_rgb(path, background=(255, 255, 255), min_long_side: int | None = None) -> Image.Image:
+    """Decodes a photo to upright 8-bit RGB; transparency is composited onto `background`.
+
+    With `min_long_side` (the model's input size), a JPEG is decoded at the DCT scale
+    `draft_scale` picks: Pillow's `draft` asked for (w // a, h // a) picks that same a, so the
+    pixels are libjpeg-turbo's scaled ones, as in the Rust pipeline."""
     with Image.open(path) as img:
+        if min_long_side and img.format == "JPEG" and img.mode in ("RGB", "L"):
+            a = draft_scale(img.width, img.height, min_long_side)
+            if a > 1:
+                img.draft(None, (img.width // a, img.height // a))
         img.load()
+        orientation = exif_orientation(img)
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
             canvas = Image.new("RGBA", rgba.size, tuple(background) + (255,))
-            return Image.alpha_composite(canvas, rgba).convert("RGB")
-        return img.convert("RGB")
+            rgb = Image.alpha_composite(canvas, rgba).convert("RGB")
+        else:
+            rgb = img.convert("RGB")
+    method = _UPRIGHT.get(orientation)
+    return rgb.transpose(method) if method is not None else rgb
 
 
 def letterbox_resize(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
@@ -81,4 +126,4 @@ def normalise(hwc_uint8: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 def preprocess_file(path, spec: PreprocessSpec) -> np.ndarray:
     """One photo on disk -> the float32 CHW tensor the model takes."""
-    return normalise(letterbox_resize(load_rgb(path, spec.background), spec), spec)
+    return normalise(letterbox_resize(load_rgb(path, spec.background, spec.size), spec), spec)

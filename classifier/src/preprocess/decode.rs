@@ -1,8 +1,10 @@
-//! Bytes -> 8-bit RGB, with the size limit checked on the header before anything is decoded.
+//! Bytes -> upright 8-bit RGB at no more pixels than the model needs, with the size limit
+//! checked on the header before anything is decoded.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use super::PreprocessError;
 
@@ -36,13 +38,24 @@ pub fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, PreprocessError> {
     }
 }
 
-/// A JPEG of the accepted `width` x `height` through libjpeg-turbo, as the training code's
-/// Pillow decodes it (the accurate integer IDCT, fancy upsampling, grey replicated to RGB):
-/// the same pixels. `None` for what it will not turn into RGB (CMYK, YCCK), reports as
-/// damaged (even only with a warning: Pillow decodes those), or sees at another size than the
-/// header check did: the `image` crate, as lenient and under its allocation limits, decodes
-/// them or says why not.
-fn decode_jpeg(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
+/// The JPEG scale, 1/`a`, a photo is decoded at: the largest `a` of libjpeg's 8, 4 and 2 whose
+/// scaled long side, `ceil(long / a)`, is still at least `min_long_side` and whose short side
+/// keeps a pixel per `a`; else 1. The DCT does the shrinking, nearly free, so a 12 MP phone
+/// photo is decoded at 504 x 378 for a 128-pixel model. The training code's twin
+/// (`models/autorma_models/preprocess.py`, `draft_scale`) asks Pillow's `draft` for
+/// `(w / a, h / a)`, which makes Pillow pick the same `a`.
+pub fn jpeg_draft_scale(width: u32, height: u32, min_long_side: u32) -> u32 {
+    let (long, short) = (width.max(height), width.min(height));
+    [8, 4, 2].into_iter().find(|&a| long.div_ceil(a) >= min_long_side && short >= a).unwrap_or(1)
+}
+
+/// A JPEG of the accepted `width` x `height` through libjpeg-turbo at 1/`scale` of its size, as
+/// the training code's Pillow decodes it after `draft` (the accurate integer IDCT, scaled in
+/// the DCT, fancy upsampling, grey replicated to RGB): the same pixels. `None` for what it will
+/// not turn into RGB (CMYK, YCCK), reports as damaged (even only with a warning: Pillow decodes
+/// those), or sees at another size than the header check did: the `image` crate, as lenient
+/// and under its allocation limits, decodes them or says why not.
+fn decode_jpeg(bytes: &[u8], width: u32, height: u32, scale: u32) -> Option<RgbImage> {
     let decoded = (|| {
         let mut decompressor = turbojpeg::Decompressor::new()?;
         let header = decompressor.read_header(bytes)?;
@@ -54,19 +67,21 @@ fn decode_jpeg(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
                 header.colorspace, header.width, header.height
             )));
         }
-        let pitch = header.width * 3;
+        decompressor.set_scaling_factor(turbojpeg::ScalingFactor::new(1, scale as usize))?;
+        let scaled = header.scaled(decompressor.scaling_factor());
+        let pitch = scaled.width * 3;
         let mut image = turbojpeg::Image {
-            pixels: vec![0; pitch * header.height],
-            width: header.width,
+            pixels: vec![0; pitch * scaled.height],
+            width: scaled.width,
             pitch,
-            height: header.height,
+            height: scaled.height,
             format: turbojpeg::PixelFormat::RGB,
         };
         decompressor.decompress(bytes, image.as_deref_mut())?;
-        Ok(image.pixels)
+        Ok((image.pixels, scaled.width as u32, scaled.height as u32))
     })();
     match decoded {
-        Ok(pixels) => RgbImage::from_raw(width, height, pixels),
+        Ok((pixels, w, h)) => RgbImage::from_raw(w, h, pixels),
         Err(e) => {
             tracing::debug!(error = %e, "libjpeg-turbo did not decode the photo; the image crate tries");
             None
@@ -74,8 +89,16 @@ fn decode_jpeg(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
     }
 }
 
-/// Decodes to 8-bit RGB: alpha is composited onto `background`, grey is expanded.
-pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> Result<RgbImage, PreprocessError> {
+/// Decodes to upright 8-bit RGB: the EXIF orientation is applied (a missing or broken EXIF
+/// block counts as upright, never as an error), alpha is composited onto `background`, grey is
+/// expanded. A JPEG is decoded at the scale `jpeg_draft_scale` picks for `min_long_side` (the
+/// model's input side; `u32::MAX` for every pixel).
+pub fn decode_rgb(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    background: [u8; 3],
+    min_long_side: u32,
+) -> Result<RgbImage, PreprocessError> {
     let format = sniff_format(bytes)?;
     let decode_err = |e: image::ImageError| PreprocessError::Decode { detail: e.to_string() };
 
@@ -102,9 +125,9 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
     }
 
     if format == ImageFormat::Jpeg
-        && let Some(rgb) = decode_jpeg(bytes, width, height)
+        && let Some(rgb) = decode_jpeg(bytes, width, height, jpeg_draft_scale(width, height, min_long_side))
     {
-        return Ok(rgb);
+        return Ok(upright(rgb, jpeg_exif_orientation(bytes)));
     }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -116,11 +139,53 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits, background: [u8; 3]) -> R
     decoder_limits.max_image_height = Some(height);
     decoder_limits.max_alloc = Some(pixels * 8 + (64 << 20));
     reader.limits(decoder_limits);
-    let image = reader.decode().map_err(|e| match e {
+    let limits_err = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => PreprocessError::TooLarge { detail: e.to_string() },
         other => decode_err(other),
-    })?;
-    Ok(to_rgb(image, background))
+    };
+    let mut decoder = reader.into_decoder().map_err(limits_err)?;
+    let orientation = if format == ImageFormat::Jpeg {
+        jpeg_exif_orientation(bytes)
+    } else {
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    };
+    let image = DynamicImage::from_decoder(decoder).map_err(limits_err)?;
+    Ok(upright(to_rgb(image, background), orientation))
+}
+
+fn upright(rgb: RgbImage, orientation: Orientation) -> RgbImage {
+    if orientation == Orientation::NoTransforms {
+        return rgb;
+    }
+    let mut image = DynamicImage::ImageRgb8(rgb);
+    image.apply_orientation(orientation);
+    image.into_rgb8()
+}
+
+/// The orientation in a JPEG's first EXIF block (an APP1 segment starting `Exif\0\0`, the one
+/// Pillow reads), found by walking the segments before the first scan; upright when there is
+/// none or it cannot be read.
+fn jpeg_exif_orientation(bytes: &[u8]) -> Orientation {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            break; // start of scan, end of image: no more headers
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let Some(segment) = bytes.get(at + 4..at + 2 + length).filter(|_| length >= 2) else { break };
+        if marker == 0xE1
+            && let Some(tiff) = segment.strip_prefix(b"Exif\0\0")
+        {
+            return Orientation::from_exif_chunk(tiff).unwrap_or(Orientation::NoTransforms);
+        }
+        at += 2 + length;
+    }
+    Orientation::NoTransforms
 }
 
 /// A PNG's size from its IHDR chunk, which the format requires first, right after the
@@ -163,7 +228,7 @@ fn to_rgb(image: DynamicImage, background: [u8; 3]) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsuite::png_header_only;
+    use crate::testsuite::{encode, exif_orientation, png_header_only};
     use image::{ImageEncoder, Rgb, Rgba, RgbaImage};
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
@@ -177,7 +242,7 @@ mod tests {
 
     #[test]
     fn decodes_a_jpeg() {
-        let rgb = decode_rgb(&jpeg(40, 30), &DecodeLimits::default(), [255; 3]).unwrap();
+        let rgb = decode_rgb(&jpeg(40, 30), &DecodeLimits::default(), [255; 3], u32::MAX).unwrap();
         assert_eq!(rgb.dimensions(), (40, 30));
     }
 
@@ -188,7 +253,7 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
             .write_image(&grey, 32, 24, image::ExtendedColorType::L8)
             .unwrap();
-        let rgb = decode_jpeg(&bytes, 32, 24).expect("libjpeg-turbo decodes a grey jpeg");
+        let rgb = decode_jpeg(&bytes, 32, 24, 1).expect("libjpeg-turbo decodes a grey jpeg");
         assert!(rgb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
 
         // Garbage inside the scan, the end-of-image marker kept: libjpeg-turbo warns, so the
@@ -196,25 +261,25 @@ mod tests {
         let mut damaged = jpeg(64, 64);
         let middle = damaged.len() / 2;
         damaged[middle..middle + 40].fill(0xFF);
-        assert!(decode_jpeg(&damaged, 64, 64).is_none());
-        if let Ok(rgb) = decode_rgb(&damaged, &DecodeLimits::default(), [255; 3]) {
+        assert!(decode_jpeg(&damaged, 64, 64, 1).is_none());
+        if let Ok(rgb) = decode_rgb(&damaged, &DecodeLimits::default(), [255; 3], u32::MAX) {
             assert_eq!(rgb.dimensions(), (64, 64));
         }
         // A size other than the header check's is not trusted.
-        assert!(decode_jpeg(&jpeg(64, 64), 64, 65).is_none());
+        assert!(decode_jpeg(&jpeg(64, 64), 64, 65, 1).is_none());
     }
 
     #[test]
     fn truncated_jpeg_is_a_decode_error() {
         let bytes = jpeg(64, 64);
-        let err = decode_rgb(&bytes[..bytes.len() / 2], &DecodeLimits::default(), [255; 3]).unwrap_err();
+        let err = decode_rgb(&bytes[..bytes.len() / 2], &DecodeLimits::default(), [255; 3], u32::MAX).unwrap_err();
         assert_eq!(err.reason(), autorma_core::DlqReason::DecodeError, "{err}");
     }
 
     #[test]
     fn empty_and_text_are_not_images() {
         for bytes in [&b""[..], b"hello, this is a text file named photo.jpg\n"] {
-            let err = decode_rgb(bytes, &DecodeLimits::default(), [255; 3]).unwrap_err();
+            let err = decode_rgb(bytes, &DecodeLimits::default(), [255; 3], u32::MAX).unwrap_err();
             assert_eq!(err.reason(), autorma_core::DlqReason::NotAnImage, "{err}");
         }
     }
@@ -223,7 +288,7 @@ mod tests {
     fn a_huge_png_header_is_refused_without_decoding() {
         let bytes = png_header_only(20_000, 20_000);
         assert!(bytes.len() < 100);
-        let err = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3]).unwrap_err();
+        let err = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3], u32::MAX).unwrap_err();
         assert_eq!(err.reason(), autorma_core::DlqReason::TooLarge, "{err}");
         assert!(err.detail().contains("20000x20000"), "{err}");
     }
@@ -231,13 +296,13 @@ mod tests {
     #[test]
     fn a_huge_png_cut_off_after_its_ihdr_is_still_too_large() {
         let bytes = &png_header_only(20_000, 20_000)[..33]; // signature + IHDR, nothing else
-        let err = decode_rgb(bytes, &DecodeLimits::default(), [255; 3]).unwrap_err();
+        let err = decode_rgb(bytes, &DecodeLimits::default(), [255; 3], u32::MAX).unwrap_err();
         assert_eq!(err.reason(), autorma_core::DlqReason::TooLarge, "{err}");
     }
 
     #[test]
     fn a_header_within_limits_but_no_data_is_a_decode_error() {
-        let err = decode_rgb(&png_header_only(100, 100), &DecodeLimits::default(), [255; 3]).unwrap_err();
+        let err = decode_rgb(&png_header_only(100, 100), &DecodeLimits::default(), [255; 3], u32::MAX).unwrap_err();
         assert_eq!(err.reason(), autorma_core::DlqReason::DecodeError, "{err}");
     }
 
@@ -246,8 +311,91 @@ mod tests {
         let img = RgbaImage::from_fn(2, 1, |x, _| if x == 0 { Rgba([0, 0, 0, 0]) } else { Rgba([0, 0, 0, 128]) });
         let mut png = Vec::new();
         image::codecs::png::PngEncoder::new(&mut png).write_image(&img, 2, 1, image::ExtendedColorType::Rgba8).unwrap();
-        let rgb = decode_rgb(&png, &DecodeLimits::default(), [255, 255, 255]).unwrap();
+        let rgb = decode_rgb(&png, &DecodeLimits::default(), [255, 255, 255], u32::MAX).unwrap();
         assert_eq!(rgb.get_pixel(0, 0), &Rgb([255, 255, 255]));
         assert_eq!(rgb.get_pixel(1, 0), &Rgb([127, 127, 127]));
+    }
+
+    #[test]
+    fn a_jpeg_is_decoded_at_the_smallest_dct_scale_that_keeps_the_long_side() {
+        assert_eq!(jpeg_draft_scale(3024, 4032, 128), 8); // 378 x 504
+        assert_eq!(jpeg_draft_scale(1000, 100, 128), 4); // 1/8 would leave 125 < 128
+        assert_eq!(jpeg_draft_scale(4000, 5, 128), 4); // 1/8 would leave no row per 8
+        assert_eq!(jpeg_draft_scale(200, 200, 128), 1);
+        assert_eq!(jpeg_draft_scale(3024, 4032, u32::MAX), 1);
+        // libjpeg rounds the scaled size up.
+        let rgb = decode_rgb(&jpeg(1001, 333), &DecodeLimits::default(), [255; 3], 128).unwrap();
+        assert_eq!(rgb.dimensions(), (251, 84));
+    }
+
+    /// Four quadrants of distinct colours, `w` x `h`, stored as they are.
+    fn quadrants(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| match (x < w / 2, y < h / 2) {
+            (true, true) => Rgb([255, 0, 0]),
+            (false, true) => Rgb([0, 255, 0]),
+            (true, false) => Rgb([0, 0, 255]),
+            (false, false) => Rgb([255, 255, 255]),
+        }))
+    }
+
+    /// Where a stored pixel `(x, y)` of a `w` x `h` photo is shown, by the EXIF specification's
+    /// eight orientations (written out here, not taken from the decoder under test).
+    fn shown_at(orientation: u16, (x, y): (u32, u32), (w, h): (u32, u32)) -> (u32, u32) {
+        match orientation {
+            1 => (x, y),
+            2 => (w - 1 - x, y),
+            3 => (w - 1 - x, h - 1 - y),
+            4 => (x, h - 1 - y),
+            5 => (y, x),
+            6 => (h - 1 - y, x),
+            7 => (h - 1 - y, w - 1 - x),
+            8 => (y, w - 1 - x),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn all_eight_exif_orientations_come_out_upright_in_jpeg_png_and_webp() {
+        let (w, h) = (64u32, 32u32);
+        let stored = quadrants(w, h);
+        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
+            for orientation in 1..=8u16 {
+                let bytes = encode(&stored, format, Some(exif_orientation(orientation)));
+                let rgb = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3], u32::MAX).unwrap();
+                let turned = orientation >= 5;
+                assert_eq!(rgb.dimensions(), if turned { (h, w) } else { (w, h) }, "{format:?} {orientation}");
+                // The middle of each stored quadrant, where it is shown.
+                for (x, y) in [(w / 4, h / 4), (3 * w / 4, h / 4), (w / 4, 3 * h / 4), (3 * w / 4, 3 * h / 4)] {
+                    let (sx, sy) = shown_at(orientation, (x, y), (w, h));
+                    let (want, got) = (stored.to_rgb8().get_pixel(x, y).0, rgb.get_pixel(sx, sy).0);
+                    let near = want.iter().zip(got).all(|(a, b)| a.abs_diff(b) <= 8);
+                    assert!(near, "{format:?} orientation {orientation}: stored ({x},{y}) {want:?} shown at ({sx},{sy}) is {got:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_scaled_jpeg_is_turned_after_decoding() {
+        let bytes = encode(&quadrants(1024, 512), ImageFormat::Jpeg, Some(exif_orientation(6)));
+        let rgb = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3], 128).unwrap();
+        assert_eq!(rgb.dimensions(), (64, 128)); // 1/8, then a quarter turn
+        assert_eq!(rgb.get_pixel(48, 16).0.map(|c| c > 128), [true, false, false]); // red, top right
+    }
+
+    #[test]
+    fn a_broken_or_unknown_exif_block_leaves_the_photo_as_stored() {
+        let stored = quadrants(64, 32);
+        let mut garbage = b"MM\x00\x2a\xff\xff\xff\xf0".to_vec();
+        garbage.extend([0xAB; 20]);
+        for exif in [garbage, exif_orientation(9), exif_orientation(0), b"II".to_vec()] {
+            for format in [ImageFormat::Jpeg, ImageFormat::Png] {
+                let bytes = encode(&stored, format, Some(exif.clone()));
+                let rgb = decode_rgb(&bytes, &DecodeLimits::default(), [255; 3], u32::MAX)
+                    .unwrap_or_else(|e| panic!("{format:?} with a broken EXIF block: {e}"));
+                assert_eq!(rgb.dimensions(), (64, 32));
+                assert_eq!(rgb.get_pixel(8, 8).0.map(|c| c > 128), [true, false, false]);
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ mod tensor;
 use autorma_core::DlqReason;
 use autorma_registry::ModelPackage;
 
-pub use decode::{DecodeLimits, decode_rgb, sniff_format};
+pub use decode::{DecodeLimits, decode_rgb, jpeg_draft_scale, sniff_format};
 pub use tensor::{letterbox_resize, normalise_into};
 
 /// Why a photo could not become a tensor; each maps to a DLQ reason.
@@ -70,9 +70,10 @@ impl Preprocessor {
         3 * self.size as usize * self.size as usize
     }
 
-    /// Decodes, letterboxes, resizes and normalises one photo into a CHW f32 tensor.
+    /// Decodes (upright, a JPEG at the smallest DCT scale that keeps `size` pixels on the long
+    /// side), letterboxes, resizes and normalises one photo into a CHW f32 tensor.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, PreprocessError> {
-        let rgb = decode_rgb(bytes, &self.limits, self.background)?;
+        let rgb = decode_rgb(bytes, &self.limits, self.background, self.size)?;
         let square = letterbox_resize(&rgb, self.size, self.background);
         let mut out = vec![0.0; self.tensor_len()];
         normalise_into(&square, self.scale, self.mean, self.std, &mut out);
