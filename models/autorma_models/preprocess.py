@@ -66,11 +66,12 @@ _UPRIGHT = {
 
 def draft_scale(width: int, height: int, min_long_side: int) -> int:
     """The JPEG scale 1/a to decode at: the largest a of 8, 4 and 2 whose scaled long side
-    ceil(long / a) is still at least `min_long_side` and whose short side keeps a pixel per a;
-    else 1. The Rust twin is `jpeg_draft_scale` (classifier/src/preprocess/decode.rs)."""
+    ceil(long / a) is still at least twice `min_long_side` and whose short side keeps a pixel per
+    a; else 1 (the margin keeps the resize that follows close to a full decode's; no catalogue
+    photo is scaled). The Rust twin is `jpeg_draft_scale` (classifier/src/preprocess/decode.rs)."""
     long, short = max(width, height), min(width, height)
     for a in (8, 4, 2):
-        if -(-long // a) >= min_long_side and short >= a:
+        if -(-long // a) >= 2 * min_long_side and short >= a:
             return a
     return 1
 

@@ -60,14 +60,14 @@ def test_a_broken_exif_block_leaves_the_photo_as_stored(tmp_path):
 
 def test_draft_scale_keeps_the_long_side():
     assert draft_scale(3024, 4032, 128) == 8
-    assert draft_scale(1000, 100, 128) == 4
+    assert draft_scale(1000, 100, 128) == 2
     assert draft_scale(4000, 5, 128) == 4
-    assert draft_scale(200, 200, 128) == 1
+    assert draft_scale(225, 300, 128) == 1
 
 
 def test_a_large_jpeg_is_decoded_at_its_draft_scale_then_turned(tmp_path):
     path = tmp_path / "phone.jpg"
-    save(quadrants(1001, 333), path, orientation=6)
-    # 1/8 of 1001 x 333 rounds up to 126 x 42, under 128: 1/4 it is, 251 x 84, then turned.
-    assert load_rgb(path, min_long_side=128).size == (84, 251)
-    assert load_rgb(path).size == (333, 1001)
+    save(quadrants(2001, 333), path, orientation=6)
+    # 1/8 of 2001 x 333 leaves 251, under 2 x 128: 1/4 it is, rounded up to 501 x 84, turned.
+    assert load_rgb(path, min_long_side=128).size == (84, 501)
+    assert load_rgb(path).size == (333, 2001)
