@@ -116,7 +116,7 @@ pid_running() {
   local pid="$1" match="$2" cmdline
   [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
   kill -0 "${pid}" 2>/dev/null || return 1
-  cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" || return 1
+  cmdline="$({ tr '\0' ' ' <"/proc/${pid}/cmdline"; } 2>/dev/null)" || return 1
   [[ "${cmdline}" == *"${match}"* ]]
 }
 
@@ -175,7 +175,7 @@ start_detached() {
     if [[ -n "${pid}" ]]; then
       # Until the exec the child is a copy of the supervisor (its command line names it), during
       # the exec its command line is empty; gone or a zombie: it has already ended.
-      cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" || cmdline=""
+      cmdline="$({ tr '\0' ' ' <"/proc/${pid}/cmdline"; } 2>/dev/null)" || cmdline=""
       if [[ -n "${cmdline}" && "${cmdline}" != *"# autorma engine supervisor"* ]] || ! process_alive "${pid}"; then
         return 0
       fi
