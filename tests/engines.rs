@@ -3,16 +3,22 @@
 //! returns, and one that ends leaves how it ended in its log.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
-/// Runs `script` in bash with `lib.sh` sourced; its stdout, or a panic with both streams.
-fn with_lib(dir: &Path, script: &str) -> String {
+/// Runs `script` in bash, in `dir`, with `lib.sh` sourced.
+fn run_with_lib(dir: &Path, script: &str) -> Output {
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/engines/lib.sh");
-    let output = Command::new("bash")
+    Command::new("bash")
         .arg("-c")
-        .arg(format!("set -euo pipefail; ENGINE=test; source '{}'; cd '{}'; {script}", lib.display(), dir.display()))
+        .arg(format!("set -euo pipefail; ENGINE=test; source '{}'; {script}", lib.display()))
+        .current_dir(dir)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `run_with_lib`'s stdout, or a panic with both streams when the script failed.
+fn with_lib(dir: &Path, script: &str) -> String {
+    let output = run_with_lib(dir, script);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{script}\nfailed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     stdout
@@ -71,13 +77,7 @@ fn a_failed_start_names_who_holds_the_port() {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/engines/lib.sh");
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail; ENGINE=test; source '{}'; require_port_free {port} TEST_PORT", lib.display()))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = run_with_lib(dir.path(), &format!("require_port_free {port} TEST_PORT"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains(&format!("127.0.0.1:{port} (TEST_PORT) is already in use")), "{stderr}");

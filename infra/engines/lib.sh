@@ -111,12 +111,18 @@ process_alive() {
   [[ -n "${state}" && "${state}" != "Z" && "${state}" != "X" ]]
 }
 
+# cmdline_of PID: PID's command line, its arguments joined by spaces; fails when PID is gone.
+# Empty while the process execs (and for a zombie).
+cmdline_of() {
+  { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null
+}
+
 # pid_running PID MATCH: true when PID is alive and its command line contains MATCH.
 pid_running() {
   local pid="$1" match="$2" cmdline
   [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
   kill -0 "${pid}" 2>/dev/null || return 1
-  cmdline="$({ tr '\0' ' ' <"/proc/${pid}/cmdline"; } 2>/dev/null)" || return 1
+  cmdline="$(cmdline_of "${pid}")" || return 1
   [[ "${cmdline}" == *"${match}"* ]]
 }
 
@@ -175,7 +181,7 @@ start_detached() {
     if [[ -n "${pid}" ]]; then
       # Until the exec the child is a copy of the supervisor (its command line names it), during
       # the exec its command line is empty; gone or a zombie: it has already ended.
-      cmdline="$({ tr '\0' ' ' <"/proc/${pid}/cmdline"; } 2>/dev/null)" || cmdline=""
+      cmdline="$(cmdline_of "${pid}")" || cmdline=""
       if [[ -n "${cmdline}" && "${cmdline}" != *"# autorma engine supervisor"* ]] || ! process_alive "${pid}"; then
         return 0
       fi

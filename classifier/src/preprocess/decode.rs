@@ -47,7 +47,7 @@ pub fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, PreprocessError> {
 /// shipped model 0.5 points of test accuracy; at twice, no catalogue photo is scaled). The
 /// training code's twin (`models/autorma_models/preprocess.py`, `draft_scale`) asks Pillow's
 /// `draft` for `(w / a, h / a)`, which makes Pillow pick the same `a`.
-pub fn jpeg_draft_scale(width: u32, height: u32, min_long_side: u32) -> u32 {
+fn jpeg_draft_scale(width: u32, height: u32, min_long_side: u32) -> u32 {
     let (long, short) = (width.max(height), width.min(height));
     let at_least = min_long_side.saturating_mul(2);
     [8, 4, 2].into_iter().find(|&a| long.div_ceil(a) >= at_least && short >= a).unwrap_or(1)

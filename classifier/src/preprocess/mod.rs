@@ -8,7 +8,7 @@ mod tensor;
 use autorma_core::DlqReason;
 use autorma_registry::ModelPackage;
 
-pub use decode::{DecodeLimits, decode_rgb, jpeg_draft_scale, sniff_format};
+pub use decode::{DecodeLimits, decode_rgb, sniff_format};
 pub use tensor::{letterbox_resize, normalise_into};
 
 /// Why a photo could not become a tensor; each maps to a DLQ reason.
