@@ -34,9 +34,18 @@ fn the_returns_bench_page_uploads_shows_results_live_relabels_and_downloads_the_
     std::fs::create_dir_all(&inbox).unwrap();
     // The fixture model is sure of the first three colours (auto) and unsure of the others.
     let colors = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [128, 0, 128], [0, 128, 128], [128, 128, 0]];
-    for i in 0..10 {
+    for i in 0..9 {
         write_png(&photos.join(format!("return-{i:02}.png")), colors[i % colors.len()]);
     }
+    // As a phone stores a portrait shot: 40 x 20 pixels with EXIF orientation 6, so 20 wide and
+    // 40 tall upright. The page must show it upright, from the upload and from the server.
+    let sideways = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(40, 20, image::Rgb(colors[3])));
+    let sideways = autorma_classifier::testsuite::encode(
+        &sideways,
+        image::ImageFormat::Jpeg,
+        Some(autorma_classifier::testsuite::exif_orientation(6)),
+    );
+    std::fs::write(photos.join("return-09.jpg"), sideways).unwrap();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let token = "bench-token-4711";

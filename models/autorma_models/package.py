@@ -73,6 +73,10 @@ def main(argv=None):
     p.add_argument("--out", type=Path, required=True, help="package folder to write")
     p.add_argument("--name", default="fashion5")
     p.add_argument("--version", default="1")
+    p.add_argument("--bench-val", type=Path,
+                   help="bench-style val photos (autorma_models.bench_photos on val/): the temperature and the "
+                        "review thresholds are fitted on val and these together, and the package is judged on them")
+    p.add_argument("--bench-test", type=Path, help="bench-style test photos: judged and recorded as bench_test")
     p.add_argument("--precision-target", type=float, default=0.997,
                    help="accuracy the automatically accepted photos must reach on val")
     p.add_argument("--candidates", type=Path,
@@ -87,28 +91,32 @@ def main(argv=None):
     model, ck = nets.load_run(a.run)
     classes, spec = ck["classes"], PreprocessSpec(size=ck["size"])
     dirs = data.split_dirs(a.data)
-    x_val, y_val = split_tensors(dirs["val"], classes, spec, a.workers)
-    x_test, y_test = split_tensors(dirs["test"], classes, spec, a.workers)
+    sets = {"val": dirs["val"], "test": dirs["test"], "bench_val": a.bench_val, "bench_test": a.bench_test}
+    tensors = {name: split_tensors(root, classes, spec, a.workers) for name, root in sets.items() if root}
+    # What the temperature and thresholds are fitted on: val, with its bench-style twin when given.
+    fit = [name for name in ("val", "bench_val") if name in tensors]
+    y_fit = np.concatenate([tensors[n][1] for n in fit])
 
-    raw_logits = {"val": torch_logits(model, x_val), "test": torch_logits(model, x_test)}
-    temperature = metrics.fit_temperature(raw_logits["val"], y_val)
-    log.info("temperature fitted on val: %.3f", temperature)
+    raw_logits = {name: torch_logits(model, x) for name, (x, _) in tensors.items()}
+    temperature = metrics.fit_temperature(np.concatenate([raw_logits[n] for n in fit]), y_fit)
+    log.info("temperature fitted on %s: %.3f", " + ".join(fit), temperature)
 
     a.out.mkdir(parents=True, exist_ok=True)
     onnx_path = a.out / "model.onnx"
     shipped = nets.Calibrated(model, temperature).eval()
     export.export_onnx(shipped, spec.size, onnx_path)
-    parity = export.parity(shipped, onnx_path, x_val[:128])
+    parity = export.parity(shipped, onnx_path, tensors["val"][0][:128])
     log.info("onnxruntime vs PyTorch on 128 val photos: max abs diff %.2e", parity)
     if parity >= PARITY_LIMIT:
         raise SystemExit(f"parity check failed: max abs difference {parity:.2e} >= {PARITY_LIMIT}")
 
     session = export.ort_session(onnx_path)
-    probs = {"val": export.ort_predict(session, x_val), "test": export.ort_predict(session, x_test)}
-    labels = {"val": y_val, "test": y_test}
-    thresholds = metrics.review_thresholds(y_val, probs["val"], classes, a.precision_target)
+    probs = {name: export.ort_predict(session, x) for name, (x, _) in tensors.items()}
+    labels = {name: y for name, (_, y) in tensors.items()}
+    thresholds = metrics.review_thresholds(y_fit, np.concatenate([probs[n] for n in fit]), classes,
+                                           a.precision_target)
     judged = {}
-    for split in ("val", "test"):
+    for split in tensors:
         r = metrics.judge(labels[split], probs[split], classes, thresholds)
         r["ece_before_temperature"] = round(
             metrics.expected_calibration_error(labels[split], metrics.softmax(raw_logits[split])), 4)
@@ -127,21 +135,22 @@ def main(argv=None):
         "preprocessing": spec.to_json(),
         "temperature": round(temperature, 5),
         "thresholds": {c: round(t, 6) for c, t in thresholds.items()},
-        "threshold_rule": (f"per predicted class, lowest confidence keeping val precision >= {a.precision_target}, "
-                           "floored at the same threshold over all val photos pooled"),
+        "threshold_rule": (f"per predicted class, lowest confidence keeping {' + '.join(fit)} precision >= "
+                           f"{a.precision_target}, floored at the same threshold over all those photos pooled"),
         "metrics": judged,
         "parity_max_abs_diff": parity,
         "onnxruntime_images_per_second": {"batch": 32, "threads": a.threads, "value": round(ips)},
         "dataset": {"name": a.data.name, "manifest_sha256": data.dataset_fingerprint(a.data)},
-        "training": {k: ck[k] for k in ("recipe", "train_seconds", "device", "steps", "val_acc", "val_acc_flip")},
+        "training": {k: ck[k] for k in ("recipe", "train_seconds", "device", "steps", "val_acc", "val_acc_flip",
+                                        "val_bench_acc") if k in ck},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (a.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     table = speed_table(a.candidates, a.threads) if a.candidates else []
     write_card(a.out / "MODEL_CARD.md", meta, table, a.notes.read_text() if a.notes else "")
-    print(json.dumps({"package": str(a.out), "val_accuracy": judged["val"]["accuracy"],
-                      "test_accuracy": judged["test"]["accuracy"], "temperature": meta["temperature"],
-                      "review_test": judged["test"]["review"], "parity": parity,
+    print(json.dumps({"package": str(a.out), **{f"{n}_accuracy": judged[n]["accuracy"] for n in judged},
+                      "temperature": meta["temperature"],
+                      **{f"review_{n}": judged[n]["review"] for n in judged if n != "val"}, "parity": parity,
                       "images_per_second": round(ips)}, indent=2))
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data, nets
+from .bench_augment import BenchAugment, item_masks
 from .preprocess import PreprocessSpec
 
 log = logging.getLogger("autorma.train")
@@ -47,6 +48,13 @@ def parse_args(argv=None):
                         "3:4 photos stretched square, so 1.33 shows every photo both ways")
     p.add_argument("--lowres-prob", type=float, default=0.3,
                    help="share of photos shrunk to 55-75 %% and enlarged back, like the 60x80 copies (0: off)")
+    p.add_argument("--bench-prob", type=float, default=0.0,
+                   help="share of photos turned into bench-style shots: the item cut from its white, placed "
+                        "small and anywhere in a 4:3 or 16:9 frame on a surface, under uneven light "
+                        "(autorma_models.bench_augment; 0: off)")
+    p.add_argument("--bench-val", type=Path, default=None,
+                   help="class-folder set of bench-style val photos (autorma_models.bench_photos on val/), "
+                        "judged beside val and recorded as val_bench_acc, for choosing")
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--init", type=Path, default=None,
                    help="run folder whose weights start this run (same --arch), instead of random ones")
@@ -94,9 +102,12 @@ def load_split(root: Path, classes, spec, limit: int, workers: int):
 
 class BatchAugment:
     """Whole-batch augmentation on the training device (GPU or CPU): flip, affine (optionally
-    with aspect-ratio jitter) with white fill, optional low-resolution simulation, colour jitter."""
+    with aspect-ratio jitter) with white fill, or (with `bench_prob`) the item placed in a
+    bench-style frame instead; then optional low-resolution simulation and colour jitter."""
 
-    def __init__(self, spec: PreprocessSpec, device, aspect_jitter: float = 1.0, lowres_prob: float = 0.0):
+    def __init__(self, spec: PreprocessSpec, device, aspect_jitter: float = 1.0, lowres_prob: float = 0.0,
+                 bench_prob: float = 0.0):
+        self.bench = BenchAugment(bench_prob)
         self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
         self.scale = spec.scale
@@ -106,11 +117,12 @@ class BatchAugment:
     def normalise(self, x_uint8):
         return (x_uint8.float() * self.scale - self.mean) / self.std
 
-    def __call__(self, x_uint8):
-        x = x_uint8.float() * self.scale
-        b, dev = x.shape[0], x.device
+    def __call__(self, x_uint8, alpha=None, boxes=None):
+        """`alpha` and `boxes` (from `bench_augment.item_masks`) are needed when bench_prob > 0."""
+        catalogue = x_uint8.float() * self.scale
+        b, dev = catalogue.shape[0], catalogue.device
         flip = torch.rand(b, device=dev) < 0.5
-        x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+        x = torch.where(flip.view(b, 1, 1, 1), catalogue.flip(3), catalogue)
         zoom = torch.exp(torch.empty(b, device=dev).uniform_(math.log(0.8), math.log(1.25)))
         aspect = torch.exp(torch.empty(b, device=dev).uniform_(-self.log_aspect, self.log_aspect) / 2)
         angle = torch.empty(b, device=dev).uniform_(-12, 12) * math.pi / 180
@@ -124,6 +136,8 @@ class BatchAugment:
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # Sample the inverted image with zero padding, so what enters the frame is white.
         x = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # Bench shots are placed from the photo as it was (they draw their own mirror and turn).
+        x = self.bench(catalogue, x, alpha, boxes)
         if self.lowres_prob > 0:
             # One shrink factor per batch (a per-photo size would need a loop); a random subset gets it.
             size = x.shape[-1]
@@ -172,6 +186,10 @@ def predict_logits(model, pixels, aug: BatchAugment, device, flip_tta=False, bat
             logits = (logits + model(x.flip(3)).float()) / 2
         out.append(logits)
     return torch.cat(out)
+
+
+def accuracy(model, pixels, labels, aug: BatchAugment, device) -> float:
+    return (predict_logits(model, pixels, aug, device).argmax(1).cpu() == labels).float().mean().item()
 
 
 def load_teachers(runs, classes, size: int, device) -> list[torch.nn.Module]:
@@ -232,6 +250,14 @@ def train(args) -> dict:
     x_val, y_val, _ = load_split(dirs["val"], classes, spec, args.limit_per_class, args.workers)
     log.info("loaded %d train / %d val photos at %dpx in %.1fs on %s", len(y_train), len(y_val), args.size,
              time.time() - t0, device)
+    masks = (None, None)
+    if args.bench_prob > 0:
+        t1 = time.time()
+        masks = tuple(m.to(device) for m in item_masks(x_train))
+        log.info("cut %d items from their white for bench shots in %.1fs", len(y_train), time.time() - t1)
+    x_bench_val = None
+    if args.bench_val:
+        x_bench_val, y_bench_val, _ = load_split(args.bench_val, classes, spec, args.limit_per_class, args.workers)
     x_train, y_train = x_train.to(device), y_train.to(device)
 
     if args.init:
@@ -262,7 +288,7 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
-    aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob)
+    aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob, args.bench_prob)
     rng = np.random.default_rng(args.seed)
     amp = device.type == "cuda" and not args.fp32
     history, step, t_train = [], 0, time.time()
@@ -273,7 +299,8 @@ def train(args) -> dict:
             if step >= plan["total"]:
                 break
             sel = idx[bi * args.batch_size:(bi + 1) * args.batch_size]
-            x = aug(x_train[sel]).contiguous(memory_format=torch.channels_last)
+            x = aug(x_train[sel], *(m[sel] if m is not None else None for m in masks))
+            x = x.contiguous(memory_format=torch.channels_last)
             y = F.one_hot(y_train[sel], len(classes)).float()
             y = y * (1 - args.label_smoothing) + args.label_smoothing / len(classes)
             if rng.random() < args.mix_prob:
@@ -301,27 +328,33 @@ def train(args) -> dict:
                 log.warning("time budget %.0fs at %.2fs/epoch: training %d epochs, not %d",
                             args.time_budget, per_epoch, fit, args.epochs)
         if epoch % 10 == 0 or step >= plan["total"]:
-            acc = (predict_logits(ema.model, x_val, aug, device).argmax(1).cpu() == y_val).float().mean().item()
-            history.append({"epoch": epoch, "step": step, "val_acc_ema": acc, "seconds": time.time() - t_train})
-            log.info("epoch %d step %d/%d val_acc(ema) %.4f %.0fs", epoch, step, plan["total"], acc, time.time() - t_train)
+            point = {"epoch": epoch, "step": step, "val_acc_ema": accuracy(ema.model, x_val, y_val, aug, device)}
+            if x_bench_val is not None:
+                point["val_bench_acc_ema"] = accuracy(ema.model, x_bench_val, y_bench_val, aug, device)
+            point["seconds"] = time.time() - t_train
+            history.append(point)
+            log.info("epoch %d step %d/%d %s", epoch, step, plan["total"],
+                     " ".join(f"{k} {v:.4f}" for k, v in point.items() if k.startswith("val_")))
 
     train_seconds = time.time() - t_train
     val_logits = predict_logits(ema.model, x_val, aug, device).cpu()
     val_logits_flip = predict_logits(ema.model, x_val, aug, device, flip_tta=True).cpu()
-    test_metrics = {}
+    more_metrics = {}
+    if x_bench_val is not None:
+        more_metrics["val_bench_acc"] = accuracy(ema.model, x_bench_val, y_bench_val, aug, device)
     if args.report_test and dirs["test"].is_dir():
         # Reported, never used to choose: selection reads val alone.
         x_test, y_test, _ = load_split(dirs["test"], classes, spec, args.limit_per_class, args.workers)
         for key, flip in (("test_acc", False), ("test_acc_flip", True)):
             pred = predict_logits(ema.model, x_test, aug, device, flip_tta=flip).argmax(1).cpu()
-            test_metrics[key] = (pred == y_test).float().mean().item()
+            more_metrics[key] = (pred == y_test).float().mean().item()
     result = {
         "arch": args.arch,
         "classes": classes,
         "size": args.size,
         "val_acc": (val_logits.argmax(1) == y_val).float().mean().item(),
         "val_acc_flip": (val_logits_flip.argmax(1) == y_val).float().mean().item(),
-        **test_metrics,
+        **more_metrics,
         "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "steps": step,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from autorma_models import evaluate, package, train
+from autorma_models import bench_photos, evaluate, package, train
 from autorma_models.preprocess import PreprocessSpec, preprocess_file
 
 
@@ -14,10 +14,15 @@ from autorma_models.preprocess import PreprocessSpec, preprocess_file
 def packaged(tiny_dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     out = tmp_path_factory.mktemp("pkg") / "tiny"
+    # Bench-style copies of val and test, small (0.3 MP) so the test stays quick.
+    bench = tmp_path_factory.mktemp("bench")
+    for split in ("val", "test"):
+        bench_photos.run(tiny_dataset / split, bench / split, seed=0, workers=1, max_megapixels=0.3)
     train.main(["--data", str(tiny_dataset), "--out", str(run), "--arch", "resnet_s", "--size", "64",
-                "--epochs", "2", "--batch-size", "8", "--max-steps", "4", "--workers", "1", "--report-test"])
+                "--epochs", "2", "--batch-size", "8", "--max-steps", "4", "--workers", "1", "--report-test",
+                "--bench-prob", "0.5", "--bench-val", str(bench / "val")])
     package.main(["--run", str(run), "--data", str(tiny_dataset), "--out", str(out), "--version", "0-test",
-                  "--workers", "1"])
+                  "--workers", "1", "--bench-val", str(bench / "val"), "--bench-test", str(bench / "test")])
     return out
 
 
@@ -31,7 +36,20 @@ def test_package_is_complete_and_consistent(packaged):
     assert set(meta["thresholds"]) == set(meta["classes"])
     assert all(0 < t <= 1 for t in meta["thresholds"].values())
     assert meta["temperature"] > 0
-    assert "## Intended use and known limits" in (packaged / "MODEL_CARD.md").read_text()
+    card = (packaged / "MODEL_CARD.md").read_text()
+    assert "## Intended use and known limits" in card
+
+
+def test_bench_style_sets_are_fitted_on_and_judged(packaged):
+    meta = json.loads((packaged / "model.json").read_text())
+    assert set(meta["metrics"]) == {"val", "test", "bench_val", "bench_test"}
+    assert meta["metrics"]["bench_test"]["num_photos"] == 20
+    assert "val + bench_val" in meta["threshold_rule"]
+    assert meta["training"]["recipe"]["bench_prob"] == 0.5
+    assert 0 <= meta["training"]["val_bench_acc"] <= 1
+    card = (packaged / "MODEL_CARD.md").read_text()
+    assert "| test, bench-style |" in card and "--bench-prob 0.5" in card
+    assert "fitted on val and bench-style val together" in card
 
 
 def test_onnx_batch_axis_is_dynamic_and_outputs_probabilities(packaged):

@@ -14,8 +14,8 @@ use crate::package::ModelPackage;
 use crate::records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
 use crate::store::{MAX_OBJECT_BYTES, RegistryStore};
 
-/// Every registry key starts with this.
-pub const REGISTRY_PREFIX: &str = "models/";
+/// Every registry key starts with this (defined beside the other bucket prefixes).
+pub use autorma_core::layout::REGISTRY_PREFIX;
 /// Records are small; anything larger is not ours.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// Conditional writes that lose a race are tried again this many times.

@@ -3,7 +3,8 @@
 // Run by tests/browser.rs, which starts `autorma serve` and checks the server side; this
 // script prints one JSON line of what it did, and exits non-zero on the first failure.
 //
-// Environment: BENCH_URL, BENCH_TOKEN, BENCH_PHOTOS (a folder of PNGs), BENCH_SCREENSHOTS
+// Environment: BENCH_URL, BENCH_TOKEN, BENCH_PHOTOS (a folder of PNGs and one JPEG stored
+// sideways, `return-09.jpg`, 40 x 20 with EXIF orientation 6), BENCH_SCREENSHOTS
 // (a folder), CHROMIUM (default /usr/bin/chromium).
 import { readFileSync, readdirSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -52,14 +53,14 @@ try {
   await page.evaluate(() => { window.notReloaded = true; });
 
   // Drop 10 photos on the drop zone, as a person drags them from a folder.
-  const files = readdirSync(photosDir).filter((f) => f.endsWith(".png")).sort()
+  const files = readdirSync(photosDir).filter((f) => f.endsWith(".png") || f.endsWith(".jpg")).sort()
     .map((name) => ({ name, b64: readFileSync(join(photosDir, name)).toString("base64") }));
   assert.equal(files.length, 10, "the test gives 10 photos");
   const dataTransfer = await page.evaluateHandle((files) => {
     const dt = new DataTransfer();
     for (const f of files) {
       const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
-      dt.items.add(new File([bytes], f.name, { type: "image/png" }));
+      dt.items.add(new File([bytes], f.name, { type: f.name.endsWith(".jpg") ? "image/jpeg" : "image/png" }));
     }
     return dt;
   }, files);
@@ -81,6 +82,23 @@ try {
   const unsure = uploaded.filter((c) => c.decision === "review");
   assert.ok(unsure.length > 0, "some photos go to review");
   await shot("3-classified");
+
+  // The sideways photo is shown upright (20 x 40), from the dropped file and from the server's copy.
+  const sideways = uploaded.find((c) => c.name === "return-09.jpg");
+  assert.ok(sideways, "the sideways photo has a card");
+  const upright = await page.evaluate(async ({ key, token }) => {
+    const size = async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      return [img.naturalWidth, img.naturalHeight];
+    };
+    const card = document.querySelector(`[data-testid=card][data-key="${CSS.escape(key)}"] img`);
+    const served = await fetch("/v1/photos/" + key.split("/").map(encodeURIComponent).join("/"),
+      { headers: { Authorization: `Bearer ${token}` } });
+    return { card: await size(card.src), served: await size(URL.createObjectURL(await served.blob())) };
+  }, { key: sideways.key, token });
+  assert.deepEqual(upright, { card: [20, 40], served: [20, 40] }, "the sideways photo is shown upright");
 
   // The review queue holds the unsure ones; relabel one with another class.
   const count = async (id) => Number(await page.getByTestId(id).textContent());

@@ -101,7 +101,8 @@ fn assert_one_result_each(s3: &S3, photos: &[(String, PathBuf)]) {
     wait_until("a result object per photo", Duration::from_secs(30), || result_keys(s3).len() >= photos.len());
     let mut keys = result_keys(s3);
     keys.sort();
-    let expected: Vec<String> = photos.iter().map(|(k, _)| k.clone()).collect();
+    let mut expected: Vec<String> = photos.iter().map(|(k, _)| k.clone()).collect();
+    expected.sort();
     assert_eq!(keys, expected, "a result object for every photo, and for nothing else");
 }
 
@@ -140,25 +141,34 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
             autorma_classifier::testsuite::png_header_only(20_000, 20_000),
             "too_large",
         ),
+        // Named as upload apps name objects, with no extension: decided from the bytes.
+        ("inbox/e2e/packing-list".to_string(), b"1 x handbag, returned unused".to_vec(), "not_an_image"),
     ];
+    // A photo under a bare UUID, as phones' upload apps store them: it must be classified.
+    let no_extension = "inbox/e2e/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b";
     let mut uploads = bodies(&photos);
+    uploads.insert(200, (no_extension.to_string(), std::fs::read(&photos[1].1).unwrap()));
     // Broken files among the photos, not after them: the rest of their batches must go on.
     for (i, (key, body, _)) in broken.iter().enumerate() {
-        uploads.insert(50 + i * 90, (key.clone(), body.clone()));
+        uploads.insert(50 + i * 70, (key.clone(), body.clone()));
     }
     let first_put = Instant::now();
     s3.put_all(uploads);
     let put_secs = first_put.elapsed().as_secs_f64();
-    wait_until("375 results and 4 dead letters", Duration::from_secs(240), || {
-        results.num_distinct_keys() >= 375 && dlq.num_distinct_keys() >= 4
+    wait_until("376 results and 5 dead letters", Duration::from_secs(240), || {
+        results.num_distinct_keys() >= 376 && dlq.num_distinct_keys() >= 5
     });
     let last_result = results.records().iter().map(|r| r.seen).max().unwrap();
     let streaming_secs = (last_result - first_put).as_secs_f64();
 
     // Every photo has its result object, and the same label as `autorma classify`/`eval`.
-    assert_one_result_each(&s3, &photos);
+    let mut all_photos = photos.clone();
+    all_photos.push((no_extension.to_string(), photos[1].1.clone()));
+    assert_one_result_each(&s3, &all_photos);
     let on_topic = results.first_by_key();
-    assert_eq!(on_topic.len(), 375, "375 distinct keys on rma.results");
+    assert_eq!(on_topic.len(), 376, "375 photos and the extensionless one on rma.results");
+    assert_eq!(on_topic[no_extension].value["label"], expected_labels[&photos[1].0].as_str(), "{no_extension}");
+    assert_eq!(s3.get_json(&format!("results/{no_extension}.json"))["label"], on_topic[no_extension].value["label"]);
     let mismatched: Vec<_> = photos
         .iter()
         .filter(|(key, _)| on_topic[key].value["label"] != expected_labels[key].as_str())
@@ -172,7 +182,7 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
 
     // One dead letter per broken file, with its reason in the headers and the body.
     let dead = dlq.first_by_key();
-    assert_eq!(dead.len(), 4, "{:?}", dead.keys());
+    assert_eq!(dead.len(), 5, "{:?}", dead.keys());
     for (key, _, reason) in &broken {
         let record = &dead[key];
         assert_eq!(record.headers["reason"], *reason, "{key}");
@@ -197,7 +207,7 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
         s3.put(&key, body);
         put_done.insert(key, Instant::now());
     }
-    wait_until("the steady-rate photos' results", Duration::from_secs(60), || results.num_distinct_keys() >= 495);
+    wait_until("the steady-rate photos' results", Duration::from_secs(60), || results.num_distinct_keys() >= 496);
     let seen = results.first_by_key();
     let mut latencies: Vec<f64> =
         put_done.iter().map(|(key, put)| (seen[key].seen - *put).as_secs_f64() * 1000.0).collect();
@@ -219,9 +229,9 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
     assert!(status.success());
     let embedded_secs = embedded_start.elapsed().as_secs_f64();
     eprintln!(
-        "[measured] streaming: 375 photos + 4 broken from first PUT to last result in {streaming_secs:.2} s ({:.0} photos/s; \
+        "[measured] streaming: 376 photos + 5 broken from first PUT to last result in {streaming_secs:.2} s ({:.0} photos/s; \
          the PUTs alone took {put_secs:.2} s); autorma run on the same photos (process start to exit): {embedded_secs:.2} s ({:.0} photos/s)",
-        379.0 / streaming_secs,
+        381.0 / streaming_secs,
         375.0 / embedded_secs
     );
     eprintln!(

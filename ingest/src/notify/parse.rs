@@ -8,7 +8,8 @@
 
 use std::str::FromStr;
 
-use autorma_core::event::image_type_for_key;
+use autorma_core::event::content_type_for_key;
+use autorma_core::layout::is_inbox_object;
 use autorma_core::{EventOrigin, ItemEvent};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -135,16 +136,12 @@ fn parse_record(record: Record, filter: &NotificationFilter) -> Result<Parsed, M
     if !key.starts_with(&filter.inbox_prefix) {
         return skipped("outside the inbox prefix");
     }
-    if key.ends_with('/') {
-        return skipped("a folder marker");
+    if !is_inbox_object(&key) {
+        return skipped("a folder marker, a temporary file or one of the system's own objects");
     }
-    let content_type = match record.s3.object.content_type.filter(|t| t.starts_with("image/")) {
-        Some(declared) => declared,
-        None => match image_type_for_key(&key) {
-            Some(by_extension) => by_extension.to_string(),
-            None => return skipped("neither an image content type nor an image extension"),
-        },
-    };
+    // Informative only: the worker decides from the bytes. versitygw sends no content type.
+    let content_type = record.s3.object.content_type.filter(|t| !t.is_empty());
+    let content_type = content_type.unwrap_or_else(|| content_type_for_key(&key).to_string());
     if record.s3.object.e_tag.is_empty() {
         return Err(Malformed(format!("record for `{key}` has no eTag")));
     }
@@ -230,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn only_created_images_under_the_inbox_are_kept() {
+    fn every_object_created_under_the_inbox_is_kept_whatever_its_name() {
         let record = |name: &str, key: &str, content_type: &str| {
             format!(
                 r#"{{"eventName":"{name}","eventTime":"2026-01-01T00:00:00Z","s3":{{"bucket":{{"name":"returns"}},
@@ -238,13 +235,15 @@ mod tests {
             )
         };
         let payload = format!(
-            r#"{{"Records":[{},{},{},{},{},{}]}}"#,
+            r#"{{"Records":[{},{},{},{},{},{},{},{}]}}"#,
             record("ObjectCreated:CompleteMultipartUpload", "inbox/a.jpg", ""),
             record("s3:ObjectRemoved:Delete", "inbox/b.jpg", ""),
             record("s3:ObjectCreated:Put", "results/inbox/a.jpg.json", "application/json"),
             record("s3:ObjectCreated:Put", "inbox/notes.txt", "text/plain"),
             record("s3:ObjectCreated:Copy", "inbox/photo", "image/png"),
+            record("s3:ObjectCreated:Put", "inbox/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", ""),
             record("s3:ObjectCreated:Put", "inbox/dir/", ""),
+            record("s3:ObjectCreated:Put", "inbox/.a.jpg.autorma-tmp-7-1", ""),
         );
         let parsed = parse_notification(payload.as_bytes(), &filter(KeyEncoding::Raw)).unwrap();
         let kept: Vec<(&str, &str)> = parsed
@@ -254,7 +253,17 @@ mod tests {
                 Parsed::Skipped { .. } | Parsed::Invalid(_) => None,
             })
             .collect();
-        assert_eq!(kept, vec![("inbox/a.jpg", "image/jpeg"), ("inbox/photo", "image/png")]);
+        // The content type is the declared one, else guessed from the name: informative only,
+        // the worker reads the bytes.
+        assert_eq!(
+            kept,
+            vec![
+                ("inbox/a.jpg", "image/jpeg"),
+                ("inbox/notes.txt", "text/plain"),
+                ("inbox/photo", "image/png"),
+                ("inbox/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", "application/octet-stream"),
+            ]
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use autorma_core::event::image_type_for_key;
+use autorma_core::event::content_type_for_key;
 use autorma_core::kafka::topics;
-use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
+use autorma_core::layout::{
+    DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, is_inbox_object, result_object_key,
+};
 use autorma_core::store::s3::ObjectInfo;
 use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectStore, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -23,7 +25,7 @@ use super::service::{IngestConfig, IngestError, send_item};
 /// What one listing found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReconcileSummary {
-    /// Photos under the inbox prefix (image extensions only).
+    /// Objects under the inbox prefix (`layout::is_inbox_object`: whatever their name).
     pub listed: usize,
     /// Photos with a result or a dead letter written after the photo itself.
     pub done: usize,
@@ -73,7 +75,7 @@ pub async fn list_unfinished(
     let cutoff = Utc::now() - grace;
     let to_read: HashSet<(String, DateTime<Utc>)> = inbox
         .iter()
-        .filter(|photo| image_type_for_key(&photo.key).is_some() && photo.last_modified <= cutoff)
+        .filter(|photo| is_inbox_object(&photo.key) && photo.last_modified <= cutoff)
         .flat_map(|photo| {
             let result = result_object_key(&photo.key);
             let result =
@@ -138,7 +140,9 @@ fn select_unfinished(
     let mut summary = ReconcileSummary::default();
     let mut events = Vec::new();
     for object in inbox {
-        let Some(content_type) = image_type_for_key(&object.key) else { continue };
+        if !is_inbox_object(&object.key) {
+            continue;
+        }
         summary.listed += 1;
         let has_outcome = [result_object_key(&object.key), dlq_object_key(&object.key)]
             .iter()
@@ -150,7 +154,7 @@ fn select_unfinished(
         } else {
             events.push(ItemEvent {
                 bucket: bucket.to_string(),
-                content_type: content_type.to_string(),
+                content_type: content_type_for_key(&object.key).to_string(),
                 key: object.key,
                 etag: object.etag,
                 size: object.size,
@@ -243,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn only_old_photos_without_an_outcome_that_stands_for_them_are_sent() {
+    fn only_old_objects_without_an_outcome_that_stands_for_them_are_sent() {
         let inbox = vec![
             object("inbox/done.jpg", "e1", 600),
             object("inbox/failed.jpg", "e2", 600),
@@ -253,6 +257,8 @@ mod tests {
             object("inbox/store-was-away.jpg", "e6", 600),
             object("inbox/new.jpg", "e7", 1),
             object("inbox/notes.txt", "e8", 600),
+            object("inbox/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", "e9", 600),
+            object("inbox/.a.jpg.autorma-tmp-7-1", "e10", 600),
         ];
         let outcomes: HashMap<String, DateTime<Utc>> = [
             ("results/inbox/done.jpg.json", at(590)),
@@ -275,9 +281,20 @@ mod tests {
         recorded("dlq/inbox/store-was-away.jpg.json", "e6", false);
 
         let found = select_unfinished("returns", inbox, &outcomes, &cache, Duration::from_secs(60));
-        assert_eq!(found.summary, ReconcileSummary { listed: 7, done: 3, recent: 1, unfinished: 3 });
-        let keys: HashSet<&str> = found.events.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, HashSet::from(["inbox/lost.jpg", "inbox/replaced.jpg", "inbox/store-was-away.jpg"]));
-        assert!(found.events.iter().all(|e| e.source == EventOrigin::Replay && e.content_type == "image/jpeg"));
+        // Whatever their name, objects are sent (the worker reads the bytes); a temporary file is not.
+        assert_eq!(found.summary, ReconcileSummary { listed: 9, done: 3, recent: 1, unfinished: 5 });
+        let types: HashMap<&str, &str> =
+            found.events.iter().map(|e| (e.key.as_str(), e.content_type.as_str())).collect();
+        assert_eq!(
+            types,
+            HashMap::from([
+                ("inbox/lost.jpg", "image/jpeg"),
+                ("inbox/replaced.jpg", "image/jpeg"),
+                ("inbox/store-was-away.jpg", "image/jpeg"),
+                ("inbox/notes.txt", "application/octet-stream"),
+                ("inbox/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", "application/octet-stream"),
+            ])
+        );
+        assert!(found.events.iter().all(|e| e.source == EventOrigin::Replay));
     }
 }

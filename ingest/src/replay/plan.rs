@@ -1,10 +1,10 @@
-//! Which photos a replay sends: every image under the prefix (within the time window) unless
+//! Which photos a replay sends: every object under the prefix (`layout::is_inbox_object`) (within the time window) unless
 //! its result already comes from the current model version.
 
 use std::collections::HashSet;
 
-use autorma_core::event::image_type_for_key;
-use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, result_object_key};
+use autorma_core::event::content_type_for_key;
+use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, is_inbox_object, result_object_key};
 use autorma_core::store::s3::ObjectInfo;
 use autorma_core::{EventOrigin, ItemEvent, ReplayRequest, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -34,7 +34,7 @@ pub struct CurrentModel {
 pub struct ReplayPlan {
     /// The events to send (origin `replay`), in key order.
     pub events: Vec<ItemEvent>,
-    /// Images under the prefix and within the window.
+    /// Objects under the prefix and within the window.
     pub listed: usize,
     /// Of those, photos whose result the current version made.
     pub skipped: usize,
@@ -53,7 +53,7 @@ pub async fn plan_replay(
         .list(bucket, &filter.prefix)
         .await?
         .into_iter()
-        .filter(|o| image_type_for_key(&o.key).is_some())
+        .filter(|o| is_inbox_object(&o.key))
         .filter(|o| {
             filter.since.is_none_or(|t| o.last_modified >= t) && filter.until.is_none_or(|t| o.last_modified < t)
         })
@@ -86,7 +86,7 @@ pub async fn plan_replay(
         .filter(|p| !current_keys.contains(&p.key))
         .map(|p| ItemEvent {
             bucket: bucket.to_string(),
-            content_type: image_type_for_key(&p.key).expect("filtered to images").to_string(),
+            content_type: content_type_for_key(&p.key).to_string(),
             key: p.key,
             etag: p.etag,
             size: p.size,
