@@ -55,7 +55,9 @@ pub fn encode(image: &image::DynamicImage, format: image::ImageFormat, exif: Opt
     }
     let mut out = Vec::new();
     match format {
-        image::ImageFormat::Jpeg => write(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90), image, exif),
+        image::ImageFormat::Jpeg => {
+            write(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90), image, exif)
+        }
         image::ImageFormat::Png => write(image::codecs::png::PngEncoder::new(&mut out), image, exif),
         image::ImageFormat::WebP => write(image::codecs::webp::WebPEncoder::new_lossless(&mut out), image, exif),
         other => panic!("no test encoder for {other:?}"),

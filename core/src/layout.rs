@@ -47,8 +47,14 @@ mod tests {
         for key in ["inbox/a.jpg", "inbox/e2e/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", "inbox/notes.txt", "photo"] {
             assert!(is_inbox_object(key), "{key}");
         }
-        for key in ["inbox/", "inbox/.a.jpg.autorma-tmp-12-3", "results/inbox/a.jpg.json", "dlq/a.json",
-                    "corrections/a.json", "models/fashion5/aliases/production.json"] {
+        for key in [
+            "inbox/",
+            "inbox/.a.jpg.autorma-tmp-12-3",
+            "results/inbox/a.jpg.json",
+            "dlq/a.json",
+            "corrections/a.json",
+            "models/fashion5/aliases/production.json",
+        ] {
             assert!(!is_inbox_object(key), "{key}");
         }
     }

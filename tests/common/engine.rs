@@ -26,18 +26,31 @@ const START_ATTEMPTS: usize = 2;
 impl Engine {
     /// `infra/engines/<name>.sh start DIR` with `env`; panics with the script's output when the
     /// last attempt fails.
-    pub fn start(name: &'static str, dir: &Path, port_variables: &[&'static str], env: &[(&'static str, String)]) -> Engine {
+    pub fn start(
+        name: &'static str,
+        dir: &Path,
+        port_variables: &[&'static str],
+        env: &[(&'static str, String)],
+    ) -> Engine {
         let script = format!("infra/engines/{name}.sh");
         for attempt in 1..=START_ATTEMPTS {
-            let engine =
-                Engine { script: script.clone(), dir: dir.to_path_buf(), ports: free_ports(port_variables), env: env.to_vec() };
+            let engine = Engine {
+                script: script.clone(),
+                dir: dir.to_path_buf(),
+                ports: free_ports(port_variables),
+                env: env.to_vec(),
+            };
             let output = engine.script("start");
             if output.status.success() {
                 return engine;
             }
-            let said = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            let said =
+                format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
             assert!(attempt < START_ATTEMPTS, "{script} start failed (run infra/setup/{name}.sh first):\n{said}");
-            eprintln!("[engine] {script} start failed on ports {:?} ({}), trying new ports:\n{said}", engine.ports, output.status);
+            eprintln!(
+                "[engine] {script} start failed on ports {:?} ({}), trying new ports:\n{said}",
+                engine.ports, output.status
+            );
         }
         unreachable!("the last attempt returns or panics")
     }

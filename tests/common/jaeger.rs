@@ -28,7 +28,12 @@ pub struct Span {
 impl Jaeger {
     pub fn start(dir: &Path) -> Jaeger {
         Jaeger {
-            engine: Engine::start("jaeger", dir, &["JAEGER_OTLP_PORT", "JAEGER_QUERY_PORT", "JAEGER_QUERY_GRPC_PORT"], &[]),
+            engine: Engine::start(
+                "jaeger",
+                dir,
+                &["JAEGER_OTLP_PORT", "JAEGER_QUERY_PORT", "JAEGER_QUERY_GRPC_PORT"],
+                &[],
+            ),
         }
     }
 

@@ -44,7 +44,8 @@ impl Stack {
             Engine::start("kafka", &dir.path().join("kafka"), &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], &[])
         });
         let brokers = format!("127.0.0.1:{}", kafka.port("KAFKA_PORT"));
-        let output = Command::new("bash").arg(root().join("infra/engines/topics.sh")).args([&brokers, "4"]).output().unwrap();
+        let output =
+            Command::new("bash").arg(root().join("infra/engines/topics.sh")).args([&brokers, "4"]).output().unwrap();
         assert!(
             output.status.success(),
             "infra/engines/topics.sh failed ({}):\n{}",
@@ -165,7 +166,8 @@ impl Stack {
     pub fn rss_mib(&self, name: &str) -> f64 {
         let pid = match name {
             "kafka" | "versitygw" => {
-                let file = self.dir.path().join(if name == "kafka" { "kafka" } else { "s3" }).join(format!("{name}.pid"));
+                let file =
+                    self.dir.path().join(if name == "kafka" { "kafka" } else { "s3" }).join(format!("{name}.pid"));
                 std::fs::read_to_string(file).unwrap().trim().parse::<u32>().unwrap()
             }
             _ => self.pid(name),

@@ -373,7 +373,10 @@ mod tests {
                     let (sx, sy) = shown_at(orientation, (x, y), (w, h));
                     let (want, got) = (stored.to_rgb8().get_pixel(x, y).0, rgb.get_pixel(sx, sy).0);
                     let near = want.iter().zip(got).all(|(a, b)| a.abs_diff(b) <= 8);
-                    assert!(near, "{format:?} orientation {orientation}: stored ({x},{y}) {want:?} shown at ({sx},{sy}) is {got:?}");
+                    assert!(
+                        near,
+                        "{format:?} orientation {orientation}: stored ({x},{y}) {want:?} shown at ({sx},{sy}) is {got:?}"
+                    );
                 }
             }
         }

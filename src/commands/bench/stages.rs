@@ -85,7 +85,9 @@ pub fn preprocessing(files: &[PathBuf], preprocessor: &Preprocessor) -> anyhow::
         let started = thread_cpu();
         let Ok(bytes) = std::fs::read(file) else { continue };
         let was_read = thread_cpu();
-        let Ok(image) = decode_rgb(&bytes, &preprocessor.limits, preprocessor.background, preprocessor.size) else { continue };
+        let Ok(image) = decode_rgb(&bytes, &preprocessor.limits, preprocessor.background, preprocessor.size) else {
+            continue;
+        };
         let decoded = thread_cpu();
         let square = letterbox_resize(&image, preprocessor.size, preprocessor.background);
         normalise_into(&square, preprocessor.scale, preprocessor.mean, preprocessor.std, &mut tensor);
