@@ -3,6 +3,7 @@ downloaded). `resnet_*` are compact residual nets sized for 2-core CPU inference
 torchvision ones are reference points for the speed/accuracy table in the model card."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -86,6 +87,75 @@ def load_run(run: Path) -> tuple[nn.Module, dict]:
     model = build(ck["arch"], len(ck["classes"]))
     model.load_state_dict(ck["state_dict"])
     return model.eval(), ck
+
+
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """Each conv with the BatchNorm after it, in the order the forward pass (and so the ONNX
+    graph) meets them: modules are registered in the order `forward` calls them."""
+    pairs, conv = [], None
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            conv = m
+        elif isinstance(m, nn.BatchNorm2d):
+            pairs.append((conv, m))
+    return pairs
+
+
+@torch.no_grad()
+def from_package(pkg: Path, calib: torch.Tensor) -> tuple[nn.Module, dict]:
+    """A shipped package's network as a trainable module, for `train --init` when the run that
+    made it is gone. Export folded each BatchNorm into the conv before it; the BN layers are
+    unfolded again from `calib` (normalised photos, NCHW): each gets the per-channel mean and
+    spread of its conv's output on them, so the module computes the package's logits exactly in
+    eval mode and nearly so in train mode, where BN normalises by the batch."""
+    import onnx
+    from onnx import numpy_helper
+
+    pkg = Path(pkg)
+    meta = json.loads((pkg / "model.json").read_text())
+    graph = onnx.load(str(pkg / meta["onnx"]["file"])).graph
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    # The exporter stores equal tensors once and names the copies through Identity nodes.
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
+    model = build(meta["architecture"], len(meta["classes"])).eval()
+    pairs = _conv_bn_pairs(model)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    if not isinstance(model, CompactResNet) or len(convs) != len(pairs) or len(gemms) != 1 or len(linear) != 1:
+        raise ValueError(f"{pkg}: only resnet_* packages can start a run ({meta['architecture']}: "
+                         f"{len(convs)} convs in the graph for {len(pairs)} conv+BN pairs)")
+    for node, (conv, bn) in zip(convs, pairs):
+        w, b = (weights[name] for name in node.input[1:3])
+        if w.shape != conv.weight.shape:
+            raise ValueError(f"{pkg}: conv weight {tuple(w.shape)} where {meta['architecture']} has "
+                             f"{tuple(conv.weight.shape)}")
+        conv.weight.copy_(w)
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(b)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+    linear[0].weight.copy_(weights[gemms[0].input[1]])
+    linear[0].bias.copy_(weights[gemms[0].input[2]])
+    # Now each BN only adds the folded bias; measure what the conv before it outputs.
+    stats = {}
+    hooks = [conv.register_forward_hook(
+        lambda mod, _, out, key=i: stats.__setitem__(key, (out.mean((0, 2, 3)), out.var((0, 2, 3)))))
+        for i, (conv, _) in enumerate(pairs)]
+    model(calib)
+    for h in hooks:
+        h.remove()
+    for i, (_, bn) in enumerate(pairs):
+        mean, var = stats[i]
+        # gamma * (z - mean) / sqrt(var + eps) + beta == z + folded bias, for any z.
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.bias.add_(mean)
+    return model, {"arch": meta["architecture"], "classes": meta["classes"], "size": meta["input_size"],
+                   "temperature": meta["temperature"]}
 
 
 class Calibrated(nn.Module):

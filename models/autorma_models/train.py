@@ -57,7 +57,8 @@ def parse_args(argv=None):
                         "judged beside val and recorded as val_bench_acc, for choosing")
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--init", type=Path, default=None,
-                   help="run folder whose weights start this run (same --arch), instead of random ones")
+                   help="run folder, or model package (a folder with model.json, e.g. fashion5), whose weights "
+                        "start this run (same --arch), instead of random ones")
     p.add_argument("--teacher", type=Path, action="append", default=[],
                    help="run folder of a teacher (repeatable): the targets blend in the teachers' averaged "
                         "probabilities on the same augmented batch (knowledge distillation)")
@@ -192,6 +193,19 @@ def accuracy(model, pixels, labels, aug: BatchAugment, device) -> float:
     return (predict_logits(model, pixels, aug, device).argmax(1).cpu() == labels).float().mean().item()
 
 
+def init_weights(path: Path, x_train, spec: PreprocessSpec, calib: int = 512):
+    """The starting weights of `--init`: a run's checkpoint, or a shipped package's ONNX graph with
+    its BatchNorm layers unfolded again on a sample of train photos."""
+    if (path / "model.json").is_file():
+        pick = torch.randperm(x_train.shape[0])[:calib]
+        x = (x_train[pick].cpu().float() * spec.scale - torch.tensor(spec.mean).view(1, 3, 1, 1)) \
+            / torch.tensor(spec.std).view(1, 3, 1, 1)
+        model, record = nets.from_package(path, x)
+        log.info("init from package %s (%s, trained at %dpx)", path, record["arch"], record["size"])
+        return model, record
+    return nets.load_run(path)
+
+
 def load_teachers(runs, classes, size: int, device) -> list[torch.nn.Module]:
     teachers = []
     for run in runs:
@@ -261,7 +275,7 @@ def train(args) -> dict:
     x_train, y_train = x_train.to(device), y_train.to(device)
 
     if args.init:
-        model, record = nets.load_run(args.init)
+        model, record = init_weights(args.init, x_train, spec)
         if record["arch"] != args.arch or record["classes"] != classes:
             raise SystemExit(f"--init {args.init} is a {record['arch']} over {record['classes']}, "
                              f"not a {args.arch} over {classes}")

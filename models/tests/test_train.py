@@ -69,3 +69,48 @@ def test_init_from_another_architecture_is_refused(base_run, tiny_dataset, tmp_p
     with pytest.raises(SystemExit, match="resnet_s"):
         train.main(["--data", str(tiny_dataset), "--out", str(tmp_path / "x"), "--arch", "resnet_m",
                     "--size", "32", "--max-steps", "1", "--workers", "1", "--init", str(base_run)])
+
+
+def test_a_package_starts_a_run_with_its_exact_function(tmp_path):
+    """`--init` from a shipped package: the BN layers export folded away are unfolded again, so
+    the rebuilt module gives the package's probabilities."""
+    from autorma_models import export, nets
+
+    torch.manual_seed(0)
+    net = nets.build("resnet_s", 5)
+    for m in net.modules():  # BN statistics and scales as after training, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    shipped = nets.Calibrated(net, 0.5).eval()
+    export.export_onnx(shipped, 32, tmp_path / "model.onnx")
+    (tmp_path / "model.json").write_text(json.dumps({
+        "architecture": "resnet_s", "classes": list("abcde"), "input_size": 32, "temperature": 0.5,
+        "onnx": {"file": "model.onnx"}}))
+    x = torch.randn(64, 3, 32, 32)
+    model, record = nets.from_package(tmp_path, x)
+    assert record["arch"] == "resnet_s" and record["size"] == 32
+    with torch.no_grad():
+        want = shipped(x)
+        got = nets.Calibrated(model, 0.5).eval()(x)
+    assert (got - want).abs().max() < 1e-4
+    # In train mode BN normalises by the batch; on the photos it was unfolded on, that is the same
+    # (dropout aside).
+    model.train()
+    model.head[2].eval()
+    with torch.no_grad():
+        assert (torch.softmax(model(x) / 0.5, 1) - want).abs().max() < 1e-3
+
+
+def test_a_run_starts_from_a_package(tiny_dataset, tmp_path):
+    from autorma_models import export, nets
+
+    classes = sorted(p.name for p in (tiny_dataset / "train").iterdir())
+    export.export_onnx(nets.Calibrated(nets.build("resnet_s", len(classes)), 1.0), 32, tmp_path / "model.onnx")
+    (tmp_path / "model.json").write_text(json.dumps({
+        "architecture": "resnet_s", "classes": classes, "input_size": 32, "temperature": 1.0,
+        "onnx": {"file": "model.onnx"}}))
+    s = _tiny_run(tiny_dataset, tmp_path / "run", "--init", str(tmp_path))
+    assert s["recipe"]["init"] == str(tmp_path)
