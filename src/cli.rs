@@ -79,7 +79,7 @@ pub enum Command {
     /// The model comes from the registry (s3://<bucket> unless --registry): the alias's
     /// version, checked on probe photos and swapped in between batches when the alias moves
     /// (polled every --model-poll-s, or at once on SIGHUP). A fresh registry is seeded with
-    /// --model (models/fashion5) as version 1 of `production`.
+    /// --model (the built-in fashion5 package by default) as version 1 of `production`.
     /// Runs until Ctrl-C or SIGTERM (then it finishes the photos in flight and commits).
     Worker(WorkerArgs),
     /// The model registry: versions and aliases of a model, in the bucket (s3://BUCKET) or a
@@ -455,7 +455,8 @@ pub struct WorkerArgs {
 /// Options shared by every command that runs the model.
 #[derive(Debug, Args, Default)]
 pub struct PipelineArgs {
-    /// Model package folder (model.onnx + model.json) [default: models/fashion5]
+    /// Model package folder (model.onnx + model.json) [default: the fashion5 package built into
+    /// the program, unpacked once under $XDG_CACHE_HOME/autorma/models/builtin]
     #[arg(long, env = "AUTORMA_MODEL", value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Path of libonnxruntime.so [default: where infra/setup/onnxruntime.sh installs it]

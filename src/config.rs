@@ -126,7 +126,8 @@ impl Display for Origin<'_> {
 /// What the model-running commands need, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
-    pub model_dir: PathBuf,
+    /// The package folder; `None`: the package built into the program.
+    pub model_dir: Option<PathBuf>,
     pub pipeline: PipelineConfig,
 }
 
@@ -154,8 +155,7 @@ pub fn resolve(args: &PipelineArgs, file: &FileConfig, file_path: Option<&Path>)
         Ok(value)
     }
 
-    let model_dir =
-        pick!(model, "--model", "AUTORMA_MODEL").map_or_else(|| PathBuf::from("models/fashion5"), |(v, _)| v);
+    let model_dir = pick!(model, "--model", "AUTORMA_MODEL").map(|(v, _)| v);
     let library =
         pick!(ort_library, "--ort-library", "AUTORMA_ORT_LIBRARY").map_or_else(default_library_path, |(v, _)| v);
     let execution_provider = match pick!(execution_provider, "--execution-provider", "AUTORMA_EXECUTION_PROVIDER") {
@@ -299,7 +299,7 @@ mod tests {
         let s = resolve(&args, &file, Some(Path::new("c.toml"))).unwrap();
         assert_eq!(s.pipeline.batcher.max_batch_size, 16);
         assert_eq!(s.pipeline.num_workers, 2);
-        assert_eq!(s.model_dir, PathBuf::from("models/fashion5"));
+        assert_eq!(s.model_dir, None, "the built-in package");
         assert_eq!(s.pipeline.runtime.execution_provider, ExecutionProvider::Cpu);
     }
 

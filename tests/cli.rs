@@ -182,3 +182,32 @@ fn model_registry_in_a_folder_and_the_embedded_replay() {
     let all = run(&[&replay[..], &["--all"]].concat());
     assert!(all.contains("re-classified 4"), "{all}");
 }
+
+#[test]
+fn the_built_in_model_serves_from_any_folder() {
+    // No --model, no AUTORMA_MODEL, run from a folder with no models/ in it.
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("inbox/red.png");
+    write_png(&photo, [255, 0, 0]);
+    let run = |args: &[&str]| {
+        autorma()
+            .env_remove("AUTORMA_MODEL")
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["run", "--inbox", "inbox", "--out", "out"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/results/red.png.json")).unwrap()).unwrap();
+    let shipped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("models/fashion5/model.json")).unwrap()).unwrap();
+    assert_eq!(result["model"]["sha256"], shipped["onnx"]["sha256"], "{result}");
+    let unpacked = dir.path().join("cache/autorma/models/builtin");
+    assert_eq!(std::fs::read_dir(&unpacked).unwrap().count(), 1, "unpacked once, under the cache folder");
+    let output = run(&["classify", "inbox/red.png"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_dir(&unpacked).unwrap().count(), 1, "and used again");
+}

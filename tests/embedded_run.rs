@@ -155,6 +155,9 @@ fn kill_9_mid_run_then_restart_gives_each_photo_exactly_one_outcome() {
         if written >= 60 && committed_offset(&out).is_some_and(|committed| committed < outcomes) {
             break;
         }
+        // Held paused a while: the run's clock goes on, so its commit interval (500 ms) passes
+        // within a few of its photos however fast this machine classifies them.
+        std::thread::sleep(Duration::from_millis(50));
         unsafe { libc::kill(pid, libc::SIGCONT) };
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -12,12 +12,16 @@ use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{Pipeline, PipelineConfig, PipelineModel, RequestError};
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, ModelRef, ObjectStore, PartitionId,
-    Position, PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent, StoreError,
+    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, MemoryStore, ModelRef, ObjectInfo,
+    ObjectStore, PartitionId, Position, PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent,
+    StoreError, WriteCondition,
 };
 use autorma_registry::ModelPackage;
 use bytes::Bytes;
 use image::{ImageEncoder, Rgb, RgbImage};
+
+/// The bucket every test event names.
+const BUCKET: &str = "mem";
 
 fn png(color: [u8; 3]) -> Bytes {
     let img = RgbImage::from_pixel(40, 40, Rgb(color));
@@ -26,17 +30,24 @@ fn png(color: [u8; 3]) -> Bytes {
     out.into()
 }
 
-/// Objects by key; a key listed in `transient` fails with an I/O error that many times first;
-/// a key under `gate`'s prefix is not answered before the gate opens (gets a permit).
+/// The in-memory store, where a key listed in `transient` fails with an I/O error that many
+/// times first, and a key under `gate`'s prefix is not answered before the gate opens (gets a
+/// permit). The pipeline only reads; writes go straight to the store.
 #[derive(Default)]
 struct MemStore {
-    objects: HashMap<String, Bytes>,
+    objects: MemoryStore,
     transient: Mutex<HashMap<String, u32>>,
     gate: Option<(&'static str, Arc<tokio::sync::Semaphore>)>,
 }
 
+impl MemStore {
+    fn insert(&self, key: &str, bytes: Bytes) {
+        self.objects.insert(BUCKET, key, bytes);
+    }
+}
+
 impl ObjectStore for MemStore {
-    async fn get(&self, bucket: &str, key: &str, _max_bytes: u64) -> Result<Bytes, StoreError> {
+    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
         if let Some((prefix, gate)) = &self.gate
             && key.starts_with(prefix)
         {
@@ -47,9 +58,32 @@ impl ObjectStore for MemStore {
         {
             *left -= 1;
             let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "flaky");
-            return Err(StoreError::Io { bucket: bucket.into(), key: key.into(), source });
+            return Err(StoreError::Io { bucket: bucket.into(), key: key.into(), action: "read", source });
         }
-        self.objects.get(key).cloned().ok_or(StoreError::NotFound { bucket: bucket.into(), key: key.into() })
+        self.objects.get_tagged(bucket, key, max_bytes).await
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.objects.put(bucket, key, body, content_type).await
+    }
+
+    async fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> Result<bool, StoreError> {
+        self.objects.put_if(bucket, key, body, content_type, condition).await
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.objects.list(bucket, prefix).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.objects.delete(bucket, key).await
     }
 }
 
@@ -158,9 +192,10 @@ impl ResultSink for MemSink {
 
 /// A store holding one plain PNG of `color` under each key.
 fn store_of<K: Into<String>>(keys: impl IntoIterator<Item = K>, color: [u8; 3]) -> MemStore {
-    let mut store = MemStore::default();
+    let store = MemStore::default();
     for key in keys {
-        store.objects.insert(key.into(), png(color));
+        let key: String = key.into();
+        store.insert(&key, png(color));
     }
     store
 }
@@ -169,7 +204,7 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
     SourcedEvent::live(
         Position::new(0, offset),
         ItemEvent {
-            bucket: "mem".into(),
+            bucket: BUCKET.into(),
             key: key.into(),
             etag: format!("etag-{offset}"),
             size: 0,
@@ -227,7 +262,7 @@ fn config() -> PipelineConfig {
 #[tokio::test]
 async fn every_event_gets_exactly_one_outcome() {
     let keys = ["red", "green", "flaky", "missing", "down", "garbage", "done-before", "blue", "white", "black"];
-    let mut store = MemStore::default();
+    let store = MemStore::default();
     for (key, color) in [
         ("red", [255, 0, 0]),
         ("green", [0, 255, 0]),
@@ -236,10 +271,10 @@ async fn every_event_gets_exactly_one_outcome() {
         ("white", [255; 3]),
         ("black", [0; 3]),
     ] {
-        store.objects.insert(key.into(), png(color));
+        store.insert(key, png(color));
     }
-    store.objects.insert("down".into(), png([1, 2, 3]));
-    store.objects.insert("garbage".into(), Bytes::from_static(b"%PDF-1.4 not a photo"));
+    store.insert("down", png([1, 2, 3]));
+    store.insert("garbage", Bytes::from_static(b"%PDF-1.4 not a photo"));
     // Two transient failures then success; the other fails more often than the 3 tries allow.
     store.transient.lock().unwrap().extend([("flaky".to_string(), 2), ("down".to_string(), 10)]);
     let sink = Arc::new(MemSink {

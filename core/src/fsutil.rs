@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::SystemTime;
 
 /// Marks temporary files; anything containing it is debris of an interrupted write.
 pub const TMP_MARKER: &str = ".autorma-tmp-";
@@ -16,7 +17,22 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path`, fsync the directory (so the rename itself survives a power cut).
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, |file| file.sync_all())?;
+    write_durably(path, bytes, None)
+}
+
+/// [`atomic_write`], with the new file's modification time set to `modified` before it takes
+/// `path`'s place (the local object store makes each write's etag differ through it).
+pub fn atomic_write_modified(path: &Path, bytes: &[u8], modified: SystemTime) -> io::Result<()> {
+    write_durably(path, bytes, Some(modified))
+}
+
+fn write_durably(path: &Path, bytes: &[u8], modified: Option<SystemTime>) -> io::Result<()> {
+    replace(path, bytes, |file| {
+        if let Some(modified) = modified {
+            file.set_modified(modified)?;
+        }
+        file.sync_all()
+    })?;
     File::open(parent(path))?.sync_all()
 }
 

@@ -36,4 +36,6 @@ pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
-pub use store::{LocalStore, ObjectStore, S3Config, S3Store, Store, StoreError, WriteCondition};
+pub use store::{
+    LocalStore, MemoryStore, ObjectInfo, ObjectStore, S3Config, S3Store, Store, StoreError, WriteCondition,
+};

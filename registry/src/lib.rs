@@ -7,21 +7,21 @@
 //! the runtime, before a push and before a swap.)
 //!
 //! The [`Registry`] keeps numbered versions and aliases (`production`, `staging`) of one
-//! model on a [`RegistryStore`]: the bucket in streaming mode, a folder in embedded mode
-//! (layout in [`records`]). Version numbers are claimed with conditional writes and aliases
+//! model in a bucket of an `autorma_core::Store`: the streaming bucket, or a local folder in
+//! embedded mode (layout in [`records`]). Version numbers are claimed with conditional writes and aliases
 //! change by compare-and-swap, so concurrent pushes and promotions cannot collide; every
 //! change leaves an audit record.
 
+mod builtin;
 mod error;
 mod manifest;
 mod package;
 pub mod records;
 mod registry;
-mod store;
 
+pub use builtin::{BUILTIN_PACKAGE, builtin_package};
 pub use error::RegistryError;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Precision, Preprocessing};
 pub use package::{ModelPackage, sha256_file};
 pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
 pub use registry::{REGISTRY_PREFIX, Registry, short_sha};
-pub use store::RegistryStore;

@@ -1,9 +1,10 @@
-//! One model's versions, aliases and audit trail on a [`RegistryStore`].
+//! One model's versions, aliases and audit trail in a bucket of a [`Store`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use autorma_core::WriteCondition;
+use autorma_core::store::optional;
+use autorma_core::{ObjectStore, Store, StoreError, WriteCondition};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
@@ -12,12 +13,13 @@ use serde::de::DeserializeOwned;
 use crate::error::RegistryError;
 use crate::package::ModelPackage;
 use crate::records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
-use crate::store::{MAX_OBJECT_BYTES, RegistryStore};
 
 /// Every registry key starts with this (defined beside the other bucket prefixes).
 pub use autorma_core::layout::REGISTRY_PREFIX;
 /// Records are small; anything larger is not ours.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// Largest object the registry reads (a model file).
+const MAX_OBJECT_BYTES: u64 = 2 << 30;
 /// Conditional writes that lose a race are tried again this many times.
 const MAX_RACES: u32 = 32;
 /// How long `seed` waits for another process seeding the same registry.
@@ -26,13 +28,15 @@ const SEED_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(500
 
 #[derive(Debug, Clone)]
 pub struct Registry {
-    store: RegistryStore,
+    /// The bucket in streaming mode, a local folder in embedded mode (`<folder>/models/...`).
+    store: Store,
+    bucket: String,
     name: String,
 }
 
 impl Registry {
-    /// The registry of model `name` (letters, digits, `-`, `_`, `.`).
-    pub fn new(store: RegistryStore, name: &str) -> Result<Self, RegistryError> {
+    /// The registry of model `name` (letters, digits, `-`, `_`, `.`) in `bucket` of `store`.
+    pub fn new(store: Store, bucket: &str, name: &str) -> Result<Self, RegistryError> {
         let valid = !name.is_empty()
             && !name.starts_with('.')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -41,7 +45,7 @@ impl Registry {
                 "model name `{name}` must be letters, digits, `-`, `_` or `.` (e.g. `fashion5`)"
             )));
         }
-        Ok(Self { store, name: name.to_string() })
+        Ok(Self { store, bucket: bucket.to_string(), name: name.to_string() })
     }
 
     pub fn name(&self) -> &str {
@@ -50,7 +54,7 @@ impl Registry {
 
     /// Where it lives, for messages.
     pub fn describe(&self) -> String {
-        format!("{}/{REGISTRY_PREFIX}{}", self.store.describe(), self.name)
+        format!("{}/{REGISTRY_PREFIX}{}", self.store.describe(&self.bucket), self.name)
     }
 
     /// Stores a validated package as the next version and returns its number. The number is
@@ -110,17 +114,17 @@ impl Registry {
         for file in &record.files {
             let path = package.dir.join(file);
             let bytes = tokio::fs::read(&path).await.map_err(|source| RegistryError::Read { path, source })?;
-            self.store.write(&self.version_key(version, file), Bytes::from(bytes), None).await?;
+            self.write(&self.version_key(version, file), Bytes::from(bytes), None).await?;
         }
         self.audit(AuditAction::Push, actor, None, None, Some(version)).await;
-        tracing::info!(model = %self.name, version, sha256 = %record.sha256, registry = %self.store.describe(), "pushed");
+        tracing::info!(model = %self.name, version, sha256 = %record.sha256, registry = %self.store.describe(&self.bucket), "pushed");
         Ok(Some(version))
     }
 
     /// Every version, oldest first, with the aliases pointing at each. A version whose record
     /// cannot be read is left out with a warning, so one bad object does not hide the rest.
     pub async fn versions(&self) -> Result<Vec<VersionInfo>, RegistryError> {
-        let keys = self.store.list(&self.versions_prefix()).await?;
+        let keys = self.keys(&self.versions_prefix()).await?;
         let aliases = self.aliases().await?;
         let mut out = Vec::new();
         for n in version_numbers(&keys, &self.versions_prefix()) {
@@ -135,7 +139,7 @@ impl Registry {
 
     /// One version, or an error naming the versions there are.
     pub async fn version(&self, version: u32) -> Result<VersionInfo, RegistryError> {
-        let keys = self.store.list(&self.version_key(version, "")).await?;
+        let keys = self.keys(&self.version_key(version, "")).await?;
         let Some(record) = self.read_json::<VersionRecord>(&self.version_key(version, "version.json")).await? else {
             return Err(RegistryError::NoSuchVersion {
                 model: self.describe(),
@@ -160,7 +164,7 @@ impl Registry {
     pub async fn aliases(&self) -> Result<Vec<AliasRecord>, RegistryError> {
         let prefix = format!("{REGISTRY_PREFIX}{}/aliases/", self.name);
         let mut out = Vec::new();
-        for key in self.store.list(&prefix).await? {
+        for key in self.keys(&prefix).await? {
             if let Some(record) = self.read_json::<AliasRecord>(&key).await? {
                 out.push(record);
             }
@@ -234,7 +238,7 @@ impl Registry {
     /// The audit trail, oldest first.
     pub async fn history(&self) -> Result<Vec<AuditRecord>, RegistryError> {
         let mut out = Vec::new();
-        for key in self.store.list(&format!("{REGISTRY_PREFIX}{}/audit/", self.name)).await? {
+        for key in self.keys(&format!("{REGISTRY_PREFIX}{}/audit/", self.name)).await? {
             if let Some(record) = self.read_json::<AuditRecord>(&key).await? {
                 out.push(record);
             }
@@ -252,7 +256,7 @@ impl Registry {
             return Err(RegistryError::Incomplete { model: self.describe(), version });
         }
         let prefix = self.version_key(version, "");
-        let dir = match self.store.local_dir(&prefix) {
+        let dir = match self.store.local_path(prefix.trim_end_matches('/')) {
             Some(dir) => dir,
             None => self.download(&info.record, cache).await?,
         };
@@ -336,7 +340,7 @@ impl Registry {
 
     async fn read_alias(&self, alias: &str) -> Result<Option<(AliasRecord, String)>, RegistryError> {
         let key = self.alias_key(alias);
-        let Some((bytes, etag)) = self.store.read(&key, MAX_RECORD_BYTES).await? else {
+        let Some((bytes, etag)) = self.read(&key, MAX_RECORD_BYTES).await? else {
             return Ok(None);
         };
         let record = serde_json::from_slice(&bytes).map_err(|source| RegistryError::BadRecord { key, source })?;
@@ -371,45 +375,57 @@ impl Registry {
 
     async fn download(&self, record: &VersionRecord, cache: &Path) -> Result<PathBuf, RegistryError> {
         let dir = cache.join(&self.name).join(format!("{}-{}", record.version, short_sha(&record.sha256)));
-        if holds_version(&dir, record) {
+        if holds_package(&dir, &record.sha256) {
             return Ok(dir);
         }
-        let write_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RegistryError::Write { path, source }
-        };
-        let tmp = dir.with_extension(format!("download-{}", std::process::id()));
-        let _ = tokio::fs::remove_dir_all(&tmp).await;
-        tokio::fs::create_dir_all(&tmp).await.map_err(write_err(&tmp))?;
+        let mut files = Vec::new();
         for file in &record.files {
             let key = self.version_key(record.version, file);
             let (bytes, _) = self
-                .store
                 .read(&key, MAX_OBJECT_BYTES)
                 .await?
                 .ok_or_else(|| RegistryError::Incomplete { model: self.describe(), version: record.version })?;
-            tokio::fs::write(tmp.join(file), bytes).await.map_err(write_err(&tmp))?;
+            files.push((file.clone(), bytes));
         }
-        // Another process on this machine may have put the same version there meanwhile: keep
-        // whichever copy checks out, never remove one that another process may be loading.
-        if tokio::fs::rename(&tmp, &dir).await.is_err() {
-            let _ = tokio::fs::remove_dir_all(&tmp).await;
-            if !holds_version(&dir, record) {
-                return Err(RegistryError::Invalid {
-                    path: dir.clone(),
-                    detail: "a cached copy of this version does not check out: delete the folder".into(),
-                });
-            }
-        }
+        let (place, sha256) = (dir.clone(), record.sha256.clone());
+        tokio::task::spawn_blocking(move || place_package(&place, &files, &sha256))
+            .await
+            .expect("placing a package panicked")?;
         Ok(dir)
     }
 
     async fn version_numbers(&self) -> Result<Vec<u32>, RegistryError> {
-        Ok(version_numbers(&self.store.list(&self.versions_prefix()).await?, &self.versions_prefix()))
+        Ok(version_numbers(&self.keys(&self.versions_prefix()).await?, &self.versions_prefix()))
+    }
+
+    /// The object and its etag, `None` when there is none.
+    async fn read(&self, key: &str, max_bytes: u64) -> Result<Option<(Bytes, String)>, RegistryError> {
+        Ok(optional(self.store.get_tagged(&self.bucket, key, max_bytes).await)?)
+    }
+
+    /// Writes `bytes` at `key` if `condition` holds (always when `None`); `Ok(false)` when it
+    /// did not and nothing was written.
+    async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        condition: Option<WriteCondition<'_>>,
+    ) -> Result<bool, RegistryError> {
+        let content_type = if key.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+        let written = match condition {
+            None => self.store.put(&self.bucket, key, bytes, content_type).await.map(|()| true),
+            Some(condition) => self.store.put_if(&self.bucket, key, bytes, content_type, condition).await,
+        };
+        Ok(written?)
+    }
+
+    /// Every key under `prefix`.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(self.store.list(&self.bucket, prefix).await?.into_iter().map(|o| o.key).collect())
     }
 
     async fn read_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RegistryError> {
-        let Some((bytes, _)) = self.store.read(key, MAX_RECORD_BYTES).await? else {
+        let Some((bytes, _)) = self.read(key, MAX_RECORD_BYTES).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|source| RegistryError::BadRecord { key: key.into(), source })
@@ -422,7 +438,7 @@ impl Registry {
         condition: Option<WriteCondition<'_>>,
     ) -> Result<bool, RegistryError> {
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        self.store.write(key, Bytes::from(bytes), condition).await
+        self.write(key, Bytes::from(bytes), condition).await
     }
 
     fn versions_prefix(&self) -> String {
@@ -443,9 +459,43 @@ pub fn short_sha(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
 }
 
-/// Whether `dir` holds a package that checks out and is this version's.
-fn holds_version(dir: &Path, record: &VersionRecord) -> bool {
-    ModelPackage::load(dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(&record.sha256))
+/// Whether `dir` holds a package that checks out and whose model.onnx has `sha256`.
+fn holds_package(dir: &Path, sha256: &str) -> bool {
+    ModelPackage::load(dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(sha256))
+}
+
+/// Makes `dir` the package folder of `files` (name, bytes) unless a copy there already checks
+/// out: written into a temporary folder beside it, then renamed into place, so no reader sees
+/// half a package. Another process on this machine may place the same package meanwhile:
+/// whichever copy checks out is kept, and none that another process may be loading is removed.
+pub(crate) fn place_package(
+    dir: &Path,
+    files: &[(impl AsRef<str>, impl AsRef<[u8]>)],
+    sha256: &str,
+) -> Result<(), RegistryError> {
+    if holds_package(dir, sha256) {
+        return Ok(());
+    }
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RegistryError::Write { path, source }
+    };
+    let tmp = dir.with_extension(format!("download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(write_err(&tmp))?;
+    for (name, bytes) in files {
+        std::fs::write(tmp.join(name.as_ref()), bytes.as_ref()).map_err(write_err(&tmp))?;
+    }
+    if std::fs::rename(&tmp, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !holds_package(dir, sha256) {
+            return Err(RegistryError::Invalid {
+                path: dir.to_path_buf(),
+                detail: "a cached copy of this package does not check out: delete the folder".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn version_info(record: VersionRecord, keys: &[String], aliases: &[AliasRecord], manifest_key: &str) -> VersionInfo {
@@ -471,6 +521,12 @@ fn version_numbers(keys: &[String], prefix: &str) -> Vec<u32> {
     numbers
 }
 
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        RegistryError::Store(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,7 +538,7 @@ mod tests {
     }
 
     fn local(dir: &Path) -> Registry {
-        Registry::new(RegistryStore::Local { root: dir.to_path_buf() }, "tiny5").unwrap()
+        Registry::new(Store::Local(autorma_core::LocalStore::new("local", dir)), "local", "tiny5").unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

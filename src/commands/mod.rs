@@ -20,7 +20,7 @@ use anyhow::Context;
 use autorma_classifier::preprocess::{PreprocessError, Preprocessor};
 use autorma_core::DlqReason;
 use autorma_ingest::local::{ScanFilter, scan};
-use autorma_registry::ModelPackage;
+use autorma_registry::{BUILTIN_PACKAGE, ModelPackage, builtin_package};
 
 use crate::cli::{Cli, Command, PipelineArgs};
 use crate::config::{self, FileConfig, ModelSettings};
@@ -75,11 +75,16 @@ fn model_setup(
     file_path: Option<&Path>,
 ) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
     let settings = config::resolve(args, file, file_path)?;
-    let package = ModelPackage::load(&settings.model_dir).with_context(|| {
-        format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", settings.model_dir.display())
-    })?;
+    let package = match &settings.model_dir {
+        Some(dir) => ModelPackage::load(dir).with_context(|| {
+            format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", dir.display())
+        })?,
+        None => builtin_package(&cache_dir().join("models"))
+            .with_context(|| format!("cannot unpack {BUILTIN_PACKAGE} into the cache folder (or set --model DIR)"))?,
+    };
     tracing::info!(model = %package.manifest.name, version = %package.manifest.version,
-        precision = package.manifest.precision.as_str(), dir = %settings.model_dir.display(), "model package verified");
+        precision = package.manifest.precision.as_str(), dir = %package.dir.display(),
+        builtin = settings.model_dir.is_none(), "model package verified");
     Ok((settings, Arc::new(package)))
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
-use autorma_core::S3Store;
-use autorma_registry::{Actor, ModelPackage, Registry, RegistryStore};
+use autorma_core::{LocalStore, S3Store, Store};
+use autorma_registry::{Actor, ModelPackage, Registry};
 
 use super::cache_dir;
 use crate::cli::{ChangeArgs, FollowArgs, RegistryArgs};
@@ -24,7 +24,7 @@ pub async fn open_registry(
     let location =
         args.registry.clone().or(file.registry.clone()).unwrap_or_else(|| format!("s3://{}", streaming.bucket));
     let name = args.model_name.clone().or(file.model_name.clone()).unwrap_or_else(|| "fashion5".into());
-    let store = match location.strip_prefix("s3://") {
+    let (store, bucket) = match location.strip_prefix("s3://") {
         Some(bucket) => {
             let bucket = bucket.trim_end_matches('/');
             if bucket.is_empty() || bucket.contains('/') {
@@ -41,17 +41,20 @@ pub async fn open_registry(
                     store
                 }
             };
-            RegistryStore::S3 { store, bucket: bucket.to_string() }
+            (Store::S3(store), bucket)
         }
         None if location.contains("://") => {
             bail!(
                 "invalid `registry` = `{location}`: expected s3://BUCKET or a folder (set --registry or AUTORMA_REGISTRY)"
             )
         }
-        None => RegistryStore::Local { root: PathBuf::from(location) },
+        None => (Store::Local(LocalStore::new(LOCAL_REGISTRY_BUCKET, location.as_str())), LOCAL_REGISTRY_BUCKET),
     };
-    Ok(Registry::new(store, &name)?)
+    Ok(Registry::new(store, bucket, &name)?)
 }
+
+/// The name a folder registry's one bucket goes by (it appears in no key or message).
+const LOCAL_REGISTRY_BUCKET: &str = "registry";
 
 /// Who makes a change: `--by`, else the user name.
 pub fn actor(change: &ChangeArgs) -> Actor {

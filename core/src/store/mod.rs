@@ -1,35 +1,160 @@
-//! The object store boundary: where photos' bytes are read from (S3/MinIO, or a local folder).
+//! The object store boundary: where photos are read from and where results, dead letters,
+//! corrections and the model registry are written (S3/MinIO/versitygw, a local folder, or
+//! memory in unit tests). Everything that touches objects goes through [`ObjectStore`], so
+//! which of the three it is gets decided once, where the binary builds a [`Store`].
 
 pub mod local;
+pub mod memory;
 pub mod s3;
 
 use std::future::Future;
+use std::path::PathBuf;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 pub use local::LocalStore;
-pub use s3::{ObjectInfo, S3Config, S3Store, WriteCondition};
+pub use memory::MemoryStore;
+pub use s3::{S3Config, S3Store};
+
+/// Reads, writes and lists objects. Implementations must be cheap to share (`&self`,
+/// `Send + Sync`); every write replaces an object whole (readers see the old or the new one).
+pub trait ObjectStore: Send + Sync + 'static {
+    /// The whole object and its etag (without quotes), refusing (without reading it) one larger
+    /// than `max_bytes`; [`StoreError::NotFound`] when there is no such key (see [`optional`]).
+    fn get_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<(Bytes, String), StoreError>> + Send;
+
+    /// The whole object, as [`get_tagged`](Self::get_tagged) without the etag.
+    fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> impl Future<Output = Result<Bytes, StoreError>> + Send {
+        async move { self.get_tagged(bucket, key, max_bytes).await.map(|(bytes, _)| bytes) }
+    }
+
+    /// Writes the object whole.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes the object only if `condition` holds, the check and the write one atomic step;
+    /// `Ok(false)`: it did not hold and nothing was written.
+    fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    fn list(&self, bucket: &str, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> + Send;
+
+    /// Deletes the object; no error when there is none.
+    fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// `None` for a missing object, so callers for whom absence is an answer need no match.
+pub fn optional<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(found) => Ok(Some(found)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The precondition of [`ObjectStore::put_if`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteCondition<'a> {
+    /// Only if no object has the key (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the object still has this etag (`If-Match`): a compare-and-swap.
+    IfMatch(&'a str),
+}
+
+/// One object seen by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// Without the quotes S3 puts around it.
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
 
 /// Every store the binary can use, as one type.
 #[derive(Debug, Clone)]
 pub enum Store {
     Local(LocalStore),
     S3(S3Store),
+    Memory(MemoryStore),
 }
 
-impl ObjectStore for Store {
-    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+impl Store {
+    /// How logs and messages name a bucket of this store: `s3://bucket`, the folder, or
+    /// `memory://bucket`.
+    pub fn describe(&self, bucket: &str) -> String {
         match self {
-            Store::Local(store) => store.get(bucket, key, max_bytes).await,
-            Store::S3(store) => store.get(bucket, key, max_bytes).await,
+            Store::Local(store) => store.root().display().to_string(),
+            Store::S3(_) => format!("s3://{bucket}"),
+            Store::Memory(_) => format!("memory://{bucket}"),
+        }
+    }
+
+    /// The file a key is, when the store is a local folder (a model package is loaded in place).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        match self {
+            Store::Local(store) => store.path_for_key(key).ok(),
+            Store::S3(_) | Store::Memory(_) => None,
         }
     }
 }
 
-/// Reads objects. Implementations must be cheap to share (`&self`, `Send + Sync`).
-pub trait ObjectStore: Send + Sync + 'static {
-    /// Reads the whole object, refusing (without reading it) one larger than `max_bytes`.
-    fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+/// Calls the same method on whichever store `self` is.
+macro_rules! each_store {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Local($store) => $call,
+            Store::S3($store) => $call,
+            Store::Memory($store) => $call,
+        }
+    };
+}
+
+impl ObjectStore for Store {
+    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+        each_store!(self, store => store.get_tagged(bucket, key, max_bytes).await)
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        each_store!(self, store => store.put(bucket, key, body, content_type).await)
+    }
+
+    async fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> Result<bool, StoreError> {
+        each_store!(self, store => store.put_if(bucket, key, body, content_type, condition).await)
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        each_store!(self, store => store.list(bucket, prefix).await)
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        each_store!(self, store => store.delete(bucket, key).await)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +170,12 @@ pub enum StoreError {
     /// A remote store's answer (S3): `retryable` unless the server's answer was final.
     #[error("S3 request for `{key}` in bucket `{bucket}` failed: {detail}")]
     Remote { bucket: String, key: String, detail: String, retryable: bool },
-    #[error("failed to read `{key}` from bucket `{bucket}`: {source}")]
+    #[error("failed to {action} `{key}` in bucket `{bucket}`: {source}")]
     Io {
         bucket: String,
         key: String,
+        /// `read`, `write`, `list` or `delete`.
+        action: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -68,5 +195,56 @@ impl StoreError {
             ),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// What every implementation promises, run against each: afterwards the bucket holds
+    /// exactly `a/1.json`, `a/2.json` and `b.json`.
+    pub(crate) async fn contract(store: &impl ObjectStore, bucket: &str) {
+        let json = "application/json";
+        let body = Bytes::from_static;
+        assert!(matches!(store.get(bucket, "a/1.json", 100).await, Err(StoreError::NotFound { .. })));
+        assert!(optional(store.get_tagged(bucket, "a/1.json", 100).await).unwrap().is_none());
+
+        // If-None-Match: the first write wins, the second changes nothing.
+        assert!(store.put_if(bucket, "a/1.json", body(b"one"), json, WriteCondition::IfAbsent).await.unwrap());
+        assert!(!store.put_if(bucket, "a/1.json", body(b"two"), json, WriteCondition::IfAbsent).await.unwrap());
+        let (bytes, first) = store.get_tagged(bucket, "a/1.json", 100).await.unwrap();
+        assert_eq!(&bytes[..], b"one");
+
+        // If-Match: the current etag swaps (same size, new etag); a stale one does not.
+        let swap = WriteCondition::IfMatch(&first);
+        assert!(store.put_if(bucket, "a/1.json", body(b"uno"), json, swap).await.unwrap());
+        assert!(!store.put_if(bucket, "a/1.json", body(b"ein"), json, swap).await.unwrap());
+        let (bytes, second) = store.get_tagged(bucket, "a/1.json", 100).await.unwrap();
+        assert_eq!(&bytes[..], b"uno");
+        assert_ne!(first, second);
+        let on_missing = WriteCondition::IfMatch(&second);
+        assert!(!store.put_if(bucket, "missing.json", body(b"x"), json, on_missing).await.unwrap());
+
+        store.put(bucket, "a/2.json", body(b"2"), json).await.unwrap();
+        store.put(bucket, "b.json", body(b"b"), json).await.unwrap();
+        store.put(bucket, "c.json", body(b"first"), json).await.unwrap();
+        store.put(bucket, "c.json", body(b"second"), json).await.unwrap();
+        assert_eq!(&store.get(bucket, "c.json", 100).await.unwrap()[..], b"second");
+        let err = store.get(bucket, "c.json", 5).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { size: 6, max_bytes: 5, .. }), "{err}");
+
+        let keys = |objects: Vec<ObjectInfo>| objects.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        let listed = store.list(bucket, "a/").await.unwrap();
+        assert_eq!(listed[0].etag, second, "a listing's etag is the one a read gives");
+        assert_eq!(listed[0].size, 3);
+        assert_eq!(keys(listed), ["a/1.json", "a/2.json"]);
+        assert_eq!(keys(store.list(bucket, "a/1").await.unwrap()), ["a/1.json"]);
+        assert_eq!(keys(store.list(bucket, "").await.unwrap()), ["a/1.json", "a/2.json", "b.json", "c.json"]);
+
+        store.delete(bucket, "c.json").await.unwrap();
+        store.delete(bucket, "c.json").await.unwrap();
+        assert!(matches!(store.get(bucket, "c.json", 100).await, Err(StoreError::NotFound { .. })));
+        assert_eq!(keys(store.list(bucket, "").await.unwrap()), ["a/1.json", "a/2.json", "b.json"]);
     }
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use super::{ObjectStore, StoreError};
+use super::{ObjectInfo, ObjectStore, StoreError, WriteCondition};
 
 /// How to reach the S3 server. Credentials come from the standard AWS chain
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
@@ -43,25 +43,6 @@ impl Default for S3Config {
             request_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// The precondition of [`S3Store::put_if`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteCondition<'a> {
-    /// Only if no object has the key (`If-None-Match: *`).
-    IfAbsent,
-    /// Only if the object still has this etag (`If-Match`): a compare-and-swap.
-    IfMatch(&'a str),
-}
-
-/// One object seen by a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    /// Without the quotes S3 puts around it.
-    pub etag: String,
-    pub size: u64,
-    pub last_modified: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,9 +100,10 @@ impl S3Store {
             }
         }
     }
+}
 
-    /// Writes an object whole (S3 PUTs are atomic: readers see the old or the new one).
-    pub async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+impl ObjectStore for S3Store {
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
         let _permit = self.permits.acquire().await.expect("never closed");
         self.client
             .put_object()
@@ -135,8 +117,7 @@ impl S3Store {
         Ok(())
     }
 
-    /// Deletes an object (no error when there is none).
-    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
         let _permit = self.permits.acquire().await.expect("never closed");
         match self.client.delete_object().bucket(bucket).key(key).send().await {
             Ok(_) => Ok(()),
@@ -147,14 +128,8 @@ impl S3Store {
         }
     }
 
-    /// The object's bytes, or `None` when there is no such key.
-    pub async fn get_optional(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.get_with_etag(bucket, key, max_bytes).await?.map(|(bytes, _)| bytes))
-    }
-
-    /// Writes an object only if `condition` holds (S3 conditional writes, which versitygw and
-    /// MinIO implement atomically). `Ok(false)`: the condition failed, nothing was written.
-    pub async fn put_if(
+    // S3 conditional writes, which versitygw and MinIO implement atomically.
+    async fn put_if(
         &self,
         bucket: &str,
         key: &str,
@@ -178,20 +153,6 @@ impl S3Store {
                 }
                 Err(remote_error(bucket, key, e))
             }
-        }
-    }
-
-    /// The object's bytes and etag (without quotes), or `None` when there is no such key.
-    pub async fn get_with_etag(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> Result<Option<(Bytes, String)>, StoreError> {
-        match self.get_tagged(bucket, key, max_bytes).await {
-            Ok(found) => Ok(Some(found)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
         }
     }
 
@@ -223,8 +184,8 @@ impl S3Store {
         Ok((bytes.freeze(), etag))
     }
 
-    /// Every object under `prefix`, page by page.
-    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    // Page by page; S3 lists in key order.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let mut out = Vec::new();
         let mut continuation: Option<String> = None;
         loop {
@@ -257,12 +218,6 @@ impl S3Store {
                 _ => return Ok(out),
             }
         }
-    }
-}
-
-impl ObjectStore for S3Store {
-    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
-        self.get_tagged(bucket, key, max_bytes).await.map(|(bytes, _)| bytes)
     }
 }
 

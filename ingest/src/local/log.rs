@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use autorma_core::event::content_type_for_key;
+use autorma_core::store::local::local_etag;
 use autorma_core::{EventOrigin, ItemEvent, Position, SourceError, SourcedEvent};
 use serde::{Deserialize, Serialize};
 
 use super::PARTITION;
-use super::scan::{ScannedFile, local_etag};
+use super::scan::ScannedFile;
 
 #[derive(Serialize, Deserialize)]
 struct LogLine {

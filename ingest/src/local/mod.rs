@@ -17,7 +17,7 @@ use tokio::time::Instant;
 pub use checkpoint::CheckpointFile;
 pub use log::EventLog;
 pub use owner::StateOwner;
-pub use scan::{ScanFilter, ScannedFile, local_etag, scan};
+pub use scan::{ScanFilter, ScannedFile, scan};
 
 /// The folder source has one partition.
 pub const PARTITION: PartitionId = 0;

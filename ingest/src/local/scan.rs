@@ -1,4 +1,5 @@
-//! Listing the inbox: which files are photos-to-be, and their local etag.
+//! Listing the inbox: which files are photos-to-be (their etag is the local store's,
+//! `autorma_core::store::local::local_etag`).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -6,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use autorma_core::{SourceError, fsutil};
-use sha2::{Digest, Sha256};
 
 /// A file found by a scan.
 #[derive(Debug, Clone)]
@@ -37,17 +37,6 @@ impl ScanFilter {
             || fsutil::is_tmp_file(path)
             || self.exclude.as_ref().is_some_and(|ex| std::fs::canonicalize(path).is_ok_and(|p| &p == ex))
     }
-}
-
-/// The etag of a local file: hex of the first 16 bytes of `sha256("<size>:<mtime ns>")`.
-///
-/// Why not a content hash: a scan would read every photo twice (once to hash, once to
-/// classify). Size + mtime is what rsync and make trust, it changes when a photo is replaced,
-/// and like S3's ETag it identifies a version of an object, not its pixels.
-pub fn local_etag(size: u64, modified: SystemTime) -> String {
-    let nanos = modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let digest = Sha256::digest(format!("{size}:{nanos}").as_bytes());
-    hex::encode(&digest[..16])
 }
 
 /// Lists regular files under `inbox`, sorted by key. With `settle`, files modified less than
@@ -138,14 +127,5 @@ mod tests {
         assert_eq!(keys[0], "a.jpg");
         assert!(keys[1].ends_with("b.jpg"), "{keys:?}");
         assert_eq!(scan(inbox, &filter, None).unwrap()[1].key, keys[1], "the same alias wins every scan");
-    }
-
-    #[test]
-    fn etag_tracks_size_and_mtime() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(local_etag(10, t), local_etag(10, t));
-        assert_ne!(local_etag(10, t), local_etag(11, t));
-        assert_ne!(local_etag(10, t), local_etag(10, t + Duration::from_nanos(1)));
-        assert_eq!(local_etag(10, t).len(), 32);
     }
 }

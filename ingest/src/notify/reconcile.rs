@@ -12,8 +12,7 @@ use autorma_core::kafka::topics;
 use autorma_core::layout::{
     DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, is_inbox_object, result_object_key,
 };
-use autorma_core::store::s3::ObjectInfo;
-use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectStore, ResultRecord, S3Store, StoreError};
+use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ResultRecord, S3Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::try_join_all;
@@ -60,7 +59,7 @@ const CLOCK_RESOLUTION: chrono::Duration = chrono::Duration::seconds(1);
 /// every photo older than `grace` whose outcome is missing, records another version of the
 /// photo (another etag), or is a dead letter that is not final.
 pub async fn list_unfinished(
-    store: &S3Store,
+    store: &impl ObjectStore,
     bucket: &str,
     inbox_prefix: &str,
     grace: Duration,
@@ -106,7 +105,7 @@ pub async fn list_unfinished(
 
 /// The photo an outcome object records. An unreadable record records no photo (etag empty),
 /// so the photo is classified again and the record replaced.
-async fn read_recorded(store: &S3Store, bucket: &str, key: &str) -> Result<Recorded, StoreError> {
+async fn read_recorded(store: &impl ObjectStore, bucket: &str, key: &str) -> Result<Recorded, StoreError> {
     let bytes = store.get(bucket, key, MAX_RECORD_BYTES).await?;
     let recorded = if key.starts_with(RESULTS_PREFIX) {
         serde_json::from_slice::<ResultRecord>(&bytes).ok().map(|r| Recorded { etag: r.item.etag, is_final: true })
@@ -197,7 +196,7 @@ pub async fn reconcile_loop(
 
 async fn reconcile_once(
     config: &IngestConfig,
-    store: &S3Store,
+    store: &impl ObjectStore,
     producer: &FutureProducer,
     recently_sent: &mut HashMap<(String, String), Instant>,
     cache: &mut OutcomeCache,

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use autorma_core::event::content_type_for_key;
 use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, is_inbox_object, result_object_key};
-use autorma_core::store::s3::ObjectInfo;
-use autorma_core::{EventOrigin, ItemEvent, ReplayRequest, ResultRecord, S3Store, StoreError};
+use autorma_core::store::optional;
+use autorma_core::{EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ReplayRequest, ResultRecord, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
@@ -43,7 +43,7 @@ pub struct ReplayPlan {
 /// Lists and reads what it needs to decide. Every photo whose result `current` did not make is
 /// sent, or every listed photo when `all`; each event names `current`'s version.
 pub async fn plan_replay(
-    store: &S3Store,
+    store: &impl ObjectStore,
     bucket: &str,
     filter: &ReplayFilter,
     current: &CurrentModel,
@@ -100,13 +100,13 @@ pub async fn plan_replay(
 
 /// `Some(key)` when the photo's result was made by the current version from these bytes.
 async fn is_current(
-    store: &S3Store,
+    store: &impl ObjectStore,
     bucket: &str,
     key: String,
     etag: String,
     current: &CurrentModel,
 ) -> Option<String> {
-    let current = match store.get_optional(bucket, &result_object_key(&key), MAX_RECORD_BYTES).await {
+    let current = match optional(store.get(bucket, &result_object_key(&key), MAX_RECORD_BYTES).await) {
         Ok(Some(bytes)) => {
             serde_json::from_slice::<ResultRecord>(&bytes).is_ok_and(|r| made_by(&r, current) && r.item.etag == etag)
         }

@@ -15,8 +15,9 @@ use std::sync::Mutex;
 
 use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
 use autorma_core::layout::{MAX_RECORD_BYTES, dlq_object_key, result_object_key};
+use autorma_core::store::optional;
 use autorma_core::{
-    Decision, DlqRecord, ItemEvent, ModelRef, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
+    Decision, DlqRecord, ItemEvent, ModelRef, ObjectStore, PriorOutcome, ResultRecord, ResultSink, S3Store, SinkError,
 };
 use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
@@ -40,7 +41,7 @@ impl StreamingSink {
         bucket: &str,
         key: &str,
     ) -> Result<Option<T>, SinkError> {
-        let Some(bytes) = self.store.get_optional(bucket, key, MAX_RECORD_BYTES).await.map_err(SinkError::Store)?
+        let Some(bytes) = optional(self.store.get(bucket, key, MAX_RECORD_BYTES).await).map_err(SinkError::Store)?
         else {
             return Ok(None);
         };

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use autorma_core::ObjectStore;
 use autorma_core::layout::{CORRECTIONS_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX};
-use autorma_core::{ObjectStore, S3Store};
 use autorma_sink::index::{IndexBatch, ResultIndex};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -19,7 +19,7 @@ const CONCURRENCY: usize = 16;
 
 /// Feeds `index` from the bucket, with the topic `positions` the feed goes on from.
 pub async fn rebuild(
-    store: &S3Store,
+    store: &impl ObjectStore,
     bucket: &str,
     index: &Arc<ResultIndex>,
     positions: Vec<(String, i32, i64)>,
@@ -37,7 +37,7 @@ pub async fn rebuild(
 
 /// The records under `prefix`; an object that is not one (or is gone by now) is skipped, and
 /// said.
-async fn read_all<T: DeserializeOwned>(store: &S3Store, bucket: &str, prefix: &str) -> anyhow::Result<Vec<T>> {
+async fn read_all<T: DeserializeOwned>(store: &impl ObjectStore, bucket: &str, prefix: &str) -> anyhow::Result<Vec<T>> {
     let objects = store.list(bucket, prefix).await.with_context(|| format!("cannot list `{prefix}` in `{bucket}`"))?;
     let records = futures::stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
         .map(|object| async move {

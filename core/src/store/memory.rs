@@ -1,0 +1,122 @@
+//! Objects in memory, for unit tests of anything written against [`ObjectStore`]: any bucket
+//! name is accepted, and each write gets a new etag.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{ObjectInfo, ObjectStore, StoreError, WriteCondition};
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// By (bucket, key), so a listing comes out in key order.
+    objects: BTreeMap<(String, String), Stored>,
+    /// Writes so far: the next write's etag.
+    writes: u64,
+}
+
+#[derive(Debug)]
+struct Stored {
+    bytes: Bytes,
+    etag: String,
+    last_modified: DateTime<Utc>,
+}
+
+impl MemoryStore {
+    /// Puts an object without a runtime, for setting up a test.
+    pub fn insert(&self, bucket: &str, key: &str, bytes: Bytes) {
+        self.lock().write(bucket, key, bytes);
+    }
+
+    /// Every step is a few map operations, consistent at each unlock.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn write(&mut self, bucket: &str, key: &str, bytes: Bytes) {
+        self.writes += 1;
+        let stored = Stored { bytes, etag: format!("{:032x}", self.writes), last_modified: Utc::now() };
+        self.objects.insert((bucket.to_string(), key.to_string()), stored);
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+        let inner = self.lock();
+        let Some(stored) = inner.objects.get(&(bucket.to_string(), key.to_string())) else {
+            return Err(StoreError::NotFound { bucket: bucket.into(), key: key.into() });
+        };
+        let size = stored.bytes.len() as u64;
+        if size > max_bytes {
+            return Err(StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes });
+        }
+        Ok((stored.bytes.clone(), stored.etag.clone()))
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
+        self.lock().write(bucket, key, body);
+        Ok(())
+    }
+
+    async fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let current = inner.objects.get(&(bucket.to_string(), key.to_string())).map(|s| s.etag.as_str());
+        let holds = match condition {
+            WriteCondition::IfAbsent => current.is_none(),
+            WriteCondition::IfMatch(etag) => current == Some(etag),
+        };
+        if holds {
+            inner.write(bucket, key, body);
+        }
+        Ok(holds)
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let inner = self.lock();
+        let start = (bucket.to_string(), prefix.to_string());
+        Ok(inner
+            .objects
+            .range(start..)
+            .take_while(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, key), stored)| ObjectInfo {
+                key: key.clone(),
+                etag: stored.etag.clone(),
+                size: stored.bytes.len() as u64,
+                last_modified: stored.last_modified,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.lock().objects.remove(&(bucket.to_string(), key.to_string()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_boundary_contract_holds() {
+        let store = MemoryStore::default();
+        crate::store::tests::contract(&store, "bucket").await;
+        assert!(store.list("other", "").await.unwrap().is_empty(), "buckets are apart");
+    }
+}
