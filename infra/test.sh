@@ -33,6 +33,17 @@ echo "== rust tests (workspace)"
 # --lib --bins --tests: the crates carry no doc tests, whose empty runs would close the log.
 cargo test --workspace --release --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "${log_dir}/rust.log" || status=1
 
+echo "== rust lints (cargo fmt --check, cargo clippy -D warnings)"
+# After the tests: clippy in the release profile reuses the build scripts' native builds
+# (librdkafka, libjpeg-turbo, SQLite) that the tests just made.
+lint_status=0
+cargo fmt --all --check || lint_status=1
+cargo clippy --workspace --all-targets --release --locked -- -D warnings || lint_status=1
+if ((lint_status != 0)); then
+  echo "lints failed: see cargo fmt's diff or clippy's errors above" >&2
+  status=1
+fi
+
 # One closing line over both runners: pytest's summary line, and cargo's "test result:" lines
 # (one per test binary).
 py_summary=$(grep -E '[0-9]+ (passed|failed).* in [0-9.]+s' "${log_dir}/python.log" | tail -n 1 || true)
@@ -42,7 +53,7 @@ py_failed=$(($(count failed) + $(count 'errors?')))
 rs_passed=$(awk '/^test result: / { n += $4 } END { print n + 0 }' "${log_dir}/rust.log")
 rs_failed=$(awk '/^test result: / { n += $6 } END { print n + 0 }' "${log_dir}/rust.log")
 failed=$((py_failed + rs_failed))
-if ((status != 0 && failed == 0)); then
+if ((status != 0 && failed == 0 && lint_status == 0)); then
   echo "a runner failed without a failing test (a build error?): see its output above" >&2
 fi
 echo "total: $((py_passed + rs_passed)) passed, ${failed} failed"

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use autorma_classifier::PipelineConfig;
-use autorma_classifier::batcher::BatcherConfig;
 use autorma_classifier::inference::{ExecutionProvider, RuntimeConfig, default_library_path};
+use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
 use serde::Deserialize;
 

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod config;
 mod serve;
+mod shutdown;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_classifier::batcher::{BatcherConfig, Upstream, run_batcher};
+use autorma_classifier::pipeline::batcher::{BatcherConfig, Upstream, run_batcher};
 use autorma_classifier::preprocess::{DecodeLimits, Preprocessor, decode_rgb, letterbox_resize, normalise_into};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use image::{ImageEncoder, Rgb, RgbImage};

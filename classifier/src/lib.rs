@@ -12,12 +12,11 @@
 //! without running the model again.
 //!
 //! Modules in the order a photo meets them: [`preprocess`] (bytes -> tensor, with the size
-//! limit before decoding), [`batcher`] (micro-batches with a deadline), [`inference`] (ONNX
-//! Runtime sessions and decisions), [`pipeline`] (the stages wired with bounded channels),
-//! [`checkpoint`] (contiguous watermarks). [`serving`] holds the model being served and swaps
+//! limit before decoding), [`inference`] (ONNX Runtime sessions and decisions), [`pipeline`]
+//! (the stages wired with bounded channels, among them the micro-batcher,
+//! [`pipeline::batcher`]), [`checkpoint`] (contiguous watermarks). [`serving`] holds the model being served and swaps
 //! in a new one between batches.
 
-pub mod batcher;
 pub mod checkpoint;
 pub mod inference;
 pub mod pipeline;

@@ -13,7 +13,9 @@
 //! Each trait has an embedded implementation for `autorma run` on one machine (a local folder
 //! as the store here in [`store::local`], a folder scan in `autorma-ingest`, local files in
 //! `autorma-sink`); the streaming ones beside them: S3 here in [`store::s3`], Kafka (whose shared
-//! settings and topic names are in [`kafka`]) in `autorma-ingest` and `autorma-sink`.
+//! settings and topic names are in [`kafka`]) in `autorma-ingest` and `autorma-sink`. The
+//! object store is the whole boundary to objects (get, put, conditional put, list, delete), so
+//! the registry, the API and the replay use it too; [`store::memory`] serves unit tests.
 
 pub mod correction;
 pub mod dlq;

@@ -15,8 +15,10 @@
 //!
 //! [`notify`] is the `autorma ingest` service that turns the bucket's notifications into
 //! those ItemEvents, and reconciles what notifications missed. [`replay`] is the bulk replay
-//! (`rma.items.replay`) and its schedule, and the embedded replay's [`ListSource`].
+//! (`rma.items.replay`) and its schedule, and the embedded replay's [`ListSource`]. Both list
+//! the bucket's photos through [`inbox`].
 
+pub mod inbox;
 pub mod kafka;
 pub mod local;
 pub mod notify;

@@ -5,15 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use autorma_core::kafka::topics;
-use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, run_ingest};
+use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, ReconcileConfig, run_ingest};
 use autorma_ingest::replay::{ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 
 use super::registry::open_registry;
 use super::replay::replay_rate;
-use super::run::shutdown_signal;
 use super::streaming::connect;
 use crate::cli::IngestArgs;
 use crate::config::{self, FileConfig};
+use crate::shutdown::shutdown_signal;
 
 pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let settings = config::resolve_streaming(&args.streaming, file)?;
@@ -23,25 +23,23 @@ pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitC
         .map_or(Ok(KeyEncoding::Url), |v| v.parse::<KeyEncoding>())
         .map_err(|e| anyhow!("invalid `key_encoding`: {e} (--key-encoding, AUTORMA_KEY_ENCODING)"))?;
     let inbox_prefix = args.inbox_prefix.or(file.inbox_prefix.clone()).unwrap_or_else(|| "inbox/".into());
-    let config = IngestConfig {
-        kafka: settings.kafka.clone(),
-        group_id: args.group.or(file.ingest_group.clone()).unwrap_or_else(|| "autorma-ingest".into()),
-        filter: NotificationFilter { key_encoding, inbox_prefix },
+    let reconcile = ReconcileConfig {
         bucket: settings.bucket.clone(),
-        reconcile_interval: config::seconds(
+        inbox_prefix: inbox_prefix.clone(),
+        interval: config::seconds(
             "reconcile_interval_s",
             args.reconcile_interval_s,
             file.reconcile_interval_s,
             300,
             1..=86_400,
         )?,
-        reconcile_grace: config::seconds(
-            "reconcile_grace_s",
-            args.reconcile_grace_s,
-            file.reconcile_grace_s,
-            120,
-            0..=86_400,
-        )?,
+        grace: config::seconds("reconcile_grace_s", args.reconcile_grace_s, file.reconcile_grace_s, 120, 0..=86_400)?,
+    };
+    let config = IngestConfig {
+        kafka: settings.kafka.clone(),
+        group_id: args.group.or(file.ingest_group.clone()).unwrap_or_else(|| "autorma-ingest".into()),
+        filter: NotificationFilter { key_encoding, inbox_prefix },
+        reconcile,
     };
     let store = connect(&settings, &[topics::UPLOADS_RAW, topics::ITEMS, topics::ITEMS_REPLAY, topics::DLQ]).await?;
     let schedule = match args.replay_schedule.clone().or(file.replay_schedule.clone()) {

@@ -17,10 +17,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model_setup;
 use super::registry::open_registry;
-use super::run::shutdown_signal;
 use super::streaming::connect;
 use crate::cli::ReplayArgs;
 use crate::config::{self, FileConfig};
+use crate::shutdown::shutdown_signal;
 
 pub async fn replay(args: ReplayArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let (Some(out), Some(inbox)) = (&args.out, &args.inbox) {

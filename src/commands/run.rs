@@ -15,6 +15,7 @@ use autorma_sink::{LocalSink, Sink};
 use super::model_setup;
 use crate::cli::RunArgs;
 use crate::config::{self, FileConfig, ModelSettings};
+use crate::shutdown::shutdown_signal;
 
 /// Everything `autorma run` needs besides the model.
 pub struct EmbeddedRun {
@@ -92,27 +93,6 @@ pub async fn run_embedded(
     pipeline.stats = stats;
     pipeline.requests = requests;
     Ok(pipeline.run(shutdown).await?)
-}
-
-/// Resolves on the first Ctrl-C or SIGTERM (the pipeline then drains and commits); a second
-/// one exits at once (safe too: the checkpoint and every result are written atomically).
-pub async fn shutdown_signal() {
-    wait_for_signal().await;
-    eprintln!("stopping: finishing the photos in flight (press Ctrl-C again to stop at once)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        eprintln!("stopped at once; the next run resumes from the last checkpoint");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("cannot listen for SIGTERM");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn spawn_progress(stats: Arc<PipelineStats>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {

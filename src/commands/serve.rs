@@ -23,7 +23,7 @@ use autorma_sink::index::{ResultFilter, ResultIndex};
 use tokio::sync::{broadcast, watch};
 
 use super::registry::follow_registry;
-use super::run::{EmbeddedRun, run_embedded, shutdown_signal};
+use super::run::{EmbeddedRun, run_embedded};
 use super::streaming::connect;
 use super::{cache_dir, model_setup};
 use crate::cli::ServeArgs;
@@ -32,6 +32,7 @@ use crate::serve::backend::Backend;
 use crate::serve::feed::topics::{FEED_TOPICS, TopicFeed};
 use crate::serve::feed::{self, FeedEvent, FeedStatus};
 use crate::serve::{ServeState, router};
+use crate::shutdown::shutdown_signal;
 
 /// How often the output folder is looked at for new results.
 const FEED_INTERVAL: Duration = Duration::from_millis(500);

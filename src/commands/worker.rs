@@ -16,10 +16,10 @@ use autorma_sink::{Sink, StreamingSink};
 
 use super::model_setup;
 use super::registry::follow_registry;
-use super::run::shutdown_signal;
 use super::streaming::connect;
 use crate::cli::WorkerArgs;
 use crate::config::{self, FileConfig};
+use crate::shutdown::shutdown_signal;
 
 pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;

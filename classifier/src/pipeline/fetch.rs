@@ -13,14 +13,15 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::batcher::Upstream;
+use super::decode::preprocess_blocking;
 use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
 use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
-use super::stats::PipelineStats;
+use super::stats::{PipelineStats, ms};
 use super::trace;
-use crate::batcher::Upstream;
-use crate::preprocess::{DecodeLimits, PreprocessError};
-use crate::serving::{ModelHandle, ServingModel};
+use crate::preprocess::DecodeLimits;
+use crate::serving::ModelHandle;
 
 /// Longest a replayed photo waits for the version its replay asked for (a worker polls its
 /// alias every 30 s by default, and is woken at once by such a photo).
@@ -178,52 +179,5 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     async fn fail(&self, sourced: SourcedEvent, reason: DlqReason, detail: String, attempts: u32, photo: Context) {
         let failed = Failed { sourced, reason, detail, attempts, trace: photo };
         let _ = self.sink_tx.send(SinkInput::Failed(failed)).await;
-    }
-}
-
-/// Decodes and preprocesses `bytes` for `model` on a blocking thread; also returns how long
-/// that took (ms).
-pub(crate) async fn preprocess_blocking(
-    model: &Arc<ServingModel>,
-    bytes: bytes::Bytes,
-) -> (Result<Vec<f32>, PreprocessError>, f64) {
-    let started = Instant::now();
-    let model = model.clone();
-    let tensor = match tokio::task::spawn_blocking(move || model.preprocessor.preprocess(&bytes)).await {
-        Ok(tensor) => tensor,
-        // A decoder that panics has met a hostile or broken photo: refuse the photo. Stopping
-        // instead would stop every restart too, on the same photo above the checkpoint.
-        Err(e) => Err(PreprocessError::Decode { detail: format!("the decoder panicked: {}", panic_message(e)) }),
-    };
-    (tensor, ms(started.elapsed()))
-}
-
-pub(crate) fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn panic_message(e: tokio::task::JoinError) -> String {
-    if !e.is_panic() {
-        return e.to_string();
-    }
-    let payload = e.into_panic();
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_becomes_its_message() {
-        let err = tokio::task::spawn_blocking(|| panic!("bad huffman table")).await.unwrap_err();
-        assert_eq!(panic_message(err), "bad huffman table");
-        let code = 3;
-        let err = tokio::task::spawn_blocking(move || panic!("marker {code}")).await.unwrap_err();
-        assert_eq!(panic_message(err), "marker 3");
     }
 }

@@ -12,11 +12,11 @@ use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::fetch::ms;
+use super::batcher::Batch;
 use super::messages::{Answer, Classified, Failed, Origin, Prepared, SinkInput};
 use super::stats::PipelineStats;
+use super::stats::ms;
 use super::trace;
-use crate::batcher::Batch;
 
 /// `workers` threads; worker `i` runs each batch on session `i` of the batch's model.
 pub(crate) fn spawn_workers(

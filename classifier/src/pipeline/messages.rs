@@ -28,6 +28,9 @@ pub struct Prepared {
 
 /// Where a photo came from, which says where its prediction goes.
 #[derive(Debug)]
+// Moved once per photo through a bounded channel: boxing the large variant would only add an
+// allocation per photo.
+#[allow(clippy::large_enum_variant)]
 pub enum Origin {
     /// An event of the source: its result goes to the sink, then its position is acknowledged.
     Event(SourcedEvent),
@@ -50,6 +53,8 @@ pub struct Answer {
 
 /// inference / fetch -> sink.
 #[derive(Debug)]
+// As `Origin`: one move per photo or batch.
+#[allow(clippy::large_enum_variant)]
 pub enum SinkInput {
     /// One batch's results, in batch order.
     Classified(Vec<Classified>),

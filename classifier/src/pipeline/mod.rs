@@ -11,6 +11,8 @@
 //! source, instead of growing a queue. Positions are committed by the source stage only as
 //! contiguous watermarks of durable outcomes (see `checkpoint.rs`).
 
+pub mod batcher;
+mod decode;
 mod fetch;
 mod infer;
 pub mod messages;
@@ -35,11 +37,11 @@ pub use requests::{RequestError, RequestInbox, Requests, requests, serve_request
 pub use retry::RetryConfig;
 pub use stats::{PipelineStats, PipelineSummary};
 
-use crate::batcher::{BatcherConfig, Upstream, run_batcher};
 use crate::checkpoint::TrackerError;
 use crate::inference::{InferenceError, RuntimeConfig};
 use crate::preprocess::DecodeLimits;
 use crate::serving::{ModelHandle, ServingModel};
+use batcher::{BatcherConfig, Upstream, run_batcher};
 
 /// How the pipeline runs. Every field has a default suited to a small machine.
 #[derive(Debug, Clone)]

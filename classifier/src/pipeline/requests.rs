@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::fetch::preprocess_blocking;
+use super::decode::preprocess_blocking;
 use super::messages::{Answer, Origin, Prepared};
 use super::{ModelStage, PipelineConfig, PipelineStats};
 use crate::preprocess::PreprocessError;
@@ -116,6 +116,6 @@ pub async fn serve_requests(inbox: RequestInbox, config: &PipelineConfig, stats:
     // Requests never reach the sink; the channel only completes the stage's wiring. Nothing
     // prepares photos upstream of the batcher here: a request goes as soon as no other waits.
     let (sink_tx, _sink_rx) = mpsc::channel(1);
-    let upstream = Arc::new(crate::batcher::Upstream::default());
+    let upstream = Arc::new(super::batcher::Upstream::default());
     ModelStage::spawn(config, inbox.0, upstream, sink_tx, stats).join().await;
 }

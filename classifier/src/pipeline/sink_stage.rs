@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::PipelineError;
-use super::fetch::ms;
 use super::messages::{Classified, Completion, Failed, Outcome, SinkInput};
 use super::retry::RetryConfig;
+use super::stats::ms;
 use super::trace;
 
 pub(crate) struct SinkStage<K> {

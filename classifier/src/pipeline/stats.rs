@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use autorma_core::{Decision, DlqReason, PartitionId};
 
+use super::batcher::FlushTrigger;
 use super::messages::Outcome;
-use crate::batcher::FlushTrigger;
+
+/// A duration in milliseconds, as timings are recorded.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 /// Shared (`Arc`) between the pipeline and whoever watches it.
 #[derive(Debug, Default)]

@@ -15,6 +15,5 @@ mod reconcile;
 mod service;
 
 pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
-pub use reconcile::{OutcomeCache, ReconcileSummary, Recorded, Unfinished, list_unfinished};
-pub(crate) use service::send_item;
+pub use reconcile::{OutcomeCache, ReconcileConfig, ReconcileSummary, Recorded, Unfinished, list_unfinished};
 pub use service::{IngestConfig, IngestError, run_ingest};

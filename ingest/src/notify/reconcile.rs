@@ -8,18 +8,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::event::content_type_for_key;
+use autorma_core::kafka::KafkaError;
 use autorma_core::kafka::topics;
-use autorma_core::layout::{
-    DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, is_inbox_object, result_object_key,
-};
-use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ResultRecord, S3Store, StoreError};
+use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
+use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ResultRecord, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
-use super::service::{IngestConfig, IngestError, send_item};
+use crate::inbox::list_inbox;
+use crate::kafka::send_item;
+
+/// What the reconciliation lists, and how often.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    pub bucket: String,
+    /// Where photos are uploaded (notifications outside it are not photos).
+    pub inbox_prefix: String,
+    /// Time between two reconciliations (the first runs at start).
+    pub interval: Duration,
+    /// A photo younger than this is left to its notification.
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
 
 /// What one listing found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -65,7 +85,7 @@ pub async fn list_unfinished(
     grace: Duration,
     cache: &mut OutcomeCache,
 ) -> Result<Unfinished, StoreError> {
-    let inbox = store.list(bucket, inbox_prefix).await?;
+    let inbox = list_inbox(store, bucket, inbox_prefix).await?;
     let mut outcomes: HashMap<String, DateTime<Utc>> =
         store.list(bucket, RESULTS_PREFIX).await?.into_iter().map(|o| (o.key, o.last_modified)).collect();
     outcomes.extend(store.list(bucket, DLQ_PREFIX).await?.into_iter().map(|o| (o.key, o.last_modified)));
@@ -74,7 +94,7 @@ pub async fn list_unfinished(
     let cutoff = Utc::now() - grace;
     let to_read: HashSet<(String, DateTime<Utc>)> = inbox
         .iter()
-        .filter(|photo| is_inbox_object(&photo.key) && photo.last_modified <= cutoff)
+        .filter(|photo| photo.last_modified <= cutoff)
         .flat_map(|photo| {
             let result = result_object_key(&photo.key);
             let result =
@@ -139,9 +159,6 @@ fn select_unfinished(
     let mut summary = ReconcileSummary::default();
     let mut events = Vec::new();
     for object in inbox {
-        if !is_inbox_object(&object.key) {
-            continue;
-        }
         summary.listed += 1;
         let has_outcome = [result_object_key(&object.key), dlq_object_key(&object.key)]
             .iter()
@@ -171,18 +188,18 @@ fn select_unfinished(
 /// never holds up the notifications. A photo it sent is not sent again for three intervals:
 /// one still waiting in the workers' backlog is not queued twice.
 pub async fn reconcile_loop(
-    config: IngestConfig,
-    store: S3Store,
+    config: ReconcileConfig,
+    store: impl ObjectStore,
     producer: FutureProducer,
     sent_total: Arc<AtomicU64>,
 ) {
-    let mut tick = tokio::time::interval(config.reconcile_interval);
+    let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut recently_sent: HashMap<(String, String), Instant> = HashMap::new();
     let mut cache = OutcomeCache::new();
     loop {
         tick.tick().await;
-        let hold = config.reconcile_interval * 3;
+        let hold = config.interval * 3;
         recently_sent.retain(|_, at| at.elapsed() < hold);
         // A failed listing is retried at the next tick; notifications keep flowing meanwhile.
         match reconcile_once(&config, &store, &producer, &mut recently_sent, &mut cache).await {
@@ -195,14 +212,13 @@ pub async fn reconcile_loop(
 }
 
 async fn reconcile_once(
-    config: &IngestConfig,
+    config: &ReconcileConfig,
     store: &impl ObjectStore,
     producer: &FutureProducer,
     recently_sent: &mut HashMap<(String, String), Instant>,
     cache: &mut OutcomeCache,
-) -> Result<u64, IngestError> {
-    let found =
-        list_unfinished(store, &config.bucket, &config.filter.inbox_prefix, config.reconcile_grace, cache).await?;
+) -> Result<u64, ReconcileError> {
+    let found = list_unfinished(store, &config.bucket, &config.inbox_prefix, config.grace, cache).await?;
     let to_send: Vec<&ItemEvent> =
         found.events.iter().filter(|e| !recently_sent.contains_key(&(e.key.clone(), e.etag.clone()))).collect();
     for chunk in to_send.chunks(256) {
@@ -257,7 +273,6 @@ mod tests {
             object("inbox/new.jpg", "e7", 1),
             object("inbox/notes.txt", "e8", 600),
             object("inbox/0b5e2c1a-77d4-4b8e-9a51-3f0c2a9d1e6b", "e9", 600),
-            object("inbox/.a.jpg.autorma-tmp-7-1", "e10", 600),
         ];
         let outcomes: HashMap<String, DateTime<Utc>> = [
             ("results/inbox/done.jpg.json", at(590)),
@@ -280,7 +295,7 @@ mod tests {
         recorded("dlq/inbox/store-was-away.jpg.json", "e6", false);
 
         let found = select_unfinished("returns", inbox, &outcomes, &cache, Duration::from_secs(60));
-        // Whatever their name, objects are sent (the worker reads the bytes); a temporary file is not.
+        // Whatever their name, objects are sent (the worker reads the bytes).
         assert_eq!(found.summary, ReconcileSummary { listed: 9, done: 3, recent: 1, unfinished: 5 });
         let types: HashMap<&str, &str> =
             found.events.iter().map(|e| (e.key.as_str(), e.content_type.as_str())).collect();

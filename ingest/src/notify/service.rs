@@ -5,17 +5,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use autorma_core::kafka::{KafkaConfig, KafkaError, send, topics};
-use autorma_core::{ItemEvent, PartitionId, S3Store, SourceError, StoreError, trace};
+use autorma_core::kafka::{KafkaConfig, KafkaError, topics};
+use autorma_core::{PartitionId, S3Store, SourceError, StoreError};
 use futures::future::try_join_all;
-use opentelemetry::KeyValue;
 use rdkafka::producer::FutureProducer;
 
 use super::parse::{NotificationFilter, Parsed, parse_notification};
-use super::reconcile::reconcile_loop;
-use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, send_raw_dead_letter};
+use super::reconcile::{ReconcileConfig, reconcile_loop};
+use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, send_item, send_raw_dead_letter};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -23,12 +21,8 @@ pub struct IngestConfig {
     /// The ingest services' consumer group on `rma.uploads.raw`.
     pub group_id: String,
     pub filter: NotificationFilter,
-    /// The bucket the reconciliation lists.
-    pub bucket: String,
-    /// Time between two reconciliations (the first runs at start).
-    pub reconcile_interval: Duration,
-    /// A photo younger than this is left to its notification by the reconciliation.
-    pub reconcile_grace: Duration,
+    /// What the reconciliation lists, and how often.
+    pub reconcile: ReconcileConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +60,12 @@ pub async fn run_ingest(
         max_batch: 256,
     })?;
     let producer = config.kafka.producer()?;
-    tracing::info!(bucket = %config.bucket, inbox = %config.filter.inbox_prefix, key_encoding = ?config.filter.key_encoding,
-        reconcile_every = ?config.reconcile_interval, grace = ?config.reconcile_grace, "ingest starting");
+    tracing::info!(bucket = %config.reconcile.bucket, inbox = %config.filter.inbox_prefix,
+        key_encoding = ?config.filter.key_encoding, reconcile_every = ?config.reconcile.interval,
+        grace = ?config.reconcile.grace, "ingest starting");
     let reconciled = Arc::new(AtomicU64::new(0));
-    let reconciliation = tokio::spawn(reconcile_loop(config.clone(), store, producer.clone(), reconciled.clone()));
+    let reconciliation =
+        tokio::spawn(reconcile_loop(config.reconcile.clone(), store, producer.clone(), reconciled.clone()));
     let mut summary = IngestSummary::default();
     let mut shutdown = std::pin::pin!(shutdown);
     let result = loop {
@@ -142,25 +138,6 @@ async fn forward(
     )
     .await?;
     Ok(())
-}
-
-/// Produces one ItemEvent to `topic` (key = object key) and waits for the acknowledgement.
-/// Its span begins the photo's trace; the record carries it to the worker.
-pub(crate) async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent) -> Result<(), KafkaError> {
-    let body = serde_json::to_vec(event).expect("an ItemEvent always serialises");
-    tracing::debug!(topic, key = %event.key, etag = %event.etag, source = ?event.source, "item event");
-    let span = trace::start_send(topic, &event.key, || {
-        vec![
-            KeyValue::new("autorma.bucket", event.bucket.clone()),
-            KeyValue::new("autorma.etag", event.etag.clone()),
-            KeyValue::new("autorma.event_source", event.source.as_str()),
-        ]
-    });
-    let headers = trace::headers(&span);
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let sent = send(producer, topic, &event.key, &body, &headers).await;
-    trace::end(&span, &sent);
-    sent
 }
 
 /// Every message of the batch is done once `forward` returned: commit past the last one of

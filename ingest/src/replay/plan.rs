@@ -1,14 +1,17 @@
-//! Which photos a replay sends: every object under the prefix (`layout::is_inbox_object`) (within the time window) unless
-//! its result already comes from the current model version.
+//! Which photos a replay sends: every photo of the inbox listing (`crate::inbox`) under the
+//! prefix and within the time window, unless its result already comes from the current model
+//! version.
 
 use std::collections::HashSet;
 
 use autorma_core::event::content_type_for_key;
-use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, is_inbox_object, result_object_key};
+use autorma_core::layout::{MAX_RECORD_BYTES, RESULTS_PREFIX, result_object_key};
 use autorma_core::store::optional;
 use autorma_core::{EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ReplayRequest, ResultRecord, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+
+use crate::inbox::list_inbox;
 
 /// Result objects read at once.
 const READ_CONCURRENCY: usize = 16;
@@ -49,11 +52,9 @@ pub async fn plan_replay(
     current: &CurrentModel,
     all: bool,
 ) -> Result<ReplayPlan, StoreError> {
-    let photos: Vec<ObjectInfo> = store
-        .list(bucket, &filter.prefix)
+    let photos: Vec<ObjectInfo> = list_inbox(store, bucket, &filter.prefix)
         .await?
         .into_iter()
-        .filter(|o| is_inbox_object(&o.key))
         .filter(|o| {
             filter.since.is_none_or(|t| o.last_modified >= t) && filter.until.is_none_or(|t| o.last_modified < t)
         })

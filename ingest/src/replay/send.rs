@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
-use crate::notify::send_item;
+use crate::kafka::send_item;
 
 /// Most events sent per pacing step (a step is a tenth of a second's worth at the rate).
 const MAX_STEP: usize = 64;
