@@ -26,6 +26,7 @@ pub mod layout;
 pub mod metrics;
 pub mod position;
 pub mod result;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -36,6 +37,7 @@ pub use dlq::{DlqReason, DlqRecord};
 pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, SourcedEvent};
 pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
+pub use retry::RetryConfig;
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
 pub use store::{

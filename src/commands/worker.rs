@@ -40,7 +40,9 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     }
     settings.pipeline.sink_retry =
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
-    let streaming = config::resolve_streaming(&args.streaming, file)?;
+    let mut streaming = config::resolve_streaming(&args.streaming, file)?;
+    // The pipeline's fetch and sink retries are the only ones: one S3 request per try.
+    streaming.s3.max_attempts = 1;
     let group_id = args.group.clone().or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
     let (arg, from_file) = (args.bulk_inflight.map(|n| n as u64), file.bulk_inflight.map(|n| n as u64));
     settings.pipeline.bulk_inflight = config::within("bulk_inflight", arg, from_file, 4, 1..=4096)? as usize;

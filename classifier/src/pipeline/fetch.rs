@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use autorma_core::{DlqReason, ObjectStore, ResultSink, SourcedEvent, StoreError};
+use autorma_core::{DlqReason, ObjectStore, ResultSink, RetryConfig, SourcedEvent, StoreError};
 use opentelemetry::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
@@ -16,7 +16,6 @@ use tracing::Instrument;
 use super::batcher::Upstream;
 use super::decode::preprocess_blocking;
 use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
-use super::retry::RetryConfig;
 use super::revoked::RevokedPartitions;
 use super::stats::{PipelineStats, ms};
 use super::trace;
@@ -153,25 +152,16 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
     /// The bytes and the number of tries it took, or why it failed for good.
     async fn fetch(&self, sourced: &SourcedEvent) -> Result<(bytes::Bytes, u32), (DlqReason, String, u32)> {
         let event = &sourced.event;
-        let max_bytes = self.limits.max_bytes;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.store.get(&event.bucket, &event.key, max_bytes).await {
-                Ok(bytes) => return Ok((bytes, attempt)),
-                Err(e @ StoreError::TooLarge { .. }) => return Err((DlqReason::TooLarge, e.to_string(), attempt)),
-                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
-                    let wait = self.retry.backoff(attempt);
-                    tracing::warn!(error = %e, attempt, ?wait, "fetch failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    // Out of tries on an error that may pass is the store's failure, not the
-                    // photo's: its dead letter says so, and is not final.
-                    let reason = if e.is_retryable() { DlqReason::StoreUnavailable } else { DlqReason::FetchFailed };
-                    tracing::warn!(error = %e, attempt, %reason, "fetch failed");
-                    return Err((reason, e.to_string(), attempt));
-                }
+        let read = || self.store.get(&event.bucket, &event.key, self.limits.max_bytes);
+        match self.retry.run("fetch", read, StoreError::is_retryable).await {
+            Ok(fetched) => Ok(fetched),
+            Err((e @ StoreError::TooLarge { .. }, tries)) => Err((DlqReason::TooLarge, e.to_string(), tries)),
+            Err((e, tries)) => {
+                // Out of tries on an error that may pass is the store's failure, not the
+                // photo's: its dead letter says so, and is not final.
+                let reason = if e.is_retryable() { DlqReason::StoreUnavailable } else { DlqReason::FetchFailed };
+                tracing::warn!(error = %e, attempt = tries, %reason, "fetch failed");
+                Err((reason, e.to_string(), tries))
             }
         }
     }

@@ -17,7 +17,6 @@ mod fetch;
 mod infer;
 pub mod messages;
 mod requests;
-mod retry;
 mod revoked;
 mod sink_stage;
 mod source_stage;
@@ -33,8 +32,8 @@ use autorma_registry::ModelPackage;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use autorma_core::RetryConfig;
 pub use requests::{RequestError, RequestInbox, Requests, requests, serve_requests};
-pub use retry::RetryConfig;
 pub use stats::{PipelineStats, PipelineSummary};
 
 use crate::checkpoint::TrackerError;

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autorma_core::metrics::metrics;
-use autorma_core::{DlqRecord, ItemRef, ResultRecord, ResultSink, SinkError, StageTimings};
+use autorma_core::{DlqRecord, ItemRef, ResultRecord, ResultSink, RetryConfig, SinkError, StageTimings};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::PipelineError;
 use super::messages::{Classified, Completion, Failed, Outcome, SinkInput};
-use super::retry::RetryConfig;
 use super::stats::ms;
 use super::trace;
 
@@ -134,22 +133,12 @@ impl<K: ResultSink> SinkStage<K> {
         Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason) })
     }
 
-    async fn with_retry<F, Fut>(&self, key: &str, mut write: F) -> Result<(), PipelineError>
+    async fn with_retry<F, Fut>(&self, key: &str, write: F) -> Result<(), PipelineError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), SinkError>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match write().await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
-                    tracing::warn!(key, error = %e, attempt, "sink write failed; retrying");
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
-                }
-                Err(source) => return Err(PipelineError::Sink { key: key.to_string(), source }),
-            }
-        }
+        let written = self.retry.run(&format!("sink write of `{key}`"), write, SinkError::is_retryable).await;
+        written.map(|_| ()).map_err(|(source, _)| PipelineError::Sink { key: key.to_string(), source })
     }
 }

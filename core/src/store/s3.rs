@@ -31,6 +31,10 @@ pub struct S3Config {
     pub max_concurrency: usize,
     /// Longest one request may take (connect included) before it counts as failed.
     pub request_timeout: Duration,
+    /// Tries the SDK makes of each request (its standard mode: jittered exponential backoff),
+    /// the first included. 1 where the caller retries on its own (the worker's pipeline), so
+    /// that its number of tries is the number of requests.
+    pub max_attempts: u32,
 }
 
 impl Default for S3Config {
@@ -41,6 +45,7 @@ impl Default for S3Config {
             path_style: false,
             max_concurrency: 32,
             request_timeout: Duration::from_secs(30),
+            max_attempts: 3,
         }
     }
 }
@@ -56,12 +61,14 @@ pub struct S3Store {
 impl S3Store {
     /// Builds the client (no request is made; [`S3Store::check_bucket`] tests the connection).
     pub async fn connect(config: &S3Config) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(config.request_timeout)
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        );
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(config.request_timeout)
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(config.max_attempts.max(1)));
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

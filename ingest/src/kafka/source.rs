@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use autorma_core::kafka::KafkaError;
-use autorma_core::{EventSource, ItemEvent, Lane, PartitionId, SourceError, SourcedEvent};
+use autorma_core::{EventSource, ItemEvent, Lane, PartitionId, RetryConfig, SourceError, SourcedEvent};
 use rdkafka::producer::FutureProducer;
 use tokio::task::JoinHandle;
 
@@ -28,8 +28,9 @@ pub struct KafkaSource {
 }
 
 /// Tries to dead-letter one unreadable message before the source gives up (and the worker
-/// stops without committing past it).
-const MAX_DEAD_LETTER_TRIES: u32 = 10;
+/// stops without committing past it), about a minute in all.
+const DEAD_LETTER_RETRY: RetryConfig =
+    RetryConfig { max_attempts: 10, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(10) };
 
 impl KafkaSource {
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
@@ -73,14 +74,15 @@ impl EventSource for KafkaSource {
                     }
                     Err(e) => {
                         self.num_send_failures += 1;
-                        if self.num_send_failures >= MAX_DEAD_LETTER_TRIES {
+                        if self.num_send_failures >= DEAD_LETTER_RETRY.max_attempts {
                             return Err(SourceError::Broker {
                                 detail: format!("cannot dead-letter an unreadable message on `rma.dlq`: {e}"),
                                 retryable: false,
                             });
                         }
-                        tracing::warn!(error = %e, "cannot dead-letter an unreadable message yet; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let wait = DEAD_LETTER_RETRY.backoff(self.num_send_failures);
+                        tracing::warn!(error = %e, ?wait, "cannot dead-letter an unreadable message yet; retrying");
+                        tokio::time::sleep(wait).await;
                     }
                 }
             }
