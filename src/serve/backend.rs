@@ -56,20 +56,17 @@ impl Backend {
     /// Stores an upload under `name` (made unique and safe by the caller) and returns its key:
     /// it flows through the pipeline like any other photo.
     pub async fn store_upload(&self, name: &str, bytes: Bytes) -> Result<String, ApiError> {
+        let content_type = autorma_classifier::preprocess::sniff_format(&bytes)
+            .map_or("application/octet-stream", |format| format.to_mime_type());
         match self {
             Backend::Embedded { inbox: None, .. } => Err(no_inbox("so it takes no uploads")),
+            // Written whole (a temp file renamed), so the inbox's scan never sees half a photo.
             Backend::Embedded { inbox: Some(inbox), .. } => {
-                let path = inbox.path_for_key(name)?;
-                // Atomic: the inbox's scan skips temp files, so it never sees half a photo.
-                tokio::task::spawn_blocking(move || autorma_core::fsutil::atomic_write(&path, &bytes))
-                    .await
-                    .expect("storing an upload panicked")?;
+                inbox.put(inbox.bucket(), name, bytes, content_type).await?;
                 Ok(name.to_string())
             }
             Backend::Streaming { store, bucket, inbox_prefix, .. } => {
                 let key = format!("{inbox_prefix}{name}");
-                let content_type = autorma_classifier::preprocess::sniff_format(&bytes)
-                    .map_or("application/octet-stream", |format| format.to_mime_type());
                 store.put(bucket, &key, bytes, content_type).await?;
                 Ok(key)
             }

@@ -34,6 +34,11 @@ impl LocalStore {
         Self { inner: Arc::new(Inner { bucket: bucket.into(), root: root.into() }) }
     }
 
+    /// The bucket name this folder stands for.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
     /// The folder the keys are resolved against.
     pub fn root(&self) -> &Path {
         &self.inner.root
