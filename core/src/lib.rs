@@ -21,6 +21,7 @@ pub mod correction;
 pub mod dlq;
 pub mod event;
 pub mod fsutil;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod layout;
 pub mod metrics;
@@ -40,6 +41,6 @@ pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use retry::RetryConfig;
 pub use sink::{PriorOutcome, ResultSink, SinkError};
 pub use source::{EventSource, SourceError};
-pub use store::{
-    LocalStore, MemoryStore, ObjectInfo, ObjectStore, S3Config, S3Store, Store, StoreError, WriteCondition,
-};
+pub use store::{LocalStore, MemoryStore, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition};
+#[cfg(feature = "s3")]
+pub use store::{S3Config, S3Store};

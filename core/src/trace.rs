@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt, Tracer};
+#[cfg(feature = "kafka")]
+use opentelemetry::propagation::Extractor;
+use opentelemetry::propagation::Injector;
+#[cfg(feature = "kafka")]
+use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
+#[cfg(feature = "kafka")]
 use rdkafka::message::Headers;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -104,6 +109,7 @@ pub fn headers(cx: &Context) -> Vec<(String, String)> {
 }
 
 /// The remote parent a consumed record's headers carry, if any (and tracing is on).
+#[cfg(feature = "kafka")]
 pub fn parent_from(headers: Option<&impl Headers>) -> Option<SpanContext> {
     let headers = KafkaHeaders(headers?);
     let cx = global::get_text_map_propagator(|propagator| propagator.extract(&headers));
@@ -122,8 +128,10 @@ impl Injector for HeaderList {
     }
 }
 
+#[cfg(feature = "kafka")]
 struct KafkaHeaders<'a, H>(&'a H);
 
+#[cfg(feature = "kafka")]
 impl<H: Headers> Extractor for KafkaHeaders<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|h| h.key == key).and_then(|h| std::str::from_utf8(h.value?).ok())
@@ -134,7 +142,7 @@ impl<H: Headers> Extractor for KafkaHeaders<'_, H> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "kafka"))]
 mod tests {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
     use opentelemetry_sdk::propagation::TraceContextPropagator;

@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod memory;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
 
 /// Reads, writes and lists objects. Implementations must be cheap to share (`&self`,
@@ -93,6 +95,7 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone)]
 pub enum Store {
     Local(LocalStore),
+    #[cfg(feature = "s3")]
     S3(S3Store),
     Memory(MemoryStore),
 }
@@ -103,6 +106,7 @@ impl Store {
     pub fn describe(&self, bucket: &str) -> String {
         match self {
             Store::Local(store) => store.root().display().to_string(),
+            #[cfg(feature = "s3")]
             Store::S3(_) => format!("s3://{bucket}"),
             Store::Memory(_) => format!("memory://{bucket}"),
         }
@@ -112,7 +116,9 @@ impl Store {
     pub fn local_path(&self, key: &str) -> Option<PathBuf> {
         match self {
             Store::Local(store) => store.path_for_key(key).ok(),
-            Store::S3(_) | Store::Memory(_) => None,
+            #[cfg(feature = "s3")]
+            Store::S3(_) => None,
+            Store::Memory(_) => None,
         }
     }
 }
@@ -122,6 +128,7 @@ macro_rules! each_store {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             Store::Local($store) => $call,
+            #[cfg(feature = "s3")]
             Store::S3($store) => $call,
             Store::Memory($store) => $call,
         }
