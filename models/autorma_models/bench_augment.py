@@ -74,6 +74,17 @@ def item_masks(x_uint8: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, t
     return torch.cat(masks), torch.cat(boxes)
 
 
+def _coords(s: int, dev) -> torch.Tensor:
+    """`s` positions from -1 to 1 (both ends included): where gradients, vignettes and patterns
+    are drawn."""
+    return torch.linspace(-1, 1, s, device=dev)
+
+
+def _plane(s: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, x) of every pixel of an `s` x `s` square, in `_coords`."""
+    return torch.meshgrid(_coords(s, dev), _coords(s, dev), indexing="ij")
+
+
 def _u(b: int, lo: float, hi: float, dev) -> torch.Tensor:
     return torch.empty(b, device=dev).uniform_(lo, hi)
 
@@ -159,8 +170,7 @@ class BenchAugment:
         warm = _u(b, 0, 0.08, dev).view(b, 1) * torch.tensor([1.0, 0.3, -1.0], device=dev)
         coloured = 0.5 * torch.rand(b, 3, device=dev) * _u(b, 0.3, 1.4, dev).view(b, 1) + 0.15
         base = torch.where((torch.rand(b, device=dev) < 0.65).view(b, 1), neutral + warm, coloured)
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, s, device=dev), torch.linspace(-1, 1, s, device=dev),
-                                indexing="ij")
+        yy, xx = _plane(s, dev)
         shade = (1 + _u(b, -0.12, 0.12, dev).view(b, 1, 1) * xx + _u(b, -0.12, 0.12, dev).view(b, 1, 1) * yy
                  + 0.04 * F.interpolate(torch.randn(b, 1, 4, 4, device=dev), size=(s, s), mode="bicubic",
                                         align_corners=False)[:, 0])
@@ -175,8 +185,7 @@ class BenchAugment:
     @staticmethod
     def _axes(b: int, s: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
         """Coordinates along and across a random direction per photo ([-1, 1] square)."""
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, s, device=dev), torch.linspace(-1, 1, s, device=dev),
-                                indexing="ij")
+        yy, xx = _plane(s, dev)
         phi = _u(b, 0, math.pi, dev).view(b, 1, 1)
         cos, sin = torch.cos(phi), torch.sin(phi)
         return xx * cos + yy * sin, -xx * sin + yy * cos
@@ -205,7 +214,7 @@ class BenchAugment:
         b, _, s, _ = x.shape
         dev = x.device
         gain = _u(b, 0.7, 1.25, dev).view(b, 1, 1, 1) * _u(b * 3, 0.88, 1.12, dev).view(b, 3, 1, 1)
-        coord = torch.linspace(-1, 1, s, device=dev)
+        coord = _coords(s, dev)
         v = _u(b, 0, 0.15, dev).view(b, 1, 1, 1)
         vy = 1 - v * (coord.view(1, 1, s, 1) / frame_y.view(b, 1, 1, 1)).clamp(-1, 1) ** 2
         vx = 1 - v * (coord.view(1, 1, 1, s) / frame_x.view(b, 1, 1, 1)).clamp(-1, 1) ** 2
