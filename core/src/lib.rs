@@ -31,6 +31,8 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 pub mod trace;
 
 pub use correction::CorrectionRecord;

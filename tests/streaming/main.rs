@@ -347,6 +347,15 @@ fn a_broker_outage_mid_stream_loses_no_photo() {
 }
 
 #[test]
+fn the_s3_store_keeps_the_object_store_contract_on_a_real_s3_server() {
+    let _serial = serial();
+    let stack = Stack::start();
+    let s3 = S3::new(&stack);
+    let store = autorma_core::S3Store::from_client(s3.client.clone(), 8, &stack.endpoint);
+    s3.rt.block_on(autorma_core::testsuite::object_store_contract(&store, stack::BUCKET, "contract/"));
+}
+
+#[test]
 fn start_up_checks_say_what_is_wrong_and_how_to_fix_it() {
     let _serial = serial();
     let run = |args: &[&str], env: &[(&str, &str)]| {

@@ -311,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn the_boundary_contract_holds() {
         let dir = tempfile::tempdir().unwrap();
-        crate::store::tests::contract(&LocalStore::new("local", dir.path().join("root")), "local").await;
+        crate::testsuite::object_store_contract(&LocalStore::new("local", dir.path().join("root")), "local", "").await;
         // Nothing but the objects is left in the folder: no lock file, no temp files.
         let mut names = Vec::new();
         let mut dirs = vec![dir.path().join("root")];

@@ -116,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn the_boundary_contract_holds() {
         let store = MemoryStore::default();
-        crate::store::tests::contract(&store, "bucket").await;
+        crate::testsuite::object_store_contract(&store, "bucket", "").await;
         assert!(store.list("other", "").await.unwrap().is_empty(), "buckets are apart");
     }
 }

@@ -80,11 +80,14 @@ impl S3Store {
         if shared.region().is_none() {
             builder = builder.region(aws_config::Region::from_static("us-east-1"));
         }
-        Self {
-            client: aws_sdk_s3::Client::from_conf(builder.build()),
-            permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            endpoint: config.endpoint.clone().unwrap_or_else(|| "AWS S3".into()).into(),
-        }
+        let endpoint = config.endpoint.clone().unwrap_or_else(|| "AWS S3".into());
+        Self::from_client(aws_sdk_s3::Client::from_conf(builder.build()), config.max_concurrency, &endpoint)
+    }
+
+    /// A store over a client configured elsewhere (another credentials provider, say), with
+    /// at most `max_concurrency` requests in flight; `endpoint` names the server in errors.
+    pub fn from_client(client: aws_sdk_s3::Client, max_concurrency: usize, endpoint: &str) -> Self {
+        Self { client, permits: Arc::new(Semaphore::new(max_concurrency.max(1))), endpoint: endpoint.into() }
     }
 
     /// Checks at start that the bucket exists and the credentials may use it, with a message
@@ -158,7 +161,11 @@ impl ObjectStore for S3Store {
                 if matches!(status, Some(412 | 409)) || e.code() == Some("PreconditionFailed") {
                     return Ok(false);
                 }
-                Err(remote_error(bucket, key, e))
+                match remote_error(bucket, key, e) {
+                    // If-Match on a key that is gone: S3 answers 404, and the condition is false.
+                    StoreError::NotFound { .. } if matches!(condition, WriteCondition::IfMatch(_)) => Ok(false),
+                    other => Err(other),
+                }
             }
         }
     }

@@ -1,0 +1,56 @@
+//! Test helpers for other crates' tests (feature `testsuite`): the contract every object store
+//! keeps, to run against each implementation (local and memory here, S3 on a real server in
+//! the streaming tests).
+
+use bytes::Bytes;
+
+use crate::store::{ObjectInfo, ObjectStore, StoreError, WriteCondition, optional};
+
+/// What every [`ObjectStore`] promises, checked on keys under `prefix` of `bucket` (which must
+/// hold nothing there): afterwards `prefix` holds exactly `a/1.json`, `a/2.json` and `b.json`.
+pub async fn object_store_contract(store: &impl ObjectStore, bucket: &str, prefix: &str) {
+    let k = |key: &str| format!("{prefix}{key}");
+    let json = "application/json";
+    let body = Bytes::from_static;
+    assert!(matches!(store.get(bucket, &k("a/1.json"), 100).await, Err(StoreError::NotFound { .. })));
+    assert!(optional(store.get_tagged(bucket, &k("a/1.json"), 100).await).unwrap().is_none());
+
+    // If-None-Match: the first write wins, the second changes nothing.
+    assert!(store.put_if(bucket, &k("a/1.json"), body(b"one"), json, WriteCondition::IfAbsent).await.unwrap());
+    assert!(!store.put_if(bucket, &k("a/1.json"), body(b"two"), json, WriteCondition::IfAbsent).await.unwrap());
+    let (bytes, first) = store.get_tagged(bucket, &k("a/1.json"), 100).await.unwrap();
+    assert_eq!(&bytes[..], b"one");
+
+    // If-Match: the current etag swaps (same size, new etag); a stale one does not.
+    let swap = WriteCondition::IfMatch(&first);
+    assert!(store.put_if(bucket, &k("a/1.json"), body(b"uno"), json, swap).await.unwrap());
+    assert!(!store.put_if(bucket, &k("a/1.json"), body(b"ein"), json, swap).await.unwrap());
+    let (bytes, second) = store.get_tagged(bucket, &k("a/1.json"), 100).await.unwrap();
+    assert_eq!(&bytes[..], b"uno");
+    assert_ne!(first, second);
+    let on_missing = WriteCondition::IfMatch(&second);
+    assert!(!store.put_if(bucket, &k("missing.json"), body(b"x"), json, on_missing).await.unwrap());
+
+    store.put(bucket, &k("a/2.json"), body(b"2"), json).await.unwrap();
+    store.put(bucket, &k("b.json"), body(b"b"), json).await.unwrap();
+    store.put(bucket, &k("c.json"), body(b"first"), json).await.unwrap();
+    store.put(bucket, &k("c.json"), body(b"second"), json).await.unwrap();
+    assert_eq!(&store.get(bucket, &k("c.json"), 100).await.unwrap()[..], b"second");
+    let err = store.get(bucket, &k("c.json"), 5).await.unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { size: 6, max_bytes: 5, .. }), "{err}");
+
+    let keys = |objects: Vec<ObjectInfo>| {
+        objects.into_iter().map(|o| o.key.strip_prefix(prefix).unwrap_or(&o.key).to_string()).collect::<Vec<_>>()
+    };
+    let listed = store.list(bucket, &k("a/")).await.unwrap();
+    assert_eq!(listed[0].etag, second, "a listing's etag is the one a read gives");
+    assert_eq!(listed[0].size, 3);
+    assert_eq!(keys(listed), ["a/1.json", "a/2.json"]);
+    assert_eq!(keys(store.list(bucket, &k("a/1")).await.unwrap()), ["a/1.json"]);
+    assert_eq!(keys(store.list(bucket, prefix).await.unwrap()), ["a/1.json", "a/2.json", "b.json", "c.json"]);
+
+    store.delete(bucket, &k("c.json")).await.unwrap();
+    store.delete(bucket, &k("c.json")).await.unwrap();
+    assert!(matches!(store.get(bucket, &k("c.json"), 100).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(keys(store.list(bucket, prefix).await.unwrap()), ["a/1.json", "a/2.json", "b.json"]);
+}
