@@ -193,14 +193,12 @@ def accuracy(model, pixels, labels, aug: BatchAugment, device) -> float:
     return (predict_logits(model, pixels, aug, device).argmax(1).cpu() == labels).float().mean().item()
 
 
-def init_weights(path: Path, x_train, spec: PreprocessSpec, calib: int = 512):
+def init_weights(path: Path, x_train, aug: BatchAugment, calib: int = 512):
     """The starting weights of `--init`: a run's checkpoint, or a shipped package's ONNX graph with
     its BatchNorm layers unfolded again on a sample of train photos."""
     if (path / "model.json").is_file():
         pick = torch.randperm(x_train.shape[0])[:calib]
-        x = (x_train[pick].cpu().float() * spec.scale - torch.tensor(spec.mean).view(1, 3, 1, 1)) \
-            / torch.tensor(spec.std).view(1, 3, 1, 1)
-        model, record = nets.from_package(path, x)
+        model, record = nets.from_package(path, aug.normalise(x_train[pick]).cpu())
         log.info("init from package %s (%s, trained at %dpx)", path, record["arch"], record["size"])
         return model, record
     return nets.load_run(path)
@@ -273,9 +271,10 @@ def train(args) -> dict:
     if args.bench_val:
         x_bench_val, y_bench_val, _ = load_split(args.bench_val, classes, spec, args.limit_per_class, args.workers)
     x_train, y_train = x_train.to(device), y_train.to(device)
+    aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob, args.bench_prob)
 
     if args.init:
-        model, record = init_weights(args.init, x_train, spec)
+        model, record = init_weights(args.init, x_train, aug)
         if record["arch"] != args.arch or record["classes"] != classes:
             raise SystemExit(f"--init {args.init} is a {record['arch']} over {record['classes']}, "
                              f"not a {args.arch} over {classes}")
@@ -302,7 +301,6 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, plan["total"] - warm)))))
-    aug = BatchAugment(spec, device, args.aspect_jitter, args.lowres_prob, args.bench_prob)
     rng = np.random.default_rng(args.seed)
     amp = device.type == "cuda" and not args.fp32
     history, step, t_train = [], 0, time.time()

@@ -33,8 +33,7 @@ pub fn builtin_package(cache: &Path) -> Result<ModelPackage, RegistryError> {
         manifest.version,
         short_sha(&manifest.onnx.sha256)
     ));
-    place_package(&dir, &FILES, &manifest.onnx.sha256)?;
-    ModelPackage::load(&dir)
+    place_package(&dir, &FILES, &manifest.onnx.sha256)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub enum RegistryError {
     #[error("`{path}` has sha256 `{actual}` but model.json says `{expected}`")]
     ChecksumMismatch { path: PathBuf, expected: String, actual: String },
     #[error("registry store: {0}")]
-    Store(#[source] StoreError),
+    Store(#[from] StoreError),
     #[error("registry record `{key}` is not valid JSON of its kind: {source}")]
     BadRecord {
         key: String,

@@ -1,10 +1,10 @@
 //! One model's versions, aliases and audit trail in a bucket of a [`Store`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use autorma_core::store::optional;
-use autorma_core::{ObjectStore, Store, StoreError, WriteCondition};
+use autorma_core::{ObjectStore, Store, WriteCondition};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
@@ -256,12 +256,10 @@ impl Registry {
             return Err(RegistryError::Incomplete { model: self.describe(), version });
         }
         let prefix = self.version_key(version, "");
-        let dir = match self.store.local_path(prefix.trim_end_matches('/')) {
-            Some(dir) => dir,
+        let mut package = match self.store.local_path(prefix.trim_end_matches('/')) {
+            Some(dir) => blocking(move || ModelPackage::load(&dir)).await?,
             None => self.download(&info.record, cache).await?,
         };
-        let mut package =
-            tokio::task::spawn_blocking(move || ModelPackage::load(&dir)).await.expect("loading a package panicked")?;
         if package.manifest.onnx.sha256.to_ascii_lowercase() != info.record.sha256 {
             return Err(RegistryError::Invalid {
                 path: package.dir.clone(),
@@ -373,10 +371,13 @@ impl Registry {
         }
     }
 
-    async fn download(&self, record: &VersionRecord, cache: &Path) -> Result<PathBuf, RegistryError> {
+    /// The version's package from the cache, fetched into it first unless a copy there
+    /// checks out.
+    async fn download(&self, record: &VersionRecord, cache: &Path) -> Result<ModelPackage, RegistryError> {
         let dir = cache.join(&self.name).join(format!("{}-{}", record.version, short_sha(&record.sha256)));
-        if holds_package(&dir, &record.sha256) {
-            return Ok(dir);
+        let (held, sha256) = (dir.clone(), record.sha256.clone());
+        if let Some(package) = blocking(move || Ok(held_package(&held, &sha256))).await? {
+            return Ok(package);
         }
         let mut files = Vec::new();
         for file in &record.files {
@@ -387,11 +388,8 @@ impl Registry {
                 .ok_or_else(|| RegistryError::Incomplete { model: self.describe(), version: record.version })?;
             files.push((file.clone(), bytes));
         }
-        let (place, sha256) = (dir.clone(), record.sha256.clone());
-        tokio::task::spawn_blocking(move || place_package(&place, &files, &sha256))
-            .await
-            .expect("placing a package panicked")?;
-        Ok(dir)
+        let sha256 = record.sha256.clone();
+        blocking(move || place_package(&dir, &files, &sha256)).await
     }
 
     async fn version_numbers(&self) -> Result<Vec<u32>, RegistryError> {
@@ -459,22 +457,23 @@ pub fn short_sha(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
 }
 
-/// Whether `dir` holds a package that checks out and whose model.onnx has `sha256`.
-fn holds_package(dir: &Path, sha256: &str) -> bool {
-    ModelPackage::load(dir).is_ok_and(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(sha256))
+/// The package in `dir`, when one there checks out and its model.onnx has `sha256`.
+fn held_package(dir: &Path, sha256: &str) -> Option<ModelPackage> {
+    ModelPackage::load(dir).ok().filter(|p| p.manifest.onnx.sha256.eq_ignore_ascii_case(sha256))
 }
 
 /// Makes `dir` the package folder of `files` (name, bytes) unless a copy there already checks
-/// out: written into a temporary folder beside it, then renamed into place, so no reader sees
-/// half a package. Another process on this machine may place the same package meanwhile:
-/// whichever copy checks out is kept, and none that another process may be loading is removed.
+/// out, and loads it: written into a temporary folder beside it, then renamed into place, so
+/// no reader sees half a package. Another process on this machine may place the same package
+/// meanwhile: whichever copy checks out is kept, and none that another process may be loading
+/// is removed.
 pub(crate) fn place_package(
     dir: &Path,
     files: &[(impl AsRef<str>, impl AsRef<[u8]>)],
     sha256: &str,
-) -> Result<(), RegistryError> {
-    if holds_package(dir, sha256) {
-        return Ok(());
+) -> Result<ModelPackage, RegistryError> {
+    if let Some(package) = held_package(dir, sha256) {
+        return Ok(package);
     }
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -488,14 +487,19 @@ pub(crate) fn place_package(
     }
     if std::fs::rename(&tmp, dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
-        if !holds_package(dir, sha256) {
-            return Err(RegistryError::Invalid {
-                path: dir.to_path_buf(),
-                detail: "a cached copy of this package does not check out: delete the folder".into(),
-            });
-        }
+        return held_package(dir, sha256).ok_or_else(|| RegistryError::Invalid {
+            path: dir.to_path_buf(),
+            detail: "a cached copy of this package does not check out: delete the folder".into(),
+        });
     }
-    Ok(())
+    ModelPackage::load(dir)
+}
+
+/// Runs file work (reading, hashing, writing packages) on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f).await.expect("package file work panicked")
 }
 
 fn version_info(record: VersionRecord, keys: &[String], aliases: &[AliasRecord], manifest_key: &str) -> VersionInfo {
@@ -519,12 +523,6 @@ fn version_numbers(keys: &[String], prefix: &str) -> Vec<u32> {
     numbers.sort_unstable();
     numbers.dedup();
     numbers
-}
-
-impl From<StoreError> for RegistryError {
-    fn from(e: StoreError) -> Self {
-        RegistryError::Store(e)
-    }
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //! Notifications are not a ledger (a broker outage drops them at the S3 server), so the
 //! reconciliation lists the inbox and sends what has neither a result nor a dead letter.
 
+mod error;
 mod parse;
 mod reconcile;
 mod service;
 
+pub use error::IngestError;
 pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
 pub use reconcile::{OutcomeCache, ReconcileConfig, ReconcileSummary, Recorded, Unfinished, list_unfinished};
-pub use service::{IngestConfig, IngestError, run_ingest};
+pub use service::{IngestConfig, run_ingest};

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::event::content_type_for_key;
-use autorma_core::kafka::KafkaError;
 use autorma_core::kafka::topics;
 use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
 use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ResultRecord, StoreError};
@@ -18,6 +17,7 @@ use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
+use super::error::IngestError;
 use crate::inbox::list_inbox;
 use crate::kafka::send_item;
 
@@ -31,14 +31,6 @@ pub struct ReconcileConfig {
     pub interval: Duration,
     /// A photo younger than this is left to its notification.
     pub grace: Duration,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ReconcileError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
 }
 
 /// What one listing found.
@@ -217,7 +209,7 @@ async fn reconcile_once(
     producer: &FutureProducer,
     recently_sent: &mut HashMap<(String, String), Instant>,
     cache: &mut OutcomeCache,
-) -> Result<u64, ReconcileError> {
+) -> Result<u64, IngestError> {
     let found = list_unfinished(store, &config.bucket, &config.inbox_prefix, config.grace, cache).await?;
     let to_send: Vec<&ItemEvent> =
         found.events.iter().filter(|e| !recently_sent.contains_key(&(e.key.clone(), e.etag.clone()))).collect();

@@ -6,11 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use autorma_core::kafka::{KafkaConfig, KafkaError, topics};
-use autorma_core::{PartitionId, S3Store, SourceError, StoreError};
+use autorma_core::kafka::{KafkaConfig, topics};
+use autorma_core::{PartitionId, S3Store};
 use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 
+use super::error::IngestError;
 use super::parse::{NotificationFilter, Parsed, parse_notification};
 use super::reconcile::{ReconcileConfig, reconcile_loop};
 use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, send_item, send_raw_dead_letter};
@@ -23,16 +24,6 @@ pub struct IngestConfig {
     pub filter: NotificationFilter,
     /// What the reconciliation lists, and how often.
     pub reconcile: ReconcileConfig,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Counts since start, logged at the end.
