@@ -3,13 +3,13 @@
 //! This binary is the wiring: it parses the command line and the configuration (file + env),
 //! validates them before doing anything, and hands the crates their parts. The pipeline
 //! itself lives in `autorma-classifier`; the embedded backends in `autorma-ingest` (folder
-//! source), `autorma-core` (folder store) and `autorma-sink` (result files).
+//! source), `autorma-core` (folder store) and `autorma-sink` (result files); the HTTP API in
+//! `autorma-api`.
 
 mod allocator;
 mod cli;
 mod commands;
 mod config;
-mod serve;
 mod shutdown;
 mod telemetry;
 

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use autorma_api::feed::topics::{FEED_TOPICS, TopicFeed};
+use autorma_api::feed::{self, FeedEvent, FeedStatus};
+use autorma_api::stores::{Broker, Photos, Stores};
+use autorma_api::{ServeState, router};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineModel, Requests, serve_requests};
-use autorma_core::Decision;
-use autorma_core::LocalStore;
 use autorma_core::metrics::metrics;
+use autorma_core::{Decision, LocalStore, Store};
 use autorma_registry::ModelPackage;
 use autorma_sink::index::{ResultFilter, ResultIndex};
 use tokio::sync::{broadcast, watch};
@@ -28,10 +31,6 @@ use super::streaming::connect;
 use super::{cache_dir, model_setup};
 use crate::cli::ServeArgs;
 use crate::config::{self, FileConfig, ModelSettings};
-use crate::serve::backend::Backend;
-use crate::serve::feed::topics::{FEED_TOPICS, TopicFeed};
-use crate::serve::feed::{self, FeedEvent, FeedStatus};
-use crate::serve::{ServeState, router};
 use crate::shutdown::shutdown_signal;
 
 /// How often the output folder is looked at for new results.
@@ -77,7 +76,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
 
     let state = Arc::new(ServeState {
         index: started.index,
-        backend: started.backend,
+        stores: started.stores,
         max_body_bytes,
         events,
         requests: started.requests,
@@ -130,7 +129,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
 struct Started {
     index: Arc<ResultIndex>,
     index_path: PathBuf,
-    backend: Backend,
+    stores: Stores,
     requests: Requests,
     /// The tasks feeding the index, following the registry.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -194,9 +193,14 @@ async fn start_embedded(
         feed_status.clone(),
         events.clone(),
     ));
-    let inbox = args.inbox.as_ref().map(|inbox| LocalStore::new(bucket, inbox));
-    let backend = Backend::Embedded { out, inbox };
-    Ok(Started { index, index_path, backend, requests, tasks: vec![feeder], pipeline })
+    // Uploads go to the inbox's top folder: the pipeline scans all of it.
+    let photos = args.inbox.as_ref().map(|inbox| Photos {
+        store: Store::Local(LocalStore::new(bucket.clone(), inbox)),
+        upload_prefix: String::new(),
+    });
+    let corrections = Store::Local(LocalStore::new(bucket.clone(), out));
+    let stores = Stores { bucket, photos, corrections, broker: None };
+    Ok(Started { index, index_path, stores, requests, tasks: vec![feeder], pipeline })
 }
 
 async fn start_streaming(
@@ -240,9 +244,14 @@ async fn start_streaming(
     let config = settings.pipeline.clone();
     tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
     let producer = streaming.kafka.producer().context("cannot create the Kafka producer")?;
-    let backend =
-        Backend::Streaming { store, bucket: streaming.bucket, inbox_prefix, kafka: streaming.kafka, producer };
-    Ok(Started { index, index_path, backend, requests, tasks: vec![feeder, following], pipeline: None })
+    let store = Store::S3(store);
+    let stores = Stores {
+        bucket: streaming.bucket,
+        photos: Some(Photos { store: store.clone(), upload_prefix: inbox_prefix }),
+        corrections: store,
+        broker: Some(Broker { kafka: streaming.kafka, producer, topics: &FEED_TOPICS }),
+    };
+    Ok(Started { index, index_path, stores, requests, tasks: vec![feeder, following], pipeline: None })
 }
 
 /// The review queue's size in the metrics, every [`QUEUE_GAUGE_INTERVAL`] once the index has

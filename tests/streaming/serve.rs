@@ -48,7 +48,9 @@ fn serve_follows_the_topics_takes_uploads_and_corrections_and_rebuilds_the_same_
     ready(&http);
     let checks = get(&http, "/readyz")["checks"].clone();
     assert!(
-        ["model", "store", "broker", "index"].iter().all(|c| checks[c].as_str().unwrap().starts_with("ok")),
+        ["model", "corrections", "photos", "broker", "index"]
+            .iter()
+            .all(|c| checks[c].as_str().unwrap().starts_with("ok")),
         "{checks}"
     );
 

@@ -112,6 +112,21 @@ impl Store {
         }
     }
 
+    /// Whether the bucket answers now (`/readyz`, checks at start): the folder exists, or the
+    /// S3 bucket does and the credentials may use it.
+    pub async fn check(&self, bucket: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Local(store) if store.root().is_dir() => Ok(()),
+            Store::Local(store) => Err(StoreError::Unavailable {
+                bucket: bucket.into(),
+                detail: format!("`{}` is not a folder", store.root().display()),
+            }),
+            #[cfg(feature = "s3")]
+            Store::S3(store) => store.check_bucket(bucket).await,
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
     /// The file a key is, when the store is a local folder (a model package is loaded in place).
     pub fn local_path(&self, key: &str) -> Option<PathBuf> {
         match self {
@@ -170,6 +185,8 @@ pub enum StoreError {
     NotFound { bucket: String, key: String },
     #[error("object `{key}` in bucket `{bucket}` is {size} bytes, over the limit of {max_bytes}")]
     TooLarge { bucket: String, key: String, size: u64, max_bytes: u64 },
+    #[error("bucket `{bucket}` cannot be used: {detail}")]
+    Unavailable { bucket: String, detail: String },
     #[error("invalid key `{key}`: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("unknown bucket `{bucket}` (this store serves `{served}`)")]

@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use autorma_core::store::local::key_to_relative_path;
 use autorma_core::{
-    CorrectionRecord, DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink,
-    SinkError, fsutil,
+    DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil,
 };
 
 use table::ResultTable;
@@ -150,17 +149,6 @@ fn record_path(out: &Path, sub: &str, key: &str) -> Result<PathBuf, SinkError> {
     let mut name = path.file_name().expect("validated key has a file name").to_os_string();
     name.push(".json");
     path.set_file_name(name);
-    Ok(path)
-}
-
-/// Stores a person's correction beside the results: `<out>/corrections/<key>.json`, atomically
-/// (a later one replaces it).
-pub fn write_correction(out: &Path, record: &CorrectionRecord) -> Result<PathBuf, SinkError> {
-    let key = &record.item.key;
-    let path = record_path(out, "corrections", key)?;
-    let bytes = serde_json::to_vec_pretty(record).map_err(|source| SinkError::Encode { key: key.clone(), source })?;
-    fsutil::atomic_write(&path, &bytes)
-        .map_err(|source| SinkError::Write { path: path.display().to_string(), source })?;
     Ok(path)
 }
 

@@ -1,13 +1,14 @@
-//! `autorma serve`: the HTTP API (axum) over the results index.
+//! `autorma serve`: the HTTP API (axum) and the returns-bench page over the results index.
 //!
-//! Built so far: the results queries (`/v1/results`, `/v1/results/{key}`, `/v1/results.csv`),
-//! the review queue and corrections (`/v1/review`), server-sent events (`/v1/events`),
-//! uploads into the inbox (`/v1/uploads`), `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`,
-//! JSON errors, the bearer token, body limits; in embedded mode, the pipeline on `--inbox` in
-//! the same process and the index fed from its `--out` folder ([`feed`]).
+//! The binary wires a [`ServeState`] (the index, the [`stores`], the model's [`Requests`]) and
+//! serves [`router`]; `tests/routes.rs` drives the routes in-process. Routes: the results
+//! queries (`/v1/results`, `/v1/results/{key}`, `/v1/results.csv`), the review queue and
+//! corrections (`/v1/review`), server-sent events (`/v1/events`), uploads into the inbox
+//! (`/v1/uploads`), `/v1/classify`, `/v1/model`, `/healthz`, `/readyz`, `/openapi.json`; JSON
+//! errors, the bearer token, body limits. What fills the index (an output folder, the topics,
+//! the bucket) is in [`feed`].
 
 mod auth;
-pub mod backend;
 mod classify;
 mod error;
 pub mod feed;
@@ -17,6 +18,7 @@ mod page;
 mod photo_body;
 mod review;
 mod routes;
+pub mod stores;
 mod uploads;
 
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub struct ServeState {
     pub index: Arc<ResultIndex>,
     /// Where uploads, photos and corrections are (folders, or the bucket and topics).
-    pub backend: backend::Backend,
+    pub stores: stores::Stores,
     /// Largest request body (uploads).
     pub max_body_bytes: usize,
     /// Each result as it is indexed, for `/v1/events`.

@@ -14,7 +14,7 @@ use autorma_sink::index::{IndexError, ResultIndex};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use super::{FeedEvent, FeedStatus};
+use super::{FeedError, FeedEvent, FeedStatus};
 
 /// Files already indexed, by (modified, length).
 type Seen = HashMap<PathBuf, (SystemTime, u64)>;
@@ -82,7 +82,7 @@ fn feed_changed<T: DeserializeOwned>(
     dir: &Path,
     seen: &mut Seen,
     upsert: impl Fn(Vec<T>) -> Result<(), IndexError>,
-) -> anyhow::Result<usize> {
+) -> Result<usize, FeedError> {
     let mut changed = Vec::new();
     walk(dir, &mut |path| {
         let Ok(meta) = std::fs::metadata(path) else { return };
@@ -90,11 +90,16 @@ fn feed_changed<T: DeserializeOwned>(
         if seen.get(path) != Some(&stamp) {
             changed.push((path.to_path_buf(), stamp));
         }
-    })?;
+    })
+    .map_err(|source| FeedError::Folder { path: dir.display().to_string(), source })?;
     let mut records = Vec::with_capacity(changed.len());
     for (path, _) in &changed {
         // Records are written atomically: a file that does not parse is not one of ours.
-        match std::fs::read(path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<T>(&b)?)) {
+        let record = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match record {
             Ok(record) => records.push(record),
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "not indexed: unreadable record"),
         }

@@ -4,6 +4,7 @@
 //! `/v1/events` subscribers.
 
 pub mod bucket;
+mod error;
 pub mod folder;
 pub mod topics;
 
@@ -11,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use autorma_core::{DlqRecord, ResultRecord};
+
+pub use error::FeedError;
 
 /// What `/v1/events` announces.
 #[derive(Debug, Clone)]

@@ -33,7 +33,7 @@ pub async fn upload(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Json<UploadAnswer>, ApiError> {
-    state.backend.accepts_uploads()?;
+    state.stores.uploads()?;
     // All checked before any is stored: a request is taken whole or not at all.
     let photos = read_photos(&state, query, &headers, request).await?;
     for photo in &photos {
@@ -42,7 +42,7 @@ pub async fn upload(
     let mut uploads = Vec::with_capacity(photos.len());
     for photo in photos {
         let bytes = photo.bytes.len();
-        let key = state.backend.store_upload(&upload_name(&photo.name), photo.bytes).await?;
+        let key = state.stores.store_upload(&upload_name(&photo.name), photo.bytes).await?;
         uploads.push(Uploaded { key, bytes });
     }
     tracing::info!(photos = uploads.len(), "uploaded");

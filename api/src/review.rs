@@ -60,7 +60,7 @@ pub async fn correct(
         corrected_at: chrono::Utc::now(),
     };
     // The stored record first: the index is derived from it.
-    state.backend.store_correction(&record).await?;
+    state.stores.store_correction(&record).await?;
     let (index, stored) = (state.index.clone(), record.clone());
     tokio::task::spawn_blocking(move || index.upsert_corrections(std::slice::from_ref(&stored)))
         .await

@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use autorma_core::ObjectStore;
 use autorma_core::layout::{CORRECTIONS_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX};
 use autorma_sink::index::{IndexBatch, ResultIndex};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+
+use super::FeedError;
 
 /// Objects read at once.
 const CONCURRENCY: usize = 16;
@@ -23,7 +24,7 @@ pub async fn rebuild(
     bucket: &str,
     index: &Arc<ResultIndex>,
     positions: Vec<(String, i32, i64)>,
-) -> anyhow::Result<()> {
+) -> Result<(), FeedError> {
     let results = read_all(store, bucket, RESULTS_PREFIX).await?;
     let corrections = read_all(store, bucket, CORRECTIONS_PREFIX).await?;
     let (n, m) = (results.len(), corrections.len());
@@ -37,18 +38,23 @@ pub async fn rebuild(
 
 /// The records under `prefix`; an object that is not one (or is gone by now) is skipped, and
 /// said.
-async fn read_all<T: DeserializeOwned>(store: &impl ObjectStore, bucket: &str, prefix: &str) -> anyhow::Result<Vec<T>> {
-    let objects = store.list(bucket, prefix).await.with_context(|| format!("cannot list `{prefix}` in `{bucket}`"))?;
+async fn read_all<T: DeserializeOwned>(
+    store: &impl ObjectStore,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<T>, FeedError> {
+    let objects = store.list(bucket, prefix).await.map_err(|source| FeedError::List {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        source: Box::new(source),
+    })?;
     let records = futures::stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
         .map(|object| async move {
-            let read = store.get(bucket, &object.key, MAX_RECORD_BYTES).await.map_err(anyhow::Error::from);
-            match read.and_then(|bytes| Ok(serde_json::from_slice::<T>(&bytes)?)) {
-                Ok(record) => Some(record),
-                Err(e) => {
-                    tracing::warn!(key = %object.key, error = %e, "not indexed: unreadable record");
-                    None
-                }
-            }
+            let record = match store.get(bucket, &object.key, MAX_RECORD_BYTES).await {
+                Ok(bytes) => serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            record.inspect_err(|error| tracing::warn!(key = %object.key, %error, "not indexed: unreadable record")).ok()
         })
         .buffer_unordered(CONCURRENCY)
         .filter_map(std::future::ready)

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use autorma_core::kafka::{KafkaConfig, topics};
 use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexBatch, ResultIndex};
@@ -22,7 +21,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 
-use super::{FeedEvent, FeedStatus};
+use super::error::kafka_step;
+use super::{FeedError, FeedEvent, FeedStatus};
 
 /// The topics the index is fed from.
 pub const FEED_TOPICS: [&str; 4] = [topics::RESULTS, topics::REVIEW, topics::DLQ, topics::CORRECTIONS];
@@ -45,7 +45,7 @@ pub struct TopicFeed {
 
 impl TopicFeed {
     /// Connects and assigns. Blocking (metadata and watermarks): call on a blocking thread.
-    pub fn connect(kafka: &KafkaConfig, group_id: &str, index: &ResultIndex) -> anyhow::Result<Self> {
+    pub fn connect(kafka: &KafkaConfig, group_id: &str, index: &ResultIndex) -> Result<Self, FeedError> {
         let consumer = consumer(kafka, group_id)?;
         let stored = index.positions()?;
         let mut assignment = TopicPartitionList::new();
@@ -75,12 +75,14 @@ impl TopicFeed {
                 }
                 Some(next) => next,
             };
-            assignment.add_partition_offset(topic, id, Offset::Offset(start))?;
+            assignment
+                .add_partition_offset(topic, id, Offset::Offset(start))
+                .map_err(kafka_step("cannot assign the feed's partitions"))?;
             if start < high {
                 targets.insert((topic.to_string(), id), high);
             }
         }
-        consumer.assign(&assignment).context("cannot assign the feed's partitions")?;
+        consumer.assign(&assignment).map_err(kafka_step("cannot assign the feed's partitions"))?;
         tracing::info!(
             partitions = assignment.count(),
             behind = targets.len(),
@@ -96,14 +98,18 @@ impl TopicFeed {
         kafka: &KafkaConfig,
         group_id: &str,
         time: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    ) -> Result<Vec<(String, i32, i64)>, FeedError> {
         let consumer = consumer(kafka, group_id)?;
         let partitions = partitions(&consumer)?;
         let mut query = TopicPartitionList::new();
         for (topic, id, _, _) in &partitions {
-            query.add_partition_offset(topic, *id, Offset::Offset(time.timestamp_millis()))?;
+            query
+                .add_partition_offset(topic, *id, Offset::Offset(time.timestamp_millis()))
+                .map_err(kafka_step("cannot look up offsets by time"))?;
         }
-        let found = consumer.offsets_for_times(query, METADATA_TIMEOUT).context("cannot look up offsets by time")?;
+        let found = consumer
+            .offsets_for_times(query, METADATA_TIMEOUT)
+            .map_err(kafka_step("cannot look up offsets by time"))?;
         Ok(partitions
             .into_iter()
             .map(|(topic, id, _, high)| {
@@ -228,7 +234,7 @@ impl TopicFeed {
     }
 }
 
-fn consumer(kafka: &KafkaConfig, group_id: &str) -> anyhow::Result<StreamConsumer> {
+fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer, FeedError> {
     kafka
         .client_config(&[
             ("group.id", group_id),
@@ -237,21 +243,21 @@ fn consumer(kafka: &KafkaConfig, group_id: &str) -> anyhow::Result<StreamConsume
             ("auto.offset.reset", "earliest"),
         ])
         .create()
-        .context("cannot create the index's Kafka consumer")
+        .map_err(kafka_step("cannot create the index's Kafka consumer"))
 }
 
 /// Every partition of [`FEED_TOPICS`]: (topic, partition, low and high watermarks).
-fn partitions(consumer: &StreamConsumer) -> anyhow::Result<Vec<(&'static str, i32, i64, i64)>> {
+fn partitions(consumer: &StreamConsumer) -> Result<Vec<(&'static str, i32, i64, i64)>, FeedError> {
     let mut out = Vec::new();
     for topic in FEED_TOPICS {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .with_context(|| format!("cannot read the partitions of `{topic}`"))?;
+            .map_err(kafka_step(format!("cannot read the partitions of `{topic}`")))?;
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
             let id = partition.id();
             let (low, high) = consumer
                 .fetch_watermarks(topic, id, METADATA_TIMEOUT)
-                .with_context(|| format!("cannot read the offsets of `{topic}` partition {id}"))?;
+                .map_err(kafka_step(format!("cannot read the offsets of `{topic}` partition {id}")))?;
             out.push((topic, id, low, high));
         }
     }

@@ -34,7 +34,7 @@ pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_j
         "model".into(),
         format!("ok: {} v{} on {}", model.model.name, model.model.version, model.execution_provider).into(),
     );
-    for (name, check) in state.backend.checks().await {
+    for (name, check) in state.stores.checks().await {
         ready &= check.is_ok();
         checks.insert(name.into(), check.map_or_else(|e| format!("error: {e}"), |()| "ok".into()).into());
     }
@@ -199,7 +199,7 @@ pub async fn get_photo(
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let result = result_for(&state, &key).await?;
-    let bytes = state.backend.photo(&result.item.bucket, &key, state.max_body_bytes as u64).await?;
+    let bytes = state.stores.photo(&result.item.bucket, &key, state.max_body_bytes as u64).await?;
     let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
     Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }
