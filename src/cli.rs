@@ -1,9 +1,13 @@
-//! The command line. Every option that tunes the pipeline can also come from the environment
-//! (`AUTORMA_*`) or the config file (`--config`); a flag beats the environment, which beats
-//! the file, which beats the default.
+//! The command line: each option's one definition (type, range, environment variable,
+//! default). The config file (`--config`) gives a value to any flag by its name
+//! ([`crate::config::file`]); a flag beats the environment, which beats the file, which beats
+//! the default.
 
 use std::path::PathBuf;
 
+use autorma_classifier::inference::ExecutionProvider;
+use autorma_classifier::pipeline::batcher::BatcherConfig;
+use autorma_classifier::preprocess::DecodeLimits;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -14,11 +18,14 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Sorts photos of returned items into casual_shoes, handbags, shirts, tops and watches.\n\n\
 Before the first run, install ONNX Runtime once with `infra/setup/onnxruntime.sh` (`--gpu` for a\n\
 build with `--features cuda`).\n\
-Options can also be set in a TOML file (--config) or as AUTORMA_* environment variables;\n\
-a flag beats the environment, which beats the file."
+Options can also be set in a TOML file (--config: each flag's name as its key, with _ for -;\n\
+a [command] table for one command's) or as AUTORMA_* environment variables; a flag beats the\n\
+environment, which beats the file, which beats the default."
 )]
 pub struct Cli {
-    /// TOML file with defaults for the options below (keys as in `--help`, with `_` for `-`).
+    /// TOML file of option values: each flag's name as its key (`_` for `-`), e.g.
+    /// `batch_size = 16`; a table named after a command (`[worker]`) for its own; the
+    /// `[kafka_properties]` table for librdkafka.
     #[arg(long, global = true, env = "AUTORMA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `autorma_classifier=debug` (default: info for autorma).
@@ -120,23 +127,32 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Embedded mode: the output folder whose results are served (that of `autorma run`).
-    #[arg(long, value_name = "DIR", required_unless_present = "streaming", conflicts_with = "streaming")]
+    /// Embedded mode: the output folder whose results are served (that of `autorma run`);
+    /// needed unless --streaming.
+    #[arg(long, value_name = "DIR", conflicts_with = "streaming")]
     pub out: Option<PathBuf>,
     /// Embedded mode: also run the pipeline on this folder (as `autorma run --watch --inbox
     /// DIR --out OUT`), and store uploads (POST /v1/uploads) in it.
     #[arg(long, value_name = "DIR", requires = "out")]
     pub inbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub watch_args: WatchArgs,
     /// Streaming mode: the index follows the topics, uploads and corrections go to the bucket.
     #[arg(long)]
     pub streaming: bool,
     /// Streaming: the index's consumer group (offsets committed after each index write, so its
-    /// lag is the index's); give each serve process its own [default: autorma-serve]
-    #[arg(long, env = "AUTORMA_SERVE_GROUP", value_name = "NAME", requires = "streaming")]
-    pub group: Option<String>,
-    /// Streaming: uploads are stored under this prefix, where ingest looks [default: inbox/]
-    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", requires = "streaming")]
-    pub inbox_prefix: Option<String>,
+    /// lag is the index's); give each serve process its own
+    #[arg(
+        long,
+        env = "AUTORMA_SERVE_GROUP",
+        value_name = "NAME",
+        requires = "streaming",
+        default_value = "autorma-serve"
+    )]
+    pub group: String,
+    /// Streaming: uploads are stored under this prefix, where ingest looks
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", requires = "streaming", default_value = "inbox/")]
+    pub inbox_prefix: String,
     /// Start from an empty index, fed again from `topics` (from their beginning) or from the
     /// `bucket`'s results/ and corrections/ (then the topics from their current end): the
     /// bucket when the topics no longer hold everything. Embedded mode always re-reads --out.
@@ -155,12 +171,13 @@ pub struct ServeArgs {
     /// https://bench.example.com. None by default: CORS is off, only same-origin pages may.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
-    /// Largest request body, in bytes (uploads) [default: 67108864]
-    #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N")]
-    pub max_body_bytes: Option<usize>,
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR")]
-    pub listen: Option<String>,
+    /// Largest request body, in bytes (uploads)
+    #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N", default_value_t = 64 << 20,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
+    pub max_body_bytes: u64,
+    /// Address to listen on
+    #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
     /// The results index file [default: <out>/state/index.sqlite; streaming:
     /// $XDG_CACHE_HOME/autorma/index-<group>.sqlite]
     #[arg(long, value_name = "FILE")]
@@ -178,9 +195,9 @@ pub struct RegistryArgs {
     /// [default: s3://<--bucket> for streaming commands]
     #[arg(long, env = "AUTORMA_REGISTRY", value_name = "URL|DIR")]
     pub registry: Option<String>,
-    /// Model name in the registry [default: fashion5]
-    #[arg(long, env = "AUTORMA_MODEL_NAME", value_name = "NAME")]
-    pub model_name: Option<String>,
+    /// Model name in the registry
+    #[arg(long, env = "AUTORMA_MODEL_NAME", value_name = "NAME", default_value = "fashion5")]
+    pub model_name: String,
 }
 
 #[derive(Debug, Args)]
@@ -256,9 +273,9 @@ pub struct ChangeArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Key prefix of the photos to replay [default: inbox/]
-    #[arg(long, value_name = "PREFIX")]
-    pub prefix: Option<String>,
+    /// Key prefix of the photos to replay
+    #[arg(long, value_name = "PREFIX", default_value = "inbox/")]
+    pub prefix: String,
     /// Only photos last modified at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -268,12 +285,12 @@ pub struct ReplayArgs {
     /// Replay every listed photo, even those the current version already classified.
     #[arg(long)]
     pub all: bool,
-    /// Most photos sent per second to rma.items.replay [default: 200]
-    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N")]
-    pub rate: Option<f64>,
-    /// The alias whose version is current [default: production]
-    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS")]
-    pub alias: Option<String>,
+    /// Most photos sent per second to rma.items.replay
+    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N", default_value_t = 200.0, value_parser = positive_rate)]
+    pub rate: f64,
+    /// The alias whose version is current
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = "production")]
+    pub alias: String,
     /// Show no progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -294,12 +311,13 @@ pub struct ReplayArgs {
 /// How a long-running command follows a registry alias.
 #[derive(Debug, Args)]
 pub struct FollowArgs {
-    /// The alias whose version is served [default: production]
-    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS")]
-    pub alias: Option<String>,
-    /// Seconds between two looks at the alias; SIGHUP looks at once [default: 30]
-    #[arg(long, env = "AUTORMA_MODEL_POLL_S", value_name = "S")]
-    pub model_poll_s: Option<u64>,
+    /// The alias whose version is served
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = "production")]
+    pub alias: String,
+    /// Seconds between two looks at the alias; SIGHUP looks at once
+    #[arg(long, env = "AUTORMA_MODEL_POLL_S", value_name = "S", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub model_poll_s: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -315,12 +333,11 @@ pub struct RunArgs {
     /// After the backlog, keep watching the inbox for new photos until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
-    /// Milliseconds between two scans of the inbox in --watch mode [default: 500]
-    #[arg(long, env = "AUTORMA_POLL_INTERVAL_MS", value_name = "MS")]
-    pub poll_interval_ms: Option<u64>,
-    /// Bucket name recorded in results and events for this inbox [default: local]
-    #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME")]
-    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub watch_args: WatchArgs,
+    /// Bucket name recorded in results and events for this inbox
+    #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME", default_value = "local")]
+    pub bucket: String,
     /// Show no progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -371,14 +388,23 @@ pub struct BenchArgs {
     pub pipeline: PipelineArgs,
 }
 
+/// How an embedded pipeline watches its inbox (`run --watch`, `serve --inbox`).
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Milliseconds between two scans of the inbox (`run --watch`, `serve --inbox`)
+    #[arg(long, env = "AUTORMA_POLL_INTERVAL_MS", value_name = "MS", default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub poll_interval_ms: u64,
+}
+
 /// Where the streaming engines are (Kafka, S3), shared by `ingest` and `worker`.
 /// S3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and
 /// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct StreamingArgs {
-    /// Kafka bootstrap servers, `host:port[,host:port]` [default: 127.0.0.1:9092]
-    #[arg(long, env = "AUTORMA_KAFKA_BROKERS", value_name = "LIST")]
-    pub brokers: Option<String>,
+    /// Kafka bootstrap servers, `host:port[,host:port]`
+    #[arg(long, env = "AUTORMA_KAFKA_BROKERS", value_name = "LIST", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
     /// S3 endpoint URL, e.g. http://127.0.0.1:19000 for MinIO or versitygw [default: AWS S3]
     #[arg(long, env = "AUTORMA_S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
@@ -389,42 +415,45 @@ pub struct StreamingArgs {
     /// --s3-endpoint is set, else false]
     #[arg(long, env = "AUTORMA_S3_PATH_STYLE", value_name = "BOOL")]
     pub s3_path_style: Option<bool>,
-    /// The bucket photos land in; results/ and dlq/ are written beside inbox/ [default: returns]
+    /// The bucket photos land in; results/ and dlq/ are written beside inbox/ [default: returns;
+    /// `serve` without --streaming: local, as `run`]
     #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME")]
     pub bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Only keys under this prefix are photos to classify [default: inbox/]
-    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX")]
-    pub inbox_prefix: Option<String>,
+    /// Only keys under this prefix are photos to classify
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", default_value = "inbox/")]
+    pub inbox_prefix: String,
     /// How the S3 server writes keys in its notifications: `url` (AWS S3, MinIO) or `raw`
-    /// (versitygw) [default: url]
-    #[arg(long, env = "AUTORMA_KEY_ENCODING", value_name = "ENCODING")]
-    pub key_encoding: Option<String>,
-    /// Consumer group of the ingest services on rma.uploads.raw [default: autorma-ingest]
-    #[arg(long, env = "AUTORMA_INGEST_GROUP", value_name = "NAME")]
-    pub group: Option<String>,
-    /// Seconds between two reconciliations of the inbox (the first runs at start) [default: 300]
-    #[arg(long, env = "AUTORMA_RECONCILE_INTERVAL_S", value_name = "S")]
-    pub reconcile_interval_s: Option<u64>,
-    /// A photo younger than this many seconds is left to its notification [default: 120]
-    #[arg(long, env = "AUTORMA_RECONCILE_GRACE_S", value_name = "S")]
-    pub reconcile_grace_s: Option<u64>,
+    /// (versitygw)
+    #[arg(long, env = "AUTORMA_KEY_ENCODING", value_name = "ENCODING", default_value = "url", value_parser = ["url", "raw"])]
+    pub key_encoding: String,
+    /// Consumer group of the ingest services on rma.uploads.raw
+    #[arg(long, env = "AUTORMA_INGEST_GROUP", value_name = "NAME", default_value = "autorma-ingest")]
+    pub group: String,
+    /// Seconds between two reconciliations of the inbox (the first runs at start)
+    #[arg(long, env = "AUTORMA_RECONCILE_INTERVAL_S", value_name = "S", default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reconcile_interval_s: u64,
+    /// A photo younger than this many seconds is left to its notification
+    #[arg(long, env = "AUTORMA_RECONCILE_GRACE_S", value_name = "S", default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub reconcile_grace_s: u64,
     /// When to replay the inbox against the production model: a cron expression (minute hour
-    /// day month weekday), or `off` [default: 0 2 * * *]
-    #[arg(long, env = "AUTORMA_REPLAY_SCHEDULE", value_name = "CRON")]
-    pub replay_schedule: Option<String>,
-    /// Time zone of --replay-schedule, an IANA name such as Europe/Berlin [default: UTC]
-    #[arg(long, env = "AUTORMA_REPLAY_TZ", value_name = "TZ")]
-    pub replay_tz: Option<String>,
+    /// day month weekday), or `off`
+    #[arg(long, env = "AUTORMA_REPLAY_SCHEDULE", value_name = "CRON", default_value = "0 2 * * *")]
+    pub replay_schedule: String,
+    /// Time zone of --replay-schedule, an IANA name such as Europe/Berlin
+    #[arg(long, env = "AUTORMA_REPLAY_TZ", value_name = "TZ", default_value = "UTC")]
+    pub replay_tz: String,
     /// Also replay after each promotion of the alias (looked at every --model-poll-s).
     #[arg(long, env = "AUTORMA_REPLAY_ON_PROMOTION")]
     pub replay_on_promotion: bool,
-    /// Most photos per second a scheduled replay sends [default: 200]
-    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N")]
-    pub replay_rate: Option<f64>,
+    /// Most photos per second a scheduled replay sends
+    #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N", default_value_t = 200.0, value_parser = positive_rate)]
+    pub replay_rate: f64,
     #[command(flatten)]
     pub follow: FollowArgs,
     #[command(flatten)]
@@ -433,14 +462,15 @@ pub struct IngestArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Consumer group of the workers on rma.items [default: autorma-workers]
-    #[arg(long, env = "AUTORMA_WORKER_GROUP", value_name = "NAME")]
-    pub group: Option<String>,
+    /// Consumer group of the workers on rma.items
+    #[arg(long, env = "AUTORMA_WORKER_GROUP", value_name = "NAME", default_value = "autorma-workers")]
+    pub group: String,
     /// Replay photos in the pipeline at once: the most a live photo finds ahead of it while a
     /// replay runs. 4 kept live latency within 1.2x of idle on 2 cores; raise it on a GPU,
-    /// where replays need big batches [default: 4]
-    #[arg(long, env = "AUTORMA_BULK_INFLIGHT", value_name = "N")]
-    pub bulk_inflight: Option<usize>,
+    /// where replays need big batches
+    #[arg(long, env = "AUTORMA_BULK_INFLIGHT", value_name = "N", default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub bulk_inflight: u64,
     /// Where downloaded model versions are kept [default: $XDG_CACHE_HOME/autorma/models]
     #[arg(long, env = "AUTORMA_MODEL_CACHE", value_name = "DIR")]
     pub model_cache: Option<PathBuf>,
@@ -453,7 +483,7 @@ pub struct WorkerArgs {
 }
 
 /// Options shared by every command that runs the model.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct PipelineArgs {
     /// Model package folder (model.onnx + model.json) [default: the fashion5 package built into
     /// the program, unpacked once under $XDG_CACHE_HOME/autorma/models/builtin]
@@ -462,40 +492,55 @@ pub struct PipelineArgs {
     /// Path of libonnxruntime.so [default: where infra/setup/onnxruntime.sh installs it]
     #[arg(long, env = "AUTORMA_ORT_LIBRARY", value_name = "PATH")]
     pub ort_library: Option<PathBuf>,
-    /// `cpu`, or `cuda[:<device>]` (needs a build with `--features cuda`) [default: cpu]
-    #[arg(long, env = "AUTORMA_EXECUTION_PROVIDER", value_name = "EP")]
-    pub execution_provider: Option<String>,
-    /// Inference threads, each with its own ONNX Runtime session [default: 1]
-    #[arg(long, env = "AUTORMA_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    /// `cpu`, or `cuda[:<device>]` (needs a build with `--features cuda`)
+    #[arg(long, env = "AUTORMA_EXECUTION_PROVIDER", value_name = "EP", default_value = "cpu")]
+    pub execution_provider: ExecutionProvider,
+    /// Inference threads, each with its own ONNX Runtime session
+    #[arg(long, env = "AUTORMA_WORKERS", value_name = "N", default_value_t = 1,
+        value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
     /// Threads ONNX Runtime uses within one operator, per session [default: cores / workers]
-    #[arg(long, env = "AUTORMA_INTRA_THREADS", value_name = "N")]
-    pub intra_threads: Option<usize>,
-    /// Largest micro-batch [default: 32]
-    #[arg(long, env = "AUTORMA_BATCH_SIZE", value_name = "N")]
-    pub batch_size: Option<usize>,
+    #[arg(long, env = "AUTORMA_INTRA_THREADS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub intra_threads: Option<u64>,
+    /// Largest micro-batch
+    #[arg(long, env = "AUTORMA_BATCH_SIZE", value_name = "N", default_value_t = BatcherConfig::default().max_batch_size as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub batch_size: u64,
     /// Longest a photo waits for its micro-batch to fill while more photos are on their way,
-    /// in ms; when none are, the batch goes at once [default: 20]
-    #[arg(long, env = "AUTORMA_BATCH_WAIT_MS", value_name = "MS")]
-    pub batch_wait_ms: Option<u64>,
+    /// in ms; when none are, the batch goes at once
+    #[arg(long, env = "AUTORMA_BATCH_WAIT_MS", value_name = "MS",
+        default_value_t = BatcherConfig::default().max_wait.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub batch_wait_ms: u64,
     /// Hold every batch for the full --batch-wait-ms, even when no more photos are on their
     /// way: fuller batches when photos arrive in bursts (a GPU), at the cost of latency
     #[arg(long, env = "AUTORMA_BATCH_WAIT_ALWAYS", value_name = "BOOL", num_args = 0..=1, require_equals = true,
-        default_missing_value = "true")]
-    pub batch_wait_always: Option<bool>,
+        default_value_t = BatcherConfig::default().wait_when_idle, default_missing_value = "true",
+        action = clap::ArgAction::Set)]
+    pub batch_wait_always: bool,
     /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
-    #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N")]
-    pub fetch_concurrency: Option<usize>,
+    #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub fetch_concurrency: Option<u64>,
     /// Results written at once (each a file or object, written durably) [default: 8; for
     /// `worker`, 32]
-    #[arg(long, env = "AUTORMA_SINK_CONCURRENCY", value_name = "N")]
-    pub sink_concurrency: Option<usize>,
-    /// Largest photo accepted, in pixels (width x height), checked before decoding [default: 40000000]
-    #[arg(long, env = "AUTORMA_MAX_PIXELS", value_name = "N")]
-    pub max_pixels: Option<u64>,
-    /// Largest photo file accepted, in bytes [default: 52428800]
-    #[arg(long, env = "AUTORMA_MAX_FILE_BYTES", value_name = "N")]
-    pub max_file_bytes: Option<u64>,
+    #[arg(long, env = "AUTORMA_SINK_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub sink_concurrency: Option<u64>,
+    /// Largest photo accepted, in pixels (width x height), checked before decoding
+    #[arg(long, env = "AUTORMA_MAX_PIXELS", value_name = "N", default_value_t = DecodeLimits::default().max_pixels,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
+    pub max_pixels: u64,
+    /// Largest photo file accepted, in bytes
+    #[arg(long, env = "AUTORMA_MAX_FILE_BYTES", value_name = "N", default_value_t = DecodeLimits::default().max_bytes,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
+    pub max_file_bytes: u64,
+}
+
+/// A replay rate: photos per second, positive.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("`{value}` is not a positive number of photos per second")),
+    }
 }
 
 #[cfg(test)]
@@ -511,8 +556,8 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         };
         let (wait, files) = parse(&["autorma", "classify", "--batch-wait-always", "a.jpg"]);
-        assert_eq!((wait, files), (Some(true), vec![PathBuf::from("a.jpg")]), "the photo is not taken as the value");
-        assert_eq!(parse(&["autorma", "classify", "--batch-wait-always=false", "a.jpg"]).0, Some(false));
-        assert_eq!(parse(&["autorma", "classify", "a.jpg"]).0, None);
+        assert_eq!((wait, files), (true, vec![PathBuf::from("a.jpg")]), "the photo is not taken as the value");
+        assert!(!parse(&["autorma", "classify", "--batch-wait-always=false", "a.jpg"]).0);
+        assert!(!parse(&["autorma", "classify", "a.jpg"]).0);
     }
 }

@@ -14,12 +14,15 @@ mod shutdown;
 mod telemetry;
 
 use std::process::ExitCode;
-
-use clap::Parser;
-
 fn main() -> ExitCode {
     allocator::cap_arenas();
-    let cli = cli::Cli::parse();
+    let (cli, file) = match config::parse_command_line() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     telemetry::logs::init(cli.log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("autorma").build() {
         Ok(runtime) => runtime,
@@ -28,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    match runtime.block_on(commands::dispatch(cli, file)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

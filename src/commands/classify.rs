@@ -1,6 +1,5 @@
 //! `autorma classify FILE...`: the model on a few photos, printed.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use autorma_classifier::inference::ModelSession;
@@ -8,10 +7,9 @@ use autorma_classifier::preprocess::Preprocessor;
 
 use super::{model_setup, preprocess_files};
 use crate::cli::ClassifyArgs;
-use crate::config::FileConfig;
 
-pub async fn classify(args: ClassifyArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+pub async fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline)?;
     let runtime = settings.pipeline.runtime.clone();
     let batch_size = settings.pipeline.batcher.max_batch_size;
     let limits = settings.pipeline.limits;

@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use super::{list_files, model_setup, preprocess_files};
 use crate::cli::EvalArgs;
-use crate::config::FileConfig;
 
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
@@ -70,8 +69,8 @@ pub struct FailedPhoto {
     pub detail: String,
 }
 
-pub async fn eval(args: EvalArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline)?;
     let classes = package.classes().to_vec();
     let labelled = labelled_files(&args.data, &classes)?;
     let runtime = settings.pipeline.runtime.clone();

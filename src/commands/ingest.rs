@@ -2,6 +2,7 @@
 //! scheduled replay (cron, and after promotions).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use autorma_core::kafka::topics;
@@ -9,62 +10,50 @@ use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, Reco
 use autorma_ingest::replay::{ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 
 use super::registry::open_registry;
-use super::replay::replay_rate;
 use super::streaming::connect;
 use crate::cli::IngestArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{self, ConfigFile};
 use crate::shutdown::shutdown_signal;
 
-pub async fn ingest(args: IngestArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+pub async fn ingest(args: IngestArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     let settings = config::resolve_streaming(&args.streaming, file)?;
     let key_encoding = args
         .key_encoding
-        .or(file.key_encoding.clone())
-        .map_or(Ok(KeyEncoding::Url), |v| v.parse::<KeyEncoding>())
+        .parse::<KeyEncoding>()
         .map_err(|e| anyhow!("invalid `key_encoding`: {e} (--key-encoding, AUTORMA_KEY_ENCODING)"))?;
-    let inbox_prefix = args.inbox_prefix.or(file.inbox_prefix.clone()).unwrap_or_else(|| "inbox/".into());
+    let inbox_prefix = args.inbox_prefix.clone();
     let reconcile = ReconcileConfig {
         bucket: settings.bucket.clone(),
         inbox_prefix: inbox_prefix.clone(),
-        interval: config::seconds(
-            "reconcile_interval_s",
-            args.reconcile_interval_s,
-            file.reconcile_interval_s,
-            300,
-            1..=86_400,
-        )?,
-        grace: config::seconds("reconcile_grace_s", args.reconcile_grace_s, file.reconcile_grace_s, 120, 0..=86_400)?,
+        interval: Duration::from_secs(args.reconcile_interval_s),
+        grace: Duration::from_secs(args.reconcile_grace_s),
     };
     let config = IngestConfig {
         kafka: settings.kafka.clone(),
-        group_id: args.group.or(file.ingest_group.clone()).unwrap_or_else(|| "autorma-ingest".into()),
+        group_id: args.group.clone(),
         filter: NotificationFilter { key_encoding, inbox_prefix },
         reconcile,
     };
     let store = connect(&settings, &[topics::UPLOADS_RAW, topics::ITEMS, topics::ITEMS_REPLAY, topics::DLQ]).await?;
-    let schedule = match args.replay_schedule.clone().or(file.replay_schedule.clone()) {
-        Some(off) if off == "off" => None,
-        expression => {
-            let expression = expression.unwrap_or_else(|| "0 2 * * *".into());
-            let tz = args.replay_tz.clone().or(file.replay_tz.clone()).unwrap_or_else(|| "UTC".into());
-            Some(
-                ReplaySchedule::parse(&expression, &tz)
-                    .map_err(|e| anyhow!("invalid `replay_schedule`/`replay_tz`: {e}"))?,
-            )
-        }
+    let schedule = match args.replay_schedule.as_str() {
+        "off" => None,
+        expression => Some(
+            ReplaySchedule::parse(expression, &args.replay_tz)
+                .map_err(|e| anyhow!("invalid `replay_schedule`/`replay_tz`: {e}"))?,
+        ),
     };
-    let poll_interval = config::seconds("model_poll_s", args.follow.model_poll_s, file.model_poll_s, 30, 1..=86_400)?;
+    let poll_interval = Duration::from_secs(args.follow.model_poll_s);
     let promotion_poll = args.replay_on_promotion.then_some(poll_interval);
     let replays = if schedule.is_some() || promotion_poll.is_some() {
         let job = ReplayJob {
             producer: settings.kafka.producer().context("cannot create the Kafka producer")?,
             bucket: settings.bucket.clone(),
-            registry: open_registry(&args.follow.registry, file, &settings, Some(&store)).await?,
+            registry: open_registry(&args.follow.registry, &settings, Some(&store)).await?,
             store: store.clone(),
-            alias: args.follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into()),
+            alias: args.follow.alias.clone(),
             filter: ReplayFilter { prefix: config.filter.inbox_prefix.clone(), since: None, until: None },
             all: false,
-            rate: replay_rate(args.replay_rate, file)?,
+            rate: args.replay_rate,
         };
         Some(tokio::spawn(run_replay_schedule(job, schedule, promotion_poll, std::future::pending())))
     } else {

@@ -23,11 +23,10 @@ use autorma_ingest::local::{ScanFilter, scan};
 use autorma_registry::{BUILTIN_PACKAGE, ModelPackage, builtin_package};
 
 use crate::cli::{Cli, Command, PipelineArgs};
-use crate::config::{self, FileConfig, ModelSettings};
+use crate::config::{self, ConfigFile, ModelSettings};
 use crate::telemetry;
 
-pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (file, file_path) = FileConfig::load(cli.config.as_deref())?;
+pub async fn dispatch(cli: Cli, file: ConfigFile) -> anyhow::Result<ExitCode> {
     // The long-running commands and the replay job export metrics and traces (where an
     // endpoint is configured).
     let role = match &cli.command {
@@ -39,42 +38,37 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(_) => Some("replay"),
         _ => None,
     };
-    let endpoints = telemetry::Endpoints {
-        metrics: cli.otlp_endpoint.clone().or(file.otlp_endpoint.clone()),
-        traces: cli.otlp_traces_endpoint.clone().or(file.otlp_traces_endpoint.clone()),
-    };
+    let endpoints =
+        telemetry::Endpoints { metrics: cli.otlp_endpoint.clone(), traces: cli.otlp_traces_endpoint.clone() };
     let export = match role {
         Some(role) => Some(telemetry::start(&format!("autorma-{role}"), &registry::process_id(role), &endpoints)?),
         None => None,
     };
-    let result = run_command(cli, &file, file_path.as_deref()).await;
+    let result = run_command(cli, &file).await;
     if let Some(export) = export {
         tokio::task::spawn_blocking(move || export.shutdown()).await.expect("the telemetry shutdown panicked");
     }
     result
 }
 
-async fn run_command(cli: Cli, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `file` is for the Kafka properties it may hold (its other values are the flags' now).
+async fn run_command(cli: Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::run(args, file, file_path).await,
-        Command::Classify(args) => classify::classify(args, file, file_path).await,
-        Command::Eval(args) => eval::eval(args, file, file_path).await,
-        Command::Bench(args) => bench::bench(args, file, file_path).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Classify(args) => classify::classify(args).await,
+        Command::Eval(args) => eval::eval(args).await,
+        Command::Bench(args) => bench::bench(args).await,
         Command::Ingest(args) => ingest::ingest(args, file).await,
-        Command::Worker(args) => worker::worker(args, file, file_path).await,
+        Command::Worker(args) => worker::worker(args, file).await,
         Command::Model(args) => model::model(args, file).await,
-        Command::Replay(args) => replay::replay(args, file, file_path).await,
-        Command::Serve(args) => serve::serve(args, file, file_path).await,
+        Command::Replay(args) => replay::replay(args, file).await,
+        Command::Serve(args) => serve::serve(args, file).await,
     }
 }
 
 /// Resolves the settings and loads (validates) the model package.
-fn model_setup(
-    args: &PipelineArgs,
-    file: &FileConfig,
-    file_path: Option<&Path>,
-) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
-    let settings = config::resolve(args, file, file_path)?;
+fn model_setup(args: &PipelineArgs) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
+    let settings = config::resolve(args);
     let package = match &settings.model_dir {
         Some(dir) => ModelPackage::load(dir).with_context(|| {
             format!("cannot use model package `{}` (set it with --model or AUTORMA_MODEL)", dir.display())

@@ -11,16 +11,16 @@ use autorma_registry::{ModelPackage, short_sha};
 
 use super::registry::{actor, open_registry};
 use crate::cli::{ModelAction, ModelArgs};
-use crate::config::{self, FileConfig};
+use crate::config::{self, ConfigFile};
 
-pub async fn model(args: ModelArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+pub async fn model(args: ModelArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     let streaming = config::resolve_streaming(&args.streaming, file)?;
-    let registry = open_registry(&args.registry, file, &streaming, None).await?;
+    let registry = open_registry(&args.registry, &streaming, None).await?;
     match args.action {
         ModelAction::Push { dir, change, ort_library } => {
             let package =
                 Arc::new(ModelPackage::load(&dir).with_context(|| format!("cannot push `{}`", dir.display()))?);
-            let library = ort_library.or(file.ort_library.clone()).unwrap_or_else(default_library_path);
+            let library = ort_library.unwrap_or_else(default_library_path);
             let checked = package.clone();
             tokio::task::spawn_blocking(move || {
                 ServingModel::load(checked, &RuntimeConfig::new(library), DecodeLimits::default(), 1)

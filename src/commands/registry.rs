@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
@@ -11,19 +12,17 @@ use autorma_registry::{Actor, ModelPackage, Registry};
 
 use super::cache_dir;
 use crate::cli::{ChangeArgs, FollowArgs, RegistryArgs};
-use crate::config::{self, FileConfig, ModelSettings, StreamingSettings};
+use crate::config::{ModelSettings, StreamingSettings};
 
 /// The registry `args` name (`s3://BUCKET` or a folder; the streaming bucket by default).
 /// `store` is reused when the registry is in the bucket it already reaches.
 pub async fn open_registry(
     args: &RegistryArgs,
-    file: &FileConfig,
     streaming: &StreamingSettings,
     store: Option<&S3Store>,
 ) -> anyhow::Result<Registry> {
-    let location =
-        args.registry.clone().or(file.registry.clone()).unwrap_or_else(|| format!("s3://{}", streaming.bucket));
-    let name = args.model_name.clone().or(file.model_name.clone()).unwrap_or_else(|| "fashion5".into());
+    let location = args.registry.clone().unwrap_or_else(|| format!("s3://{}", streaming.bucket));
+    let name = &args.model_name;
     let (store, bucket) = match location.strip_prefix("s3://") {
         Some(bucket) => {
             let bucket = bucket.trim_end_matches('/');
@@ -50,7 +49,7 @@ pub async fn open_registry(
         }
         None => (Store::Local(LocalStore::new(LOCAL_REGISTRY_BUCKET, location.as_str())), LOCAL_REGISTRY_BUCKET),
     };
-    Ok(Registry::new(store, bucket, &name)?)
+    Ok(Registry::new(store, bucket, name)?)
 }
 
 /// The name a folder registry's one bucket goes by (it appears in no key or message).
@@ -71,19 +70,17 @@ pub fn process_id(role: &str) -> String {
 /// Seeds a fresh registry with the shipped package, loads the version the alias names, and
 /// returns the handle the pipeline serves from with the follower that keeps it current
 /// (woken at once by SIGHUP).
-#[allow(clippy::too_many_arguments)]
 pub async fn follow_registry(
     role: &str,
     follow: &FollowArgs,
     model_cache: Option<PathBuf>,
-    file: &FileConfig,
     streaming: &StreamingSettings,
     store: &S3Store,
     settings: &ModelSettings,
     package: Arc<ModelPackage>,
 ) -> anyhow::Result<(ModelHandle, AliasFollower)> {
-    let registry = open_registry(&follow.registry, file, streaming, Some(store)).await?;
-    let alias = follow.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into());
+    let registry = open_registry(&follow.registry, streaming, Some(store)).await?;
+    let alias = follow.alias.clone();
     let worker_id = process_id(role);
     let seeder = Actor { who: worker_id.clone(), why: Some("first start: seeded with the shipped package".into()) };
     if let Some(version) = registry.seed(&package, &alias, &seeder).await? {
@@ -93,8 +90,8 @@ pub async fn follow_registry(
     let follower = AliasFollower::new(
         registry,
         FollowConfig {
-            poll_interval: config::seconds("model_poll_s", follow.model_poll_s, file.model_poll_s, 30, 1..=86_400)?,
-            cache_dir: model_cache.or(file.model_cache.clone()).unwrap_or_else(|| cache_dir().join("models")),
+            poll_interval: Duration::from_secs(follow.model_poll_s),
+            cache_dir: model_cache.unwrap_or_else(|| cache_dir().join("models")),
             runtime: settings.pipeline.runtime.clone(),
             limits: settings.pipeline.limits,
             workers: settings.pipeline.num_workers,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use autorma_classifier::Pipeline;
 use autorma_core::kafka::topics;
 use autorma_core::{EventOrigin, ItemEvent, LocalStore, ModelRef, ReplayRequest, Store};
@@ -19,29 +19,29 @@ use super::model_setup;
 use super::registry::open_registry;
 use super::streaming::connect;
 use crate::cli::ReplayArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{self, ConfigFile};
 use crate::shutdown::shutdown_signal;
 
-pub async fn replay(args: ReplayArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub async fn replay(args: ReplayArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     if let (Some(out), Some(inbox)) = (&args.out, &args.inbox) {
-        return embedded(&args, out, inbox, file, file_path).await;
+        return embedded(&args, out, inbox, file).await;
     }
     let streaming = config::resolve_streaming(&args.streaming, file)?;
     let store = connect(&streaming, &[topics::ITEMS_REPLAY]).await?;
-    let registry = open_registry(&args.registry, file, &streaming, Some(&store)).await?;
+    let registry = open_registry(&args.registry, &streaming, Some(&store)).await?;
     let job = ReplayJob {
         producer: streaming.kafka.producer().context("cannot create the Kafka producer")?,
         bucket: streaming.bucket.clone(),
         store,
         registry,
-        alias: args.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into()),
+        alias: args.alias.clone(),
         filter: ReplayFilter {
-            prefix: args.prefix.clone().unwrap_or_else(|| "inbox/".into()),
+            prefix: args.prefix.clone(),
             since: args.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
             until: args.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
         },
         all: args.all,
-        rate: replay_rate(args.rate, file)?,
+        rate: args.rate,
     };
     let bar = progress_bar(args.no_progress);
     let summary = job
@@ -62,32 +62,17 @@ pub async fn replay(args: ReplayArgs, file: &FileConfig, file_path: Option<&Path
     Ok(ExitCode::SUCCESS)
 }
 
-/// Photos per second, `--rate` / AUTORMA_REPLAY_RATE / the file's `replay_rate` (default 200).
-pub fn replay_rate(arg: Option<f64>, file: &FileConfig) -> anyhow::Result<f64> {
-    let rate = arg.or(file.replay_rate).unwrap_or(200.0);
-    if !(rate.is_finite() && rate > 0.0) {
-        bail!("invalid `replay_rate` = {rate}: must be a positive number of photos per second");
-    }
-    Ok(rate)
-}
-
 /// Embedded: re-run, with the current model, the photos of `out` another model classified.
-async fn embedded(
-    args: &ReplayArgs,
-    out: &Path,
-    inbox: &Path,
-    file: &FileConfig,
-    file_path: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let (settings, mut package) = model_setup(&args.pipeline, file, file_path)?;
-    if args.registry.registry.is_some() || file.registry.is_some() {
+async fn embedded(args: &ReplayArgs, out: &Path, inbox: &Path, file: &ConfigFile) -> anyhow::Result<ExitCode> {
+    let (settings, mut package) = model_setup(&args.pipeline)?;
+    if args.registry.registry.is_some() {
         // The registry's alias names the current model; the streaming settings are unused
         // unless the registry is a bucket.
         let streaming = config::resolve_streaming(&args.streaming, file)?;
-        let registry = open_registry(&args.registry, file, &streaming, None).await?;
-        let alias = args.alias.clone().or(file.model_alias.clone()).unwrap_or_else(|| "production".into());
+        let registry = open_registry(&args.registry, &streaming, None).await?;
+        let alias = &args.alias;
         let record =
-            registry.alias(&alias).await?.with_context(|| format!("{} has no alias `{alias}`", registry.describe()))?;
+            registry.alias(alias).await?.with_context(|| format!("{} has no alias `{alias}`", registry.describe()))?;
         let cache = out.join("state/models");
         package = Arc::new(registry.fetch(record.version, &cache).await?);
     }

@@ -14,7 +14,7 @@ use autorma_sink::{LocalSink, Sink};
 
 use super::model_setup;
 use crate::cli::RunArgs;
-use crate::config::{self, FileConfig, ModelSettings};
+use crate::config::ModelSettings;
 use crate::shutdown::shutdown_signal;
 
 /// Everything `autorma run` needs besides the model.
@@ -26,8 +26,8 @@ pub struct EmbeddedRun {
     pub poll_interval: Duration,
 }
 
-pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline)?;
     let m = &package.manifest;
     let model_line = format!(
         "model {} v{} (sha256 {}...), execution provider {}",
@@ -39,9 +39,9 @@ pub async fn run(args: RunArgs, file: &FileConfig, file_path: Option<&Path>) -> 
     let embedded = EmbeddedRun {
         inbox: args.inbox.clone(),
         out: args.out.clone(),
-        bucket: args.bucket.clone().or(file.bucket.clone()).unwrap_or_else(|| "local".into()),
+        bucket: args.bucket.clone(),
         watch: args.watch,
-        poll_interval: config::poll_interval(args.poll_interval_ms, file)?,
+        poll_interval: Duration::from_millis(args.watch_args.poll_interval_ms),
     };
     let stats = Arc::new(PipelineStats::default());
     let progress = (!args.no_progress && !args.watch).then(|| spawn_progress(stats.clone()));

@@ -30,7 +30,7 @@ use super::run::{EmbeddedRun, run_embedded};
 use super::streaming::connect;
 use super::{cache_dir, model_setup};
 use crate::cli::ServeArgs;
-use crate::config::{self, FileConfig, ModelSettings};
+use crate::config::{self, ConfigFile, ModelSettings};
 use crate::shutdown::shutdown_signal;
 
 /// How often the output folder is looked at for new results.
@@ -43,14 +43,11 @@ const QUEUE_GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// Results an events subscriber may fall behind by before it misses some.
 const EVENT_BUFFER: usize = 4096;
 
-pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
+    let (settings, package) = model_setup(&args.pipeline)?;
     let token = args.token.clone().filter(|t| !t.is_empty());
     let cors_origins = cors_origins(&args.cors_origin)?;
-    let max_body_bytes = args.max_body_bytes.unwrap_or(64 << 20);
-    if max_body_bytes == 0 {
-        bail!("invalid `max_body_bytes` = 0 (--max-body-bytes, AUTORMA_MAX_BODY_BYTES): must be positive");
-    }
+    let max_body_bytes = usize::try_from(args.max_body_bytes).context("--max-body-bytes is too large")?;
     // One stop for everything: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
     // commits) and the HTTP server (it finishes the requests in flight).
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -71,7 +68,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
     let started = if args.streaming {
         start_streaming(&args, file, settings, package, &events, &feed_status).await?
     } else {
-        start_embedded(&args, file, settings, package, &events, &feed_status, stopped()).await?
+        start_embedded(&args, settings, package, &events, &feed_status, stopped()).await?
     };
 
     let state = Arc::new(ServeState {
@@ -86,7 +83,7 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, file_path: Option<&Path>)
         feed: feed_status,
     });
     let queue_gauge = tokio::spawn(report_review_queue(state.index.clone(), state.feed.clone()));
-    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = &args.listen;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on `{listen}` (set --listen or AUTORMA_LISTEN)"))?;
@@ -139,14 +136,15 @@ struct Started {
 
 async fn start_embedded(
     args: &ServeArgs,
-    file: &FileConfig,
     settings: ModelSettings,
     package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
     feed_status: &Arc<FeedStatus>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Started> {
-    let out = args.out.clone().expect("clap requires --out without --streaming");
+    let Some(out) = args.out.clone() else {
+        bail!("serve needs --out DIR (the results of `autorma run`, embedded) or --streaming");
+    };
     if args.inbox.is_some() {
         std::fs::create_dir_all(&out).with_context(|| format!("cannot create --out `{}`", out.display()))?;
     } else if !out.is_dir() {
@@ -154,7 +152,8 @@ async fn start_embedded(
     }
     let index_path = args.index.clone().unwrap_or_else(|| out.join("state/index.sqlite"));
     let index = Arc::new(ResultIndex::open(&index_path)?);
-    let bucket = file.bucket.clone().unwrap_or_else(|| "local".into());
+    // The name `run` records for its inbox, by default.
+    let bucket = args.streaming_args.bucket.clone().unwrap_or_else(|| "local".into());
     // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
     // sessions and batches.
     let config = settings.pipeline.clone();
@@ -178,7 +177,7 @@ async fn start_embedded(
                 out: out.clone(),
                 bucket: bucket.clone(),
                 watch: true,
-                poll_interval: config::poll_interval(None, file)?,
+                poll_interval: Duration::from_millis(args.watch_args.poll_interval_ms),
             };
             Some(tokio::spawn(async move {
                 let model = PipelineModel::Handle(models);
@@ -205,15 +204,15 @@ async fn start_embedded(
 
 async fn start_streaming(
     args: &ServeArgs,
-    file: &FileConfig,
+    file: &ConfigFile,
     settings: ModelSettings,
     package: Arc<ModelPackage>,
     events: &broadcast::Sender<FeedEvent>,
     feed_status: &Arc<FeedStatus>,
 ) -> anyhow::Result<Started> {
     let streaming = config::resolve_streaming(&args.streaming_args, file)?;
-    let group = args.group.clone().unwrap_or_else(|| "autorma-serve".into());
-    let inbox_prefix = args.inbox_prefix.clone().or(file.inbox_prefix.clone()).unwrap_or_else(|| "inbox/".into());
+    let group = args.group.clone();
+    let inbox_prefix = args.inbox_prefix.clone();
     let store = connect(&streaming, &FEED_TOPICS).await?;
     let index_path = args.index.clone().unwrap_or_else(|| cache_dir().join(format!("index-{group}.sqlite")));
     if args.rebuild.is_some() {
@@ -237,7 +236,7 @@ async fn start_streaming(
     let feeder = tokio::spawn(topic_feed.run(index.clone(), feed_status.clone(), events.clone()));
     // The version the workers serve, followed as it moves.
     let (models, follower) =
-        follow_registry("serve", &args.follow, args.model_cache.clone(), file, &streaming, &store, &settings, package)
+        follow_registry("serve", &args.follow, args.model_cache.clone(), &streaming, &store, &settings, package)
             .await?;
     let following = tokio::spawn(follower.run(models.clone(), std::future::pending()));
     let (requests, request_inbox) = autorma_classifier::requests(models, settings.pipeline.fetch_concurrency);

@@ -2,7 +2,6 @@
 //! replay topics, S3 store, S3 + Kafka sink), one member of the workers' consumer group,
 //! serving the model version a registry alias names.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +17,11 @@ use super::model_setup;
 use super::registry::follow_registry;
 use super::streaming::connect;
 use crate::cli::WorkerArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{self, ConfigFile};
 use crate::shutdown::shutdown_signal;
 
-pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (mut settings, package) = model_setup(&args.pipeline, file, file_path)?;
+pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
+    let (mut settings, package) = model_setup(&args.pipeline)?;
     // A remote store or broker has blips a local folder does not: ride out a few seconds of
     // them before a photo is dead-lettered as `store_unavailable`, or the sink gives up.
     settings.pipeline.fetch_retry = RetryConfig {
@@ -32,10 +31,10 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     };
     // Fetches and writes wait on the network (S3 round trips, the broker's acknowledgement),
     // not on this machine's cores: keep more of them in flight than a local folder needs.
-    if args.pipeline.fetch_concurrency.is_none() && file.fetch_concurrency.is_none() {
+    if args.pipeline.fetch_concurrency.is_none() {
         settings.pipeline.fetch_concurrency = settings.pipeline.fetch_concurrency.max(16);
     }
-    if args.pipeline.sink_concurrency.is_none() && file.sink_concurrency.is_none() {
+    if args.pipeline.sink_concurrency.is_none() {
         settings.pipeline.sink_concurrency = 32;
     }
     settings.pipeline.sink_retry =
@@ -43,15 +42,13 @@ pub async fn worker(args: WorkerArgs, file: &FileConfig, file_path: Option<&Path
     let mut streaming = config::resolve_streaming(&args.streaming, file)?;
     // The pipeline's fetch and sink retries are the only ones: one S3 request per try.
     streaming.s3.max_attempts = 1;
-    let group_id = args.group.clone().or(file.worker_group.clone()).unwrap_or_else(|| "autorma-workers".into());
-    let (arg, from_file) = (args.bulk_inflight.map(|n| n as u64), file.bulk_inflight.map(|n| n as u64));
-    settings.pipeline.bulk_inflight = config::within("bulk_inflight", arg, from_file, 4, 1..=4096)? as usize;
+    let group_id = args.group.clone();
+    settings.pipeline.bulk_inflight = args.bulk_inflight as usize;
     let store =
         connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
             .await?;
     let model_cache = args.model_cache.clone();
-    let models =
-        follow_registry("worker", &args.follow, model_cache, file, &streaming, &store, &settings, package).await?;
+    let models = follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package).await?;
     let sink = StreamingSink::new(store.clone(), &streaming.kafka).context("cannot create the Kafka producer")?;
     let source = KafkaSource::subscribe(&KafkaConsumerConfig {
         kafka: streaming.kafka.clone(),

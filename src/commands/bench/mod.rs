@@ -9,7 +9,6 @@
 
 mod stages;
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use stages::{StageCpu, cpu_ms_per_item, ms_per_item, peak_rss_mib, process_cpu};
 use super::run::{EmbeddedRun, run_embedded};
 use super::{list_files, model_setup, preprocess_files};
 use crate::cli::BenchArgs;
-use crate::config::{FileConfig, ModelSettings};
+use crate::config::ModelSettings;
 
 #[derive(Debug, Serialize)]
 struct BenchReport {
@@ -110,14 +109,14 @@ async fn end_to_end_round(
     Ok((summary, ms_per_item(process_cpu() - started, photos)))
 }
 
-pub async fn bench(args: BenchArgs, file: &FileConfig, file_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.model_batch_size == 0 {
         bail!("--model-batch-size must be at least 1");
     }
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    let (settings, package) = model_setup(&args.pipeline, file, file_path)?;
+    let (settings, package) = model_setup(&args.pipeline)?;
     let files = list_files(&args.data)?;
     if files.is_empty() {
         bail!("no files under `{}`", args.data.display());
