@@ -10,6 +10,11 @@ use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
 use clap::{Args, Parser, Subcommand};
 
+/// The alias the workers serve, promotions move and replays compare against.
+const DEFAULT_ALIAS: &str = "production";
+/// Where photos land in the bucket: what ingest watches, uploads go to and replays list.
+const DEFAULT_INBOX_PREFIX: &str = "inbox/";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "autorma",
@@ -151,7 +156,7 @@ pub struct ServeArgs {
     )]
     pub group: String,
     /// Streaming: uploads are stored under this prefix, where ingest looks
-    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", requires = "streaming", default_value = "inbox/")]
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", requires = "streaming", default_value = DEFAULT_INBOX_PREFIX)]
     pub inbox_prefix: String,
     /// Start from an empty index, fed again from `topics` (from their beginning) or from the
     /// `bucket`'s results/ and corrections/ (then the topics from their current end): the
@@ -240,14 +245,14 @@ pub enum ModelAction {
         #[arg(value_name = "VERSION")]
         version: u32,
         /// The alias, e.g. `production` or `staging`.
-        #[arg(long, default_value = "production")]
+        #[arg(long, default_value = DEFAULT_ALIAS)]
         alias: String,
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// Point an alias back at the version it held before the last promotion.
     Rollback {
-        #[arg(long, default_value = "production")]
+        #[arg(long, default_value = DEFAULT_ALIAS)]
         alias: String,
         #[command(flatten)]
         change: ChangeArgs,
@@ -274,7 +279,7 @@ pub struct ChangeArgs {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Key prefix of the photos to replay
-    #[arg(long, value_name = "PREFIX", default_value = "inbox/")]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_INBOX_PREFIX)]
     pub prefix: String,
     /// Only photos last modified at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, value_name = "TIME")]
@@ -289,7 +294,7 @@ pub struct ReplayArgs {
     #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N", default_value_t = 200.0, value_parser = positive_rate)]
     pub rate: f64,
     /// The alias whose version is current
-    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = "production")]
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = DEFAULT_ALIAS)]
     pub alias: String,
     /// Show no progress bar.
     #[arg(long)]
@@ -312,7 +317,7 @@ pub struct ReplayArgs {
 #[derive(Debug, Args)]
 pub struct FollowArgs {
     /// The alias whose version is served
-    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = "production")]
+    #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = DEFAULT_ALIAS)]
     pub alias: String,
     /// Seconds between two looks at the alias; SIGHUP looks at once
     #[arg(long, env = "AUTORMA_MODEL_POLL_S", value_name = "S", default_value_t = 30,
@@ -424,7 +429,7 @@ pub struct StreamingArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Only keys under this prefix are photos to classify
-    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", default_value = "inbox/")]
+    #[arg(long, env = "AUTORMA_INBOX_PREFIX", value_name = "PREFIX", default_value = DEFAULT_INBOX_PREFIX)]
     pub inbox_prefix: String,
     /// How the S3 server writes keys in its notifications: `url` (AWS S3, MinIO) or `raw`
     /// (versitygw)
