@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use autorma_classifier::inference::ExecutionProvider;
 use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
+use autorma_ingest::notify::KeyEncoding;
 use clap::{Args, Parser, Subcommand};
 
 /// The alias the workers serve, promotions move and replays compare against.
@@ -433,8 +434,8 @@ pub struct IngestArgs {
     pub inbox_prefix: String,
     /// How the S3 server writes keys in its notifications: `url` (AWS S3, MinIO) or `raw`
     /// (versitygw)
-    #[arg(long, env = "AUTORMA_KEY_ENCODING", value_name = "ENCODING", default_value = "url", value_parser = ["url", "raw"])]
-    pub key_encoding: String,
+    #[arg(long, env = "AUTORMA_KEY_ENCODING", value_name = "ENCODING", default_value = "url")]
+    pub key_encoding: KeyEncoding,
     /// Consumer group of the ingest services on rma.uploads.raw
     #[arg(long, env = "AUTORMA_INGEST_GROUP", value_name = "NAME", default_value = "autorma-ingest")]
     pub group: String,

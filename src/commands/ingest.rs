@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use autorma_core::kafka::topics;
-use autorma_ingest::notify::{IngestConfig, KeyEncoding, NotificationFilter, ReconcileConfig, run_ingest};
+use autorma_ingest::notify::{IngestConfig, NotificationFilter, ReconcileConfig, run_ingest};
 use autorma_ingest::replay::{ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 
 use super::registry::open_registry;
@@ -17,10 +17,7 @@ use crate::shutdown::shutdown_signal;
 
 pub async fn ingest(args: IngestArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     let settings = config::resolve_streaming(&args.streaming, file)?;
-    let key_encoding = args
-        .key_encoding
-        .parse::<KeyEncoding>()
-        .map_err(|e| anyhow!("invalid `key_encoding`: {e} (--key-encoding, AUTORMA_KEY_ENCODING)"))?;
+    let key_encoding = args.key_encoding;
     let inbox_prefix = args.inbox_prefix.clone();
     let reconcile = ReconcileConfig {
         bucket: settings.bucket.clone(),

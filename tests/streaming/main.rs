@@ -387,7 +387,7 @@ fn start_up_checks_say_what_is_wrong_and_how_to_fix_it() {
     let err = run(&["ingest"], &with(&[("AWS_SECRET_ACCESS_KEY", "wrong")]));
     assert!(err.contains("refused") && err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
     let err = run(&["ingest"], &with(&[("AUTORMA_KEY_ENCODING", "base64")]));
-    assert!(err.contains("unknown key encoding `base64`"), "{err}");
+    assert!(err.contains("--key-encoding") && err.contains("unknown key encoding `base64`"), "{err}");
     let err =
         run(&["worker"], &[("AUTORMA_KAFKA_BROKERS", stack.brokers.as_str()), ("AUTORMA_S3_ENDPOINT", "127.0.0.1:9")]);
     assert!(err.contains("must be an http:// or https:// URL"), "{err}");
