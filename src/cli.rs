@@ -1,7 +1,8 @@
 //! The command line: each option's one definition (type, range, environment variable,
 //! default). The config file (`--config`) gives a value to any flag by its name
 //! ([`crate::config::file`]); a flag beats the environment, which beats the file, which beats
-//! the default.
+//! the default. An on/off flag also takes `=false` (`--json=false`), so the command line can
+//! turn off what the file turned on.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use autorma_classifier::inference::ExecutionProvider;
 use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
 use autorma_ingest::notify::KeyEncoding;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// The alias the workers serve, promotions move and replays compare against.
 const DEFAULT_ALIAS: &str = "production";
@@ -30,6 +31,7 @@ environment, which beats the file, which beats the default."
 )]
 pub struct Cli {
     /// TOML file of option values: each flag's name as its key (`_` for `-`), e.g.
+    // Read before the command line is parsed (config::config_path): declared here for --help.
     /// `batch_size = 16`; a table named after a command (`[worker]`) for its own; the
     /// `[kafka_properties]` table for librdkafka.
     #[arg(long, global = true, env = "AUTORMA_CONFIG", value_name = "FILE")]
@@ -144,7 +146,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub watch_args: WatchArgs,
     /// Streaming mode: the index follows the topics, uploads and corrections go to the bucket.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub streaming: bool,
     /// Streaming: the index's consumer group (offsets committed after each index write, so its
     /// lag is the index's); give each serve process its own
@@ -233,7 +236,8 @@ pub enum ModelAction {
     /// List the versions with their checksum, who pushed them, and the aliases on each.
     List {
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+            default_missing_value = "true", action = ArgAction::Set)]
         json: bool,
     },
     /// Show one version's record (checksum, who pushed it, aliases) and its model.json, as JSON.
@@ -261,7 +265,8 @@ pub enum ModelAction {
     /// The audit trail: pushes, promotions, rollbacks and workers' refusals, oldest first.
     History {
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+            default_missing_value = "true", action = ArgAction::Set)]
         json: bool,
     },
 }
@@ -289,7 +294,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Replay every listed photo, even those the current version already classified.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub all: bool,
     /// Most photos sent per second to rma.items.replay
     #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N", default_value_t = 200.0, value_parser = positive_rate)]
@@ -298,7 +304,8 @@ pub struct ReplayArgs {
     #[arg(long, env = "AUTORMA_MODEL_ALIAS", value_name = "ALIAS", default_value = DEFAULT_ALIAS)]
     pub alias: String,
     /// Show no progress bar.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub no_progress: bool,
     /// Embedded mode: the output folder of an earlier `autorma run`.
     #[arg(long, value_name = "DIR", requires = "inbox")]
@@ -337,7 +344,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// After the backlog, keep watching the inbox for new photos until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub watch: bool,
     #[command(flatten)]
     pub watch_args: WatchArgs,
@@ -345,7 +353,8 @@ pub struct RunArgs {
     #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME", default_value = "local")]
     pub bucket: String,
     /// Show no progress bar.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub no_progress: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -357,7 +366,8 @@ pub struct ClassifyArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print one JSON object per photo instead of a table.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub json: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -369,7 +379,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub json: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -381,14 +392,15 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Batch size of the model-only measurement.
-    #[arg(long, default_value_t = 32)]
-    pub model_batch_size: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub model_batch_size: u64,
     /// Rounds of each measurement, interleaved (end-to-end, model-only, end-to-end, ...) so
     /// both see the same machine; the report gives each one's median.
-    #[arg(long, default_value_t = 5)]
-    pub rounds: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub rounds: u64,
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub json: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -455,7 +467,8 @@ pub struct IngestArgs {
     #[arg(long, env = "AUTORMA_REPLAY_TZ", value_name = "TZ", default_value = "UTC")]
     pub replay_tz: String,
     /// Also replay after each promotion of the alias (looked at every --model-poll-s).
-    #[arg(long, env = "AUTORMA_REPLAY_ON_PROMOTION")]
+    #[arg(long, env = "AUTORMA_REPLAY_ON_PROMOTION", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
     pub replay_on_promotion: bool,
     /// Most photos per second a scheduled replay sends
     #[arg(long, env = "AUTORMA_REPLAY_RATE", value_name = "N", default_value_t = 200.0, value_parser = positive_rate)]
@@ -522,7 +535,7 @@ pub struct PipelineArgs {
     /// way: fuller batches when photos arrive in bursts (a GPU), at the cost of latency
     #[arg(long, env = "AUTORMA_BATCH_WAIT_ALWAYS", value_name = "BOOL", num_args = 0..=1, require_equals = true,
         default_value_t = BatcherConfig::default().wait_when_idle, default_missing_value = "true",
-        action = clap::ArgAction::Set)]
+        action = ArgAction::Set)]
     pub batch_wait_always: bool,
     /// Photos fetched and decoded at once [default: 2 x cores; for `worker`, at least 16]
     #[arg(long, env = "AUTORMA_FETCH_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]

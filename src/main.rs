@@ -14,6 +14,7 @@ mod shutdown;
 mod telemetry;
 
 use std::process::ExitCode;
+
 fn main() -> ExitCode {
     allocator::cap_arenas();
     let (cli, file) = match config::parse_command_line() {

@@ -23,6 +23,8 @@ mod uploads;
 
 use std::sync::Arc;
 
+pub use error::ApiError;
+
 use autorma_classifier::Requests;
 use tokio::sync::broadcast;
 

@@ -198,8 +198,9 @@ pub async fn get_photo(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let result = result_for(&state, &key).await?;
-    let bytes = state.stores.photo(&result.item.bucket, &key, state.max_body_bytes as u64).await?;
+    // Only photos with a result: the route does not list the inbox.
+    result_for(&state, &key).await?;
+    let bytes = state.stores.photo(&key, state.max_body_bytes as u64).await?;
     let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
     Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }

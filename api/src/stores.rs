@@ -18,10 +18,10 @@ use super::error::ApiError;
 const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Stores {
-    /// The bucket of the photos, their results and corrections (embedded: the name `run`
-    /// records for its inbox).
+    /// The bucket of the photos and corrections. Embedded, only a name (the folders are the
+    /// store): photos and corrections are found whatever bucket name `run` recorded.
     pub bucket: String,
-    /// Where the pipeline reads photos; `None`: an embedded server without `--inbox`, which
+    /// Where the pipeline reads photos (embedded: the inbox folder; streaming: the bucket); `None`: an embedded server without `--inbox`, which
     /// takes no uploads and serves no photos.
     pub photos: Option<Photos>,
     /// Where corrections are written (`corrections/<key>.json`): the output folder, or the
@@ -73,10 +73,10 @@ impl Stores {
         Ok(key)
     }
 
-    /// The photo `key` of `bucket`, as the pipeline read it.
-    pub async fn photo(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Bytes, ApiError> {
+    /// The photo `key`, as the pipeline read it.
+    pub async fn photo(&self, key: &str, max_bytes: u64) -> Result<Bytes, ApiError> {
         let photos = self.photos.as_ref().ok_or_else(|| no_inbox("so it does not know where the photos are"))?;
-        match photos.store.get(bucket, key, max_bytes).await {
+        match photos.store.get(&self.bucket, key, max_bytes).await {
             Ok(bytes) => Ok(bytes),
             Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!("the photo `{key}` is gone"))),
             Err(e) => Err(e.into()),
@@ -93,7 +93,7 @@ impl Stores {
             send(&broker.producer, topics::CORRECTIONS, key, &body, &[("label", &record.label)]).await?;
         }
         let object = correction_object_key(key);
-        self.corrections.put(&record.item.bucket, &object, Bytes::from(body), "application/json").await?;
+        self.corrections.put(&self.bucket, &object, Bytes::from(body), "application/json").await?;
         Ok(())
     }
 

@@ -227,6 +227,15 @@ async fn a_correction_is_stored_then_indexed_and_leaves_the_review_queue() {
     let stored: Value = serde_json::from_slice(&stored).unwrap();
     assert_eq!((stored["label"].as_str(), stored["by"].as_str()), (Some("tops"), Some("ann")));
     assert_eq!(keys(&server.get("/v1/review").await.1), ["inbox/b.jpg"], "the corrected photo left the queue");
+
+    // A result `run --bucket shop` recorded, served by a server that names its bucket otherwise:
+    // the correction goes to the server's store all the same.
+    let mut shop = result("inbox/s.jpg", "tops", 0.3, "review", 5);
+    shop.item.bucket = "shop".into();
+    server.index(&[shop]);
+    let (status, body) = server.post("/v1/review/inbox/s.jpg", json, r#"{"label": "shirts"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(server.memory.get(BUCKET, "corrections/inbox/s.jpg.json", 1 << 20).await.is_ok());
 }
 
 #[tokio::test]

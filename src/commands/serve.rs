@@ -44,6 +44,9 @@ const QUEUE_GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 const EVENT_BUFFER: usize = 4096;
 
 pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
+    if !args.streaming && args.out.is_none() {
+        bail!("serve needs --out DIR (the output folder of `autorma run`) or --streaming");
+    }
     let (settings, package) = model_setup(&args.pipeline)?;
     let token = args.token.clone().filter(|t| !t.is_empty());
     let cors_origins = cors_origins(&args.cors_origin)?;
@@ -142,9 +145,7 @@ async fn start_embedded(
     feed_status: &Arc<FeedStatus>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Started> {
-    let Some(out) = args.out.clone() else {
-        bail!("serve needs --out DIR (the results of `autorma run`, embedded) or --streaming");
-    };
+    let out = args.out.clone().expect("checked at start");
     if args.inbox.is_some() {
         std::fs::create_dir_all(&out).with_context(|| format!("cannot create --out `{}`", out.display()))?;
     } else if !out.is_dir() {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::builder::{OsStr, Resettable};
+use clap::builder::OsStr;
 use clap::{Arg, ArgAction, Command};
 use toml::{Table, Value};
 
@@ -52,23 +52,32 @@ impl ConfigFile {
     /// `command` with this file's values as its flags' defaults; an unknown key, or a value the
     /// flag's parser refuses, is an error naming the key and the file.
     pub fn apply(&self, command: Command) -> anyhow::Result<Command> {
-        let top = self.table.iter().map(|(key, value)| (key.clone(), (key.clone(), value.clone()))).collect();
+        let top = self.table.iter().map(|(key, value)| (key.clone(), vec![(key.clone(), value.clone())])).collect();
         let mut used = BTreeSet::from([KAFKA_PROPERTIES.to_string()]);
+        let globals: Vec<String> =
+            command.get_arguments().filter(|a| a.is_global_set()).map(|a| a.get_id().to_string()).collect();
         let command = self.apply_entries(command, &top, &mut used)?;
         let mut keys = Vec::new();
         flatten(&self.table, "", &mut keys);
-        if let Some(key) = keys.iter().find(|key| !used.contains(*key)) {
-            bail!(
-                "unknown key `{key}` {}: no flag --{} for the commands it applies to (keys are the flags of --help, with _ for -)",
-                self.origin(),
-                flag(key.rsplit('.').next().unwrap_or(key))
-            );
-        }
-        Ok(command)
+        let Some(key) = keys.iter().find(|key| !used.contains(*key)) else { return Ok(command) };
+        let name = key.rsplit('.').next().unwrap_or(key);
+        let hint = match name {
+            _ if key.contains('.') && globals.iter().any(|g| g == name) => {
+                format!("--{} applies to every command: set it at the top level", flag(name))
+            }
+            "worker_group" => "it is now `group` in a [worker] table".into(),
+            "ingest_group" => "it is now `group` in an [ingest] table".into(),
+            "model_alias" => "it is now `alias`".into(),
+            _ => format!(
+                "no flag --{} for the commands it applies to (keys are the flags of --help, with _ for -)",
+                flag(name)
+            ),
+        };
+        bail!("unknown key `{key}` {}: {hint}", self.origin())
     }
 
-    /// Sets `command`'s flags from `entries` (flag id -> the key as written, its value) and goes
-    /// on to its subcommands, each with its own section merged over `entries`.
+    /// Sets `command`'s flags from `entries` (flag id -> the keys that set it, the one that wins
+    /// last) and goes on to its subcommands, each with its own table over `entries`.
     fn apply_entries(
         &self,
         mut command: Command,
@@ -82,7 +91,8 @@ impl ConfigFile {
             .collect();
         for arg in args {
             let id = arg.get_id().as_str();
-            let Some((key, value)) = entries.get(id).filter(|(_, v)| !v.is_table()) else { continue };
+            let Some(stack) = entries.get(id) else { continue };
+            let Some((key, value)) = stack.iter().rev().find(|(_, v)| !v.is_table()) else { continue };
             if id == "config" {
                 bail!("`{key}` {}: a config file cannot name another", self.origin());
             }
@@ -95,21 +105,25 @@ impl ConfigFile {
                     bail!("invalid `{key}` = {value} {}: {detail}", self.origin());
                 }
             }
-            used.insert(key.clone());
-            // A value from the file satisfies a flag the command line must otherwise give.
+            // A key a command's table overrides still names a flag that exists.
+            used.extend(stack.iter().filter(|(_, v)| !v.is_table()).map(|(k, _)| k.clone()));
+            // A value from the file satisfies a flag the command line must otherwise give; a
+            // secret (the API token) is not shown by --help as the default it now is.
+            let secret = arg.is_hide_env_values_set();
             command = command.mut_arg(id, |arg| {
                 arg.default_values(values.iter().map(|v| OsStr::from(v.clone())))
                     .required(false)
-                    .required_unless_present(Resettable::Reset)
+                    .hide_default_value(secret)
             });
         }
         let names: Vec<String> = command.get_subcommands().map(|c| c.get_name().to_string()).collect();
         for name in names {
             let mut merged = entries.clone();
-            if let Some((key, Value::Table(section))) = entries.get(&name) {
+            let tables = entries.get(&name).into_iter().flatten();
+            for (key, section) in tables.filter_map(|(k, v)| v.as_table().map(|t| (k, t))) {
                 used.insert(key.clone());
                 for (k, v) in section {
-                    merged.insert(k.clone(), (format!("{key}.{k}"), v.clone()));
+                    merged.entry(k.clone()).or_default().push((format!("{key}.{k}"), v.clone()));
                 }
             }
             let sub = command.find_subcommand(&name).expect("listed above").clone();
@@ -145,8 +159,9 @@ impl ConfigFile {
     }
 }
 
-/// Flag id -> (the key as the file writes it, e.g. `worker.group`; its value).
-type Entries = BTreeMap<String, (String, Value)>;
+/// Flag id -> each (key as the file writes it, e.g. `worker.group`; its value) that sets it,
+/// from the top level down to the command's own table: the last one wins.
+type Entries = BTreeMap<String, Vec<(String, Value)>>;
 
 /// Every key of `table` that names a value (`worker.group` for `[worker] group`), but the
 /// Kafka properties' own keys.
@@ -160,15 +175,9 @@ fn flatten(table: &Table, prefix: &str, out: &mut Vec<String>) {
 }
 
 /// Whether the flag's own parser takes `value` (its type, range, choices), by parsing
-/// `--flag=value` with a command holding that flag alone.
+/// `--flag=value` with a command holding that flag alone; the error is clap's, without its
+/// usage lines.
 fn check(arg: &Arg, value: &str) -> Result<(), String> {
-    if !arg.get_action().takes_values() {
-        // An on/off flag (`--json`): the file says which.
-        return match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("--{} is on or off: expected true or false", flag(arg.get_id().as_str()))),
-        };
-    }
     let long = arg.get_long().expect("flags only");
     let alone = Arg::new(arg.get_id().clone())
         .long(long.to_string())
@@ -179,7 +188,12 @@ fn check(arg: &Arg, value: &str) -> Result<(), String> {
         .arg(alone)
         .try_get_matches_from([format!("--{long}={value}")])
         .map(|_| ())
-        .map_err(|e| e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string())
+        .map_err(|e| {
+            let text = e.to_string();
+            let lines =
+                text.lines().map(str::trim).take_while(|l| !l.is_empty() && !l.starts_with("For more information"));
+            lines.collect::<Vec<_>>().join(" ").trim_start_matches("error: ").to_string()
+        })
 }
 
 /// The flag a file key stands for.

@@ -257,7 +257,7 @@ mod tests {
                             argv.push("--streaming".into());
                         }
                     }
-                    let key = format!("{id} = {}", toml_value(arg, sample(id)));
+                    let key = format!("{id} = {}", toml_value(sample(id)));
                     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                     let matches = parse_with(&key, &argv).unwrap_or_else(|e| panic!("{path:?} {key}: {e}"));
                     let mut at = &matches;
@@ -279,9 +279,9 @@ mod tests {
     }
 
     /// `sample` written as TOML: numbers and booleans bare, the rest quoted.
-    fn toml_value(arg: &clap::Arg, sample: &str) -> String {
+    fn toml_value(sample: &str) -> String {
         let bare = sample.parse::<f64>().is_ok() || matches!(sample, "true" | "false");
-        if bare && !matches!(arg.get_id().as_str(), "version") { sample.to_string() } else { format!("{sample:?}") }
+        if bare { sample.to_string() } else { format!("{sample:?}") }
     }
 
     #[test]
@@ -307,6 +307,10 @@ mod tests {
         assert_eq!(ingest.streaming.bucket, None, "[model] is model's alone");
         let crate::cli::Command::Model(model) = cli_with(toml, &["autorma", "model", "list"]).command else { panic!() };
         assert_eq!(model.streaming.bucket.as_deref(), Some("models"));
+        // A key every command's table overrides is still a known key.
+        let toml = "rate = 100\n[replay]\nrate = 50\n";
+        let crate::cli::Command::Replay(replay) = cli_with(toml, &["autorma", "replay"]).command else { panic!() };
+        assert_eq!(replay.rate, 50.0);
     }
 
     #[test]
@@ -319,9 +323,13 @@ mod tests {
         let e = error("batch_size = 0\n");
         assert!(e.contains("`batch_size` = 0") && e.contains("autorma.toml") && e.contains("1..=1024"), "{e}");
         let e = error("json = \"yes\"\n");
-        assert!(e.contains("`json`") && e.contains("true or false"), "{e}");
+        assert!(e.contains("`json`") && e.contains("possible values: true, false"), "{e}");
         let e = error("batch_size = [1, 2]\n");
         assert!(e.contains("takes one value"), "{e}");
+        let e = error("[serve]\nlog = \"debug\"\n");
+        assert!(e.contains("`serve.log`") && e.contains("top level"), "{e}");
+        let e = error("worker_group = \"w\"\n");
+        assert!(e.contains("[worker] table"), "{e}");
         let e = error("config = \"other.toml\"\n");
         assert!(e.contains("cannot name another"), "{e}");
         assert!(error("batch_size = \n").contains("invalid config file"));
@@ -345,6 +353,23 @@ mod tests {
             panic!()
         };
         assert_eq!(serve.cors_origin, ["https://a.example", "https://b.example"], "a repeated flag takes a list");
+        // What the file turns on, the command line can turn off.
+        let crate::cli::Command::Classify(classify) =
+            cli_with("json = true\n", &["autorma", "classify", "--json=false", "a.jpg"]).command
+        else {
+            panic!()
+        };
+        assert!(!classify.json);
+    }
+
+    #[test]
+    fn help_does_not_show_a_token_from_the_file() {
+        let file =
+            ConfigFile::parse("token = \"s3cret-token\"\nlisten = \"127.0.0.1:9\"\n", Path::new("a.toml")).unwrap();
+        let mut command = file.apply(Cli::command()).unwrap();
+        let help = command.find_subcommand_mut("serve").unwrap().render_long_help().to_string();
+        assert!(help.contains("[default: 127.0.0.1:9]"), "the file's values are the defaults --help shows");
+        assert!(!help.contains("s3cret-token"), "{help}");
     }
 
     #[test]

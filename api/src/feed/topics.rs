@@ -77,7 +77,7 @@ impl TopicFeed {
             };
             assignment
                 .add_partition_offset(topic, id, Offset::Offset(start))
-                .map_err(kafka_step("cannot assign the feed's partitions"))?;
+                .map_err(kafka_step(format!("cannot start `{topic}` partition {id} at offset {start}")))?;
             if start < high {
                 targets.insert((topic.to_string(), id), high);
             }

@@ -112,8 +112,8 @@ impl Store {
         }
     }
 
-    /// Whether the bucket answers now (`/readyz`, checks at start): the folder exists, or the
-    /// S3 bucket does and the credentials may use it.
+    /// Whether the bucket answers now (`serve`'s `/readyz`): the folder exists, or the S3
+    /// bucket does and the credentials may use it.
     pub async fn check(&self, bucket: &str) -> Result<(), StoreError> {
         match self {
             Store::Local(store) if store.root().is_dir() => Ok(()),
@@ -122,7 +122,10 @@ impl Store {
                 detail: format!("`{}` is not a folder", store.root().display()),
             }),
             #[cfg(feature = "s3")]
-            Store::S3(store) => store.check_bucket(bucket).await,
+            Store::S3(store) => store.check_bucket(bucket).await.map_err(|e| match e {
+                StoreError::Remote { detail, .. } => StoreError::Unavailable { bucket: bucket.into(), detail },
+                other => other,
+            }),
             Store::Memory(_) => Ok(()),
         }
     }

@@ -110,12 +110,6 @@ async fn end_to_end_round(
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.model_batch_size == 0 {
-        bail!("--model-batch-size must be at least 1");
-    }
-    if args.rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
     let (settings, package) = model_setup(&args.pipeline)?;
     let files = list_files(&args.data)?;
     if files.is_empty() {
@@ -138,7 +132,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = pipeline_config.runtime.clone();
     runtime.intra_threads = cores;
     let model_intra_threads = runtime.intra_threads;
-    let batch_size = args.model_batch_size;
+    let batch_size = args.model_batch_size as usize;
     let preprocessor = Preprocessor::for_package(&package, pipeline_config.limits);
     let (model_package, model_files, model_preprocessor) = (package.clone(), files.clone(), preprocessor.clone());
     let (session, tensors, per_item) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -160,7 +154,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let tensors = Arc::new(tensors);
 
     let (mut model_rates, mut model_cpu) = (Vec::new(), Vec::new());
-    for round in 0..args.rounds {
+    for round in 0..args.rounds as usize {
         if round > 0 {
             let (summary, cpu) = end_to_end_round(&args, &settings, &package).await?;
             e2e_rates.push(summary.items_per_second());
@@ -222,7 +216,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         precision: package.manifest.precision.as_str(),
         execution_provider: provider,
         cores,
-        rounds: args.rounds,
+        rounds: args.rounds as usize,
         end_to_end_over_model_only: end_to_end.images_per_second / model_only.images_per_second,
         ceiling_images_per_second: ceiling,
         ceiling_with_read_and_sink_images_per_second: on_the_cores(cpu.total()),
