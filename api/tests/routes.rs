@@ -1,7 +1,8 @@
 //! The routes, driven in-process (`ServiceExt::oneshot`, no socket): a real results index
 //! (SQLite in a temporary folder), a real model (the classifier's tiny5 fixture on ONNX
-//! Runtime), and the in-memory object store in place of the bucket. What needs the process
-//! (the folder feed, the pipeline it runs, signals) is in the binary's `tests/serve.rs`.
+//! Runtime), and the in-memory object store in place of the bucket. The binary's
+//! `tests/serve.rs` drives the process: the index fed from an output folder and rebuilt, the
+//! pipeline it runs on `--inbox`, the server's stop.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
