@@ -64,3 +64,17 @@ pub fn encode(image: &image::DynamicImage, format: image::ImageFormat, exif: Opt
     }
     out
 }
+
+/// The preprocessor the `decode` fuzz target and its regression test run photos through: the
+/// production decode path (sniffing, header checks, EXIF orientation, JPEG DCT scaling,
+/// letterbox, normalisation), with limits small enough for the fuzzer's time and memory bounds.
+pub fn fuzz_preprocessor() -> crate::preprocess::Preprocessor {
+    crate::preprocess::Preprocessor {
+        size: 64,
+        background: [255, 255, 255],
+        scale: 1.0 / 255.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        limits: crate::preprocess::DecodeLimits { max_pixels: 4_000_000, max_bytes: 1 << 20 },
+    }
+}

@@ -54,3 +54,41 @@ pub async fn object_store_contract(store: &impl ObjectStore, bucket: &str, prefi
     assert!(matches!(store.get(bucket, &k("c.json"), 100).await, Err(StoreError::NotFound { .. })));
     assert_eq!(keys(store.list(bucket, prefix).await.unwrap()), ["a/1.json", "a/2.json", "b.json"]);
 }
+
+/// The inputs kept for the fuzz target `target`: its seeds (`fuzz/seeds/<target>/`) and what
+/// earlier runs found (`fuzz/regressions/<target>/`, fixed since), as (file name, bytes), for
+/// the stable test that replays them through the same function the target calls.
+pub fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut inputs = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else { continue };
+        for entry in entries {
+            let path = entry.expect("a readable fuzz folder").path();
+            let name = format!("{kind}/{target}/{}", path.file_name().unwrap_or_default().to_string_lossy());
+            inputs.push((name, std::fs::read(&path).expect("a readable fuzz input")));
+        }
+    }
+    assert!(!inputs.is_empty(), "no inputs under fuzz/seeds/{target}/");
+    inputs.sort();
+    inputs
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CorrectionRecord, DlqRecord, ItemEvent, ResultRecord};
+
+    /// The `records` fuzz target's inputs decode or are refused, without a panic.
+    #[test]
+    fn the_records_fuzz_inputs_are_decoded_or_refused() {
+        for (name, bytes) in super::fuzz_inputs("records") {
+            let result = serde_json::from_slice::<ResultRecord>(&bytes);
+            let _ = serde_json::from_slice::<ItemEvent>(&bytes);
+            let _ = serde_json::from_slice::<DlqRecord>(&bytes);
+            let _ = serde_json::from_slice::<CorrectionRecord>(&bytes);
+            if name.starts_with("seeds/") {
+                assert!(result.is_ok(), "{name}: the seed is a Result record");
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! by its version and checksum, and loaded from there like any other package (ONNX Runtime
 //! takes a file).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
@@ -23,10 +23,7 @@ pub const BUILTIN_PACKAGE: &str = "the built-in fashion5 package";
 /// The built-in package, written under `cache` the first time (and again if that copy does
 /// not check out).
 pub fn builtin_package(cache: &Path) -> Result<ModelPackage, RegistryError> {
-    let manifest: Manifest = serde_json::from_slice(FILES[2].1).map_err(|source| RegistryError::Parse {
-        path: PathBuf::from("models/fashion5/model.json (built in)"),
-        source,
-    })?;
+    let manifest = Manifest::parse(FILES[2].1, Path::new("models/fashion5/model.json (built in)"))?;
     let dir = cache.join("builtin").join(format!(
         "{}-{}-{}",
         manifest.name,

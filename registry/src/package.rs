@@ -24,11 +24,9 @@ impl ModelPackage {
         if !manifest_path.is_file() {
             return Err(RegistryError::MissingManifest { dir: dir.to_path_buf() });
         }
-        let text = std::fs::read_to_string(&manifest_path)
+        let bytes = std::fs::read(&manifest_path)
             .map_err(|source| RegistryError::Read { path: manifest_path.clone(), source })?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|source| RegistryError::Parse { path: manifest_path.clone(), source })?;
-        validate(&manifest).map_err(|detail| RegistryError::Invalid { path: manifest_path.clone(), detail })?;
+        let manifest = Manifest::parse(&bytes, &manifest_path)?;
 
         let onnx_path = dir.join(&manifest.onnx.file);
         let actual = sha256_file(&onnx_path)?;
@@ -56,6 +54,16 @@ impl ModelPackage {
     /// (`/accuracy`, `/review/share_sent_to_review`), when present.
     pub fn recorded_test_metric(&self, pointer: &str) -> Option<f64> {
         self.manifest.metrics.get("test")?.pointer(pointer)?.as_f64()
+    }
+}
+
+impl Manifest {
+    /// Parses and validates a `model.json` (read from `path`, which errors name).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, RegistryError> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|source| RegistryError::Parse { path: path.to_path_buf(), source })?;
+        validate(&manifest).map_err(|detail| RegistryError::Invalid { path: path.to_path_buf(), detail })?;
+        Ok(manifest)
     }
 }
 
@@ -138,6 +146,18 @@ pub fn sha256_file(path: &Path) -> Result<String, RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `manifest` fuzz target's inputs are accepted or refused with a message, without a
+    /// panic; the seeds (shipped packages' `model.json`) are accepted.
+    #[test]
+    fn the_manifest_fuzz_inputs_are_accepted_or_refused() {
+        for (name, bytes) in autorma_core::testsuite::fuzz_inputs("manifest") {
+            let parsed = Manifest::parse(&bytes, Path::new(&name));
+            if name.starts_with("seeds/") {
+                assert!(parsed.is_ok(), "{name}: {parsed:?}");
+            }
+        }
+    }
     use crate::Precision;
 
     const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../classifier/tests/fixtures/tiny5");

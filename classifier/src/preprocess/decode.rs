@@ -93,7 +93,8 @@ fn decode_jpeg(bytes: &[u8], width: u32, height: u32, scale: u32) -> Option<RgbI
     }
 }
 
-/// Decodes to upright 8-bit RGB: the EXIF orientation is applied (a missing or broken EXIF
+/// Decodes to upright 8-bit RGB whose letterbox square stays within `limits` (see
+/// [`square_within`]): the EXIF orientation is applied (a missing or broken EXIF
 /// block counts as upright, never as an error), alpha is composited onto `background`, grey is
 /// expanded. A JPEG is decoded at the scale `jpeg_draft_scale` picks for `min_long_side` (the
 /// model's input side; `u32::MAX` for every pixel).
@@ -131,7 +132,7 @@ pub fn decode_rgb(
     if format == ImageFormat::Jpeg
         && let Some(rgb) = decode_jpeg(bytes, width, height, jpeg_draft_scale(width, height, min_long_side))
     {
-        return Ok(upright(rgb, jpeg_exif_orientation(bytes)));
+        return square_within(upright(rgb, jpeg_exif_orientation(bytes)), limits);
     }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -154,7 +155,27 @@ pub fn decode_rgb(
         decoder.orientation().unwrap_or(Orientation::NoTransforms)
     };
     let image = DynamicImage::from_decoder(decoder).map_err(limits_err)?;
-    Ok(upright(to_rgb(image, background), orientation))
+    square_within(upright(to_rgb(image, background), orientation), limits)
+}
+
+/// The photo, when the square it is letterboxed into (its long side squared, before the
+/// resize, as the training's preprocessing does) stays within the pixel limit too: a long thin
+/// photo within the limit would otherwise make a square of gigabytes (found by the `decode`
+/// fuzz target: 40 x 64,279 pixels, a 12 GB square).
+fn square_within(rgb: RgbImage, limits: &DecodeLimits) -> Result<RgbImage, PreprocessError> {
+    let long = u64::from(rgb.width().max(rgb.height()));
+    if long * long > limits.max_pixels {
+        return Err(PreprocessError::TooLarge {
+            detail: format!(
+                "{}x{} is letterboxed into a {long}x{long} square, {} pixels, over the limit of {}",
+                rgb.width(),
+                rgb.height(),
+                long * long,
+                limits.max_pixels
+            ),
+        });
+    }
+    Ok(rgb)
 }
 
 fn upright(rgb: RgbImage, orientation: Orientation) -> RgbImage {
@@ -233,6 +254,39 @@ fn to_rgb(image: DynamicImage, background: [u8; 3]) -> RgbImage {
 mod tests {
     use super::*;
     use crate::testsuite::{encode, exif_orientation, png_header_only};
+
+    #[test]
+    fn a_long_thin_photo_is_refused_before_its_letterbox_square_is_made() {
+        let thin = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(4000, 2, Rgb([9, 9, 9])));
+        let limits = DecodeLimits { max_pixels: 1_000_000, max_bytes: 1 << 20 };
+        for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+            let bytes = encode(&thin, format, None);
+            let err = decode_rgb(&bytes, &limits, [255; 3], 224).unwrap_err();
+            assert!(
+                matches!(&err, PreprocessError::TooLarge { detail } if detail.contains(" square, ") && detail.contains("over the limit")),
+                "{format:?}: {err:?}"
+            );
+        }
+        // Within the limit, the same photo decodes.
+        let roomy = DecodeLimits { max_pixels: 16_000_000, max_bytes: 1 << 20 };
+        assert_eq!(
+            decode_rgb(&encode(&thin, ImageFormat::Png, None), &roomy, [255; 3], 224).unwrap().dimensions(),
+            (4000, 2)
+        );
+    }
+
+    /// The `decode` fuzz target's inputs become a tensor or a refusal, without a panic; the
+    /// seeds (small JPEG, PNG and WebP photos) become tensors.
+    #[test]
+    fn the_decode_fuzz_inputs_decode_or_are_refused() {
+        let preprocessor = crate::testsuite::fuzz_preprocessor();
+        for (name, bytes) in autorma_core::testsuite::fuzz_inputs("decode") {
+            let tensor = preprocessor.preprocess(&bytes);
+            if name.starts_with("seeds/") {
+                assert!(tensor.is_ok(), "{name}: {tensor:?}");
+            }
+        }
+    }
     use image::{ImageEncoder, Rgb, Rgba, RgbaImage};
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
