@@ -544,7 +544,8 @@ pub struct PipelineArgs {
     /// `worker`, 32]
     #[arg(long, env = "AUTORMA_SINK_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub sink_concurrency: Option<u64>,
-    /// Largest photo accepted, in pixels (width x height), checked before decoding
+    /// Largest photo accepted, in pixels: width x height, checked before decoding, and the
+    /// square it is letterboxed into (its long side squared)
     #[arg(long, env = "AUTORMA_MAX_PIXELS", value_name = "N", default_value_t = DecodeLimits::default().max_pixels,
         value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
     pub max_pixels: u64,
