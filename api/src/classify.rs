@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::photo_body::{PhotoQuery, check_image, not_an_image, read_photos};
+use super::photo_body::{PhotoQuery, not_an_image, read_photos};
 use super::{ModelInfo, ServeState};
 
 #[derive(Debug, Serialize)]
@@ -70,9 +70,6 @@ pub async fn classify(
     request: axum::extract::Request,
 ) -> Result<Json<ClassifyAnswer>, ApiError> {
     let photos = read_photos(&state, query, &headers, request).await?;
-    for photo in &photos {
-        check_image(photo)?;
-    }
     let model = state.model_info();
     let answers = futures::future::join_all(
         photos.into_iter().map(|photo| async { (state.requests.classify(photo.bytes).await, photo.name) }),

@@ -25,7 +25,8 @@ pub struct Photo {
     pub bytes: Bytes,
 }
 
-/// The request's photos, at least one; a body over the limit is 413 `too_large`.
+/// The request's photos, at least one, each checked to start like an image once all are read
+/// (415 `not_an_image` for the request otherwise); a body over the limit is 413 `too_large`.
 pub async fn read_photos(
     state: &ServeState,
     query: PhotoQuery,
@@ -59,11 +60,14 @@ pub async fn read_photos(
     if photos.is_empty() {
         return Err(ApiError::bad_request("no photo in the request"));
     }
+    for photo in &photos {
+        check_image(photo)?;
+    }
     Ok(photos)
 }
 
 /// 415 `not_an_image` unless the bytes start like a JPEG, PNG or WebP.
-pub fn check_image(photo: &Photo) -> Result<(), ApiError> {
+fn check_image(photo: &Photo) -> Result<(), ApiError> {
     autorma_classifier::preprocess::sniff_format(&photo.bytes).map(|_| ()).map_err(|e| not_an_image(&photo.name, &e))
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::ServeState;
 use super::error::ApiError;
-use super::photo_body::{PhotoQuery, check_image, read_photos};
+use super::photo_body::{PhotoQuery, read_photos};
 
 #[derive(Debug, Serialize)]
 pub struct Uploaded {
@@ -36,9 +36,6 @@ pub async fn upload(
     state.stores.uploads()?;
     // All checked before any is stored: a request is taken whole or not at all.
     let photos = read_photos(&state, query, &headers, request).await?;
-    for photo in &photos {
-        check_image(photo)?;
-    }
     let mut uploads = Vec::with_capacity(photos.len());
     for photo in photos {
         let bytes = photo.bytes.len();

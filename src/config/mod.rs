@@ -149,7 +149,10 @@ mod tests {
 
     /// Parses `args` with `toml` as the config file.
     fn parse_with(toml: &str, args: &[&str]) -> anyhow::Result<ArgMatches> {
-        let file = ConfigFile::parse(toml, Path::new("autorma.toml"))?;
+        matches_with(&ConfigFile::parse(toml, Path::new("autorma.toml"))?, args)
+    }
+
+    fn matches_with(file: &ConfigFile, args: &[&str]) -> anyhow::Result<ArgMatches> {
         Ok(file.apply(Cli::command())?.try_get_matches_from(args)?)
     }
 
@@ -383,12 +386,8 @@ mod tests {
     fn kafka_properties_cannot_undo_the_delivery_guarantee() {
         let streaming = |toml: &str| {
             let file = ConfigFile::parse(toml, Path::new("autorma.toml")).unwrap();
-            let crate::cli::Command::Ingest(ingest) = Cli::from_arg_matches(
-                &file.apply(Cli::command()).unwrap().try_get_matches_from(["autorma", "ingest"]).unwrap(),
-            )
-            .unwrap()
-            .command
-            else {
+            let matches = matches_with(&file, &["autorma", "ingest"]).unwrap();
+            let crate::cli::Command::Ingest(ingest) = Cli::from_arg_matches(&matches).unwrap().command else {
                 panic!()
             };
             resolve_streaming(&ingest.streaming, &file)

@@ -13,7 +13,7 @@ use autorma_sink::index::{IndexBatch, ResultIndex};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::FeedError;
+use super::{FeedError, parse_record};
 
 /// Objects read at once.
 const CONCURRENCY: usize = 16;
@@ -49,13 +49,7 @@ async fn read_all<T: DeserializeOwned>(
         source: Box::new(source),
     })?;
     let records = futures::stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
-        .map(|object| async move {
-            let record = match store.get(bucket, &object.key, MAX_RECORD_BYTES).await {
-                Ok(bytes) => serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            record.inspect_err(|error| tracing::warn!(key = %object.key, %error, "not indexed: unreadable record")).ok()
-        })
+        .map(|object| async move { parse_record(&object.key, store.get(bucket, &object.key, MAX_RECORD_BYTES).await) })
         .buffer_unordered(CONCURRENCY)
         .filter_map(std::future::ready)
         .collect()

@@ -14,7 +14,7 @@ use autorma_sink::index::{IndexError, ResultIndex};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use super::{FeedError, FeedEvent, FeedStatus};
+use super::{FeedError, FeedEvent, FeedStatus, parse_record};
 
 /// Files already indexed, by (modified, length).
 type Seen = HashMap<PathBuf, (SystemTime, u64)>;
@@ -92,18 +92,9 @@ fn feed_changed<T: DeserializeOwned>(
         }
     })
     .map_err(|source| FeedError::Folder { path: dir.display().to_string(), source })?;
-    let mut records = Vec::with_capacity(changed.len());
-    for (path, _) in &changed {
-        // Records are written atomically: a file that does not parse is not one of ours.
-        let record = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match record {
-            Ok(record) => records.push(record),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "not indexed: unreadable record"),
-        }
-    }
+    // Records are written atomically: a file that does not parse is not one of ours.
+    let records: Vec<T> =
+        changed.iter().filter_map(|(path, _)| parse_record(&path.display().to_string(), std::fs::read(path))).collect();
     let n = records.len();
     if n > 0 {
         upsert(records)?;

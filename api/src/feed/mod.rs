@@ -8,10 +8,12 @@ mod error;
 pub mod folder;
 pub mod topics;
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use autorma_core::{DlqRecord, ResultRecord};
+use serde::de::DeserializeOwned;
 
 pub use error::FeedError;
 
@@ -20,6 +22,16 @@ pub use error::FeedError;
 pub enum FeedEvent {
     Result(Arc<ResultRecord>),
     DeadLetter(Arc<DlqRecord>),
+}
+
+/// The record in what was read from `at` (a file, or an object's key); `None`, and said, when
+/// it could not be read or is not a record: the index skips it.
+fn parse_record<T: DeserializeOwned, E: Display>(at: &str, read: Result<impl AsRef<[u8]>, E>) -> Option<T> {
+    let record = match read {
+        Ok(bytes) => serde_json::from_slice(bytes.as_ref()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    record.inspect_err(|error| tracing::warn!(at, %error, "not indexed: unreadable record")).ok()
 }
 
 /// How the feed is doing, for `/readyz`.
