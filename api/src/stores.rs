@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use autorma_core::kafka::{KafkaConfig, send, topics};
+use autorma_core::kafka::{KafkaConfig, send};
 use autorma_core::layout::correction_object_key;
+use autorma_core::topics;
 use autorma_core::{CorrectionRecord, ObjectStore, Store, StoreError};
 use axum::http::StatusCode;
 use bytes::Bytes;

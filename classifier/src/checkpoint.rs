@@ -7,13 +7,17 @@
 //! watermark back, so a crash redelivers it instead of skipping it. (Committing "the latest
 //! success" would lose it; see STYLE.md, pattern 4.)
 //!
+//! A completion may carry records (the results to publish on topics): they are held until the
+//! watermark passes their offset, and handed to the source with it, so a record is published
+//! exactly when its offset is committed.
+//!
 //! Where the watermark goes is the source's business: Kafka stores it as the group's
 //! committed offset; the local folder source writes `state/checkpoint.json` (its protocol, and
 //! why a `kill -9` at any moment loses and duplicates nothing: `ingest/src/local/design.md`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use autorma_core::{PartitionId, Position};
+use autorma_core::{Checkpoint, OutboundRecord, PartitionId, Position};
 
 #[derive(Debug, Default)]
 pub struct CheckpointTracker {
@@ -25,8 +29,11 @@ pub struct CheckpointTracker {
 
 #[derive(Debug, Default)]
 struct PartitionState {
-    /// Tracked offsets not yet below the watermark, in increasing order, with "done" flags.
-    inflight: VecDeque<(u64, bool)>,
+    /// Tracked offsets not yet below the watermark, in increasing order, with their records
+    /// once done (`None` while in flight).
+    inflight: VecDeque<(u64, Option<Vec<OutboundRecord>>)>,
+    /// Records of the offsets the watermark passed, not yet taken.
+    passed: Vec<OutboundRecord>,
     /// Next offset to process: every tracked offset below it is done. `None` until the first
     /// completion moves it.
     watermark: Option<u64>,
@@ -58,38 +65,40 @@ impl CheckpointTracker {
             return Err(TrackerError::OutOfOrder { position, last });
         }
         state.last_tracked = Some(position.offset);
-        state.inflight.push_back((position.offset, false));
+        state.inflight.push_back((position.offset, None));
         Ok(())
     }
 
-    /// Marks an event done (its outcome is durable) and advances the watermark past every
-    /// done offset at its front.
-    pub fn complete(&mut self, position: Position) -> Result<(), TrackerError> {
+    /// Marks an event done (its outcome is durable), with the records to publish when its
+    /// offset is committed, and advances the watermark past every done offset at its front.
+    pub fn complete(&mut self, position: Position, records: Vec<OutboundRecord>) -> Result<(), TrackerError> {
         if self.forgotten.contains(&position.partition) {
             return Ok(());
         }
         let unknown = TrackerError::Unknown { position };
         let state = self.partitions.get_mut(&position.partition).ok_or(unknown.clone())?;
         let index = state.inflight.binary_search_by_key(&position.offset, |(o, _)| *o).map_err(|_| unknown.clone())?;
-        if state.inflight[index].1 {
+        if state.inflight[index].1.is_some() {
             return Err(unknown);
         }
-        state.inflight[index].1 = true;
-        while let Some(&(offset, true)) = state.inflight.front() {
-            state.inflight.pop_front();
+        state.inflight[index].1 = Some(records);
+        while state.inflight.front().is_some_and(|(_, done)| done.is_some()) {
+            let (offset, records) = state.inflight.pop_front().expect("front checked");
+            state.passed.extend(records.expect("front checked"));
             state.watermark = Some(offset + 1);
             state.advanced = true;
         }
         Ok(())
     }
 
-    /// Watermarks that moved since the last call, as `(partition, next offset)`: what the
-    /// source may commit now.
-    pub fn take_advanced(&mut self) -> Vec<(PartitionId, u64)> {
-        let mut out = Vec::new();
+    /// Watermarks that moved since the last call, as `(partition, next offset)`, with the
+    /// records of the offsets they passed: what the source may commit now.
+    pub fn take_advanced(&mut self) -> Checkpoint {
+        let mut out = Checkpoint::default();
         for (partition, state) in &mut self.partitions {
             if std::mem::take(&mut state.advanced) {
-                out.push((*partition, state.watermark.expect("advanced implies a watermark")));
+                out.watermarks.push((*partition, state.watermark.expect("advanced implies a watermark")));
+                out.records.extend(state.passed.drain(..).map(|r| (*partition, r)));
             }
         }
         out
@@ -113,7 +122,7 @@ impl CheckpointTracker {
 
     /// Events handed out and not yet below a watermark.
     pub fn num_inflight(&self) -> usize {
-        self.partitions.values().map(|s| s.inflight.iter().filter(|(_, done)| !done).count()).sum()
+        self.partitions.values().map(|s| s.inflight.iter().filter(|(_, done)| done.is_none()).count()).sum()
     }
 }
 
@@ -138,15 +147,31 @@ mod tests {
         let mut t = tracker_with(10..15);
         // 10 and 11 done, 12 still in flight (say, a slow or failing photo), 13 and 14 done.
         for o in [11, 10, 13, 14] {
-            t.complete(p(o)).unwrap();
+            t.complete(p(o), vec![]).unwrap();
         }
-        assert_eq!(t.take_advanced(), vec![(0, 12)], "stops below the hole at 12");
+        assert_eq!(t.take_advanced().watermarks, vec![(0, 12)], "stops below the hole at 12");
         assert_eq!(t.num_inflight(), 1);
         // Nothing new to commit until 12 reaches the sink or the DLQ.
         assert!(t.take_advanced().is_empty());
-        t.complete(p(12)).unwrap();
-        assert_eq!(t.take_advanced(), vec![(0, 15)], "then jumps over everything done");
+        t.complete(p(12), vec![]).unwrap();
+        assert_eq!(t.take_advanced().watermarks, vec![(0, 15)], "then jumps over everything done");
         assert_eq!(t.num_inflight(), 0);
+    }
+
+    #[test]
+    fn records_wait_for_the_watermark_to_pass_their_offset() {
+        let record = |key: &str| OutboundRecord::new("rma.results", key, Vec::new(), &[]);
+        let mut t = tracker_with(0..3);
+        t.complete(p(1), vec![record("b")]).unwrap();
+        t.complete(p(2), vec![]).unwrap();
+        // 0 is still in flight: 1's record must not go out before 0's offset is committed.
+        assert!(t.take_advanced().is_empty());
+        t.complete(p(0), vec![record("a1"), record("a2")]).unwrap();
+        let checkpoint = t.take_advanced();
+        assert_eq!(checkpoint.watermarks, vec![(0, 3)]);
+        let keys: Vec<&str> = checkpoint.records.iter().map(|(_, r)| r.key.as_str()).collect();
+        assert_eq!(keys, ["a1", "a2", "b"], "in offset order, each once");
+        assert!(t.take_advanced().is_empty());
     }
 
     #[test]
@@ -156,9 +181,9 @@ mod tests {
             t.track(Position::new(0, o)).unwrap();
             t.track(Position::new(1, o + 100)).unwrap();
         }
-        t.complete(Position::new(1, 100)).unwrap();
-        t.complete(Position::new(0, 1)).unwrap();
-        assert_eq!(t.take_advanced(), vec![(1, 101)]);
+        t.complete(Position::new(1, 100), vec![]).unwrap();
+        t.complete(Position::new(0, 1), vec![]).unwrap();
+        assert_eq!(t.take_advanced().watermarks, vec![(1, 101)]);
         assert_eq!(t.watermark(0), None);
     }
 
@@ -169,9 +194,9 @@ mod tests {
         t.track(p(5)).unwrap();
         t.track(p(9)).unwrap();
         assert!(matches!(t.track(p(7)), Err(TrackerError::OutOfOrder { .. })));
-        t.complete(p(9)).unwrap();
-        t.complete(p(5)).unwrap();
-        assert_eq!(t.take_advanced(), vec![(0, 10)]);
+        t.complete(p(9), vec![]).unwrap();
+        t.complete(p(5), vec![]).unwrap();
+        assert_eq!(t.take_advanced().watermarks, vec![(0, 10)]);
         // After everything is done, the next offset continues the sequence.
         t.track(p(10)).unwrap();
         assert!(matches!(t.track(p(10)), Err(TrackerError::OutOfOrder { .. })));
@@ -180,10 +205,13 @@ mod tests {
     #[test]
     fn double_or_unknown_completions_are_errors() {
         let mut t = tracker_with(0..2);
-        t.complete(p(1)).unwrap();
-        assert_eq!(t.complete(p(1)), Err(TrackerError::Unknown { position: p(1) }));
-        assert_eq!(t.complete(p(7)), Err(TrackerError::Unknown { position: p(7) }));
-        assert_eq!(t.complete(Position::new(3, 0)), Err(TrackerError::Unknown { position: Position::new(3, 0) }));
+        t.complete(p(1), vec![]).unwrap();
+        assert_eq!(t.complete(p(1), vec![]), Err(TrackerError::Unknown { position: p(1) }));
+        assert_eq!(t.complete(p(7), vec![]), Err(TrackerError::Unknown { position: p(7) }));
+        assert_eq!(
+            t.complete(Position::new(3, 0), vec![]),
+            Err(TrackerError::Unknown { position: Position::new(3, 0) })
+        );
     }
 
     #[test]
@@ -193,13 +221,13 @@ mod tests {
             t.track(Position::new(0, o)).unwrap();
             t.track(Position::new(1, o)).unwrap();
         }
-        t.complete(Position::new(0, 0)).unwrap();
+        t.complete(Position::new(0, 0), vec![]).unwrap();
         t.forget(0);
         assert_eq!(t.watermark(0), None);
         // The revoked partition's photos finish after the revoke: ignored, not an error.
-        t.complete(Position::new(0, 1)).unwrap();
-        t.complete(Position::new(1, 0)).unwrap();
-        assert_eq!(t.take_advanced(), vec![(1, 1)]);
+        t.complete(Position::new(0, 1), vec![]).unwrap();
+        t.complete(Position::new(1, 0), vec![]).unwrap();
+        assert_eq!(t.take_advanced().watermarks, vec![(1, 1)]);
         assert_eq!(t.num_inflight(), 2);
     }
 }

@@ -12,9 +12,9 @@ use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{Pipeline, PipelineConfig, PipelineModel, RequestError};
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, MemoryStore, ModelRef, ObjectInfo,
-    ObjectStore, PartitionId, Position, PriorOutcome, ResultRecord, ResultSink, SinkError, SourceError, SourcedEvent,
-    StoreError, WriteCondition,
+    Checkpoint, Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, MemoryStore, ModelRef,
+    ObjectInfo, ObjectStore, OutboundRecord, PartitionId, Position, Prior, PriorOutcome, ResultRecord, ResultSink,
+    SinkError, SourceError, Sourced, SourcedEvent, StoreError, WriteCondition,
 };
 use autorma_registry::ModelPackage;
 use bytes::Bytes;
@@ -88,14 +88,27 @@ impl ObjectStore for MemStore {
 }
 
 /// Hands out `events` three at a time; with `endless`, then waits forever (like a watch).
+/// Keeps the watermarks it was asked to commit, and the keys of the records published with them.
 struct VecSource {
-    events: std::collections::VecDeque<SourcedEvent>,
+    events: std::collections::VecDeque<Sourced>,
     endless: bool,
     commits: Arc<Mutex<Vec<(PartitionId, u64)>>>,
+    published: Arc<Mutex<Vec<String>>>,
+}
+
+impl VecSource {
+    fn new(
+        events: impl IntoIterator<Item = SourcedEvent>,
+        endless: bool,
+        commits: &Arc<Mutex<Vec<(PartitionId, u64)>>>,
+    ) -> Self {
+        let events = events.into_iter().map(Sourced::Event).collect();
+        Self { events, endless, commits: commits.clone(), published: Arc::default() }
+    }
 }
 
 impl EventSource for VecSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         if self.events.is_empty() {
             if self.endless {
                 std::future::pending::<()>().await;
@@ -106,8 +119,12 @@ impl EventSource for VecSource {
         Ok(Some(self.events.drain(..n).collect()))
     }
 
-    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
-        self.commits.lock().unwrap().extend_from_slice(watermarks);
+    async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        self.commits.lock().unwrap().extend_from_slice(&checkpoint.watermarks);
+        self.published
+            .lock()
+            .unwrap()
+            .extend(checkpoint.records.into_iter().map(|(_, r)| format!("{}:{}", r.topic, r.key)));
         Ok(())
     }
 }
@@ -115,12 +132,12 @@ impl EventSource for VecSource {
 /// Hands out its events, then fails once with a transient error (telling the test when), then
 /// waits forever like an idle watch.
 struct FailingOnceSource {
-    events: Option<Vec<SourcedEvent>>,
+    events: Option<Vec<Sourced>>,
     failed_tx: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl EventSource for FailingOnceSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         if let Some(events) = self.events.take() {
             return Ok(Some(events));
         }
@@ -131,7 +148,7 @@ impl EventSource for FailingOnceSource {
         std::future::pending().await
     }
 
-    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    async fn commit(&mut self, _checkpoint: Checkpoint) -> Result<(), SourceError> {
         Ok(())
     }
 }
@@ -142,12 +159,12 @@ struct AlwaysFailingSource {
 }
 
 impl EventSource for AlwaysFailingSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         *self.polls.lock().unwrap() += 1;
         Err(SourceError::Scan { path: "inbox".into(), source: std::io::Error::other("still down") })
     }
 
-    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    async fn commit(&mut self, _checkpoint: Checkpoint) -> Result<(), SourceError> {
         Ok(())
     }
 }
@@ -166,10 +183,11 @@ struct MemSink {
 }
 
 impl ResultSink for MemSink {
-    async fn lookup(&self, event: &ItemEvent, _model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
-        Ok(self.prior.get(&event.key).copied())
+    async fn lookup(&self, sourced: &SourcedEvent, _model: &ModelRef) -> Result<Option<Prior>, SinkError> {
+        Ok(self.prior.get(&sourced.event.key).copied().map(Prior::settled))
     }
-    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+    /// One record per outcome, named by topic and key.
+    async fn write_result(&self, record: &ResultRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         if self.broken {
             return Err(SinkError::InvalidKey { key: record.item.key.clone(), reason: "broken sink".into() });
         }
@@ -177,11 +195,11 @@ impl ResultSink for MemSink {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         self.results.lock().unwrap().entry(record.item.key.clone()).or_default().push(record.clone());
-        Ok(())
+        Ok(vec![OutboundRecord::new("results", &record.item.key, Vec::new(), &[])])
     }
-    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         self.dlq.lock().unwrap().entry(record.event.key.clone()).or_default().push(record.clone());
-        Ok(())
+        Ok(vec![OutboundRecord::new("dlq", &record.event.key, Vec::new(), &[])])
     }
     async fn flush(&self) -> Result<(), SinkError> {
         let num_results = self.results.lock().unwrap().len();
@@ -219,14 +237,14 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
 /// Hands out partition 0's events, then partition 1's while reporting partition 0 revoked (a
 /// rebalance), then is exhausted after opening `gate`.
 struct RevokingSource {
-    batches: std::collections::VecDeque<Vec<SourcedEvent>>,
+    batches: std::collections::VecDeque<Vec<Sourced>>,
     calls: u32,
     gate: Arc<tokio::sync::Semaphore>,
     commits: Arc<Mutex<Vec<(u32, PartitionId, u64)>>>,
 }
 
 impl EventSource for RevokingSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         self.calls += 1;
         if self.calls == 3 {
             // The pipeline has heard of the revoke by now: let partition 0's fetches finish.
@@ -235,9 +253,9 @@ impl EventSource for RevokingSource {
         Ok(self.batches.pop_front())
     }
 
-    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
         let call = self.calls;
-        self.commits.lock().unwrap().extend(watermarks.iter().map(|&(p, o)| (call, p, o)));
+        self.commits.lock().unwrap().extend(checkpoint.watermarks.iter().map(|&(p, o)| (call, p, o)));
         Ok(())
     }
 
@@ -282,11 +300,18 @@ async fn every_event_gets_exactly_one_outcome() {
         ..Default::default()
     });
     let commits = Arc::new(Mutex::new(Vec::new()));
-    let source = VecSource {
-        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
-        endless: false,
-        commits: commits.clone(),
-    };
+    let mut source = VecSource::new(keys.iter().enumerate().map(|(i, k)| event(i as u64, k)), false, &commits);
+    // A message the source handled itself (one that is not an ItemEvent): committed in its turn.
+    let unreadable = OutboundRecord::new("dlq", "unreadable", Vec::new(), &[]);
+    source
+        .events
+        .insert(4, Sourced::Handled { position: Position::new(0, 4), lane: Lane::Live, records: vec![unreadable] });
+    for later in source.events.iter_mut().skip(5) {
+        if let Sourced::Event(e) = later {
+            e.position.offset += 1;
+        }
+    }
+    let published = source.published.clone();
 
     let summary =
         Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
@@ -312,7 +337,22 @@ async fn every_event_gets_exactly_one_outcome() {
     );
     assert!(!results.contains_key("done-before") && !dlq.contains_key("done-before"), "prior outcomes are not redone");
     assert_eq!((summary.classified(), summary.dlq, summary.already_done), (6, 3, 1));
-    assert_eq!(commits.lock().unwrap().last(), Some(&(0, 10)), "everything committed at the end");
+    assert_eq!(commits.lock().unwrap().last(), Some(&(0, 11)), "everything committed at the end");
+    // Every outcome's record published once, with the commit that passed it, in offset order.
+    let published = published.lock().unwrap();
+    let expected = [
+        "results:red",
+        "results:green",
+        "results:flaky",
+        "dlq:missing",
+        "dlq:unreadable",
+        "dlq:down",
+        "dlq:garbage",
+        "results:blue",
+        "results:white",
+        "results:black",
+    ];
+    assert_eq!(*published, expected, "the prior outcome publishes nothing; the rest once each, in order");
     let committed: Vec<u64> = commits.lock().unwrap().iter().map(|c| c.1).collect();
     assert!(committed.windows(2).all(|w| w[0] < w[1]), "commits only move forward: {committed:?}");
 }
@@ -324,11 +364,7 @@ async fn shutdown_drains_in_flight_work_and_commits_no_further_than_done() {
     // p05's write is slow: when the shutdown comes, it is still in flight.
     let sink = Arc::new(MemSink { slow_key: Some("p05".into()), ..Default::default() });
     let commits = Arc::new(Mutex::new(Vec::new()));
-    let source = VecSource {
-        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
-        endless: true,
-        commits: commits.clone(),
-    };
+    let source = VecSource::new(keys.iter().enumerate().map(|(i, k)| event(i as u64, k)), true, &commits);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config()).run(async {
         let _ = stop_rx.await;
@@ -355,11 +391,7 @@ async fn a_sink_that_fails_for_good_stops_the_pipeline_with_its_error() {
     let sink = Arc::new(MemSink { broken: true, ..Default::default() });
     let commits = Arc::new(Mutex::new(Vec::new()));
     // Endless like a watch: without the stop, the run would never end.
-    let source = VecSource {
-        events: keys.iter().enumerate().map(|(i, k)| event(i as u64, k)).collect(),
-        endless: true,
-        commits: commits.clone(),
-    };
+    let source = VecSource::new(keys.iter().enumerate().map(|(i, k)| event(i as u64, k)), true, &commits);
     let run = Pipeline::new(store, source, sink, package(), config()).run(std::future::pending());
     let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops by itself").unwrap_err();
     assert!(matches!(err, autorma_classifier::PipelineError::Sink { .. }), "{err}");
@@ -371,7 +403,10 @@ async fn waiting_to_retry_a_source_error_does_not_hold_up_the_shutdown() {
     let store = store_of(["a", "b"], [0, 0, 0]);
     let sink = Arc::new(MemSink::default());
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
-    let source = FailingOnceSource { events: Some(vec![event(0, "a"), event(1, "b")]), failed_tx: Some(failed_tx) };
+    let source = FailingOnceSource {
+        events: Some(vec![Sourced::Event(event(0, "a")), Sourced::Event(event(1, "b"))]),
+        failed_tx: Some(failed_tx),
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(Pipeline::new(store, source, sink.clone(), package(), config()).run(async {
         let _ = stop_rx.await;
@@ -392,11 +427,7 @@ async fn derived_outputs_catch_up_while_the_source_is_idle() {
     let store = store_of(["a", "b"], [0, 0, 0]);
     let sink = Arc::new(MemSink::default());
     // Like `run --watch` after a burst: two photos, then nothing for a long time.
-    let source = VecSource {
-        events: [event(0, "a"), event(1, "b")].into(),
-        endless: true,
-        commits: Arc::new(Mutex::new(Vec::new())),
-    };
+    let source = VecSource::new([event(0, "a"), event(1, "b")], true, &Arc::default());
     let mut config = config();
     config.sink_flush_interval = Duration::from_millis(100);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -441,8 +472,8 @@ async fn a_revoked_partition_is_forgotten_and_its_unfinished_photos_dropped() {
     let commits = Arc::new(Mutex::new(Vec::new()));
     let source = RevokingSource {
         batches: [
-            vec![on(0, 0, "p0-a"), on(0, 1, "p0-b"), on(0, 2, "p0-c")],
-            vec![on(1, 5, "p1-a"), on(1, 6, "p1-b"), on(1, 7, "p1-c")],
+            [on(0, 0, "p0-a"), on(0, 1, "p0-b"), on(0, 2, "p0-c")].map(Sourced::Event).to_vec(),
+            [on(1, 5, "p1-a"), on(1, 6, "p1-b"), on(1, 7, "p1-c")].map(Sourced::Event).to_vec(),
         ]
         .into(),
         calls: 0,
@@ -470,11 +501,11 @@ struct LaneSource {
 }
 
 impl EventSource for LaneSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
-        Ok(self.batches.pop_front())
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
+        Ok(self.batches.pop_front().map(|batch| batch.into_iter().map(Sourced::Event).collect()))
     }
 
-    async fn commit(&mut self, _watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    async fn commit(&mut self, _checkpoint: Checkpoint) -> Result<(), SourceError> {
         Ok(())
     }
 
@@ -539,7 +570,7 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
     let (requests, inbox) = autorma_classifier::requests(models.clone(), 2);
     let sink = Arc::new(MemSink::default());
     let commits = Arc::new(Mutex::new(Vec::new()));
-    let source = VecSource { events: [event(0, "red")].into(), endless: true, commits: commits.clone() };
+    let source = VecSource::new([event(0, "red")], true, &commits);
     let mut pipeline =
         Pipeline::serving(store_of(["red"], [255, 0, 0]), source, sink.clone(), PipelineModel::Handle(models), config);
     pipeline.requests = Some(inbox);

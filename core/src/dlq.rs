@@ -17,6 +17,11 @@ pub struct DlqRecord {
     pub attempts: u32,
     pub event: ItemEvent,
     pub failed_at: DateTime<Utc>,
+    /// The source position of the event that wrote this object (`topic/partition/offset`),
+    /// when its source publishes records: how a redelivery of that event knows its records
+    /// may not have committed. Absent in embedded mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::outbound::OutboundRecord;
 use crate::position::Position;
 
 /// One canonical event per object; ETag + key identify one photo.
@@ -62,6 +63,33 @@ impl EventOrigin {
     }
 }
 
+/// What a source hands the pipeline: an event to classify, or a position the source handled
+/// itself (a message that is not an ItemEvent, dead-lettered), which the pipeline commits in
+/// its turn with the source's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Moved once per event into a queue: boxing the common variant would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum Sourced {
+    Event(SourcedEvent),
+    Handled { position: Position, lane: Lane, records: Vec<OutboundRecord> },
+}
+
+impl Sourced {
+    pub fn position(&self) -> Position {
+        match self {
+            Sourced::Event(e) => e.position,
+            Sourced::Handled { position, .. } => *position,
+        }
+    }
+
+    pub fn lane(&self) -> Lane {
+        match self {
+            Sourced::Event(e) => e.lane,
+            Sourced::Handled { lane, .. } => *lane,
+        }
+    }
+}
+
 /// An event together with where it sits in its source, so its completion can be committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcedEvent {
@@ -71,12 +99,23 @@ pub struct SourcedEvent {
     /// The span that produced the event (its record's `traceparent`), when it was traced: the
     /// photo's spans in the worker continue that trace (see [`crate::trace`]).
     pub trace: Option<opentelemetry::trace::SpanContext>,
+    /// Where the event was read, stable across restarts and rebalances (Kafka:
+    /// `topic/partition/offset`); `None` for sources that publish no records. The streaming
+    /// sink writes it into the outcome, so a redelivery of this very event (whose records
+    /// may not have committed) is told from another event of the same photo (whose records
+    /// did, or will).
+    pub read_at: Option<String>,
+    /// Whether the event may have been handled before (a redelivery after a crash or a
+    /// rebalance, a reconciliation, a replay): only then is the sink asked for a prior
+    /// outcome. A new photo costs no lookup; the sink's conditional write still catches the
+    /// rare duplicate.
+    pub maybe_done: bool,
 }
 
 impl SourcedEvent {
-    /// An untraced event of the live lane.
+    /// An untraced event of the live lane, looked up before it is classified.
     pub fn live(position: Position, event: ItemEvent) -> Self {
-        Self { position, event, lane: Lane::Live, trace: None }
+        Self { position, event, lane: Lane::Live, trace: None, read_at: None, maybe_done: true }
     }
 }
 

@@ -8,7 +8,9 @@
 //!
 //! Delivery guarantee: this crate holds no state. The contract it states is at-least-once
 //! delivery from sources plus idempotent results keyed by object key (a replay overwrites
-//! `results/<key>.json`, never adds a second one), which together classify each photo once.
+//! `results/<key>.json`, never adds a second one), which together classify each photo once;
+//! the records a sink returns ([`OutboundRecord`]) are published by the source with the
+//! [`Checkpoint`] that passes their photo, so on Kafka each is committed once.
 //!
 //! Each trait has an embedded implementation for `autorma run` on one machine (a local folder
 //! as the store here in [`store::local`], a folder scan in `autorma-ingest`, local files in
@@ -25,6 +27,7 @@ pub mod fsutil;
 pub mod kafka;
 pub mod layout;
 pub mod metrics;
+pub mod outbound;
 pub mod position;
 pub mod result;
 pub mod retry;
@@ -33,16 +36,18 @@ pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+pub mod topics;
 pub mod trace;
 
 pub use correction::CorrectionRecord;
 pub use dlq::{DlqReason, DlqRecord};
-pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, SourcedEvent};
+pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, Sourced, SourcedEvent};
+pub use outbound::OutboundRecord;
 pub use position::{PartitionId, Position};
 pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use retry::RetryConfig;
-pub use sink::{PriorOutcome, ResultSink, SinkError};
-pub use source::{EventSource, SourceError};
+pub use sink::{Prior, PriorOutcome, ResultSink, SinkError};
+pub use source::{Checkpoint, EventSource, SourceError};
 pub use store::{LocalStore, MemoryStore, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition};
 #[cfg(feature = "s3")]
 pub use store::{S3Config, S3Store};

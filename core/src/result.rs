@@ -22,6 +22,11 @@ pub struct ResultRecord {
     pub execution_provider: String,
     pub timings_ms: StageTimings,
     pub processed_at: DateTime<Utc>,
+    /// The source position of the event that wrote this object (`topic/partition/offset`),
+    /// when its source publishes records: how a redelivery of that event knows its records
+    /// may not have committed. Absent in embedded mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
 }
 
 /// Identifies the photo: ETag + key are its identity.

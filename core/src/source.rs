@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use crate::event::SourcedEvent;
+use crate::event::Sourced;
+use crate::outbound::OutboundRecord;
 use crate::position::PartitionId;
 
 /// Yields events in batches and later hears which positions are safe to commit.
@@ -17,11 +18,20 @@ pub trait EventSource: Send + 'static {
     ///
     /// Must be cancel-safe: the pipeline polls it inside `select!`, and a future dropped before
     /// it completes must not lose events (they come with a later call).
-    fn next_batch(&mut self) -> impl Future<Output = Result<Option<Vec<SourcedEvent>>, SourceError>> + Send;
+    fn next_batch(&mut self) -> impl Future<Output = Result<Option<Vec<Sourced>>, SourceError>> + Send;
 
-    /// Records that, in each listed partition, every offset below `next_offset` is done
-    /// (Kafka's convention: the committed offset is the next one to read).
-    fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// Records that, in each listed partition, every offset below the watermark is done, and
+    /// publishes the records of those offsets with it: both or neither. `Ok` may also mean
+    /// "kept for the next commit" (a broker away): a source that cannot publish now holds the
+    /// checkpoint and offers it again, as the records of a partition it still owns must not
+    /// be lost.
+    fn commit(&mut self, checkpoint: Checkpoint) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Called once after the last commit: finish what commits are still under way. Sources
+    /// that commit synchronously keep the default.
+    fn close(&mut self) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Partitions taken away from this source since the last call (a consumer-group
     /// rebalance). The pipeline forgets them: their queued events are dropped and late
@@ -35,6 +45,21 @@ pub trait EventSource: Send + 'static {
     /// [`Lane::Bulk`](crate::Lane) lane, while live events keep coming: the pipeline holds
     /// enough bulk work already. Sources without a bulk lane keep the default.
     fn hold_bulk(&mut self, _hold: bool) {}
+}
+
+/// What the pipeline hands the source to commit: the watermarks that moved, as `(partition,
+/// next offset)` (Kafka's convention: the committed offset is the next one to read), and the
+/// records of the photos they passed, in offset order within a partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub watermarks: Vec<(PartitionId, u64)>,
+    pub records: Vec<(PartitionId, OutboundRecord)>,
+}
+
+impl Checkpoint {
+    pub fn is_empty(&self) -> bool {
+        self.watermarks.is_empty() && self.records.is_empty()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

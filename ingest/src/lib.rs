@@ -24,7 +24,7 @@ pub mod local;
 pub mod notify;
 pub mod replay;
 
-use autorma_core::{EventSource, PartitionId, SourceError, SourcedEvent};
+use autorma_core::{Checkpoint, EventSource, PartitionId, SourceError, Sourced};
 
 pub use kafka::{KafkaConsumerConfig, KafkaSource};
 pub use local::{LocalFolderSource, LocalFolderSourceConfig};
@@ -39,7 +39,7 @@ pub enum Source {
 }
 
 impl EventSource for Source {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         match self {
             Source::Local(source) => source.next_batch().await,
             Source::Kafka(source) => source.next_batch().await,
@@ -47,11 +47,19 @@ impl EventSource for Source {
         }
     }
 
-    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
+    async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
         match self {
-            Source::Local(source) => source.commit(watermarks).await,
-            Source::Kafka(source) => source.commit(watermarks).await,
-            Source::List(source) => source.commit(watermarks).await,
+            Source::Local(source) => source.commit(checkpoint).await,
+            Source::Kafka(source) => source.commit(checkpoint).await,
+            Source::List(source) => source.commit(checkpoint).await,
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), SourceError> {
+        match self {
+            Source::Local(source) => source.close().await,
+            Source::Kafka(source) => source.close().await,
+            Source::List(source) => source.close().await,
         }
     }
 

@@ -8,19 +8,22 @@
 //! Delivery guarantee: writes are idempotent by key (a replay replaces `results/<key>.json`,
 //! never adds a second one), so the at-least-once delivery of the sources becomes exactly one
 //! result per photo. `lookup` tells the pipeline what is already there, so a redelivered photo
-//! is not classified twice.
+//! is not classified twice. The streaming sink's topic records are returned, not sent: the
+//! Kafka source publishes them in the transaction that commits their offsets (`s3`'s doc).
 //!
 //! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder) and
-//! [`s3::StreamingSink`] (streaming: the bucket + the `rma.results`, `rma.review` and
-//! `rma.dlq` topics); [`Sink`] is the enum the binary holds. [`index`] is the results index
+//! [`s3::StreamingSink`] (streaming: the bucket, and the records for `rma.results`,
+//! `rma.review` and `rma.dlq`); [`Sink`] is the enum the binary holds. [`index`] is the results index
 //! `autorma serve` queries, derived from what the sinks wrote.
 
 pub mod index;
 pub mod local;
 pub mod results_csv;
 pub mod s3;
+#[cfg(test)]
+mod test_records;
 
-use autorma_core::{DlqRecord, ItemEvent, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError};
+use autorma_core::{DlqRecord, ModelRef, OutboundRecord, Prior, ResultRecord, ResultSink, SinkError, SourcedEvent};
 
 pub use local::LocalSink;
 pub use s3::StreamingSink;
@@ -32,21 +35,21 @@ pub enum Sink {
 }
 
 impl ResultSink for Sink {
-    async fn lookup(&self, event: &ItemEvent, model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
+    async fn lookup(&self, sourced: &SourcedEvent, model: &ModelRef) -> Result<Option<Prior>, SinkError> {
         match self {
-            Sink::Local(sink) => sink.lookup(event, model).await,
-            Sink::Streaming(sink) => sink.lookup(event, model).await,
+            Sink::Local(sink) => sink.lookup(sourced, model).await,
+            Sink::Streaming(sink) => sink.lookup(sourced, model).await,
         }
     }
 
-    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+    async fn write_result(&self, record: &ResultRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         match self {
             Sink::Local(sink) => sink.write_result(record).await,
             Sink::Streaming(sink) => sink.write_result(record).await,
         }
     }
 
-    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         match self {
             Sink::Local(sink) => sink.write_dlq(record).await,
             Sink::Streaming(sink) => sink.write_dlq(record).await,

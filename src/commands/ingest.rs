@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use autorma_core::kafka::topics;
+use autorma_core::topics;
 use autorma_ingest::notify::{IngestConfig, NotificationFilter, ReconcileConfig, run_ingest};
 use autorma_ingest::replay::{ReplayFilter, ReplayJob, ReplaySchedule, run_replay_schedule};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use autorma_classifier::Pipeline;
-use autorma_core::kafka::topics;
+use autorma_core::topics;
 use autorma_core::{EventOrigin, ItemEvent, LocalStore, ModelRef, ReplayRequest, Store};
 use autorma_ingest::replay::{ReplayFilter, ReplayJob};
 use autorma_ingest::{ListSource, Source};

@@ -1,6 +1,7 @@
 //! `autorma worker`: the pipeline core on the streaming backends (Kafka source on the live and
-//! replay topics, S3 store, S3 + Kafka sink), one member of the workers' consumer group,
-//! serving the model version a registry alias names.
+//! replay topics, S3 store, S3 sink whose topic records the source publishes in its
+//! transactions), one member of the workers' consumer group, serving the model version a
+//! registry alias names.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use autorma_classifier::{Pipeline, PipelineModel, RetryConfig};
 use autorma_core::Store;
-use autorma_core::kafka::topics;
+use autorma_core::topics;
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
 use autorma_sink::{Sink, StreamingSink};
 
@@ -49,8 +50,9 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
             .await?;
     let model_cache = args.model_cache.clone();
     let models = follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package).await?;
-    let sink = StreamingSink::new(store.clone(), &streaming.kafka).context("cannot create the Kafka producer")?;
-    let source = KafkaSource::subscribe(&KafkaConsumerConfig {
+    let store = Store::S3(store);
+    let sink = StreamingSink::new(store.clone());
+    let consumer = KafkaConsumerConfig {
         kafka: streaming.kafka.clone(),
         group_id,
         topics: vec![topics::ITEMS.to_string(), topics::ITEMS_REPLAY.to_string()],
@@ -58,12 +60,15 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
         // Small polls: the consumer is polled (and hears of rebalances) only once the last
         // poll's events are queued, so a big batch delays rebalances behind a slow model.
         max_batch: 64,
-    })
-    .context("cannot join the workers' consumer group")?;
+    };
+    let source = tokio::task::spawn_blocking(move || KafkaSource::subscribe(&consumer))
+        .await
+        .expect("subscribing panicked")
+        .context("cannot join the workers' consumer group")?;
     let (handle, follower) = models;
     let following = tokio::spawn(follower.run(handle.clone(), std::future::pending()));
     let pipeline = Pipeline::serving(
-        Store::S3(store),
+        store,
         Source::Kafka(source),
         Arc::new(Sink::Streaming(sink)),
         PipelineModel::Handle(handle),

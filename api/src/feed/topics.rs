@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_core::kafka::{KafkaConfig, topics};
+use autorma_core::kafka::KafkaConfig;
+use autorma_core::topics;
 use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexBatch, ResultIndex};
 use chrono::{DateTime, Utc};

@@ -86,20 +86,23 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
             None => self.models.current(),
         };
         // A prior result from another model (or version) is not a skip: that is a replay.
+        // A new photo is not looked up at all (see `SourcedEvent::maybe_done`).
         let lookup = async {
-            if sourced.event.replay.as_ref().is_some_and(|r| r.force) {
+            if !sourced.maybe_done || sourced.event.replay.as_ref().is_some_and(|r| r.force) {
                 return Ok(None);
             }
-            self.sink.lookup(&sourced.event, &model.model).await
+            self.sink.lookup(&sourced, &model.model).await
         };
         match lookup.await {
             Ok(Some(prior)) => {
-                tracing::debug!(?prior, "already done by an earlier run");
+                tracing::debug!(outcome = ?prior.outcome, republished = prior.records.len(), "already done by an earlier run");
                 trace::finish_without_write(&photo, "already_done");
-                let _ = self
-                    .ack_tx
-                    .send(Completion { position: sourced.position, outcome: Outcome::AlreadyDone(prior) })
-                    .await;
+                let completion = Completion {
+                    position: sourced.position,
+                    outcome: Outcome::AlreadyDone(prior.outcome),
+                    records: prior.records,
+                };
+                let _ = self.ack_tx.send(completion).await;
                 return;
             }
             Ok(None) => {}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use autorma_core::{Decision, DlqReason, Position, PriorOutcome, SourcedEvent};
+use autorma_core::{Decision, DlqReason, OutboundRecord, Position, PriorOutcome, SourcedEvent};
 use opentelemetry::Context;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -84,11 +84,13 @@ pub struct Failed {
     pub trace: Context,
 }
 
-/// sink (or fetch, for skips) -> source stage: this position's outcome is durable.
-#[derive(Debug, Clone, Copy)]
+/// sink (or fetch, for skips) -> source stage: this position's outcome is durable; its
+/// records go out with the commit that passes it.
+#[derive(Debug, Clone)]
 pub struct Completion {
     pub position: Position,
     pub outcome: Outcome,
+    pub records: Vec<OutboundRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autorma_core::metrics::metrics;
-use autorma_core::{DlqRecord, ItemRef, ResultRecord, ResultSink, RetryConfig, SinkError, StageTimings};
+use autorma_core::{
+    DlqRecord, ItemRef, OutboundRecord, ResultRecord, ResultSink, RetryConfig, SinkError, StageTimings,
+};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -96,6 +98,7 @@ impl<K: ResultSink> SinkStage<K> {
                 sink: ms(item.infer_done_at.elapsed()),
             },
             processed_at: chrono::Utc::now(),
+            read_at: item.sourced.read_at.clone(),
         };
         let span = trace::start_child(&item.trace, "sink", None);
         let written = self.with_retry(&event.key, || self.sink.write_result(&record)).await;
@@ -103,13 +106,13 @@ impl<K: ResultSink> SinkStage<K> {
         if written.is_err() {
             trace::end(&item.trace, &written);
         }
-        written?;
+        let records = written?;
         trace::finish_classified(&item.trace, &record);
         let since_upload = (chrono::Utc::now() - event.event_time).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         metrics().record_result(&record.label, record.decision, record.confidence, &record.timings_ms, since_upload);
         tracing::debug!(key = %event.key, label = %record.label, confidence = record.confidence,
             decision = record.decision.as_str(), "result written");
-        Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(p.decision) })
+        Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(p.decision), records })
     }
 
     async fn write_dlq(&self, failed: Failed) -> Result<Completion, PipelineError> {
@@ -119,6 +122,7 @@ impl<K: ResultSink> SinkStage<K> {
             attempts: failed.attempts,
             event: failed.sourced.event,
             failed_at: chrono::Utc::now(),
+            read_at: failed.sourced.read_at,
         };
         let span = trace::start_child(&failed.trace, "dead_letter", None);
         let written = self.with_retry(&record.event.key, || self.sink.write_dlq(&record)).await;
@@ -126,19 +130,19 @@ impl<K: ResultSink> SinkStage<K> {
         if written.is_err() {
             trace::end(&failed.trace, &written);
         }
-        written?;
+        let records = written?;
         trace::finish_dead_lettered(&failed.trace, record.reason, &record.detail);
         metrics().record_dead_letter(record.reason);
         tracing::info!(key = %record.event.key, reason = %record.reason, "dead-lettered");
-        Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason) })
+        Ok(Completion { position: failed.sourced.position, outcome: Outcome::DeadLettered(record.reason), records })
     }
 
-    async fn with_retry<F, Fut>(&self, key: &str, write: F) -> Result<(), PipelineError>
+    async fn with_retry<F, Fut>(&self, key: &str, write: F) -> Result<Vec<OutboundRecord>, PipelineError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), SinkError>>,
+        Fut: Future<Output = Result<Vec<OutboundRecord>, SinkError>>,
     {
         let written = self.retry.run(&format!("sink write of `{key}`"), write, SinkError::is_retryable).await;
-        written.map(|_| ()).map_err(|(source, _)| PipelineError::Sink { key: key.to_string(), source })
+        written.map(|(records, _)| records).map_err(|(source, _)| PipelineError::Sink { key: key.to_string(), source })
     }
 }

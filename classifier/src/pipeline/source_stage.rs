@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use autorma_core::{EventSource, Lane, PartitionId, Position, SourceError, SourcedEvent};
+use autorma_core::{Checkpoint, EventSource, Lane, PartitionId, Position, SourceError, Sourced, SourcedEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -47,8 +47,8 @@ pub(crate) struct SourceStage<E> {
 /// Events read from the source and not yet handed to the pipeline, by lane.
 #[derive(Default)]
 struct Pending {
-    live: VecDeque<SourcedEvent>,
-    bulk: VecDeque<SourcedEvent>,
+    live: VecDeque<Sourced>,
+    bulk: VecDeque<Sourced>,
     /// Positions of bulk photos in the pipeline.
     bulk_inflight: HashSet<Position>,
     /// Whether the source was asked to hold its bulk lane.
@@ -67,21 +67,23 @@ impl Pending {
         }
     }
 
-    fn pop(&mut self, lane: Lane) -> SourcedEvent {
+    fn pop(&mut self, lane: Lane) -> Sourced {
         let sourced = match lane {
             Lane::Live => self.live.pop_front(),
             Lane::Bulk => self.bulk.pop_front(),
         }
         .expect("next_lane saw an event");
-        if lane == Lane::Bulk {
-            self.bulk_inflight.insert(sourced.position);
+        if let Sourced::Event(event) = &sourced
+            && lane == Lane::Bulk
+        {
+            self.bulk_inflight.insert(event.position);
         }
         sourced
     }
 
-    fn extend(&mut self, batch: Vec<SourcedEvent>) {
+    fn extend(&mut self, batch: Vec<Sourced>) {
         for sourced in batch {
-            match sourced.lane {
+            match sourced.lane() {
                 Lane::Live => self.live.push_back(sourced),
                 Lane::Bulk => self.bulk.push_back(sourced),
             }
@@ -100,8 +102,8 @@ impl Pending {
     /// Drops a revoked partition's waiting events; its photos in the pipeline get no
     /// completion (the fetch stage drops them), so they stop counting too.
     fn forget(&mut self, partition: PartitionId) {
-        self.live.retain(|e| e.position.partition != partition);
-        self.bulk.retain(|e| e.position.partition != partition);
+        self.live.retain(|e| e.position().partition != partition);
+        self.bulk.retain(|e| e.position().partition != partition);
         self.bulk_inflight.retain(|p| p.partition != partition);
     }
 }
@@ -110,7 +112,7 @@ enum Step {
     Completed(Option<Completion>),
     Shutdown,
     Sent,
-    Polled(Result<Option<Vec<SourcedEvent>>, SourceError>),
+    Polled(Result<Option<Vec<Sourced>>, SourceError>),
     CommitDue,
 }
 
@@ -146,8 +148,14 @@ impl<E: EventSource> SourceStage<E> {
                 () = tokio::time::sleep_until(next_commit_at), if tracker.has_advanced() => Step::CommitDue,
                 permit = reserve(&events_tx), if reading && next_lane.is_some() => {
                     let sourced = pending.pop(next_lane.expect("guarded by next_lane.is_some()"));
-                    tracker.track(sourced.position).map_err(PipelineError::Tracker)?;
-                    permit.send(sourced);
+                    tracker.track(sourced.position()).map_err(PipelineError::Tracker)?;
+                    match sourced {
+                        Sourced::Event(event) => permit.send(event),
+                        // Done already: complete it in its turn, so the commit passes it in order.
+                        Sourced::Handled { position, records, .. } => {
+                            tracker.complete(position, records).map_err(PipelineError::Tracker)?;
+                        }
+                    }
                     Step::Sent
                 }
                 // Polled whenever nothing can be handed out: live events must get through
@@ -160,7 +168,7 @@ impl<E: EventSource> SourceStage<E> {
             match step {
                 Step::Completed(Some(completion)) => {
                     pending.bulk_inflight.remove(&completion.position);
-                    tracker.complete(completion.position).map_err(PipelineError::Tracker)?;
+                    tracker.complete(completion.position, completion.records).map_err(PipelineError::Tracker)?;
                     self.stats.record(completion.outcome);
                 }
                 // Every sender is gone: all stages have drained.
@@ -206,6 +214,7 @@ impl<E: EventSource> SourceStage<E> {
             }
         }
         self.commit(&mut tracker, &mut committed).await?;
+        self.source.close().await.map_err(PipelineError::Commit)?;
         Ok(committed)
     }
 
@@ -247,12 +256,13 @@ impl<E: EventSource> SourceStage<E> {
         tracker: &mut CheckpointTracker,
         committed: &mut Vec<(PartitionId, u64)>,
     ) -> Result<(), PipelineError> {
-        let advanced = tracker.take_advanced();
-        if advanced.is_empty() {
+        let checkpoint: Checkpoint = tracker.take_advanced();
+        if checkpoint.is_empty() {
             return Ok(());
         }
-        self.source.commit(&advanced).await.map_err(PipelineError::Commit)?;
-        tracing::debug!(?advanced, "committed");
+        let advanced = checkpoint.watermarks.clone();
+        tracing::debug!(?advanced, records = checkpoint.records.len(), "committing");
+        self.source.commit(checkpoint).await.map_err(PipelineError::Commit)?;
         for (partition, offset) in advanced {
             match committed.iter_mut().find(|(p, _)| *p == partition) {
                 Some(entry) => entry.1 = offset,
@@ -264,10 +274,7 @@ impl<E: EventSource> SourceStage<E> {
 }
 
 /// The source's next batch, not asked for before `at`. Cancel-safe, as `next_batch` is.
-async fn poll_after<E: EventSource>(
-    source: &mut E,
-    at: Option<Instant>,
-) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+async fn poll_after<E: EventSource>(source: &mut E, at: Option<Instant>) -> Result<Option<Vec<Sourced>>, SourceError> {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
     }

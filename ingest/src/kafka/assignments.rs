@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use autorma_core::PartitionId;
 use autorma_core::metrics::metrics;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 /// A Kafka partition: topic and partition number.
@@ -21,18 +20,19 @@ pub struct Assignments {
     next_id: PartitionId,
     current: HashMap<TopicPartition, PartitionId>,
     by_id: HashMap<PartitionId, TopicPartition>,
-    /// Per held id: the latest done watermark the pipeline reported, and the last one the
-    /// broker accepted.
-    done: HashMap<PartitionId, u64>,
-    committed: HashMap<PartitionId, u64>,
+    /// Per held id: the partition's end offset when it was assigned. Below it, a message may
+    /// have been handled by an earlier owner (or this process before a restart); from it on,
+    /// nobody else can have read it.
+    handoff: HashMap<PartitionId, u64>,
     /// Ids revoked since the pipeline last asked.
     revoked: Vec<PartitionId>,
 }
 
 impl Assignments {
-    /// Gives each newly assigned topic-partition a fresh id (one already held keeps its own).
-    pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
-        for tp in partitions {
+    /// Gives each newly assigned topic-partition a fresh id (one already held keeps its own),
+    /// with the end offset it had then (`None`: unknown, every message may have been handled).
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = (TopicPartition, Option<u64>)>) {
+        for (tp, end) in partitions {
             if self.current.contains_key(&tp) {
                 continue;
             }
@@ -40,53 +40,33 @@ impl Assignments {
             self.next_id += 1;
             self.by_id.insert(id, tp.clone());
             self.current.insert(tp, id);
+            self.handoff.insert(id, end.unwrap_or(u64::MAX));
         }
     }
 
-    /// Lets partitions go; returns the done watermarks not yet committed, to commit before
-    /// the partitions change hands.
-    pub fn revoke(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) -> Vec<(TopicPartition, u64)> {
-        let mut to_commit = Vec::new();
+    /// Lets partitions go: nothing of theirs is committed any more (the new owner starts from
+    /// the last committed transaction).
+    pub fn revoke(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
         for tp in partitions {
             let Some(id) = self.current.remove(&tp) else { continue };
             self.by_id.remove(&id);
-            let committed = self.committed.remove(&id);
-            if let Some(done) = self.done.remove(&id)
-                && committed != Some(done)
-            {
-                to_commit.push((tp, done));
-            }
+            self.handoff.remove(&id);
             self.revoked.push(id);
         }
-        to_commit
     }
 
     pub fn id_of(&self, topic: &str, partition: i32) -> Option<PartitionId> {
         self.current.get(&(topic.to_string(), partition)).copied()
     }
 
-    /// Records the pipeline's done watermarks; returns those of held partitions that the
-    /// broker has not accepted yet (a failed commit is offered again with the next one).
-    pub fn record_done(&mut self, watermarks: &[(PartitionId, u64)]) -> Vec<(TopicPartition, u64)> {
-        for &(id, offset) in watermarks {
-            if self.by_id.contains_key(&id) {
-                self.done.insert(id, offset);
-            }
-        }
-        self.done
-            .iter()
-            .filter(|(id, offset)| self.committed.get(id) != Some(offset))
-            .map(|(id, offset)| (self.by_id[id].clone(), *offset))
-            .collect()
+    /// The topic-partition of a held id; `None` once revoked.
+    pub fn partition_of(&self, id: PartitionId) -> Option<&TopicPartition> {
+        self.by_id.get(&id)
     }
 
-    /// The broker accepted these offsets (partitions no longer held are ignored).
-    pub fn mark_committed(&mut self, commits: impl IntoIterator<Item = (TopicPartition, u64)>) {
-        for (tp, offset) in commits {
-            if let Some(id) = self.current.get(&tp) {
-                self.committed.insert(*id, offset);
-            }
-        }
+    /// Whether a message at `offset` of held id `id` may have been handled before.
+    pub fn maybe_done(&self, id: PartitionId, offset: u64) -> bool {
+        self.handoff.get(&id).is_none_or(|end| offset < *end)
     }
 
     pub fn take_revoked(&mut self) -> Vec<PartitionId> {
@@ -143,54 +123,44 @@ impl ClientContext for AssignmentContext {
 }
 
 impl ConsumerContext for AssignmentContext {
-    /// Before partitions change hands: commit what is done in them while this member still
-    /// owns them (queued before the unassign, so it goes out under this generation; async, so
-    /// a broker that does not answer cannot stall the consumer). Photos still in flight for
-    /// them are redelivered to the new owner. Nothing is committed for partitions already
-    /// lost (the session expired): another member may own them by now.
+    /// Before partitions change hands. Nothing is committed here: offsets commit only in the
+    /// transactions that publish their records, and a transaction under way when the group
+    /// moves on is fenced (KIP-447), so the new owner starts from the last committed one.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else { return };
-        let to_commit = self.state().revoke(topic_partitions(list));
-        let lost = consumer.assignment_lost();
-        tracing::info!(revoked = ?topic_partitions(list), lost, "partitions revoked");
-        if to_commit.is_empty() || lost {
-            return;
-        }
-        let offsets = offsets_list(to_commit.iter().map(|(tp, o)| (tp, *o)));
-        match consumer.commit(&offsets, CommitMode::Async) {
-            Ok(()) => tracing::info!(committing = ?to_commit, "committing the revoked partitions' progress"),
-            // Not fatal: the new owner starts from the last commit and skips what has a result.
-            Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the new owner will redeliver"),
-        }
+        self.state().revoke(topic_partitions(list));
+        tracing::info!(revoked = ?topic_partitions(list), lost = consumer.assignment_lost(), "partitions revoked");
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// New partitions: their end offsets mark which messages may have been handled before.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                let assigned: Vec<(TopicPartition, Option<u64>)> = topic_partitions(list)
+                    .into_iter()
+                    .map(|(topic, partition)| {
+                        let end = match consumer.fetch_watermarks(&topic, partition, END_OFFSET_TIMEOUT) {
+                            Ok((_, high)) => Some(high.max(0) as u64),
+                            Err(e) => {
+                                tracing::warn!(%topic, partition, error = %e, "cannot read the end offset; every message of the partition will be looked up");
+                                None
+                            }
+                        };
+                        ((topic, partition), end)
+                    })
+                    .collect();
                 let mut state = self.state();
-                state.assign(topic_partitions(list));
-                tracing::info!(assigned = ?topic_partitions(list), held = state.num_held(), "partitions assigned");
+                state.assign(assigned.iter().cloned());
+                tracing::info!(assigned = ?assigned, held = state.num_held(), "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
             Rebalance::Revoke(_) => {}
         }
     }
-
-    /// Commits are asynchronous; their outcome arrives here (during a poll).
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => {
-                let accepted = offsets.elements().into_iter().filter_map(|e| match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(((e.topic().to_string(), e.partition()), o as u64)),
-                    _ => None,
-                });
-                self.state().mark_committed(accepted.collect::<Vec<_>>());
-            }
-            // Offered again with the next commit; at worst, redelivery.
-            Err(e) => tracing::warn!(error = %e, offsets = ?topic_partitions(offsets), "offset commit failed"),
-        }
-    }
 }
+
+/// Longest a rebalance waits for a new partition's end offset.
+const END_OFFSET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn topic_partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
     list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
@@ -207,40 +177,26 @@ mod tests {
     #[test]
     fn a_partition_assigned_again_gets_a_new_id() {
         let mut a = Assignments::default();
-        a.assign([tp(0), tp(1)]);
+        a.assign([(tp(0), Some(0)), (tp(1), Some(0))]);
         let first = a.id_of("rma.items", 0).unwrap();
         a.revoke([tp(0)]);
         assert_eq!(a.id_of("rma.items", 0), None);
+        assert_eq!(a.partition_of(first), None, "a revoked id commits nothing more");
         assert_eq!(a.take_revoked(), vec![first]);
-        a.assign([tp(0)]);
+        a.assign([(tp(0), Some(0))]);
         let second = a.id_of("rma.items", 0).unwrap();
         assert_ne!(first, second, "work of the old assignment must not complete the new one");
+        assert_eq!(a.partition_of(second), Some(&tp(0)));
         assert!(a.take_revoked().is_empty());
     }
 
     #[test]
-    fn revoke_hands_back_what_is_done_but_not_committed() {
+    fn only_messages_below_the_end_offset_at_assignment_may_have_been_handled() {
         let mut a = Assignments::default();
-        a.assign([tp(0), tp(1), tp(2)]);
+        a.assign([(tp(0), Some(100)), (tp(1), None)]);
         let (p0, p1) = (a.id_of("rma.items", 0).unwrap(), a.id_of("rma.items", 1).unwrap());
-        assert_ne!(p0, p1);
-        let pending = a.record_done(&[(p0, 10), (p1, 7)]);
-        assert_eq!(pending.len(), 2);
-        // p1's commit went through; p0's did not.
-        a.mark_committed(pending.into_iter().filter(|(tp, _)| tp.1 == 1));
-        let to_commit = a.revoke([tp(0), tp(1), tp(2)]);
-        assert_eq!(to_commit, vec![(tp(0), 10)]);
-    }
-
-    #[test]
-    fn a_failed_commit_is_offered_again_and_revoked_ids_are_ignored() {
-        let mut a = Assignments::default();
-        a.assign([tp(0)]);
-        let p0 = a.id_of("rma.items", 0).unwrap();
-        assert_eq!(a.record_done(&[(p0, 3)]).len(), 1);
-        // Not marked committed: offered again with the next report.
-        assert_eq!(a.record_done(&[]), vec![(tp(0), 3)]);
-        a.revoke([tp(0)]);
-        assert!(a.record_done(&[(p0, 5)]).is_empty(), "a revoked id is no longer ours to commit");
+        assert!(a.maybe_done(p0, 99));
+        assert!(!a.maybe_done(p0, 100), "written after the handoff: nobody else read it");
+        assert!(a.maybe_done(p1, 1_000_000), "end offset unknown: look everything up");
     }
 }

@@ -1,17 +1,20 @@
 //! A Kafka consumer in a consumer group that hands out messages with their pipeline
-//! positions and commits only the watermarks it is given (never on its own).
+//! positions and commits only the checkpoints it is given (never on its own), each in the
+//! transaction that publishes its records (`transaction.rs`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use autorma_core::kafka::KafkaConfig;
-use autorma_core::{PartitionId, Position, SourceError, trace};
+use autorma_core::{Checkpoint, PartitionId, Position, SourceError, trace};
 use futures::FutureExt;
 use opentelemetry::trace::SpanContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, TopicPartitionList};
 
-use std::collections::HashSet;
-
-use super::assignments::{AssignmentContext, TopicPartition, offsets_list};
+use super::assignments::{AssignmentContext, TopicPartition};
+use super::transaction::Transactions;
 
 #[derive(Debug, Clone)]
 pub struct KafkaConsumerConfig {
@@ -36,11 +39,17 @@ pub struct RawMessage {
     pub payload: Vec<u8>,
     /// The producer's span, from the record's `traceparent` header.
     pub trace: Option<SpanContext>,
+    /// `topic/partition/offset`: where it was read, the same in every process.
+    pub read_at: String,
+    /// Whether an earlier owner of the partition (or this process before a restart) may have
+    /// handled it: it sits below the partition's end offset at the time it was assigned.
+    pub maybe_done: bool,
 }
 
 pub struct KafkaConsumer {
-    consumer: StreamConsumer<AssignmentContext>,
+    consumer: Arc<StreamConsumer<AssignmentContext>>,
     context: AssignmentContext,
+    transactions: Transactions,
     max_batch: usize,
     bulk_topics: Vec<String>,
     /// Whether the bulk lane is held, and the bulk partitions paused for it so far.
@@ -49,6 +58,8 @@ pub struct KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    /// Joins the group and readies the transactional producer (blocking: up to half a minute
+    /// while the broker fences this id's earlier transactions).
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
         let context = AssignmentContext::new(&config.group_id);
         let consumer: StreamConsumer<AssignmentContext> = config
@@ -59,6 +70,9 @@ impl KafkaConsumer {
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "earliest"),
+                // Records of aborted transactions are never seen, and an assignment waits for
+                // the offsets of a transaction still committing (KIP-447's stable offsets).
+                ("isolation.level", "read_committed"),
                 // Only the partitions that move are revoked; the others keep flowing.
                 ("partition.assignment.strategy", "cooperative-sticky"),
                 // A member killed without leaving is noticed within this time.
@@ -69,12 +83,15 @@ impl KafkaConsumer {
             ])
             .create_with_context(context.clone())
             .map_err(|e| broker_error(&e))?;
+        let consumer = Arc::new(consumer);
+        let transactions = Transactions::new(&config.kafka, &config.group_id, consumer.clone())?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| broker_error(&e))?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
         Ok(Self {
             consumer,
             context,
+            transactions,
             max_batch: config.max_batch.max(1),
             bulk_topics: config.bulk_topics.clone(),
             bulk_held: false,
@@ -158,15 +175,19 @@ impl KafkaConsumer {
 
     fn push_owned(&self, message: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Vec<RawMessage>) {
         // A message of a partition revoked since it was fetched belongs to the next owner.
-        let Some(id) = self.context.state().id_of(message.topic(), message.partition()) else {
+        let state = self.context.state();
+        let Some(id) = state.id_of(message.topic(), message.partition()) else {
             return;
         };
+        let offset = message.offset() as u64;
         batch.push(RawMessage {
-            position: Position::new(id, message.offset() as u64),
+            position: Position::new(id, offset),
             topic: message.topic().to_string(),
             partition: message.partition(),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
             trace: trace::parent_from(message.headers()),
+            read_at: format!("{}/{}/{offset}", message.topic(), message.partition()),
+            maybe_done: state.maybe_done(id, offset),
         });
     }
 
@@ -180,20 +201,17 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Commits the done watermarks of held partitions (and any earlier ones the broker has
-    /// not accepted yet), asynchronously: the outcome comes back through the context's commit
-    /// callback. A failed commit is logged, not fatal: it only means redelivery, which the
-    /// sink's lookup makes harmless, and it is offered again with the next one. Commits still
-    /// in flight at shutdown are flushed when the consumer closes.
-    pub fn commit(&self, watermarks: &[(PartitionId, u64)]) {
-        let pending = self.context.state().record_done(watermarks);
-        if pending.is_empty() {
-            return;
-        }
-        let offsets = offsets_list(pending.iter().map(|(tp, o)| (tp, *o)));
-        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit could not be queued; retried with the next one");
-        }
+    /// Publishes the checkpoint's records and commits its offsets in one transaction, once the
+    /// transaction before it has finished (see `transaction.rs`). A transaction that fails is
+    /// not an error here: its records and offsets go with the next one; only a producer that
+    /// cannot go on is.
+    pub async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        self.transactions.commit(checkpoint).await
+    }
+
+    /// Commits what is still in flight or carried (a few tries), before the consumer closes.
+    pub async fn flush(&mut self) -> Result<(), SourceError> {
+        self.transactions.flush(3).await
     }
 
     pub fn take_revoked(&self) -> Vec<PartitionId> {

@@ -2,9 +2,8 @@
 //! event JSON, an `rma.items` message that is not an ItemEvent). No ItemEvent exists for them,
 //! so the record says where the message was and carries its raw payload.
 
-use autorma_core::kafka::{KafkaError, send, topics};
+use autorma_core::{OutboundRecord, topics};
 use chrono::Utc;
-use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 
 use super::RawMessage;
@@ -22,14 +21,9 @@ struct RawDeadLetter<'a> {
     failed_at: chrono::DateTime<Utc>,
 }
 
-/// Sends the message's dead letter to `rma.dlq` (key `topic/partition/offset`, reason and
-/// attempts in headers and body) and waits for the acknowledgement.
-pub async fn send_raw_dead_letter(
-    producer: &FutureProducer,
-    message: &RawMessage,
-    reason: &str,
-    detail: &str,
-) -> Result<(), KafkaError> {
+/// The message's dead letter for `rma.dlq` (key `topic/partition/offset`, reason and attempts
+/// in headers and body), published with the transaction that commits past the message.
+pub fn raw_dead_letter(message: &RawMessage, reason: &str, detail: &str) -> OutboundRecord {
     let record = RawDeadLetter {
         reason,
         detail,
@@ -40,7 +34,6 @@ pub async fn send_raw_dead_letter(
         payload: String::from_utf8_lossy(&message.payload).into_owned(),
         failed_at: Utc::now(),
     };
-    let key = format!("{}/{}/{}", message.topic, message.partition, message.position.offset);
     let body = serde_json::to_vec(&record).expect("always serialises");
-    send(producer, topics::DLQ, &key, &body, &[("reason", reason), ("attempts", "1")]).await
+    OutboundRecord::new(topics::DLQ, &message.read_at, body, &[("reason", reason), ("attempts", "1")])
 }

@@ -1,15 +1,16 @@
 //! Producing ItemEvents onto the topics [`KafkaSource`](super::KafkaSource) reads
-//! (`rma.items`, `rma.items.replay`): by `autorma ingest` (notifications, reconciliation) and
-//! the bulk replay.
+//! (`rma.items`, `rma.items.replay`): by `autorma ingest` (notifications, in its transactions;
+//! reconciliation) and the bulk replay.
 
 use autorma_core::kafka::{KafkaError, send};
-use autorma_core::{ItemEvent, trace};
+use autorma_core::{ItemEvent, OutboundRecord, trace};
 use opentelemetry::KeyValue;
 use rdkafka::producer::FutureProducer;
 
-/// Produces one ItemEvent to `topic` (key = object key) and waits for the acknowledgement.
-/// Its span begins the photo's trace; the record carries it to the worker.
-pub async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent) -> Result<(), KafkaError> {
+/// The record of one ItemEvent (key = object key). Its span begins the photo's trace; the
+/// record's `traceparent` carries it to the worker. The span ends here: what follows it is
+/// the worker's.
+pub fn item_record(topic: &str, event: &ItemEvent) -> OutboundRecord {
     let body = serde_json::to_vec(event).expect("an ItemEvent always serialises");
     tracing::debug!(topic, key = %event.key, etag = %event.etag, source = ?event.source, "item event");
     let span = trace::start_send(topic, &event.key, || {
@@ -20,8 +21,14 @@ pub async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent
         ]
     });
     let headers = trace::headers(&span);
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let sent = send(producer, topic, &event.key, &body, &headers).await;
-    trace::end(&span, &sent);
-    sent
+    trace::end::<(), String>(&span, &Ok(()));
+    OutboundRecord { topic: topic.to_string(), key: event.key.clone(), payload: body, headers }
+}
+
+/// Produces one ItemEvent outside any transaction (the reconciliation and the replay, which
+/// consume nothing) and waits for the acknowledgement.
+pub async fn send_item(producer: &FutureProducer, topic: &str, event: &ItemEvent) -> Result<(), KafkaError> {
+    let record = item_record(topic, event);
+    let headers: Vec<(&str, &str)> = record.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    send(producer, topic, &record.key, &record.payload, &headers).await
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autorma_core::{EventOrigin, EventSource, PartitionId, SourceError, SourcedEvent};
+use autorma_core::{Checkpoint, EventOrigin, EventSource, PartitionId, SourceError, Sourced, SourcedEvent};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -129,11 +129,11 @@ impl LocalFolderSource {
 }
 
 impl EventSource for LocalFolderSource {
-    async fn next_batch(&mut self) -> Result<Option<Vec<SourcedEvent>>, SourceError> {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Sourced>>, SourceError> {
         loop {
             if !self.pending.is_empty() {
                 let n = self.pending.len().min(self.config.max_batch.max(1));
-                return Ok(Some(self.pending.drain(..n).collect()));
+                return Ok(Some(self.pending.drain(..n).map(Sourced::Event).collect()));
             }
             if let Some(task) = self.scan_task.as_mut() {
                 let result = task.await.expect("folder scan task panicked");
@@ -156,8 +156,16 @@ impl EventSource for LocalFolderSource {
         }
     }
 
-    async fn commit(&mut self, watermarks: &[(PartitionId, u64)]) -> Result<(), SourceError> {
-        for &(partition, offset) in watermarks {
+    /// Embedded mode's sink publishes no records, so a checkpoint carries none.
+    async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        if let Some((partition, record)) = checkpoint.records.first() {
+            return Err(SourceError::Commit {
+                partition: *partition,
+                offset: 0,
+                detail: format!("the folder source cannot publish records (one for `{}`)", record.topic),
+            });
+        }
+        for (partition, offset) in checkpoint.watermarks {
             if partition != PARTITION {
                 return Err(SourceError::Commit {
                     partition,
@@ -189,10 +197,25 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// The folder source hands out only events.
+    fn events(batch: Vec<Sourced>) -> Vec<SourcedEvent> {
+        batch
+            .into_iter()
+            .map(|sourced| match sourced {
+                Sourced::Event(event) => event,
+                other => panic!("the folder source handled {other:?} itself"),
+            })
+            .collect()
+    }
+
+    fn up_to(offset: u64) -> Checkpoint {
+        Checkpoint { watermarks: vec![(PARTITION, offset)], records: Vec::new() }
+    }
+
     async fn drain(source: &mut LocalFolderSource) -> Vec<SourcedEvent> {
         let mut all = Vec::new();
         while let Some(batch) = source.next_batch().await.unwrap() {
-            all.extend(batch);
+            all.extend(events(batch));
         }
         all
     }
@@ -214,7 +237,7 @@ mod tests {
         let keys: Vec<_> = events.iter().map(|e| (e.position.offset, e.event.key.as_str())).collect();
         assert_eq!(keys, vec![(0, "a.png"), (1, "b/1.webp"), (2, "b/2.jpg")]);
         assert!(events.iter().all(|e| e.event.source == EventOrigin::Replay && e.event.bucket == "local"));
-        source.commit(&[(0, 2)]).await.unwrap();
+        source.commit(up_to(2)).await.unwrap();
         drop(source);
 
         // Restart: offset 2 was not committed, so it comes again; nothing else does.
@@ -235,7 +258,7 @@ mod tests {
         let config = LocalFolderSourceConfig::new(&inbox, &state);
         let mut source = LocalFolderSource::open(config.clone()).unwrap();
         let first = drain(&mut source).await;
-        source.commit(&[(0, 1)]).await.unwrap();
+        source.commit(up_to(1)).await.unwrap();
         drop(source);
         write(&inbox.join("a.jpg"), b"three");
         let mut source = LocalFolderSource::open(config).unwrap();
@@ -262,6 +285,7 @@ mod tests {
         }
         write(&inbox.join("new.jpg"), b"x");
         let batch = tokio::time::timeout(Duration::from_secs(5), source.next_batch()).await.unwrap().unwrap().unwrap();
+        let batch = events(batch);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].event.key, "new.jpg");
         assert_eq!(batch[0].event.source, EventOrigin::Notification);

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use autorma_core::event::content_type_for_key;
-use autorma_core::kafka::topics;
 use autorma_core::layout::{DLQ_PREFIX, MAX_RECORD_BYTES, RESULTS_PREFIX, dlq_object_key, result_object_key};
+use autorma_core::topics;
 use autorma_core::{DlqRecord, EventOrigin, ItemEvent, ObjectInfo, ObjectStore, ResultRecord, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

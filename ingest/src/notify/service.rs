@@ -1,20 +1,19 @@
-//! The ingest service loop: consume notifications, produce ItemEvents, commit behind the
-//! acknowledgements; the reconciliation runs beside it (`reconcile.rs`).
+//! The ingest service loop: consume notifications, and publish their ItemEvents and commit
+//! their offsets in one transaction per batch; the reconciliation runs beside it (`reconcile.rs`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use autorma_core::kafka::{KafkaConfig, topics};
-use autorma_core::{PartitionId, S3Store};
-use futures::future::try_join_all;
-use rdkafka::producer::FutureProducer;
+use autorma_core::kafka::KafkaConfig;
+use autorma_core::topics;
+use autorma_core::{Checkpoint, PartitionId, S3Store};
 
 use super::error::IngestError;
 use super::parse::{NotificationFilter, Parsed, parse_notification};
 use super::reconcile::{ReconcileConfig, reconcile_loop};
-use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, send_item, send_raw_dead_letter};
+use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, item_record, raw_dead_letter};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -43,34 +42,38 @@ pub async fn run_ingest(
     store: S3Store,
     shutdown: impl Future<Output = ()>,
 ) -> Result<IngestSummary, IngestError> {
-    let mut consumer = KafkaConsumer::subscribe(&KafkaConsumerConfig {
+    let consumer_config = KafkaConsumerConfig {
         kafka: config.kafka.clone(),
         group_id: config.group_id.clone(),
         topics: vec![topics::UPLOADS_RAW.to_string()],
         bulk_topics: Vec::new(),
         max_batch: 256,
-    })?;
+    };
+    let mut consumer = tokio::task::spawn_blocking(move || KafkaConsumer::subscribe(&consumer_config))
+        .await
+        .expect("subscribing panicked")?;
+    // The reconciliation consumes nothing, so it has no offsets to commit with its events: it
+    // sends them on a producer of its own, outside the transactions.
     let producer = config.kafka.producer()?;
     tracing::info!(bucket = %config.reconcile.bucket, inbox = %config.filter.inbox_prefix,
         key_encoding = ?config.filter.key_encoding, reconcile_every = ?config.reconcile.interval,
         grace = ?config.reconcile.grace, "ingest starting");
     let reconciled = Arc::new(AtomicU64::new(0));
-    let reconciliation =
-        tokio::spawn(reconcile_loop(config.reconcile.clone(), store, producer.clone(), reconciled.clone()));
+    let reconciliation = tokio::spawn(reconcile_loop(config.reconcile.clone(), store, producer, reconciled.clone()));
     let mut summary = IngestSummary::default();
     let mut shutdown = std::pin::pin!(shutdown);
     let result = loop {
         tokio::select! {
             biased;
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown => break consumer.flush().await.map_err(IngestError::from),
             messages = consumer.next_messages() => {
-                let forwarded = match messages {
-                    Ok(messages) => forward(&config.filter, &producer, &messages, &mut summary).await.map(|()| messages),
-                    Err(e) => Err(e.into()),
+                let messages = match messages {
+                    Ok(messages) => messages,
+                    Err(e) => break Err(e.into()),
                 };
-                match forwarded {
-                    Ok(messages) => consumer.commit(&watermarks(&messages)),
-                    Err(e) => break Err(e),
+                let checkpoint = forward(&config.filter, &messages, &mut summary);
+                if let Err(e) = consumer.commit(checkpoint).await {
+                    break Err(e.into());
                 }
                 // The ingest's partitions need no tracking beyond the batch: forget revoked ids.
                 consumer.take_revoked();
@@ -84,55 +87,45 @@ pub async fn run_ingest(
     result.map(|()| summary)
 }
 
-/// Produces the ItemEvents (and dead letters) of a batch of notifications and waits for
-/// every acknowledgement.
-async fn forward(
-    filter: &NotificationFilter,
-    producer: &FutureProducer,
-    messages: &[RawMessage],
-    summary: &mut IngestSummary,
-) -> Result<(), IngestError> {
-    let mut items = Vec::new();
-    let mut dead = Vec::new();
+/// The ItemEvents (and dead letters) of a batch of notifications, and the offsets past it:
+/// one transaction publishes the records and commits the offsets.
+fn forward(filter: &NotificationFilter, messages: &[RawMessage], summary: &mut IngestSummary) -> Checkpoint {
+    let mut records = Vec::new();
     for message in messages {
         summary.notifications += 1;
-        let problems: Vec<String> = match parse_notification(&message.payload, filter) {
-            Ok(records) => records
-                .into_iter()
-                .filter_map(|record| match record {
-                    Parsed::Item(event) => {
-                        items.push(event);
-                        None
+        let mut problems = Vec::new();
+        match parse_notification(&message.payload, filter) {
+            Ok(parsed) => {
+                for record in parsed {
+                    match record {
+                        Parsed::Item(event) => {
+                            summary.items += 1;
+                            records.push((message.position.partition, item_record(topics::ITEMS, &event)));
+                        }
+                        Parsed::Skipped { key, why } => {
+                            summary.skipped += 1;
+                            tracing::debug!(%key, why, "notification skipped");
+                        }
+                        Parsed::Invalid(malformed) => problems.push(malformed.0),
                     }
-                    Parsed::Skipped { key, why } => {
-                        summary.skipped += 1;
-                        tracing::debug!(%key, why, "notification skipped");
-                        None
-                    }
-                    Parsed::Invalid(malformed) => Some(malformed.0),
-                })
-                .collect(),
-            Err(malformed) => vec![malformed.0],
-        };
+                }
+            }
+            Err(malformed) => problems.push(malformed.0),
+        }
         if !problems.is_empty() {
             summary.malformed += 1;
             let detail = problems.join("; ");
             tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.position.offset,
                 error = %detail, "malformed notification sent to the DLQ");
-            dead.push((message, detail));
+            let record = raw_dead_letter(message, "malformed_notification", &detail);
+            records.push((message.position.partition, record));
         }
     }
-    summary.items += items.len() as u64;
-    try_join_all(items.iter().map(|event| send_item(producer, topics::ITEMS, event))).await?;
-    try_join_all(
-        dead.iter().map(|(message, detail)| send_raw_dead_letter(producer, message, "malformed_notification", detail)),
-    )
-    .await?;
-    Ok(())
+    Checkpoint { watermarks: watermarks(messages), records }
 }
 
-/// Every message of the batch is done once `forward` returned: commit past the last one of
-/// each partition (Kafka's committed offset is the next one to read).
+/// Every message of the batch is done once its records are in the transaction: commit past
+/// the last one of each partition (Kafka's committed offset is the next one to read).
 fn watermarks(messages: &[RawMessage]) -> Vec<(PartitionId, u64)> {
     let mut next: BTreeMap<PartitionId, u64> = BTreeMap::new();
     for m in messages {
@@ -156,6 +149,8 @@ mod tests {
             partition: partition as i32,
             payload: Vec::new(),
             trace: None,
+            read_at: format!("rma.uploads.raw/{partition}/{offset}"),
+            maybe_done: false,
         };
         assert_eq!(watermarks(&[m(0, 4), m(1, 9), m(0, 5)]), vec![(0, 6), (1, 10)]);
     }

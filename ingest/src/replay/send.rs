@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use autorma_core::ItemEvent;
-use autorma_core::kafka::{KafkaError, topics};
+use autorma_core::kafka::KafkaError;
+use autorma_core::topics;
 use futures::future::try_join_all;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;

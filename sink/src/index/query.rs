@@ -106,22 +106,18 @@ impl ResultIndex {
 mod tests {
     use std::collections::{BTreeMap, HashMap};
 
-    use autorma_core::{CorrectionRecord, ItemRef, ModelRef, StageTimings};
+    use autorma_core::{CorrectionRecord, ItemRef, ModelRef};
 
     use super::*;
     use crate::index::IndexBatch;
+    use crate::test_records::result;
 
     fn record(key: &str, label: &str, decision: Decision, minute: u32) -> ResultRecord {
         ResultRecord {
-            item: ItemRef { bucket: "b".into(), key: key.into(), etag: "e".into() },
             label: label.into(),
-            confidence: 0.9,
             probabilities: BTreeMap::from([(label.to_string(), 0.9)]),
-            decision,
-            model: ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() },
-            execution_provider: "cpu".into(),
-            timings_ms: StageTimings::default(),
             processed_at: format!("2026-11-27T10:{minute:02}:00Z").parse().unwrap(),
+            ..result(key, "e", decision)
         }
     }
 

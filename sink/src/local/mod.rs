@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use autorma_core::store::local::key_to_relative_path;
 use autorma_core::{
-    DlqReason, DlqRecord, ItemEvent, ItemRef, ModelRef, PriorOutcome, ResultRecord, ResultSink, SinkError, fsutil,
+    DlqReason, DlqRecord, ItemRef, ModelRef, OutboundRecord, Prior, PriorOutcome, ResultRecord, ResultSink, SinkError,
+    SourcedEvent, fsutil,
 };
 
 use table::ResultTable;
@@ -153,19 +154,21 @@ fn record_path(out: &Path, sub: &str, key: &str) -> Result<PathBuf, SinkError> {
 }
 
 impl ResultSink for LocalSink {
-    async fn lookup(&self, event: &ItemEvent, model: &ModelRef) -> Result<Option<PriorOutcome>, SinkError> {
+    /// Embedded mode publishes no records: a prior outcome is always settled.
+    async fn lookup(&self, sourced: &SourcedEvent, model: &ModelRef) -> Result<Option<Prior>, SinkError> {
+        let event = &sourced.event;
         let state = self.state();
         if let Some(decision) = state.results.decision_for(&event.key, &event.etag, model) {
-            return Ok(Some(PriorOutcome::Classified(decision)));
+            return Ok(Some(Prior::settled(PriorOutcome::Classified(decision))));
         }
         Ok(state
             .dlq
             .get(&event.key)
             .filter(|(etag, reason)| *etag == event.etag && reason.is_final())
-            .map(|(_, reason)| PriorOutcome::DeadLettered(*reason)))
+            .map(|(_, reason)| Prior::settled(PriorOutcome::DeadLettered(*reason))))
     }
 
-    async fn write_result(&self, record: &ResultRecord) -> Result<(), SinkError> {
+    async fn write_result(&self, record: &ResultRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         let key = record.item.key.clone();
         let path = self.result_path(&key)?;
         let stale_dlq = self.dlq_path(&key)?;
@@ -176,10 +179,10 @@ impl ResultSink for LocalSink {
         state.results.upsert(record);
         state.dlq.remove(&key);
         state.csv_dirty = true;
-        Ok(())
+        Ok(Vec::new())
     }
 
-    async fn write_dlq(&self, record: &DlqRecord) -> Result<(), SinkError> {
+    async fn write_dlq(&self, record: &DlqRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         let key = record.event.key.clone();
         let path = self.dlq_path(&key)?;
         let stale_result = self.result_path(&key)?;
@@ -191,7 +194,7 @@ impl ResultSink for LocalSink {
         if state.results.remove(&key) {
             state.csv_dirty = true;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
@@ -238,53 +241,10 @@ fn walk_files(root: &Path) -> Result<Vec<PathBuf>, SinkError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use autorma_core::{Decision, EventOrigin, ItemRef, ModelRef, StageTimings};
-    use chrono::Utc;
+    use autorma_core::{Decision, Position};
 
     use super::*;
-
-    fn event(key: &str, etag: &str) -> ItemEvent {
-        ItemEvent {
-            bucket: "local".into(),
-            key: key.into(),
-            etag: etag.into(),
-            size: 1,
-            content_type: "image/jpeg".into(),
-            event_time: Utc::now(),
-            source: EventOrigin::Replay,
-            replay: None,
-        }
-    }
-
-    fn model() -> ModelRef {
-        ModelRef { name: "m".into(), version: "1".into(), sha256: "abc".into() }
-    }
-
-    fn result(key: &str, etag: &str, decision: Decision) -> ResultRecord {
-        ResultRecord {
-            item: ItemRef { bucket: "local".into(), key: key.into(), etag: etag.into() },
-            label: "tops".into(),
-            confidence: 0.9,
-            probabilities: BTreeMap::from([("shirts".to_string(), 0.1), ("tops".to_string(), 0.9)]),
-            decision,
-            model: model(),
-            execution_provider: "cpu".into(),
-            timings_ms: StageTimings::default(),
-            processed_at: Utc::now(),
-        }
-    }
-
-    fn dlq(key: &str, etag: &str) -> DlqRecord {
-        DlqRecord {
-            reason: DlqReason::DecodeError,
-            detail: "bad".into(),
-            attempts: 1,
-            event: event(key, etag),
-            failed_at: Utc::now(),
-        }
-    }
+    use crate::test_records::{dlq, event, model, result};
 
     #[tokio::test]
     async fn results_are_idempotent_and_survive_reopen() {
@@ -300,12 +260,21 @@ mod tests {
         assert!(csv.lines().next().unwrap().starts_with("key,etag,label,confidence,decision,p_shirts,p_tops"));
 
         let sink = LocalSink::open(dir.path()).unwrap();
-        let found = sink.lookup(&event("a/x.jpg", "e1"), &model()).await.unwrap();
-        assert_eq!(found, Some(PriorOutcome::Classified(Decision::Auto)));
+        let found =
+            sink.lookup(&SourcedEvent::live(Position::new(0, 0), event("a/x.jpg", "e1")), &model()).await.unwrap();
+        assert_eq!(found, Some(Prior::settled(PriorOutcome::Classified(Decision::Auto))));
         // Another etag (the photo was replaced) or another model: not done.
-        assert_eq!(sink.lookup(&event("a/x.jpg", "e9"), &model()).await.unwrap(), None);
         assert_eq!(
-            sink.lookup(&event("a/x.jpg", "e1"), &ModelRef { version: "2".into(), ..model() }).await.unwrap(),
+            sink.lookup(&SourcedEvent::live(Position::new(0, 0), event("a/x.jpg", "e9")), &model()).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            sink.lookup(
+                &SourcedEvent::live(Position::new(0, 0), event("a/x.jpg", "e1")),
+                &ModelRef { version: "2".into(), ..model() }
+            )
+            .await
+            .unwrap(),
             None
         );
         sink.write_result(&result("c.jpg", "e3", Decision::Auto)).await.unwrap();
@@ -321,8 +290,8 @@ mod tests {
         sink.write_dlq(&dlq("x.jpg", "e1")).await.unwrap();
         assert!(dir.path().join("dlq/x.jpg.json").is_file());
         assert_eq!(
-            sink.lookup(&event("x.jpg", "e1"), &model()).await.unwrap(),
-            Some(PriorOutcome::DeadLettered(DlqReason::DecodeError))
+            sink.lookup(&SourcedEvent::live(Position::new(0, 0), event("x.jpg", "e1")), &model()).await.unwrap(),
+            Some(Prior::settled(PriorOutcome::DeadLettered(DlqReason::DecodeError)))
         );
         // The photo is replaced by one that classifies: the dead letter goes.
         sink.write_result(&result("x.jpg", "e2", Decision::Auto)).await.unwrap();

@@ -127,6 +127,7 @@ pub async fn sink(
             execution_provider: execution_provider.to_string(),
             timings_ms: StageTimings::default(),
             processed_at: chrono::Utc::now(),
+            read_at: None,
         })
         .collect();
     let started = process_cpu();
