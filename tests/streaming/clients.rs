@@ -93,7 +93,8 @@ pub struct Record {
 }
 
 /// Reads every partition of a topic from the beginning on a thread of its own, keeping every
-/// record (redeliveries included). Survives a broker restart (librdkafka reconnects).
+/// record it sees, as a documented consumer does: `read_committed`, so records of aborted
+/// transactions are never seen. Survives a broker restart (librdkafka reconnects).
 pub struct TopicReader {
     records: Arc<Mutex<Vec<Record>>>,
     stop: Arc<AtomicBool>,
@@ -106,6 +107,7 @@ impl TopicReader {
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("test-reader-{topic}"))
             .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
             .create()
             .unwrap();
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
@@ -147,6 +149,17 @@ impl TopicReader {
 
     pub fn records(&self) -> Vec<Record> {
         self.records.lock().unwrap().clone()
+    }
+
+    /// Keys seen more than once, with their counts.
+    pub fn duplicates(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for record in self.records.lock().unwrap().iter() {
+            *counts.entry(record.key.clone()).or_default() += 1;
+        }
+        let mut twice: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n > 1).collect();
+        twice.sort();
+        twice
     }
 
     pub fn num_distinct_keys(&self) -> usize {

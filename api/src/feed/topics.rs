@@ -7,9 +7,15 @@
 //! transaction as the rows ([`IndexBatch`]): a new or deleted index starts from the beginning
 //! of the topics, which rebuilds it. The consumer group (`--group`) gets the same offsets
 //! committed after each index write, so its lag shows how far behind the index is.
+//!
+//! The records come from transactions (the workers publish a batch's records with its input
+//! offsets), read `read_committed`: only committed records are seen, and a transaction's
+//! commit marker takes an offset of its own that no record has. So "caught up" is not "read
+//! the record just below the end offset": it is librdkafka's fetch position (which steps over
+//! markers and aborted records) at the end, with nothing left to hand over.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autorma_core::kafka::KafkaConfig;
@@ -17,9 +23,9 @@ use autorma_core::topics;
 use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexBatch, ResultIndex};
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::broadcast;
 
 use super::error::kafka_step;
@@ -34,12 +40,39 @@ const MAX_BATCH: usize = 500;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// With nothing received for this long, the feed checks whether librdkafka's fetch positions
+/// reached the targets (a partition that ends with a transaction marker is never "reached" by
+/// a record).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// Where each partition's feed stands.
 type Positions = HashMap<(String, i32), i64>;
 
+/// The feed consumer's context: keeps librdkafka's fetch position of each partition, from its
+/// statistics.
+#[derive(Clone, Default)]
+struct FeedContext {
+    fetched: Arc<Mutex<Positions>>,
+}
+
+impl ClientContext for FeedContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut fetched = self.fetched.lock().expect("fetch positions poisoned");
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.next_offset >= 0 {
+                    fetched.insert((topic.clone(), *partition), p.next_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for FeedContext {}
+
 /// The consumer, assigned every partition of [`FEED_TOPICS`] from the index's positions.
 pub struct TopicFeed {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<FeedContext>,
     /// Each partition's end when the feed started: reaching all of them is "caught up".
     targets: Positions,
 }
@@ -133,6 +166,7 @@ impl TopicFeed {
         loop {
             let (batch, announce) = self.next_batch().await;
             if batch.is_empty() {
+                self.check_fetched(&status);
                 continue;
             }
             // The rows and the positions together; kept until the index takes them.
@@ -171,14 +205,34 @@ impl TopicFeed {
         }
     }
 
-    /// Up to [`MAX_BATCH`] records: waits for the first, then [`BATCH_WAIT`] for more.
+    /// Idle: every target partition librdkafka has fetched past (over markers and aborted
+    /// records) with nothing more handed over is reached.
+    fn check_fetched(&mut self, status: &FeedStatus) {
+        if self.targets.is_empty() {
+            return;
+        }
+        let fetched = self.consumer.context().fetched.lock().expect("fetch positions poisoned").clone();
+        self.targets.retain(|key, target| fetched.get(key).is_none_or(|position| position < target));
+        if self.targets.is_empty() {
+            tracing::info!("the results index has caught up with the topics");
+            status.set_caught_up();
+        }
+    }
+
+    /// Up to [`MAX_BATCH`] records: waits for the first (at most [`IDLE_CHECK`] while not
+    /// caught up), then [`BATCH_WAIT`] for more.
     async fn next_batch(&self) -> (IndexBatch, Vec<FeedEvent>) {
         let mut batch = IndexBatch::default();
         let mut announce = Vec::new();
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         for n in 0..MAX_BATCH {
-            let received = if n == 0 {
+            let received = if n == 0 && self.targets.is_empty() {
                 self.consumer.recv().await
+            } else if n == 0 {
+                match tokio::time::timeout(IDLE_CHECK, self.consumer.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => break,
+                }
             } else {
                 match tokio::time::timeout(BATCH_WAIT, self.consumer.recv()).await {
                     Ok(received) => received,
@@ -235,20 +289,23 @@ impl TopicFeed {
     }
 }
 
-fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer, FeedError> {
+fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer<FeedContext>, FeedError> {
     kafka
         .client_config(&[
             ("group.id", group_id),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            // The fetch positions the idle check reads.
+            ("statistics.interval.ms", "500"),
         ])
-        .create()
+        .create_with_context(FeedContext::default())
         .map_err(kafka_step("cannot create the index's Kafka consumer"))
 }
 
 /// Every partition of [`FEED_TOPICS`]: (topic, partition, low and high watermarks).
-fn partitions(consumer: &StreamConsumer) -> Result<Vec<(&'static str, i32, i64, i64)>, FeedError> {
+fn partitions(consumer: &StreamConsumer<FeedContext>) -> Result<Vec<(&'static str, i32, i64, i64)>, FeedError> {
     let mut out = Vec::new();
     for topic in FEED_TOPICS {
         let metadata = consumer

@@ -10,6 +10,10 @@
 //! share is dropped (the new owner redelivers those messages). What a transaction could not
 //! commit for partitions still held (the broker away, an abort) goes with the next one.
 //!
+//! A producer that hits a fatal error (librdkafka has them for a broker that comes back with a
+//! transaction state it did not expect) is replaced by a new one with the same id, whose
+//! initialisation aborts whatever the old one left open; then the carried checkpoint goes out.
+//!
 //! librdkafka's transaction calls block, so each transaction runs on a blocking thread. One is
 //! in flight at a time; the next `commit` waits for it, so a slow broker slows the pipeline
 //! instead of piling up records.
@@ -34,7 +38,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
 
 pub(crate) struct Transactions {
-    producer: FutureProducer,
+    kafka: KafkaConfig,
+    transactional_id: String,
+    /// `None` after a fatal error, until the next transaction makes a new one.
+    producer: Option<FutureProducer>,
     consumer: Arc<StreamConsumer<AssignmentContext>>,
     in_flight: Option<JoinHandle<Attempt>>,
     /// What earlier transactions could not commit, offered again first.
@@ -49,8 +56,8 @@ struct Attempt {
     uncommitted: Checkpoint,
     /// A transaction is still open on the producer.
     open: bool,
-    /// The producer cannot go on (fenced by a newer one with the same id, or broken).
-    fatal: Option<String>,
+    /// The producer, unless it hit a fatal error.
+    producer: Option<FutureProducer>,
 }
 
 impl Transactions {
@@ -62,23 +69,18 @@ impl Transactions {
         consumer: Arc<StreamConsumer<AssignmentContext>>,
     ) -> Result<Self, SourceError> {
         let transactional_id = process_transactional_id(group);
-        let transactional_id = transactional_id.as_str();
-        let producer: FutureProducer = kafka
-            .client_config(&[
-                ("transactional.id", transactional_id),
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                // The records of a transaction go out in few requests.
-                ("linger.ms", "5"),
-                ("transaction.timeout.ms", "120000"),
-            ])
-            .create()
-            .map_err(|e| fatal(format!("cannot create the transactional producer: {e}")))?;
-        producer.init_transactions(Duration::from_secs(30)).map_err(|e| {
-            broker(format!("cannot initialise transactions (transactional.id `{transactional_id}`): {e}"))
-        })?;
-        tracing::info!(transactional_id, "transactional producer ready");
-        Ok(Self { producer, consumer, in_flight: None, carried: Checkpoint::default(), open: false })
+        let producer = transactional_producer(kafka, &transactional_id)
+            .map_err(|e| SourceError::Broker { detail: e, retryable: true })?;
+        tracing::info!(%transactional_id, "transactional producer ready");
+        Ok(Self {
+            kafka: kafka.clone(),
+            transactional_id,
+            producer: Some(producer),
+            consumer,
+            in_flight: None,
+            carried: Checkpoint::default(),
+            open: false,
+        })
     }
 
     /// Waits for the transaction in flight, then starts one for what it left and `checkpoint`.
@@ -89,8 +91,30 @@ impl Transactions {
         if next.is_empty() && !self.open {
             return Ok(());
         }
-        let (producer, consumer, open) = (self.producer.clone(), self.consumer.clone(), self.open);
-        self.in_flight = Some(tokio::task::spawn_blocking(move || transact(&producer, &consumer, next, open)));
+        let producer = match self.producer.take() {
+            Some(producer) => producer,
+            None => {
+                let (kafka, id) = (self.kafka.clone(), self.transactional_id.clone());
+                match tokio::task::spawn_blocking(move || transactional_producer(&kafka, &id))
+                    .await
+                    .expect("producer set-up panicked")
+                {
+                    Ok(producer) => {
+                        tracing::info!(transactional_id = %self.transactional_id, "transactional producer made again; the old one's transaction is aborted");
+                        // Initialising the id aborted what the old producer left open.
+                        self.open = false;
+                        producer
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot make the transactional producer again yet; the checkpoint waits");
+                        self.carried = next;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let (consumer, open) = (self.consumer.clone(), self.open);
+        self.in_flight = Some(tokio::task::spawn_blocking(move || transact(producer, &consumer, next, open)));
         Ok(())
     }
 
@@ -98,11 +122,9 @@ impl Transactions {
     pub async fn finish(&mut self) -> Result<(), SourceError> {
         let Some(in_flight) = self.in_flight.take() else { return Ok(()) };
         let attempt = in_flight.await.expect("transaction thread panicked");
-        if let Some(detail) = attempt.fatal {
-            return Err(fatal(detail));
-        }
         self.open = attempt.open;
         self.carried = attempt.uncommitted;
+        self.producer = attempt.producer;
         Ok(())
     }
 
@@ -127,6 +149,26 @@ impl Transactions {
     }
 }
 
+/// A producer of transactions under `transactional_id`, initialised: the broker aborts what an
+/// earlier producer with the id left open. Blocking.
+fn transactional_producer(kafka: &KafkaConfig, transactional_id: &str) -> Result<FutureProducer, String> {
+    let producer: FutureProducer = kafka
+        .client_config(&[
+            ("transactional.id", transactional_id),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            // The records of a transaction go out in few requests.
+            ("linger.ms", "5"),
+            ("transaction.timeout.ms", "120000"),
+        ])
+        .create()
+        .map_err(|e| format!("cannot create the transactional producer: {e}"))?;
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .map_err(|e| format!("cannot initialise transactions (transactional.id `{transactional_id}`): {e}"))?;
+    Ok(producer)
+}
+
 fn process_transactional_id(group: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -147,13 +189,13 @@ fn merge(into: &mut Checkpoint, later: Checkpoint) {
 /// One transaction, on a blocking thread: abort what an earlier one left open, then publish
 /// the records and commit the offsets of the partitions still held.
 fn transact(
-    producer: &FutureProducer,
+    producer: FutureProducer,
     consumer: &StreamConsumer<AssignmentContext>,
     mut checkpoint: Checkpoint,
     open: bool,
 ) -> Attempt {
     if open && let Err(e) = producer.abort_transaction(CALL_TIMEOUT) {
-        return failed(checkpoint, true, &e, "abort of the previous transaction");
+        return failed(producer, checkpoint, true, &e, "abort of the previous transaction");
     }
     // Partitions revoked since: their messages go to the new owner, with their records.
     let offsets = {
@@ -167,17 +209,14 @@ fn transact(
             .collect();
         offsets_list(held.iter().map(|(tp, o)| (tp, *o)))
     };
-    if checkpoint.is_empty() {
-        return Attempt { uncommitted: checkpoint, open: false, fatal: None };
-    }
-    let Some(group) = consumer.group_metadata() else {
-        return Attempt { uncommitted: checkpoint, open: false, fatal: None };
+    let Some(group) = consumer.group_metadata().filter(|_| !checkpoint.is_empty()) else {
+        return Attempt { uncommitted: checkpoint, open: false, producer: Some(producer) };
     };
     if let Err(e) = producer.begin_transaction() {
-        return failed(checkpoint, false, &e, "begin");
+        return failed(producer, checkpoint, false, &e, "begin");
     }
     for (_, record) in &checkpoint.records {
-        if let Err(e) = enqueue(producer, record) {
+        if let Err(e) = enqueue(&producer, record) {
             return abort(producer, checkpoint, &e, "send");
         }
     }
@@ -191,7 +230,7 @@ fn transact(
         match producer.commit_transaction(CALL_TIMEOUT) {
             Ok(()) => {
                 tracing::debug!(records = checkpoint.records.len(), offsets = ?checkpoint.watermarks, "transaction committed");
-                return Attempt { uncommitted: Checkpoint::default(), open: false, fatal: None };
+                return Attempt { uncommitted: Checkpoint::default(), open: false, producer: Some(producer) };
             }
             Err(KafkaError::Transaction(e)) if e.is_retriable() && started.elapsed() < COMMIT_DEADLINE => {
                 tracing::warn!(error = %e, "transaction commit not confirmed yet; retrying");
@@ -221,39 +260,33 @@ fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<(), Kaf
     }
 }
 
-fn abort(producer: &FutureProducer, checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
+fn abort(producer: FutureProducer, checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
     if is_fatal(error) {
-        return failed(checkpoint, true, error, step);
+        return failed(producer, checkpoint, true, error, step);
     }
-    let aborted = producer.abort_transaction(CALL_TIMEOUT);
-    if let Err(e) = &aborted {
-        tracing::warn!(error = %e, "transaction abort not confirmed; retried before the next one");
+    match producer.abort_transaction(CALL_TIMEOUT) {
+        Ok(()) => failed(producer, checkpoint, false, error, step),
+        Err(e) if is_fatal(&e) => failed(producer, checkpoint, true, &e, "abort"),
+        Err(e) => {
+            tracing::warn!(error = %e, "transaction abort not confirmed; retried before the next one");
+            failed(producer, checkpoint, true, error, step)
+        }
     }
-    failed(checkpoint, aborted.is_err(), error, step)
 }
 
-fn failed(checkpoint: Checkpoint, open: bool, error: &KafkaError, step: &str) -> Attempt {
-    if is_fatal(error) {
-        return Attempt {
-            uncommitted: checkpoint,
-            open,
-            fatal: Some(format!("transaction {step} failed for good: {error}")),
-        };
-    }
+/// The transaction did not commit: its checkpoint goes with the next one. A fatal error drops
+/// the producer (the next transaction makes a new one with the same id).
+fn failed(producer: FutureProducer, checkpoint: Checkpoint, open: bool, error: &KafkaError, step: &str) -> Attempt {
     tracing::warn!(%error, step, records = checkpoint.records.len(), "transaction not committed; its records and offsets go with the next one");
-    Attempt { uncommitted: checkpoint, open, fatal: None }
+    if is_fatal(error) {
+        tracing::warn!("the transactional producer hit a fatal error; a new one takes over its id");
+        return Attempt { uncommitted: checkpoint, open: false, producer: None };
+    }
+    Attempt { uncommitted: checkpoint, open, producer: Some(producer) }
 }
 
 fn is_fatal(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_fatal())
-}
-
-fn fatal(detail: String) -> SourceError {
-    SourceError::Broker { detail, retryable: false }
-}
-
-fn broker(detail: String) -> SourceError {
-    SourceError::Broker { detail, retryable: true }
 }
 
 #[cfg(test)]
