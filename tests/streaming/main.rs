@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clients::{S3, TopicReader};
-use stack::{Stack, root, wait_until};
+use stack::{BUCKET, Stack, root, wait_until};
 
 /// One stack at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -119,6 +119,38 @@ fn stack_with_workers(workers: &[&str]) -> (Stack, TopicReader, S3) {
     (stack, results, s3)
 }
 
+/// What the pipeline asked of the bucket for each new photo, counted at the S3 server before
+/// the test reads anything back: the photo's GET and its result's PUT, and no lookup.
+fn assert_two_bucket_requests_per_photo(stack: &Stack, photos: &[(String, PathBuf)], extra: &str) {
+    let requests = stack.s3_requests();
+    let count = |method: &str, path: &str| requests.iter().filter(|(m, p, _)| m == method && p == path).count();
+    let keys: Vec<&str> = photos.iter().map(|(k, _)| k.as_str()).chain([extra]).collect();
+    let mut off: Vec<String> = Vec::new();
+    for key in &keys {
+        let per_photo = [
+            ("GET", format!("/{BUCKET}/{key}"), 1),
+            ("PUT", format!("/{BUCKET}/results/{key}.json"), 1),
+            ("GET", format!("/{BUCKET}/results/{key}.json"), 0),
+            ("GET", format!("/{BUCKET}/dlq/{key}.json"), 0),
+        ];
+        for (method, path, expected) in per_photo {
+            let n = count(method, &path);
+            if n != expected {
+                off.push(format!("{method} {path}: {n} (expected {expected})"));
+            }
+        }
+    }
+    let lookups =
+        requests.iter().filter(|(m, p, _)| m == "GET" && (p.contains("/results/") || p.contains("/dlq/"))).count();
+    eprintln!(
+        "[measured] bucket requests for {} new photos: {} photo GETs, {} result PUTs, {lookups} lookups (GETs of results/ or dlq/)",
+        keys.len(),
+        keys.iter().map(|k| count("GET", &format!("/{BUCKET}/{k}"))).sum::<usize>(),
+        keys.iter().map(|k| count("PUT", &format!("/{BUCKET}/results/{k}.json"))).sum::<usize>(),
+    );
+    assert!(off.is_empty(), "two bucket requests per new photo; off: {off:?}");
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -130,6 +162,11 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
     let expected_labels = reference_labels(&photos);
     let (stack, results, s3) = stack_with_workers(&["worker-a"]);
     let dlq = TopicReader::start(&stack.brokers, "rma.dlq");
+    // The worker holds its partitions before the first photo: none of their events can have
+    // been handled before, so none is looked up (counted below).
+    wait_until("the worker to hold its partitions", Duration::from_secs(60), || {
+        stack.log("worker-a").contains("held=8")
+    });
 
     let truncated = std::fs::read(&photos[0].1).unwrap();
     let broken = vec![
@@ -160,6 +197,7 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
     });
     let last_result = results.records().iter().map(|r| r.seen).max().unwrap();
     let streaming_secs = (last_result - first_put).as_secs_f64();
+    assert_two_bucket_requests_per_photo(&stack, &photos, no_extension);
 
     // Every photo has its result object, and the same label as `autorma classify`/`eval`.
     let mut all_photos = photos.clone();

@@ -158,6 +158,19 @@ impl Stack {
         }
     }
 
+    /// Every request the S3 server answered so far, as (method, path, status), from its log
+    /// (one line per request: `time | vgw | status | duration | client | method | path | ...`).
+    pub fn s3_requests(&self) -> Vec<(String, String, u16)> {
+        let log = std::fs::read_to_string(self.dir.path().join("s3/versitygw.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(" | ").map(str::trim).collect();
+                let status = fields.get(2)?.parse().ok()?;
+                Some((fields.get(5)?.to_string(), fields.get(6)?.to_string(), status))
+            })
+            .collect()
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
