@@ -15,6 +15,8 @@
 #        S3_SECRET_KEY    root secret key (default autorma-secret)
 #        S3_EVENT_TOPIC   Kafka topic for the notifications (default rma.uploads.raw)
 #        KAFKA_BROKER     broker address (default 127.0.0.1:19092)
+#        S3_ACCESS_LOG    a file for S3 server access logs (one whole line per request: bucket,
+#                         operation, key, status; what tests count requests by); none by default
 #        AUTORMA_VERSITYGW  the binary to run (default: the one infra/setup/versitygw.sh made)
 # Files in STATE_DIR: versitygw.pid, versitygw.log (its stdout and stderr, one line per request).
 #
@@ -60,6 +62,7 @@ start() {
     --access "${S3_ACCESS_KEY:-autorma}" --secret "${S3_SECRET_KEY:-autorma-secret}" \
     --region us-east-1 \
     --event-kafka-url "${broker}" --event-kafka-topic "${topic}" \
+    ${S3_ACCESS_LOG:+--access-log "${S3_ACCESS_LOG}"} \
     posix "${root}"
   pid="$(read_pid "${pidfile}")"
   wait_until "${pidfile}" "${match}" "${logfile}" 30 "answering HTTP on 127.0.0.1:${port}" \

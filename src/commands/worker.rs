@@ -38,6 +38,10 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     if args.pipeline.sink_concurrency.is_none() {
         settings.pipeline.sink_concurrency = 32;
     }
+    // A result reaches `read_committed` consumers when the transaction that commits its offset
+    // does: commit often (Kafka Streams' exactly-once default is 100 ms too). Under load one
+    // transaction still carries many photos.
+    settings.pipeline.commit_interval = Duration::from_millis(100);
     settings.pipeline.sink_retry =
         RetryConfig { max_attempts: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(30) };
     let mut streaming = config::resolve_streaming(&args.streaming, file)?;

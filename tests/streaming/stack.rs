@@ -62,6 +62,7 @@ impl Stack {
                     ("KAFKA_BROKER", brokers.clone()),
                     ("S3_ACCESS_KEY", ACCESS_KEY.to_string()),
                     ("S3_SECRET_KEY", SECRET_KEY.to_string()),
+                    ("S3_ACCESS_LOG", dir.path().join("s3-access.log").display().to_string()),
                 ],
             )
         });
@@ -158,15 +159,16 @@ impl Stack {
         }
     }
 
-    /// Every request the S3 server answered so far, as (method, path, status), from its log
-    /// (one line per request: `time | vgw | status | duration | client | method | path | ...`).
+    /// Every object request the S3 server answered so far, as (operation, `/bucket/key`,
+    /// status), from its access log (S3's format: owner, bucket, `[time zone]`, client,
+    /// requester, request id, operation, key, URI, status, ...; keys here have no spaces).
     pub fn s3_requests(&self) -> Vec<(String, String, u16)> {
-        let log = std::fs::read_to_string(self.dir.path().join("s3/versitygw.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join("s3-access.log")).unwrap_or_default();
         log.lines()
             .filter_map(|line| {
-                let fields: Vec<&str> = line.split(" | ").map(str::trim).collect();
-                let status = fields.get(2)?.parse().ok()?;
-                Some((fields.get(5)?.to_string(), fields.get(6)?.to_string(), status))
+                let fields: Vec<&str> = line.split(' ').collect();
+                let status = fields.get(10)?.parse().ok()?;
+                Some((fields.get(7)?.to_string(), format!("/{}/{}", fields.get(1)?, fields.get(8)?), status))
             })
             .collect()
     }
@@ -175,16 +177,30 @@ impl Stack {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
-    /// Resident memory of an engine (from its pid file) or an `autorma` process, in MiB.
-    pub fn rss_mib(&self, name: &str) -> f64 {
-        let pid = match name {
+    /// The pid of an engine (from its pid file) or an `autorma` process.
+    fn any_pid(&self, name: &str) -> u32 {
+        match name {
             "kafka" | "versitygw" => {
                 let file =
                     self.dir.path().join(if name == "kafka" { "kafka" } else { "s3" }).join(format!("{name}.pid"));
                 std::fs::read_to_string(file).unwrap().trim().parse::<u32>().unwrap()
             }
             _ => self.pid(name),
-        };
+        }
+    }
+
+    /// CPU time (user + system) an engine or an `autorma` process has used so far, in seconds.
+    pub fn cpu_secs(&self, name: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.any_pid(name))).unwrap();
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
+    /// Resident memory of an engine (from its pid file) or an `autorma` process, in MiB.
+    pub fn rss_mib(&self, name: &str) -> f64 {
+        let pid = self.any_pid(name);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let kib: f64 = status
             .lines()

@@ -110,12 +110,17 @@ impl AssignmentContext {
 
 impl ClientContext for AssignmentContext {
     /// Every `statistics.interval.ms`: the lag of each partition this member consumes
-    /// (librdkafka reports -1 for the others, and for the internal partition -1).
+    /// (librdkafka reports -1 for the others, and for the internal partition -1). Offsets
+    /// commit through the transactional producer, which the consumer does not see, so the
+    /// lag is measured from the offsets stored after each transaction (`transaction.rs`),
+    /// else from those the group had when the partition was assigned. A partition whose last
+    /// offset is a transaction's commit marker shows a lag of 1 at rest: no record has it.
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics().record_consumer_lag(&self.group, topic, *partition, p.consumer_lag);
+                let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+                if *partition >= 0 && lag >= 0 {
+                    metrics().record_consumer_lag(&self.group, topic, *partition, lag);
                 }
             }
         }

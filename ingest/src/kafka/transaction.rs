@@ -230,6 +230,11 @@ fn transact(
         match producer.commit_transaction(CALL_TIMEOUT) {
             Ok(()) => {
                 tracing::debug!(records = checkpoint.records.len(), offsets = ?checkpoint.watermarks, "transaction committed");
+                // The consumer does not see offsets committed through the producer: storing
+                // them (never committed from here) keeps its lag statistic current.
+                if let Err(e) = consumer.store_offsets(&offsets) {
+                    tracing::debug!(error = %e, "could not store the committed offsets for the lag statistic");
+                }
                 return Attempt { uncommitted: Checkpoint::default(), open: false, producer: Some(producer) };
             }
             Err(KafkaError::Transaction(e)) if e.is_retriable() && started.elapsed() < COMMIT_DEADLINE => {
