@@ -1,6 +1,6 @@
 //! What every Kafka client of AutoRMA shares: the client settings, the
-//! start-up check (broker reachable, topics there) and a send that waits for the broker's
-//! acknowledgement.
+//! start-up check (broker reachable, topics there), a send that waits for the broker's
+//! acknowledgement, and a walk over librdkafka's per-partition statistics.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::{self, Statistics};
 
 /// How to reach the brokers.
 #[derive(Debug, Clone)]
@@ -87,15 +88,31 @@ pub async fn send(
     payload: &[u8],
     headers: &[(&str, &str)],
 ) -> Result<(), KafkaError> {
-    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-    for (name, value) in headers {
-        owned = owned.insert(Header { key: name, value: Some(value.as_bytes()) });
-    }
-    let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
+    let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned_headers(headers.iter().copied()));
     producer.send(record, rdkafka::util::Timeout::Never).await.map(|_| ()).map_err(|(e, _)| KafkaError::Send {
         topic: topic.to_string(),
         key: key.to_string(),
         detail: e.to_string(),
+    })
+}
+
+/// A record's headers in librdkafka's form.
+pub fn owned_headers<'a>(headers: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (name, value) in headers {
+        owned = owned.insert(Header { key: name, value: Some(value.as_bytes()) });
+    }
+    owned
+}
+
+/// Every partition in librdkafka's statistics, with its topic, leaving out the internal
+/// partition -1 that librdkafka reports beside the real ones.
+pub fn partition_stats(statistics: &Statistics) -> impl Iterator<Item = (&str, i32, &statistics::Partition)> {
+    statistics.topics.iter().flat_map(|(topic, t)| {
+        t.partitions
+            .iter()
+            .filter(|(partition, _)| **partition >= 0)
+            .map(move |(partition, p)| (topic.as_str(), *partition, p))
     })
 }
 

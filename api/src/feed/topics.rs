@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autorma_core::kafka::KafkaConfig;
+use autorma_core::kafka::{KafkaConfig, partition_stats};
 use autorma_core::topics;
 use autorma_core::{CorrectionRecord, DlqRecord, ResultRecord};
 use autorma_sink::index::{IndexBatch, ResultIndex};
@@ -58,11 +58,9 @@ struct FeedContext {
 impl ClientContext for FeedContext {
     fn stats(&self, statistics: Statistics) {
         let mut fetched = self.fetched.lock().expect("fetch positions poisoned");
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.next_offset >= 0 {
-                    fetched.insert((topic.clone(), *partition), p.next_offset);
-                }
+        for (topic, partition, p) in partition_stats(&statistics) {
+            if p.next_offset >= 0 {
+                fetched.insert((topic.to_string(), partition), p.next_offset);
             }
         }
     }
@@ -226,18 +224,17 @@ impl TopicFeed {
         let mut announce = Vec::new();
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         for n in 0..MAX_BATCH {
-            let received = if n == 0 && self.targets.is_empty() {
-                self.consumer.recv().await
-            } else if n == 0 {
-                match tokio::time::timeout(IDLE_CHECK, self.consumer.recv()).await {
+            let wait = match n {
+                0 if self.targets.is_empty() => None,
+                0 => Some(IDLE_CHECK),
+                _ => Some(BATCH_WAIT),
+            };
+            let received = match wait {
+                None => self.consumer.recv().await,
+                Some(wait) => match tokio::time::timeout(wait, self.consumer.recv()).await {
                     Ok(received) => received,
                     Err(_) => break,
-                }
-            } else {
-                match tokio::time::timeout(BATCH_WAIT, self.consumer.recv()).await {
-                    Ok(received) => received,
-                    Err(_) => break,
-                }
+                },
             };
             let message = match received {
                 Ok(message) => message,

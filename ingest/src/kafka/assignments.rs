@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autorma_core::PartitionId;
+use autorma_core::kafka::partition_stats;
 use autorma_core::metrics::metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
@@ -116,12 +117,10 @@ impl ClientContext for AssignmentContext {
     /// else from those the group had when the partition was assigned. A partition whose last
     /// offset is a transaction's commit marker shows a lag of 1 at rest: no record has it.
     fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
-                if *partition >= 0 && lag >= 0 {
-                    metrics().record_consumer_lag(&self.group, topic, *partition, lag);
-                }
+        for (topic, partition, p) in partition_stats(&statistics) {
+            let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+            if lag >= 0 {
+                metrics().record_consumer_lag(&self.group, topic, partition, lag);
             }
         }
     }

@@ -22,11 +22,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_core::kafka::KafkaConfig;
+use autorma_core::kafka::{KafkaConfig, owned_headers};
 use autorma_core::{Checkpoint, OutboundRecord, SourceError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::task::JoinHandle;
 
@@ -247,10 +246,7 @@ fn transact(
 
 /// Queues one record in the open transaction, waiting while librdkafka's queue is full.
 fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<(), KafkaError> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-    for (name, value) in &record.headers {
-        headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
-    }
+    let headers = owned_headers(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut message = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload).headers(headers);
     loop {
         // The delivery outcome is the commit's: a record that fails makes the commit fail.
