@@ -203,15 +203,15 @@ impl KafkaConsumer {
 
     /// Publishes the checkpoint's records and commits its offsets in one transaction, once the
     /// transaction before it has finished (see `transaction.rs`). A transaction that fails is
-    /// not an error here: its records and offsets go with the next one; only a producer that
-    /// cannot go on is.
-    pub async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
-        self.transactions.commit(checkpoint).await
+    /// not an error: its records and offsets go with the next one, and a broken producer is
+    /// made again.
+    pub async fn commit(&mut self, checkpoint: Checkpoint) {
+        self.transactions.commit(checkpoint).await;
     }
 
     /// Commits what is still in flight or carried (a few tries), before the consumer closes.
-    pub async fn flush(&mut self) -> Result<(), SourceError> {
-        self.transactions.flush(3).await
+    pub async fn flush(&mut self) {
+        self.transactions.flush().await;
     }
 
     pub fn take_revoked(&self) -> Vec<PartitionId> {

@@ -18,7 +18,6 @@
 //! in flight at a time; the next `commit` waits for it, so a slow broker slows the pipeline
 //! instead of piling up records.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +34,8 @@ use super::assignments::{AssignmentContext, offsets_list};
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a transaction keeps retrying its commit before it is aborted and carried over.
 const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
+/// Transactions tried at shutdown for what is still carried.
+const FLUSH_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Transactions {
     kafka: KafkaConfig,
@@ -83,12 +84,12 @@ impl Transactions {
     }
 
     /// Waits for the transaction in flight, then starts one for what it left and `checkpoint`.
-    pub async fn commit(&mut self, checkpoint: Checkpoint) -> Result<(), SourceError> {
-        self.finish().await?;
+    pub async fn commit(&mut self, checkpoint: Checkpoint) {
+        self.finish().await;
         let mut next = std::mem::take(&mut self.carried);
         merge(&mut next, checkpoint);
         if next.is_empty() && !self.open {
-            return Ok(());
+            return;
         }
         let producer = match self.producer.take() {
             Some(producer) => producer,
@@ -107,44 +108,41 @@ impl Transactions {
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot make the transactional producer again yet; the checkpoint waits");
                         self.carried = next;
-                        return Ok(());
+                        return;
                     }
                 }
             }
         };
         let (consumer, open) = (self.consumer.clone(), self.open);
         self.in_flight = Some(tokio::task::spawn_blocking(move || transact(producer, &consumer, next, open)));
-        Ok(())
     }
 
     /// Waits for the transaction in flight; what it could not commit is carried to the next.
-    pub async fn finish(&mut self) -> Result<(), SourceError> {
-        let Some(in_flight) = self.in_flight.take() else { return Ok(()) };
+    pub async fn finish(&mut self) {
+        let Some(in_flight) = self.in_flight.take() else { return };
         let attempt = in_flight.await.expect("transaction thread panicked");
         self.open = attempt.open;
         self.carried = attempt.uncommitted;
         self.producer = attempt.producer;
-        Ok(())
     }
 
     /// Waits until everything handed to [`commit`](Self::commit) is committed, trying again
-    /// up to `attempts` times (shutdown: what stays uncommitted is redelivered next time).
-    pub async fn flush(&mut self, attempts: u32) -> Result<(), SourceError> {
-        for _ in 0..attempts {
-            self.finish().await?;
+    /// up to [`FLUSH_ATTEMPTS`] times (shutdown: what stays uncommitted is redelivered next time).
+    pub async fn flush(&mut self) {
+        for _ in 0..FLUSH_ATTEMPTS {
+            self.finish().await;
             if self.carried.is_empty() && !self.open {
-                return Ok(());
+                return;
             }
-            self.commit(Checkpoint::default()).await?;
+            self.commit(Checkpoint::default()).await;
         }
-        self.finish().await?;
+        self.finish().await;
         if !self.carried.is_empty() {
             tracing::warn!(
                 records = self.carried.records.len(),
                 "stopping with records not committed; their messages will be redelivered"
             );
         }
-        Ok(())
     }
 }
 
@@ -201,12 +199,7 @@ fn transact(
         let state = consumer.context().state();
         checkpoint.watermarks.retain(|(id, _)| state.partition_of(*id).is_some());
         checkpoint.records.retain(|(id, _)| state.partition_of(*id).is_some());
-        let held: BTreeMap<_, _> = checkpoint
-            .watermarks
-            .iter()
-            .map(|(id, o)| (state.partition_of(*id).expect("retained").clone(), *o))
-            .collect();
-        offsets_list(held.iter().map(|(tp, o)| (tp, *o)))
+        offsets_list(checkpoint.watermarks.iter().map(|(id, o)| (state.partition_of(*id).expect("retained"), *o)))
     };
     let Some(group) = consumer.group_metadata().filter(|_| !checkpoint.is_empty()) else {
         return Attempt { uncommitted: checkpoint, open: false, producer: Some(producer) };

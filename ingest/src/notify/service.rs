@@ -65,16 +65,16 @@ pub async fn run_ingest(
     let result = loop {
         tokio::select! {
             biased;
-            () = &mut shutdown => break consumer.flush().await.map_err(IngestError::from),
+            () = &mut shutdown => {
+                consumer.flush().await;
+                break Ok(());
+            }
             messages = consumer.next_messages() => {
                 let messages = match messages {
                     Ok(messages) => messages,
                     Err(e) => break Err(e.into()),
                 };
-                let checkpoint = forward(&config.filter, &messages, &mut summary);
-                if let Err(e) = consumer.commit(checkpoint).await {
-                    break Err(e.into());
-                }
+                consumer.commit(forward(&config.filter, &messages, &mut summary)).await;
                 // The ingest's partitions need no tracking beyond the batch: forget revoked ids.
                 consumer.take_revoked();
             }
