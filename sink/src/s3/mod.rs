@@ -206,6 +206,9 @@ impl ResultSink for StreamingSink {
     async fn write_dlq(&self, record: &DlqRecord) -> Result<Vec<OutboundRecord>, SinkError> {
         let (bucket, key) = (&record.event.bucket, &record.event.key);
         let body = encode(key, record)?;
+        // What the lookup saw serves a result's write only; dropped here, so the memo does not
+        // grow with every looked-up photo that fails.
+        self.take_seen(bucket, key);
         let same_version = |old: &DlqRecord| old.event.etag == record.event.etag && old.reason == record.reason;
         Ok(match self.put_once(bucket, &dlq_object_key(key), &body, None, same_version).await? {
             Put::Written => dlq_records(record, &body),
