@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs all of them:
 # the Python model tests (training smoke test, export parity, metrics) and the Rust workspace,
-# whose streaming tests (tests/streaming/) start their own Kafka and versitygw through
-# infra/engines/ from the installs made here, and whose browser test (tests/browser.rs) drives
+# whose streaming tests (tests/streaming/) start their own Kafka and versitygw (and, for the
+# chaos suite, Toxiproxy) through infra/engines/ from the installs made here, and whose browser test (tests/browser.rs) drives
 # Debian's Chromium through playwright-core, and whose telemetry tests (tests/telemetry.rs,
 # tests/streaming/telemetry.rs) start Prometheus and Jaeger through infra/engines/.
 # Usage: infra/test.sh
@@ -15,6 +15,7 @@ infra/setup/python.sh
 infra/setup/onnxruntime.sh
 infra/setup/kafka.sh
 infra/setup/versitygw.sh
+infra/setup/toxiproxy.sh
 infra/setup/prometheus.sh
 infra/setup/jaeger.sh
 infra/setup/browser.sh

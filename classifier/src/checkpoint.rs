@@ -112,10 +112,6 @@ impl CheckpointTracker {
         self.forgotten.insert(partition);
     }
 
-    pub fn has_advanced(&self) -> bool {
-        self.partitions.values().any(|s| s.advanced)
-    }
-
     pub fn watermark(&self, partition: PartitionId) -> Option<u64> {
         self.partitions.get(&partition).and_then(|s| s.watermark)
     }

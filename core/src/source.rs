@@ -24,7 +24,8 @@ pub trait EventSource: Send + 'static {
     /// publishes the records of those offsets with it: both or neither. `Ok` may also mean
     /// "kept for the next commit" (a broker away): a source that cannot publish now holds the
     /// checkpoint and offers it again, as the records of a partition it still owns must not
-    /// be lost.
+    /// be lost. Called every commit interval, with an empty checkpoint when nothing advanced,
+    /// so a held checkpoint does not wait for new events.
     fn commit(&mut self, checkpoint: Checkpoint) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Called once after the last commit: finish what commits are still under way. Sources

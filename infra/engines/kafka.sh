@@ -6,6 +6,10 @@
 # Usage: infra/engines/kafka.sh start|stop STATE_DIR
 # Env:   KAFKA_PORT            client listener port (default 19092)
 #        KAFKA_CONTROLLER_PORT KRaft controller listener port (default 19093)
+#        KAFKA_PROXIED_PORT    a second client listener, for clients that reach the broker through
+#                              a proxy (the chaos tests' Toxiproxy); needs KAFKA_PROXIED_ADVERTISE
+#        KAFKA_PROXIED_ADVERTISE  the proxy's host:port, which that listener advertises, so that
+#                              clients bootstrapped through the proxy stay on it
 #        KAFKA_HEAP_OPTS       JVM heap flags (default -Xmx512m)
 #        AUTORMA_KAFKA_HOME    the install to use (default: the one infra/setup/kafka.sh made)
 # Files in STATE_DIR: server.properties (rewritten at every start), kafka-data/ (the log dir,
@@ -41,15 +45,25 @@ start() {
   refuse_if_running "${pidfile}" "${match}"
   require_port_free "${port}" "KAFKA_PORT"
   require_port_free "${controller_port}" "KAFKA_CONTROLLER_PORT"
+  local listeners="PLAINTEXT://127.0.0.1:${port}" advertised="PLAINTEXT://127.0.0.1:${port}"
+  local protocols="PLAINTEXT:PLAINTEXT"
+  if [[ -n "${KAFKA_PROXIED_PORT:-}" ]]; then
+    [[ "${KAFKA_PROXIED_ADVERTISE:-}" == *:* ]] ||
+      die "KAFKA_PROXIED_PORT needs KAFKA_PROXIED_ADVERTISE (the proxy's host:port), got '${KAFKA_PROXIED_ADVERTISE:-}'"
+    require_port_free "${KAFKA_PROXIED_PORT}" "KAFKA_PROXIED_PORT"
+    listeners+=",PROXIED://127.0.0.1:${KAFKA_PROXIED_PORT}"
+    advertised+=",PROXIED://${KAFKA_PROXIED_ADVERTISE}"
+    protocols+=",PROXIED:PLAINTEXT"
+  fi
 
   cat >"${config}" <<EOF
 # Written by infra/engines/kafka.sh at every start; edits are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${controller_port}
-listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:${port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=${listeners},CONTROLLER://127.0.0.1:${controller_port}
+advertised.listeners=${advertised}
+listener.security.protocol.map=${protocols},CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 log.dirs=${data}

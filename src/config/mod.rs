@@ -101,7 +101,8 @@ pub fn resolve_streaming(args: &StreamingArgs, file: &ConfigFile) -> anyhow::Res
     let mut kafka = KafkaConfig::new(args.brokers.clone());
     kafka.properties = file.kafka_properties()?;
     // These carry the delivery guarantee: offsets move only behind the sink, writes are
-    // idempotent and acknowledged by every replica.
+    // idempotent, acknowledged by every replica and committed in each process's own
+    // transactions, and only committed records are read.
     const GUARANTEES: &[&str] = &[
         "enable.auto.commit",
         "enable.auto.offset.store",
@@ -110,6 +111,8 @@ pub fn resolve_streaming(args: &StreamingArgs, file: &ConfigFile) -> anyhow::Res
         "enable.idempotence",
         "acks",
         "bootstrap.servers",
+        "isolation.level",
+        "transactional.id",
     ];
     if let Some((key, _)) = kafka.properties.iter().find(|(key, _)| GUARANTEES.contains(&key.as_str())) {
         bail!(
@@ -398,5 +401,9 @@ mod tests {
         assert!(err.contains("enable.auto.commit"), "{err}");
         // `latest` would skip the backlog of a new group.
         assert!(streaming("[kafka_properties]\n\"auto.offset.reset\" = \"latest\"\n").is_err());
+        // Uncommitted records would show a crash's results twice; one id shared by processes
+        // would fence them against each other.
+        assert!(streaming("[kafka_properties]\n\"isolation.level\" = \"read_uncommitted\"\n").is_err());
+        assert!(streaming("[kafka_properties]\n\"transactional.id\" = \"shared\"\n").is_err());
     }
 }

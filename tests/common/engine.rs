@@ -93,7 +93,7 @@ impl Drop for Engine {
 /// One free loopback port for each variable, all different, drawn below the kernel's ephemeral
 /// range: a port there (what binding port 0 gives) can be taken as the local end of any outgoing
 /// connection (a Kafka client's, an S3 client's) between this pick and the engine's bind.
-fn free_ports(variables: &[&'static str]) -> Vec<(&'static str, u16)> {
+pub fn free_ports(variables: &[&'static str]) -> Vec<(&'static str, u16)> {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())

@@ -37,6 +37,15 @@ impl S3 {
     }
 
     pub async fn put_async(&self, key: &str, body: Vec<u8>) {
+        self.try_put_async(key, body).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A PUT that may fail (the S3 server away), with the error in words.
+    pub fn try_put(&self, key: &str, body: Vec<u8>) -> Result<(), String> {
+        self.rt.block_on(self.try_put_async(key, body))
+    }
+
+    async fn try_put_async(&self, key: &str, body: Vec<u8>) -> Result<(), String> {
         self.client
             .put_object()
             .bucket(BUCKET)
@@ -44,7 +53,8 @@ impl S3 {
             .body(ByteStream::from(body))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+            .map(|_| ())
+            .map_err(|e| format!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))
     }
 
     /// PUTs many objects, 16 at a time; returns when each PUT was sent, by key.
@@ -88,6 +98,8 @@ pub struct Record {
     pub key: String,
     pub value: serde_json::Value,
     pub headers: BTreeMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
     /// When this reader saw it.
     pub seen: Instant,
 }
@@ -138,6 +150,8 @@ impl TopicReader {
                         value: serde_json::from_slice(message.payload().unwrap_or_default())
                             .unwrap_or(serde_json::Value::Null),
                         headers,
+                        partition: message.partition(),
+                        offset: message.offset(),
                         seen: Instant::now(),
                     };
                     records.lock().unwrap().push(record);
@@ -183,4 +197,28 @@ impl Drop for TopicReader {
             let _ = thread.join();
         }
     }
+}
+
+/// The offsets `group` has committed on `topic`'s partitions (the next offset to read; 0 where
+/// none), as the broker holds them now: committed transactions only.
+pub fn committed_offsets(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        // Not `read_committed`: that waits for the group's open transactions to end.
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        partitions.add_partition(topic, partition.id());
+    }
+    let committed = consumer.committed_offsets(partitions, Duration::from_secs(20)).unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { 0 }))
+        .collect()
 }

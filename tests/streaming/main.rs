@@ -6,6 +6,7 @@
 //! (what `infra/test.sh` runs first) and the fashion5 test split at
 //! `../shared/datasets/fashion5/test`. The tests run one at a time: they share 2 cores.
 
+mod chaos;
 mod clients;
 // Shared with the other tests; a part of each is used here.
 #[path = "../common/engine.rs"]
@@ -24,6 +25,7 @@ mod prometheus;
 mod serve;
 mod stack;
 mod telemetry;
+mod toxiproxy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

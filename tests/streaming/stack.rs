@@ -1,13 +1,17 @@
 //! The real engines for one test: Kafka (KRaft) and versitygw on free loopback ports in a
 //! temporary folder, started and stopped by the project's own `infra/engines/` scripts, and
 //! the `autorma ingest` / `worker` processes. Everything is stopped by PID on drop; when the
-//! test failed, the logs' tails are printed first.
+//! test failed, the logs' tails are printed first and the folder is copied to
+//! `$TMPDIR/autorma-failed-<test>-<pid>`. `AUTORMA_TEST_KAFKA_PROPERTIES` gives every process
+//! more librdkafka properties: `debug=cgrp,eos` puts those debug lines in the logs (a test that
+//! hangs), `fetch.wait.max.ms=50;linger.ms=1` tries settings.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, free_ports};
+use crate::toxiproxy::Toxiproxy;
 
 pub const ACCESS_KEY: &str = "autorma-test";
 pub const SECRET_KEY: &str = "autorma-test-secret";
@@ -23,16 +27,36 @@ pub struct Stack {
     processes: Vec<(String, Child)>,
     /// More environment for every `autorma` process started from now on (telemetry endpoints).
     pub env: Vec<(&'static str, String)>,
+    /// Toxiproxy between some clients and the engines (the chaos suite), with its own
+    /// addresses of the broker and the S3 server: [`Stack::start_proxied`].
+    pub proxied: Option<Proxied>,
     // Held for their drop, in this order, after `Drop::drop` stopped the `autorma` processes:
     // the gateway, the broker, then the folder that held their state.
-    _versitygw: Engine,
+    versitygw: Engine,
     kafka: Engine,
     pub dir: tempfile::TempDir,
+}
+
+/// The broker and the S3 server as seen through Toxiproxy's proxies `kafka` and `s3`.
+pub struct Proxied {
+    pub toxiproxy: Toxiproxy,
+    pub brokers: String,
+    pub endpoint: String,
 }
 
 impl Stack {
     /// Kafka, the topics, then versitygw (it exits at start when the topic is missing).
     pub fn start() -> Stack {
+        Self::start_with(false)
+    }
+
+    /// [`Stack::start`], and Toxiproxy with a proxy to each engine: the broker gets a second
+    /// listener that advertises its proxy, so that a client bootstrapped there stays on it.
+    pub fn start_proxied() -> Stack {
+        Self::start_with(true)
+    }
+
+    fn start_with(proxied: bool) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let timed = |what: &str, start: &dyn Fn() -> Engine| {
             let started = Instant::now();
@@ -40,8 +64,15 @@ impl Stack {
             eprintln!("[stack] {what} started ({:.1} s)", started.elapsed().as_secs_f64());
             engine
         };
-        let kafka = timed("kafka", &|| {
-            Engine::start("kafka", &dir.path().join("kafka"), &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], &[])
+        let proxy_ports = if proxied { free_ports(&["kafka", "s3"]) } else { Vec::new() };
+        let kafka = timed("kafka", &|| match proxy_ports.first() {
+            None => Engine::start("kafka", &dir.path().join("kafka"), &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], &[]),
+            Some((_, proxy)) => Engine::start(
+                "kafka",
+                &dir.path().join("kafka"),
+                &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_PROXIED_PORT"],
+                &[("KAFKA_PROXIED_ADVERTISE", format!("127.0.0.1:{proxy}"))],
+            ),
         });
         let brokers = format!("127.0.0.1:{}", kafka.port("KAFKA_PORT"));
         let output =
@@ -66,20 +97,32 @@ impl Stack {
                 ],
             )
         });
-        Stack {
-            endpoint: format!("http://127.0.0.1:{}", versitygw.port("S3_PORT")),
-            brokers,
-            processes: Vec::new(),
-            env: Vec::new(),
-            _versitygw: versitygw,
-            kafka,
-            dir,
-        }
+        let endpoint = format!("http://127.0.0.1:{}", versitygw.port("S3_PORT"));
+        let proxied = (proxied).then(|| {
+            let toxiproxy = timed("toxiproxy", &|| {
+                Engine::start("toxiproxy", &dir.path().join("toxiproxy"), &["TOXIPROXY_PORT"], &[])
+            });
+            let toxiproxy = Toxiproxy::new(toxiproxy);
+            let (kafka_proxy, s3_proxy) = (proxy_ports[0].1, proxy_ports[1].1);
+            toxiproxy.proxy("kafka", kafka_proxy, kafka.port("KAFKA_PROXIED_PORT"));
+            toxiproxy.proxy("s3", s3_proxy, versitygw.port("S3_PORT"));
+            Proxied {
+                toxiproxy,
+                brokers: format!("127.0.0.1:{kafka_proxy}"),
+                endpoint: format!("http://127.0.0.1:{s3_proxy}"),
+            }
+        });
+        Stack { endpoint, brokers, processes: Vec::new(), env: Vec::new(), proxied, versitygw, kafka, dir }
     }
 
     /// `infra/engines/kafka.sh stop|start` on the same ports and data (a broker outage).
     pub fn kafka(&self, action: &str) {
         self.kafka.run(action);
+    }
+
+    /// `infra/engines/versitygw.sh stop|start` on the same port and folder (an S3 outage).
+    pub fn s3_server(&self, action: &str) {
+        self.versitygw.run(action);
     }
 
     /// Runs an `autorma` command against this stack to its end.
@@ -108,11 +151,28 @@ impl Stack {
             // Promotions are seen within a second (the default is 30 s).
             .env("AUTORMA_MODEL_POLL_S", "1")
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        // More librdkafka properties for every process, `name=value;...` (see the module's doc).
+        if let Ok(properties) = std::env::var("AUTORMA_TEST_KAFKA_PROPERTIES") {
+            let file = self.dir.path().join("kafka-properties.toml");
+            let lines: String = properties
+                .split(';')
+                .filter_map(|p| p.split_once('='))
+                .map(|(name, value)| format!("{name:?} = {value:?}\n"))
+                .collect();
+            std::fs::write(&file, format!("[kafka_properties]\n{lines}")).unwrap();
+            command.env("AUTORMA_CONFIG", file);
+        }
         command
     }
 
+    /// Starts `autorma ARGS`, its output appended to `<log_name>.log` (a restarted process
+    /// keeps its earlier log).
     fn autorma(&self, args: &[&str], log_name: &str, env: &[(&str, &str)]) -> Child {
-        let log = std::fs::File::create(self.dir.path().join(format!("{log_name}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{log_name}.log")))
+            .unwrap();
         self.command(args).envs(env.iter().copied()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap()
     }
 
@@ -131,8 +191,35 @@ impl Stack {
     }
 
     pub fn spawn_worker(&mut self, name: &str) {
-        let child = self.autorma(&["worker"], name, &[("AUTORMA_BATCH_WAIT_MS", "10")]);
+        self.spawn_worker_with(name, &[]);
+    }
+
+    /// A worker that reaches Kafka and S3 through Toxiproxy ([`Stack::start_proxied`]).
+    pub fn spawn_proxied_worker(&mut self, name: &str) {
+        let proxied = self.proxied.as_ref().expect("a stack started with start_proxied");
+        let (brokers, endpoint) = (proxied.brokers.clone(), proxied.endpoint.clone());
+        self.spawn_worker_with(name, &[("AUTORMA_KAFKA_BROKERS", &brokers), ("AUTORMA_S3_ENDPOINT", &endpoint)]);
+    }
+
+    fn spawn_worker_with(&mut self, name: &str, env: &[(&str, &str)]) {
+        let mut env = env.to_vec();
+        env.push(("AUTORMA_BATCH_WAIT_MS", "10"));
+        let child = self.autorma(&["worker"], name, &env);
         self.processes.push((name.into(), child));
+    }
+
+    /// The `autorma` processes that exited without being signalled, with how they ended; they
+    /// are forgotten (a name can be started again).
+    pub fn take_exited(&mut self) -> Vec<(String, std::process::ExitStatus)> {
+        let mut exited = Vec::new();
+        self.processes.retain_mut(|(name, child)| match child.try_wait().unwrap() {
+            Some(status) => {
+                exited.push((name.clone(), status));
+                false
+            }
+            None => true,
+        });
+        exited
     }
 
     pub fn pid(&self, name: &str) -> u32 {
@@ -212,6 +299,9 @@ impl Stack {
 
     fn print_logs(&self) {
         let mut files = vec![self.dir.path().join("kafka/kafka.log"), self.dir.path().join("s3/versitygw.log")];
+        if self.proxied.is_some() {
+            files.push(self.dir.path().join("toxiproxy/toxiproxy.log"));
+        }
         for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
             if entry.path().extension().is_some_and(|e| e == "log") {
                 files.push(entry.path());
@@ -232,6 +322,16 @@ impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.print_logs();
+            // The whole folder (every log, the engines' data) outlives the test.
+            let kept = std::env::temp_dir().join(format!(
+                "autorma-failed-{}-{}",
+                std::thread::current().name().unwrap_or("test").replace("::", "-"),
+                std::process::id()
+            ));
+            let copied = Command::new("cp").arg("-r").arg(self.dir.path()).arg(&kept).status();
+            if copied.is_ok_and(|s| s.success()) {
+                eprintln!("the stack's folder is kept at {}", kept.display());
+            }
         }
         for (_, child) in &mut self.processes {
             let _ = child.kill();

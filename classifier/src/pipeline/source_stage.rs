@@ -145,7 +145,8 @@ impl<E: EventSource> SourceStage<E> {
                 biased;
                 completion = ack_rx.recv() => Step::Completed(completion),
                 () = &mut shutdown, if !shutting_down => Step::Shutdown,
-                () = tokio::time::sleep_until(next_commit_at), if tracker.has_advanced() => Step::CommitDue,
+                // Due with nothing advanced too: the source may hold a checkpoint to retry.
+                () = tokio::time::sleep_until(next_commit_at) => Step::CommitDue,
                 permit = reserve(&events_tx), if reading && next_lane.is_some() => {
                     let sourced = pending.pop(next_lane.expect("guarded by next_lane.is_some()"));
                     tracker.track(sourced.position()).map_err(PipelineError::Tracker)?;
@@ -257,11 +258,11 @@ impl<E: EventSource> SourceStage<E> {
         committed: &mut Vec<(PartitionId, u64)>,
     ) -> Result<(), PipelineError> {
         let checkpoint: Checkpoint = tracker.take_advanced();
-        if checkpoint.is_empty() {
-            return Ok(());
-        }
         let advanced = checkpoint.watermarks.clone();
-        tracing::debug!(?advanced, records = checkpoint.records.len(), "committing");
+        if !checkpoint.is_empty() {
+            tracing::debug!(?advanced, records = checkpoint.records.len(), "committing");
+        }
+        // Empty too: the source may be holding an earlier checkpoint it could not commit yet.
         self.source.commit(checkpoint).await.map_err(PipelineError::Commit)?;
         for (partition, offset) in advanced {
             match committed.iter_mut().find(|(p, _)| *p == partition) {

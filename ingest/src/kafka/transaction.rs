@@ -16,7 +16,10 @@
 //!
 //! librdkafka's transaction calls block, so each transaction runs on a blocking thread. One is
 //! in flight at a time; the next `commit` waits for it, so a slow broker slows the pipeline
-//! instead of piling up records.
+//! instead of piling up records. A call that times out (the broker away) is called again until
+//! it ends: librdkafka refuses any other transaction call meanwhile (an abort after a commit
+//! that timed out stays "conflicting" for ever), and the broker ends it either way, as it
+//! aborts a transaction open longer than [`TRANSACTION_TIMEOUT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,16 +27,19 @@ use std::time::Duration;
 use autorma_core::kafka::{KafkaConfig, owned_headers};
 use autorma_core::{Checkpoint, OutboundRecord, SourceError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::task::JoinHandle;
 
 use super::assignments::{AssignmentContext, offsets_list};
 
-/// Longest one transaction call (begin, offsets, commit, abort) waits for the broker.
+/// How long one transaction call (offsets, commit, abort) waits for the broker before it is
+/// called again (with a warning in the log).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a transaction keeps retrying its commit before it is aborted and carried over.
-const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
+/// `transaction.timeout.ms`: the broker aborts a transaction open longer than this. It bounds
+/// how long a killed process's open transaction holds back `read_committed` readers and the
+/// group's offsets of its partitions (Kafka Streams uses 10 s).
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Transactions tried at shutdown for what is still carried.
 const FLUSH_ATTEMPTS: u32 = 3;
 
@@ -46,16 +52,12 @@ pub(crate) struct Transactions {
     in_flight: Option<JoinHandle<Attempt>>,
     /// What earlier transactions could not commit, offered again first.
     carried: Checkpoint,
-    /// An earlier transaction could neither commit nor abort: abort it before the next.
-    open: bool,
 }
 
 /// How a transaction went.
 struct Attempt {
     /// What it could not commit, for partitions still held.
     uncommitted: Checkpoint,
-    /// A transaction is still open on the producer.
-    open: bool,
     /// The producer, unless it hit a fatal error.
     producer: Option<FutureProducer>,
 }
@@ -79,16 +81,25 @@ impl Transactions {
             consumer,
             in_flight: None,
             carried: Checkpoint::default(),
-            open: false,
         })
     }
 
     /// Waits for the transaction in flight, then starts one for what it left and `checkpoint`.
+    ///
+    /// Called with an empty checkpoint when the pipeline has nothing new (every commit
+    /// interval, while idle), it finishes what is pending without waiting on the broker: a
+    /// carried checkpoint, a producer to make again (until then the broker holds the broken
+    /// one's transaction open, which keeps the group's offsets of its partitions unstable, so
+    /// a consumer assigned them cannot start, and `read_committed` readers of its topics
+    /// waiting).
     pub async fn commit(&mut self, checkpoint: Checkpoint) {
+        if checkpoint.is_empty() && self.in_flight.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
         self.finish().await;
         let mut next = std::mem::take(&mut self.carried);
         merge(&mut next, checkpoint);
-        if next.is_empty() && !self.open {
+        if next.is_empty() && self.producer.is_some() {
             return;
         }
         let producer = match self.producer.take() {
@@ -101,8 +112,6 @@ impl Transactions {
                 {
                     Ok(producer) => {
                         tracing::info!(transactional_id = %self.transactional_id, "transactional producer made again; the old one's transaction is aborted");
-                        // Initialising the id aborted what the old producer left open.
-                        self.open = false;
                         producer
                     }
                     Err(e) => {
@@ -113,15 +122,14 @@ impl Transactions {
                 }
             }
         };
-        let (consumer, open) = (self.consumer.clone(), self.open);
-        self.in_flight = Some(tokio::task::spawn_blocking(move || transact(producer, &consumer, next, open)));
+        let consumer = self.consumer.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || transact(producer, &consumer, next)));
     }
 
     /// Waits for the transaction in flight; what it could not commit is carried to the next.
     pub async fn finish(&mut self) {
         let Some(in_flight) = self.in_flight.take() else { return };
         let attempt = in_flight.await.expect("transaction thread panicked");
-        self.open = attempt.open;
         self.carried = attempt.uncommitted;
         self.producer = attempt.producer;
     }
@@ -131,7 +139,7 @@ impl Transactions {
     pub async fn flush(&mut self) {
         for _ in 0..FLUSH_ATTEMPTS {
             self.finish().await;
-            if self.carried.is_empty() && !self.open {
+            if self.carried.is_empty() && self.producer.is_some() {
                 return;
             }
             self.commit(Checkpoint::default()).await;
@@ -149,6 +157,7 @@ impl Transactions {
 /// A producer of transactions under `transactional_id`, initialised: the broker aborts what an
 /// earlier producer with the id left open. Blocking.
 fn transactional_producer(kafka: &KafkaConfig, transactional_id: &str) -> Result<FutureProducer, String> {
+    let timeout_ms = TRANSACTION_TIMEOUT.as_millis().to_string();
     let producer: FutureProducer = kafka
         .client_config(&[
             ("transactional.id", transactional_id),
@@ -156,7 +165,7 @@ fn transactional_producer(kafka: &KafkaConfig, transactional_id: &str) -> Result
             ("acks", "all"),
             // The records of a transaction go out in few requests.
             ("linger.ms", "5"),
-            ("transaction.timeout.ms", "120000"),
+            ("transaction.timeout.ms", &timeout_ms),
         ])
         .create()
         .map_err(|e| format!("cannot create the transactional producer: {e}"))?;
@@ -183,17 +192,13 @@ fn merge(into: &mut Checkpoint, later: Checkpoint) {
     into.records.extend(later.records);
 }
 
-/// One transaction, on a blocking thread: abort what an earlier one left open, then publish
-/// the records and commit the offsets of the partitions still held.
+/// One transaction, on a blocking thread: publish the records and commit the offsets of the
+/// partitions still held.
 fn transact(
     producer: FutureProducer,
     consumer: &StreamConsumer<AssignmentContext>,
     mut checkpoint: Checkpoint,
-    open: bool,
 ) -> Attempt {
-    if open && let Err(e) = producer.abort_transaction(CALL_TIMEOUT) {
-        return failed(producer, checkpoint, true, &e, "abort of the previous transaction");
-    }
     // Partitions revoked since: their messages go to the new owner, with their records.
     let offsets = {
         let state = consumer.context().state();
@@ -202,10 +207,10 @@ fn transact(
         offsets_list(checkpoint.watermarks.iter().map(|(id, o)| (state.partition_of(*id).expect("retained"), *o)))
     };
     let Some(group) = consumer.group_metadata().filter(|_| !checkpoint.is_empty()) else {
-        return Attempt { uncommitted: checkpoint, open: false, producer: Some(producer) };
+        return Attempt { uncommitted: checkpoint, producer: Some(producer) };
     };
     if let Err(e) = producer.begin_transaction() {
-        return failed(producer, checkpoint, false, &e, "begin");
+        return failed(producer, checkpoint, &e, "begin");
     }
     for (_, record) in &checkpoint.records {
         if let Err(e) = enqueue(&producer, record) {
@@ -213,26 +218,31 @@ fn transact(
         }
     }
     if offsets.count() > 0
-        && let Err(e) = producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+        && let Err(e) = until_done("offsets", || producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT))
     {
         return abort(producer, checkpoint, &e, "offsets");
     }
-    let started = std::time::Instant::now();
+    if let Err(e) = until_done("commit", || producer.commit_transaction(CALL_TIMEOUT)) {
+        return abort(producer, checkpoint, &e, "commit");
+    }
+    tracing::debug!(records = checkpoint.records.len(), offsets = ?checkpoint.watermarks, "transaction committed");
+    // The consumer does not see offsets committed through the producer: storing them (never
+    // committed from here) keeps its lag statistic current.
+    if let Err(e) = consumer.store_offsets(&offsets) {
+        tracing::debug!(error = %e, "could not store the committed offsets for the lag statistic");
+    }
+    Attempt { uncommitted: Checkpoint::default(), producer: Some(producer) }
+}
+
+/// Calls a transaction API until it ends: one that timed out (the broker away) is resumed by
+/// calling it again, and librdkafka refuses any other transaction call until then.
+fn until_done(step: &str, mut call: impl FnMut() -> KafkaResult<()>) -> KafkaResult<()> {
     loop {
-        match producer.commit_transaction(CALL_TIMEOUT) {
-            Ok(()) => {
-                tracing::debug!(records = checkpoint.records.len(), offsets = ?checkpoint.watermarks, "transaction committed");
-                // The consumer does not see offsets committed through the producer: storing
-                // them (never committed from here) keeps its lag statistic current.
-                if let Err(e) = consumer.store_offsets(&offsets) {
-                    tracing::debug!(error = %e, "could not store the committed offsets for the lag statistic");
-                }
-                return Attempt { uncommitted: Checkpoint::default(), open: false, producer: Some(producer) };
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                tracing::warn!(error = %e, step, "transaction call not confirmed yet; resuming it");
             }
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && started.elapsed() < COMMIT_DEADLINE => {
-                tracing::warn!(error = %e, "transaction commit not confirmed yet; retrying");
-            }
-            Err(e) => return abort(producer, checkpoint, &e, "commit"),
+            done => return done,
         }
     }
 }
@@ -256,27 +266,28 @@ fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<(), Kaf
 
 fn abort(producer: FutureProducer, checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
     if is_fatal(error) {
-        return failed(producer, checkpoint, true, error, step);
+        return failed(producer, checkpoint, error, step);
     }
-    match producer.abort_transaction(CALL_TIMEOUT) {
-        Ok(()) => failed(producer, checkpoint, false, error, step),
-        Err(e) if is_fatal(&e) => failed(producer, checkpoint, true, &e, "abort"),
-        Err(e) => {
-            tracing::warn!(error = %e, "transaction abort not confirmed; retried before the next one");
-            failed(producer, checkpoint, true, error, step)
-        }
+    match until_done("abort", || producer.abort_transaction(CALL_TIMEOUT)) {
+        Ok(()) => failed(producer, checkpoint, error, step),
+        // Neither committed nor aborted: only a new producer under the id ends the transaction.
+        Err(e) => failed_for_good(checkpoint, &e, "abort"),
     }
 }
 
 /// The transaction did not commit: its checkpoint goes with the next one. A fatal error drops
 /// the producer (the next transaction makes a new one with the same id).
-fn failed(producer: FutureProducer, checkpoint: Checkpoint, open: bool, error: &KafkaError, step: &str) -> Attempt {
-    tracing::warn!(%error, step, records = checkpoint.records.len(), "transaction not committed; its records and offsets go with the next one");
+fn failed(producer: FutureProducer, checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
     if is_fatal(error) {
-        tracing::warn!("the transactional producer hit a fatal error; a new one takes over its id");
-        return Attempt { uncommitted: checkpoint, open: false, producer: None };
+        return failed_for_good(checkpoint, error, step);
     }
-    Attempt { uncommitted: checkpoint, open, producer: Some(producer) }
+    tracing::warn!(%error, step, records = checkpoint.records.len(), "transaction not committed; its records and offsets go with the next one");
+    Attempt { uncommitted: checkpoint, producer: Some(producer) }
+}
+
+fn failed_for_good(checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
+    tracing::warn!(%error, step, records = checkpoint.records.len(), "transaction not committed and the producer is broken; a new one takes over its id, then the records and offsets go again");
+    Attempt { uncommitted: checkpoint, producer: None }
 }
 
 fn is_fatal(error: &KafkaError) -> bool {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use autorma_core::kafka::KafkaConfig;
 use autorma_core::topics;
@@ -14,6 +15,9 @@ use super::error::IngestError;
 use super::parse::{NotificationFilter, Parsed, parse_notification};
 use super::reconcile::{ReconcileConfig, reconcile_loop};
 use crate::kafka::{KafkaConsumer, KafkaConsumerConfig, RawMessage, item_record, raw_dead_letter};
+
+/// How often a transaction that could not commit is retried while no notification comes.
+const IDLE_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -62,6 +66,8 @@ pub async fn run_ingest(
     let reconciliation = tokio::spawn(reconcile_loop(config.reconcile.clone(), store, producer, reconciled.clone()));
     let mut summary = IngestSummary::default();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut idle_commit = tokio::time::interval(IDLE_COMMIT_INTERVAL);
+    idle_commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         tokio::select! {
             biased;
@@ -69,12 +75,14 @@ pub async fn run_ingest(
                 consumer.flush().await;
                 break Ok(());
             }
+            _ = idle_commit.tick() => consumer.commit(Checkpoint::default()).await,
             messages = consumer.next_messages() => {
                 let messages = match messages {
                     Ok(messages) => messages,
                     Err(e) => break Err(e.into()),
                 };
                 consumer.commit(forward(&config.filter, &messages, &mut summary)).await;
+                idle_commit.reset();
                 // The ingest's partitions need no tracking beyond the batch: forget revoked ids.
                 consumer.take_revoked();
             }
