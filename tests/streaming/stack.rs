@@ -3,8 +3,9 @@
 //! the `autorma ingest` / `worker` processes. Everything is stopped by PID on drop; when the
 //! test failed, the logs' tails are printed first and the folder is copied to
 //! `$TMPDIR/autorma-failed-<test>-<pid>`. `AUTORMA_TEST_KAFKA_PROPERTIES` gives every process
-//! more librdkafka properties: `debug=cgrp,eos` puts those debug lines in the logs (a test that
-//! hangs), `fetch.wait.max.ms=50;linger.ms=1` tries settings.
+//! more librdkafka properties: `debug=cgrp,eos` puts those debug lines in the logs (with
+//! `AUTORMA_TEST_LOG=info,librdkafka=debug`, the processes' log filter), `linger.ms=1` tries a
+//! setting.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -140,7 +141,7 @@ impl Stack {
             .args(args)
             .env_remove("AUTORMA_CONFIG")
             .env("AUTORMA_MODEL", root().join("models/fashion5"))
-            .env("AUTORMA_LOG", "info,autorma_ingest=debug")
+            .env("AUTORMA_LOG", std::env::var("AUTORMA_TEST_LOG").unwrap_or("info,autorma_ingest=debug".into()))
             .env("AUTORMA_KAFKA_BROKERS", &self.brokers)
             .env("AUTORMA_S3_ENDPOINT", &self.endpoint)
             .env("AUTORMA_BUCKET", BUCKET)

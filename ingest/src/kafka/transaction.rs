@@ -28,7 +28,7 @@ use autorma_core::kafka::{KafkaConfig, owned_headers};
 use autorma_core::{Checkpoint, OutboundRecord, SourceError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::task::JoinHandle;
 
 use super::assignments::{AssignmentContext, offsets_list};
@@ -165,6 +165,10 @@ fn transactional_producer(kafka: &KafkaConfig, transactional_id: &str) -> Result
             ("acks", "all"),
             // The records of a transaction go out in few requests.
             ("linger.ms", "5"),
+            // A transaction that begins while the broker still writes the last one's markers
+            // is told to retry (CONCURRENT_TRANSACTIONS): soon, not after the default 100 ms
+            // (it grows to `retry.backoff.max.ms` when the broker is away).
+            ("retry.backoff.ms", "10"),
             ("transaction.timeout.ms", &timeout_ms),
         ])
         .create()
@@ -212,15 +216,22 @@ fn transact(
     if let Err(e) = producer.begin_transaction() {
         return failed(producer, checkpoint, &e, "begin");
     }
+    let mut deliveries = Vec::with_capacity(checkpoint.records.len());
     for (_, record) in &checkpoint.records {
-        if let Err(e) = enqueue(&producer, record) {
-            return abort(producer, checkpoint, &e, "send");
+        match enqueue(&producer, record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err(e) => return abort(producer, checkpoint, &e, "send"),
         }
     }
     if offsets.count() > 0
         && let Err(e) = until_done("offsets", || producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT))
     {
         return abort(producer, checkpoint, &e, "offsets");
+    }
+    // Acknowledged before the commit: rdkafka's commit flushes what is outstanding in polls of
+    // 100 ms, which put 100 ms on every transaction.
+    if let Err(e) = delivered(deliveries) {
+        return abort(producer, checkpoint, &e, "send");
     }
     if let Err(e) = until_done("commit", || producer.commit_transaction(CALL_TIMEOUT)) {
         return abort(producer, checkpoint, &e, "commit");
@@ -248,13 +259,12 @@ fn until_done(step: &str, mut call: impl FnMut() -> KafkaResult<()>) -> KafkaRes
 }
 
 /// Queues one record in the open transaction, waiting while librdkafka's queue is full.
-fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<(), KafkaError> {
+fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<DeliveryFuture, KafkaError> {
     let headers = owned_headers(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut message = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload).headers(headers);
     loop {
-        // The delivery outcome is the commit's: a record that fails makes the commit fail.
         match producer.send_result(message) {
-            Ok(_delivery) => return Ok(()),
+            Ok(delivery) => return Ok(delivery),
             Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                 message = back;
                 producer.poll(Duration::from_millis(10));
@@ -262,6 +272,21 @@ fn enqueue(producer: &FutureProducer, record: &OutboundRecord) -> Result<(), Kaf
             Err((e, _)) => return Err(e),
         }
     }
+}
+
+/// Waits for the broker's acknowledgement of every record queued in the transaction (on the
+/// transaction's blocking thread, inside the runtime).
+fn delivered(deliveries: Vec<DeliveryFuture>) -> Result<(), KafkaError> {
+    let outcomes = tokio::runtime::Handle::current().block_on(futures::future::join_all(deliveries));
+    for delivery in outcomes {
+        match delivery {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(e),
+            // librdkafka dropped the report: only on its shutdown.
+            Err(_) => return Err(KafkaError::Canceled),
+        }
+    }
+    Ok(())
 }
 
 fn abort(producer: FutureProducer, checkpoint: Checkpoint, error: &KafkaError, step: &str) -> Attempt {
