@@ -10,6 +10,9 @@
 #                              a proxy (the chaos tests' Toxiproxy); needs KAFKA_PROXIED_ADVERTISE
 #        KAFKA_PROXIED_ADVERTISE  the proxy's host:port, which that listener advertises, so that
 #                              clients bootstrapped through the proxy stay on it
+#        KAFKA_REQUEST_LOG     a file where the broker logs every request it answers, one JSON
+#                              line each (Kafka's kafka.request.logger at DEBUG; it costs CPU):
+#                              what the tests count requests per photo by; none by default
 #        KAFKA_HEAP_OPTS       JVM heap flags (default -Xmx512m)
 #        AUTORMA_KAFKA_HOME    the install to use (default: the one infra/setup/kafka.sh made)
 # Files in STATE_DIR: server.properties (rewritten at every start), kafka-data/ (the log dir,
@@ -108,6 +111,8 @@ EOF
     java ${KAFKA_HEAP_OPTS:--Xmx512m} -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="${REPO_ROOT}/infra/kafka/log4j2-server.xml" \
     -Dautorma.kafka.log="${logfile}" \
+    -Dautorma.kafka.requests="${KAFKA_REQUEST_LOG:-/dev/null}" \
+    -Dautorma.kafka.requests.level="$([[ -n "${KAFKA_REQUEST_LOG:-}" ]] && echo debug || echo warn)" \
     -cp "${home}/libs/*" kafka.Kafka "${config}"
   pid="$(read_pid "${pidfile}")"
   # One client JVM, started at once so that its own start-up overlaps the broker's, polls until

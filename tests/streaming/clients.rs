@@ -59,6 +59,11 @@ impl S3 {
 
     /// PUTs many objects, 16 at a time; returns when each PUT was sent, by key.
     pub fn put_all(&self, objects: Vec<(String, Vec<u8>)>) -> HashMap<String, Instant> {
+        self.put_all_at(objects, 16)
+    }
+
+    /// PUTs many objects, `concurrency` at a time; returns when each PUT was sent, by key.
+    pub fn put_all_at(&self, objects: Vec<(String, Vec<u8>)>, concurrency: usize) -> HashMap<String, Instant> {
         self.rt.block_on(async {
             use futures::StreamExt;
             futures::stream::iter(objects)
@@ -67,7 +72,7 @@ impl S3 {
                     self.put_async(&key, body).await;
                     (key, sent)
                 })
-                .buffer_unordered(16)
+                .buffer_unordered(concurrency)
                 .collect()
                 .await
         })

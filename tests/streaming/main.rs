@@ -8,6 +8,7 @@
 
 mod chaos;
 mod clients;
+mod cost;
 // Shared with the other tests; a part of each is used here.
 #[path = "../common/engine.rs"]
 #[allow(dead_code)]

@@ -7,6 +7,7 @@
 //! `AUTORMA_TEST_LOG=info,librdkafka=debug`, the processes' log filter), `linger.ms=1` tries a
 //! setting.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -38,6 +39,17 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
 }
 
+/// What a test needs beyond Kafka and versitygw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StackOptions {
+    /// Toxiproxy between some clients and the engines (the chaos suite): the broker gets a
+    /// second listener that advertises its proxy, so that a client bootstrapped there stays on it.
+    pub proxied: bool,
+    /// The broker logs every request it answers ([`Stack::broker_requests`]); it costs the
+    /// broker CPU.
+    pub broker_request_log: bool,
+}
+
 /// The broker and the S3 server as seen through Toxiproxy's proxies `kafka` and `s3`.
 pub struct Proxied {
     pub toxiproxy: Toxiproxy,
@@ -48,16 +60,16 @@ pub struct Proxied {
 impl Stack {
     /// Kafka, the topics, then versitygw (it exits at start when the topic is missing).
     pub fn start() -> Stack {
-        Self::start_with(false)
+        Self::start_with(StackOptions::default())
     }
 
-    /// [`Stack::start`], and Toxiproxy with a proxy to each engine: the broker gets a second
-    /// listener that advertises its proxy, so that a client bootstrapped there stays on it.
+    /// [`Stack::start`], and Toxiproxy with a proxy to each engine.
     pub fn start_proxied() -> Stack {
-        Self::start_with(true)
+        Self::start_with(StackOptions { proxied: true, ..StackOptions::default() })
     }
 
-    fn start_with(proxied: bool) -> Stack {
+    pub fn start_with(options: StackOptions) -> Stack {
+        let StackOptions { proxied, broker_request_log } = options;
         let dir = tempfile::tempdir().unwrap();
         let timed = |what: &str, start: &dyn Fn() -> Engine| {
             let started = Instant::now();
@@ -66,15 +78,16 @@ impl Stack {
             engine
         };
         let proxy_ports = if proxied { free_ports(&["kafka", "s3"]) } else { Vec::new() };
-        let kafka = timed("kafka", &|| match proxy_ports.first() {
-            None => Engine::start("kafka", &dir.path().join("kafka"), &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], &[]),
-            Some((_, proxy)) => Engine::start(
-                "kafka",
-                &dir.path().join("kafka"),
-                &["KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_PROXIED_PORT"],
-                &[("KAFKA_PROXIED_ADVERTISE", format!("127.0.0.1:{proxy}"))],
-            ),
-        });
+        let mut ports = vec!["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"];
+        let mut env = Vec::new();
+        if let Some((_, proxy)) = proxy_ports.first() {
+            ports.push("KAFKA_PROXIED_PORT");
+            env.push(("KAFKA_PROXIED_ADVERTISE", format!("127.0.0.1:{proxy}")));
+        }
+        if broker_request_log {
+            env.push(("KAFKA_REQUEST_LOG", dir.path().join("kafka-requests.log").display().to_string()));
+        }
+        let kafka = timed("kafka", &|| Engine::start("kafka", &dir.path().join("kafka"), &ports, &env));
         let brokers = format!("127.0.0.1:{}", kafka.port("KAFKA_PORT"));
         let output =
             Command::new("bash").arg(root().join("infra/engines/topics.sh")).args([&brokers, "4"]).output().unwrap();
@@ -259,6 +272,26 @@ impl Stack {
                 Some((fields.get(7)?.to_string(), format!("/{}/{}", fields.get(1)?, fields.get(8)?), status))
             })
             .collect()
+    }
+
+    /// The requests the broker answered so far, by client id and API (`Fetch`, `Produce`,
+    /// `EndTxn`, ...), from its request log ([`StackOptions::broker_request_log`]): one JSON
+    /// line per request after "Completed request:".
+    pub fn broker_requests(&self) -> BTreeMap<(String, String), u64> {
+        let log = std::fs::read_to_string(self.dir.path().join("kafka-requests.log")).unwrap_or_default();
+        let mut counts = BTreeMap::new();
+        for line in log.lines() {
+            let Some(json) = line.find('{').and_then(|at| serde_json::from_str::<serde_json::Value>(&line[at..]).ok())
+            else {
+                continue;
+            };
+            let header = &json["requestHeader"];
+            let client = header["clientId"].as_str().unwrap_or("?").to_string();
+            let api =
+                header["requestApiKeyName"].as_str().map_or_else(|| header["requestApiKey"].to_string(), String::from);
+            *counts.entry((client, api)).or_default() += 1;
+        }
+        counts
     }
 
     pub fn log(&self, name: &str) -> String {
