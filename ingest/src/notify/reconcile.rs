@@ -48,6 +48,10 @@ pub struct ReconcileSummary {
 
 pub struct Unfinished {
     pub events: Vec<ItemEvent>,
+    /// Dead letters (`dlq/K.json`) beside a result that stands for the same photo: the photo
+    /// failed once (the store away) and was classified by another of its events, which did not
+    /// look for the dead letter. Deleted, so each photo has one outcome in the bucket.
+    pub stale_dead_letters: Vec<String>,
     pub summary: ReconcileSummary,
 }
 
@@ -150,12 +154,16 @@ fn select_unfinished(
     let cutoff = Utc::now() - grace;
     let mut summary = ReconcileSummary::default();
     let mut events = Vec::new();
+    let mut stale_dead_letters = Vec::new();
     for object in inbox {
         summary.listed += 1;
-        let has_outcome = [result_object_key(&object.key), dlq_object_key(&object.key)]
-            .iter()
-            .any(|key| stands_for(key, &object, outcomes, cache));
-        if has_outcome {
+        let (result, dead) = (result_object_key(&object.key), dlq_object_key(&object.key));
+        let result_stands = stands_for(&result, &object, outcomes, cache);
+        let dead_stands = stands_for(&dead, &object, outcomes, cache);
+        if result_stands && outcomes.contains_key(&dead) && !dead_stands {
+            stale_dead_letters.push(dead);
+        }
+        if result_stands || dead_stands {
             summary.done += 1;
         } else if object.last_modified > cutoff {
             summary.recent += 1;
@@ -173,7 +181,7 @@ fn select_unfinished(
         }
     }
     summary.unfinished = events.len();
-    Unfinished { events, summary }
+    Unfinished { events, stale_dead_letters, summary }
 }
 
 /// Reconciles at start and every `reconcile_interval`, on a task of its own so a long listing
@@ -217,6 +225,13 @@ async fn reconcile_once(
         try_join_all(chunk.iter().map(|event| send_item(producer, topics::ITEMS, event))).await?;
         let now = Instant::now();
         recently_sent.extend(chunk.iter().map(|e| ((e.key.clone(), e.etag.clone()), now)));
+    }
+    for key in &found.stale_dead_letters {
+        match store.delete(&config.bucket, key).await {
+            Ok(()) => tracing::info!(%key, "reconciliation: deleted a dead letter that the photo's result replaced"),
+            // Tried again at the next pass.
+            Err(e) => tracing::warn!(%key, error = %e, "reconciliation: cannot delete a stale dead letter"),
+        }
     }
     let s = &found.summary;
     let held_back = s.unfinished - to_send.len();
@@ -268,6 +283,8 @@ mod tests {
         ];
         let outcomes: HashMap<String, DateTime<Utc>> = [
             ("results/inbox/done.jpg.json", at(590)),
+            // The store was away for one event of the photo; another one classified it.
+            ("dlq/inbox/done.jpg.json", at(595)),
             ("dlq/inbox/failed.jpg.json", at(590)),
             ("results/inbox/replaced.jpg.json", at(590)),
             ("results/inbox/same-bytes-again.jpg.json", at(590)),
@@ -285,6 +302,7 @@ mod tests {
         recorded("results/inbox/replaced.jpg.json", "v1", true);
         recorded("results/inbox/same-bytes-again.jpg.json", "e5", true);
         recorded("dlq/inbox/store-was-away.jpg.json", "e6", false);
+        recorded("dlq/inbox/done.jpg.json", "e1", false);
 
         let found = select_unfinished("returns", inbox, &outcomes, &cache, Duration::from_secs(60));
         // Whatever their name, objects are sent (the worker reads the bytes).
@@ -302,5 +320,7 @@ mod tests {
             ])
         );
         assert!(found.events.iter().all(|e| e.source == EventOrigin::Replay));
+        // A dead letter whose photo has its result goes; one that is the photo's outcome stays.
+        assert_eq!(found.stale_dead_letters, vec!["dlq/inbox/done.jpg.json".to_string()]);
     }
 }
