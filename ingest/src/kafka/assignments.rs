@@ -25,15 +25,20 @@ pub struct Assignments {
     /// have been handled by an earlier owner (or this process before a restart); from it on,
     /// nobody else can have read it.
     handoff: HashMap<PartitionId, u64>,
+    /// Per held id: the offset the group had committed when it was assigned (stable: open
+    /// transactions not counted). Below it every message was handled and its records
+    /// published by a committed transaction, whatever offset the consumer starts from.
+    committed: HashMap<PartitionId, u64>,
     /// Ids revoked since the pipeline last asked.
     revoked: Vec<PartitionId>,
 }
 
 impl Assignments {
     /// Gives each newly assigned topic-partition a fresh id (one already held keeps its own),
-    /// with the end offset it had then (`None`: unknown, every message may have been handled).
-    pub fn assign(&mut self, partitions: impl IntoIterator<Item = (TopicPartition, Option<u64>)>) {
-        for (tp, end) in partitions {
+    /// with what it had then: its end offset (`None`: unknown, every message may have been
+    /// handled) and the group's committed offset (`None`: none, or unknown).
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = (TopicPartition, Option<u64>, Option<u64>)>) {
+        for (tp, end, committed) in partitions {
             if self.current.contains_key(&tp) {
                 continue;
             }
@@ -42,6 +47,7 @@ impl Assignments {
             self.by_id.insert(id, tp.clone());
             self.current.insert(tp, id);
             self.handoff.insert(id, end.unwrap_or(u64::MAX));
+            self.committed.insert(id, committed.unwrap_or(0));
         }
     }
 
@@ -52,6 +58,7 @@ impl Assignments {
             let Some(id) = self.current.remove(&tp) else { continue };
             self.by_id.remove(&id);
             self.handoff.remove(&id);
+            self.committed.remove(&id);
             self.revoked.push(id);
         }
     }
@@ -68,6 +75,18 @@ impl Assignments {
     /// Whether a message at `offset` of held id `id` may have been handled before.
     pub fn maybe_done(&self, id: PartitionId, offset: u64) -> bool {
         self.handoff.get(&id).is_none_or(|end| offset < *end)
+    }
+
+    /// Whether a committed transaction already passed this message. librdkafka 2.12 can
+    /// start a partition below the committed offset (see `design.md`); such a message is
+    /// skipped, never published again.
+    pub fn committed_before(&self, id: PartitionId, offset: u64) -> bool {
+        self.committed.get(&id).is_some_and(|committed| offset < *committed)
+    }
+
+    /// The group's committed offset when `id` was assigned: a commit never goes below it.
+    pub fn committed_at_assignment(&self, id: PartitionId) -> u64 {
+        self.committed.get(&id).copied().unwrap_or(0)
     }
 
     pub fn take_revoked(&mut self) -> Vec<PartitionId> {
@@ -92,16 +111,19 @@ pub fn offsets_list<'a>(entries: impl IntoIterator<Item = (&'a TopicPartition, u
 
 /// The consumer's context: keeps [`Assignments`] in step with the group's rebalances, and
 /// reports the consumer lag of its partitions from librdkafka's statistics.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AssignmentContext {
     state: Arc<Mutex<Assignments>>,
     /// The consumer group, for the lag's labels.
     group: Arc<str>,
+    /// A client of the same group that reads its committed offsets without waiting for open
+    /// transactions (`read_uncommitted`): the stable offsets, at once.
+    offsets: Arc<BaseConsumer>,
 }
 
 impl AssignmentContext {
-    pub fn new(group: &str) -> Self {
-        Self { state: Arc::default(), group: group.into() }
+    pub fn new(group: &str, offsets: BaseConsumer) -> Self {
+        Self { state: Arc::default(), group: group.into(), offsets: Arc::new(offsets) }
     }
 
     pub fn state(&self) -> MutexGuard<'_, Assignments> {
@@ -140,7 +162,24 @@ impl ConsumerContext for AssignmentContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let assigned: Vec<(TopicPartition, Option<u64>)> = topic_partitions(list)
+                let committed: HashMap<TopicPartition, u64> = match self
+                    .offsets
+                    .committed_offsets(TopicPartitionList::clone(list), END_OFFSET_TIMEOUT)
+                {
+                    Ok(found) => found
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o.max(0) as u64)),
+                            _ => None,
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the committed offsets; messages below them are not told apart");
+                        HashMap::new()
+                    }
+                };
+                let assigned: Vec<(TopicPartition, Option<u64>, Option<u64>)> = topic_partitions(list)
                     .into_iter()
                     .map(|(topic, partition)| {
                         let end = match consumer.fetch_watermarks(&topic, partition, END_OFFSET_TIMEOUT) {
@@ -150,7 +189,8 @@ impl ConsumerContext for AssignmentContext {
                                 None
                             }
                         };
-                        ((topic, partition), end)
+                        let committed = committed.get(&(topic.clone(), partition)).copied();
+                        ((topic, partition), end, committed)
                     })
                     .collect();
                 let mut state = self.state();
@@ -163,7 +203,7 @@ impl ConsumerContext for AssignmentContext {
     }
 }
 
-/// Longest a rebalance waits for a new partition's end offset.
+/// Longest a rebalance waits for a new partition's end offset, or the committed offsets.
 const END_OFFSET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn topic_partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -181,13 +221,13 @@ mod tests {
     #[test]
     fn a_partition_assigned_again_gets_a_new_id() {
         let mut a = Assignments::default();
-        a.assign([(tp(0), Some(0)), (tp(1), Some(0))]);
+        a.assign([(tp(0), Some(0), None), (tp(1), Some(0), None)]);
         let first = a.id_of("rma.items", 0).unwrap();
         a.revoke([tp(0)]);
         assert_eq!(a.id_of("rma.items", 0), None);
         assert_eq!(a.partition_of(first), None, "a revoked id commits nothing more");
         assert_eq!(a.take_revoked(), vec![first]);
-        a.assign([(tp(0), Some(0))]);
+        a.assign([(tp(0), Some(0), None)]);
         let second = a.id_of("rma.items", 0).unwrap();
         assert_ne!(first, second, "work of the old assignment must not complete the new one");
         assert_eq!(a.partition_of(second), Some(&tp(0)));
@@ -197,10 +237,23 @@ mod tests {
     #[test]
     fn only_messages_below_the_end_offset_at_assignment_may_have_been_handled() {
         let mut a = Assignments::default();
-        a.assign([(tp(0), Some(100)), (tp(1), None)]);
+        a.assign([(tp(0), Some(100), None), (tp(1), None, None)]);
         let (p0, p1) = (a.id_of("rma.items", 0).unwrap(), a.id_of("rma.items", 1).unwrap());
         assert!(a.maybe_done(p0, 99));
         assert!(!a.maybe_done(p0, 100), "written after the handoff: nobody else read it");
         assert!(a.maybe_done(p1, 1_000_000), "end offset unknown: look everything up");
+    }
+
+    #[test]
+    fn messages_below_the_committed_offset_at_assignment_were_committed_before() {
+        let mut a = Assignments::default();
+        a.assign([(tp(0), Some(100), Some(40)), (tp(1), Some(100), None)]);
+        let (p0, p1) = (a.id_of("rma.items", 0).unwrap(), a.id_of("rma.items", 1).unwrap());
+        assert!(a.committed_before(p0, 39), "a consumer that starts too low skips it");
+        assert!(!a.committed_before(p0, 40), "the first message the group has not committed");
+        assert!(!a.committed_before(p1, 0), "nothing committed: nothing skipped");
+        assert_eq!((a.committed_at_assignment(p0), a.committed_at_assignment(p1)), (40, 0));
+        a.revoke([tp(0)]);
+        assert!(!a.committed_before(p0, 0), "a revoked id has no floor");
     }
 }

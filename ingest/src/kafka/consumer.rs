@@ -44,6 +44,9 @@ pub struct RawMessage {
     /// Whether an earlier owner of the partition (or this process before a restart) may have
     /// handled it: it sits below the partition's end offset at the time it was assigned.
     pub maybe_done: bool,
+    /// A committed transaction passed it already: below the group's committed offset when
+    /// the partition was assigned (a consumer that started too low; see `design.md`).
+    pub committed_before: bool,
 }
 
 pub struct KafkaConsumer {
@@ -61,7 +64,12 @@ impl KafkaConsumer {
     /// Joins the group and readies the transactional producer (blocking: up to half a minute
     /// while the broker fences this id's earlier transactions).
     pub fn subscribe(config: &KafkaConsumerConfig) -> Result<Self, SourceError> {
-        let context = AssignmentContext::new(&config.group_id);
+        let offsets = config
+            .kafka
+            .client_config(&[("group.id", &config.group_id), ("isolation.level", "read_uncommitted")])
+            .create()
+            .map_err(|e| broker_error(&e))?;
+        let context = AssignmentContext::new(&config.group_id, offsets);
         let consumer: StreamConsumer<AssignmentContext> = config
             .kafka
             .client_config(&[
@@ -188,6 +196,7 @@ impl KafkaConsumer {
             trace: trace::parent_from(message.headers()),
             read_at: format!("{}/{}/{offset}", message.topic(), message.partition()),
             maybe_done: state.maybe_done(id, offset),
+            committed_before: state.committed_before(id, offset),
         });
     }
 

@@ -20,6 +20,11 @@ impl KafkaSource {
 
     fn sourced(&self, message: RawMessage) -> Sourced {
         let lane = if self.consumer.is_bulk(&message.topic) { Lane::Bulk } else { Lane::Live };
+        if message.committed_before {
+            // Its records are on the topics already: acknowledged in its turn, nothing sent.
+            tracing::debug!(read_at = %message.read_at, "below the group's committed offset; skipped");
+            return Sourced::Handled { position: message.position, lane, records: Vec::new() };
+        }
         match serde_json::from_slice::<ItemEvent>(&message.payload) {
             Ok(event) => Sourced::Event(SourcedEvent {
                 position: message.position,

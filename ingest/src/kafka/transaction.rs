@@ -208,7 +208,15 @@ fn transact(
         let state = consumer.context().state();
         checkpoint.watermarks.retain(|(id, _)| state.partition_of(*id).is_some());
         checkpoint.records.retain(|(id, _)| state.partition_of(*id).is_some());
-        offsets_list(checkpoint.watermarks.iter().map(|(id, o)| (state.partition_of(*id).expect("retained"), *o)))
+        // Never below what the group had committed: a consumer that started too low would
+        // otherwise move the commit back, and a later owner would redeliver from there.
+        offsets_list(
+            checkpoint
+                .watermarks
+                .iter()
+                .filter(|(id, o)| *o >= state.committed_at_assignment(*id))
+                .map(|(id, o)| (state.partition_of(*id).expect("retained"), *o)),
+        )
     };
     let Some(group) = consumer.group_metadata().filter(|_| !checkpoint.is_empty()) else {
         return Attempt { uncommitted: checkpoint, producer: Some(producer) };

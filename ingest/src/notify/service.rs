@@ -101,6 +101,10 @@ fn forward(filter: &NotificationFilter, messages: &[RawMessage], summary: &mut I
     let mut records = Vec::new();
     for message in messages {
         summary.notifications += 1;
+        // Forwarded already by a committed transaction (a consumer that started too low).
+        if message.committed_before {
+            continue;
+        }
         let mut problems = Vec::new();
         match parse_notification(&message.payload, filter) {
             Ok(parsed) => {
@@ -159,6 +163,7 @@ mod tests {
             trace: None,
             read_at: format!("rma.uploads.raw/{partition}/{offset}"),
             maybe_done: false,
+            committed_before: false,
         };
         assert_eq!(watermarks(&[m(0, 4), m(1, 9), m(0, 5)]), vec![(0, 6), (1, 10)]);
     }
