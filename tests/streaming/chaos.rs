@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::clients::{S3, TopicReader, committed_offsets};
-use super::http::Http;
 use super::stack::{Stack, wait_until};
 use super::toxiproxy::Toxic;
 use super::{serial, test_photos};
@@ -155,7 +154,8 @@ fn plan(size: &Size, rng: &mut Rng) -> Vec<(Duration, Action)> {
 /// The run's state while faults come and go.
 struct Chaos {
     stack: Stack,
-    serve_args: Vec<String>,
+    /// Where serve listens, the same after a restart.
+    serve_port: u16,
     s3: S3,
     items: Vec<TopicReader>,
     start: Instant,
@@ -221,8 +221,7 @@ impl Chaos {
                 match *name {
                     "ingest" => self.stack.spawn_ingest(&INGEST_ENV),
                     "serve" => {
-                        let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
-                        self.stack.spawn("serve", &args);
+                        self.stack.spawn_serve(self.serve_port, TOKEN);
                     }
                     worker => self.stack.spawn_proxied_worker(worker),
                 }
@@ -314,17 +313,11 @@ fn chaos_kills_restarts_and_network_faults_lose_and_duplicate_no_result() {
     for worker in WORKERS {
         stack.spawn_proxied_worker(worker);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (listen, index) = (format!("127.0.0.1:{port}"), stack.dir.path().join("index.sqlite").display().to_string());
-    let serve_args: Vec<String> =
-        ["serve", "--streaming", "--listen", &listen, "--token", TOKEN, "--index", &index].map(String::from).into();
-    stack.spawn("serve", &serve_args.iter().map(String::as_str).collect::<Vec<_>>());
-    let http = Http { port };
-    wait_until("serve to be ready", secs(90), || http.get("/readyz", Some(TOKEN)).0 == 200);
+    let http = stack.spawn_serve(0, TOKEN);
     let s3 = S3::new(&stack);
     let mut chaos = Chaos {
         stack,
-        serve_args,
+        serve_port: http.port,
         s3,
         items,
         start: Instant::now(),

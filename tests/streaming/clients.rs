@@ -120,19 +120,8 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn start(brokers: &str, topic: &str) -> TopicReader {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("test-reader-{topic}"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .unwrap();
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-        let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
-        }
-        consumer.assign(&assignment).unwrap();
+        let consumer = consumer(brokers, &format!("test-reader-{topic}"), "read_committed");
+        consumer.assign(&every_partition(&consumer, topic, Offset::Beginning)).unwrap();
         let records = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::spawn({
@@ -207,23 +196,34 @@ impl Drop for TopicReader {
 /// The offsets `group` has committed on `topic`'s partitions (the next offset to read; 0 where
 /// none), as the broker holds them now: committed transactions only.
 pub fn committed_offsets(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        // Not `read_committed`: that waits for the group's open transactions to end.
-        .set("isolation.level", "read_uncommitted")
-        .create()
-        .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        partitions.add_partition(topic, partition.id());
-    }
+    // Not `read_committed`: that waits for the group's open transactions to end.
+    let consumer = consumer(brokers, group, "read_uncommitted");
+    let partitions = every_partition(&consumer, topic, Offset::Invalid);
     let committed = consumer.committed_offsets(partitions, Duration::from_secs(20)).unwrap();
     committed
         .elements()
         .iter()
         .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { 0 }))
         .collect()
+}
+
+/// A consumer of `group` that commits nothing, reading at `isolation`.
+fn consumer(brokers: &str, group: &str, isolation: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap()
+}
+
+/// Every partition of `topic`, each at `offset`.
+fn every_partition(consumer: &BaseConsumer, topic: &str, offset: Offset) -> TopicPartitionList {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        partitions.add_partition_offset(topic, partition.id(), offset).unwrap();
+    }
+    partitions
 }

@@ -15,9 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::clients::{S3, TopicReader};
 use super::stack::{Stack, StackOptions, root, wait_until};
-use super::{serial, test_photos};
+use super::{serial, stack_with_serve, test_photos};
 
 const PROCESSES: [&str; 5] = ["kafka", "versitygw", "ingest", "worker-a", "serve"];
 /// What a pipeline that batches its requests stays under (measured 1.3 to 1.9 in a burst of 750
@@ -47,18 +46,8 @@ fn what_a_photo_costs_the_broker_the_bucket_and_the_worker() {
     let _serial = serial();
     let count: usize = std::env::var("AUTORMA_COST_PHOTOS").map_or(375, |v| v.parse().expect("AUTORMA_COST_PHOTOS"));
     let split = test_photos();
-    let mut stack = Stack::start_with(StackOptions { broker_request_log: true, ..StackOptions::default() });
-    let results = TopicReader::start(&stack.brokers, "rma.results");
-    stack.spawn_ingest(&[]);
-    stack.spawn_worker("worker-a");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (listen, index) = (format!("127.0.0.1:{port}"), stack.dir.path().join("index.sqlite").display().to_string());
-    stack.spawn("serve", &["serve", "--streaming", "--listen", &listen, "--token", TOKEN, "--index", &index]);
-    let http = super::http::Http { port };
-    wait_until("the worker to hold its partitions and serve to be ready", Duration::from_secs(90), || {
-        stack.log("worker-a").contains("held=8") && http.get("/readyz", Some(TOKEN)).0 == 200
-    });
-    let s3 = S3::new(&stack);
+    let options = StackOptions { broker_request_log: true, ..StackOptions::default() };
+    let (stack, results, s3) = stack_with_serve(options, TOKEN);
 
     // The idle rate: what each process burns with nothing to do (heartbeats, fetch waits).
     std::thread::sleep(Duration::from_secs(2));

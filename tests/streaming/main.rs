@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clients::{S3, TopicReader};
-use stack::{BUCKET, Stack, root, wait_until};
+use stack::{BUCKET, Stack, StackOptions, root, wait_until};
 
 /// One stack at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -119,6 +119,21 @@ fn stack_with_workers(workers: &[&str]) -> (Stack, TopicReader, S3) {
     for worker in workers {
         stack.spawn_worker(worker);
     }
+    let s3 = S3::new(&stack);
+    (stack, results, s3)
+}
+
+/// A stack with `autorma ingest`, `worker-a` holding its partitions and `serve --streaming`
+/// ready, a reader of `rma.results` from its start, and an S3 client.
+fn stack_with_serve(options: StackOptions, token: &str) -> (Stack, TopicReader, S3) {
+    let mut stack = Stack::start_with(options);
+    let results = TopicReader::start(&stack.brokers, "rma.results");
+    stack.spawn_ingest(&[]);
+    stack.spawn_worker("worker-a");
+    stack.spawn_serve(0, token);
+    wait_until("the worker to hold its partitions", Duration::from_secs(90), || {
+        stack.log("worker-a").contains("held=8")
+    });
     let s3 = S3::new(&stack);
     (stack, results, s3)
 }

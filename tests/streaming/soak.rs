@@ -12,9 +12,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::clients::{S3, TopicReader};
-use super::stack::{Stack, wait_until};
-use super::{percentile, serial, test_photos};
+use super::stack::{StackOptions, wait_until};
+use super::{percentile, serial, stack_with_serve, test_photos};
 
 const PROCESSES: [&str; 5] = ["kafka", "versitygw", "ingest", "worker-a", "serve"];
 const TOKEN: &str = "soak";
@@ -33,18 +32,7 @@ fn a_steady_stream_keeps_memory_and_backlog_flat() {
     let sample = Duration::from_secs_f64(env_or("AUTORMA_SOAK_SAMPLE_SECS", 5.0));
     let split: Vec<Vec<u8>> = test_photos().iter().map(|(_, path)| std::fs::read(path).unwrap()).collect();
 
-    let mut stack = Stack::start();
-    let results = TopicReader::start(&stack.brokers, "rma.results");
-    stack.spawn_ingest(&[]);
-    stack.spawn_worker("worker-a");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (listen, index) = (format!("127.0.0.1:{port}"), stack.dir.path().join("index.sqlite").display().to_string());
-    stack.spawn("serve", &["serve", "--streaming", "--listen", &listen, "--token", TOKEN, "--index", &index]);
-    let http = super::http::Http { port };
-    wait_until("the worker to hold its partitions and serve to be ready", Duration::from_secs(90), || {
-        stack.log("worker-a").contains("held=8") && http.get("/readyz", Some(TOKEN)).0 == 200
-    });
-    let s3 = S3::new(&stack);
+    let (stack, results, s3) = stack_with_serve(StackOptions::default(), TOKEN);
     eprintln!(
         "[soak] {:.0} s at {rate}/s; every {:.0} s: elapsed, resident MiB of {}, backlog, p95 ms",
         run.as_secs_f64(),

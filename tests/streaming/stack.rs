@@ -13,6 +13,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, free_ports};
+use crate::http::Http;
 use crate::toxiproxy::Toxiproxy;
 
 pub const ACCESS_KEY: &str = "autorma-test";
@@ -206,6 +207,21 @@ impl Stack {
 
     pub fn spawn_worker(&mut self, name: &str) {
         self.spawn_worker_with(name, &[]);
+    }
+
+    /// Starts `autorma serve --streaming` as `serve` on `port` (0: a free one), its index in
+    /// the stack's folder (a restart on the same port resumes it), and waits until it is ready.
+    pub fn spawn_serve(&mut self, port: u16, token: &str) -> Http {
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        } else {
+            port
+        };
+        let (listen, index) = (format!("127.0.0.1:{port}"), self.dir.path().join("index.sqlite").display().to_string());
+        self.spawn("serve", &["serve", "--streaming", "--listen", &listen, "--token", token, "--index", &index]);
+        let http = Http { port };
+        wait_until("serve to be ready", Duration::from_secs(90), || http.get("/readyz", Some(token)).0 == 200);
+        http
     }
 
     /// A worker that reaches Kafka and S3 through Toxiproxy ([`Stack::start_proxied`]).

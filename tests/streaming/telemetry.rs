@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::clients::{Record, S3, TopicReader};
-use super::http::Http;
 use super::jaeger::{Jaeger, Span};
 use super::prometheus::Prometheus;
 use super::stack::{Stack, root, wait_until};
@@ -45,11 +44,7 @@ fn a_streaming_run_fills_every_dashboard_panel_and_alert_and_each_photo_is_one_t
     let dlq = TopicReader::start(&stack.brokers, "rma.dlq");
     stack.spawn_ingest(&[]);
     stack.spawn_worker("worker-a");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (listen, index) = (format!("127.0.0.1:{port}"), stack.dir.path().join("index.sqlite").display().to_string());
-    stack.spawn("serve", &["serve", "--streaming", "--listen", &listen, "--token", TOKEN, "--index", &index]);
-    let http = Http { port };
-    wait_until("serve to be ready", Duration::from_secs(90), || http.get("/readyz", Some(TOKEN)).0 == 200);
+    let http = stack.spawn_serve(0, TOKEN);
     // The worker's photo counters start at zero before the first photo, so the first export's
     // photos count in rates and increases.
     assert_eq!(prometheus.value(r#"sum(autorma_photos_processed_total{job="autorma-worker"})"#), 0.0);
