@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::stats::ms;
-use crate::preprocess::PreprocessError;
+use crate::preprocess::{PreprocessError, panic_text};
 use crate::serving::ServingModel;
 
 /// Decodes and preprocesses `bytes` for `model` on a blocking thread; also returns how long
@@ -19,8 +19,9 @@ pub(crate) async fn preprocess_blocking(
     let model = model.clone();
     let tensor = match tokio::task::spawn_blocking(move || model.preprocessor.preprocess(&bytes)).await {
         Ok(tensor) => tensor,
-        // A decoder that panics has met a hostile or broken photo: refuse the photo. Stopping
-        // instead would stop every restart too, on the same photo above the checkpoint.
+        // The decoders' panics are caught where they are called (`decode_caught`); one anywhere
+        // else in the preprocessing is refused the same way. Stopping instead would stop every
+        // restart too, on the same photo above the checkpoint.
         Err(e) => Err(PreprocessError::Decode { detail: format!("the decoder panicked: {}", panic_message(e)) }),
     };
     (tensor, ms(started.elapsed()))
@@ -30,12 +31,7 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     if !e.is_panic() {
         return e.to_string();
     }
-    let payload = e.into_panic();
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
+    panic_text(&*e.into_panic())
 }
 
 #[cfg(test)]

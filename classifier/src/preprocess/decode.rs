@@ -154,8 +154,31 @@ pub fn decode_rgb(
     } else {
         decoder.orientation().unwrap_or(Orientation::NoTransforms)
     };
-    let image = DynamicImage::from_decoder(decoder).map_err(limits_err)?;
+    let image = decode_caught(decoder).map_err(limits_err)?;
     square_within(upright(to_rgb(image, background), orientation), limits)
+}
+
+/// The `image` crate's decoders are safe Rust, but some panic on malformed data (zune-jpeg
+/// 0.5.15 unwraps in its IDCT: found by the `decode` fuzz target, input kept in
+/// `fuzz/regressions/decode/`). A panic there is a photo that does not decode, not a worker
+/// that dies and dies again on the redelivery.
+fn decode_caught(decoder: impl ImageDecoder) -> Result<DynamicImage, image::ImageError> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DynamicImage::from_decoder(decoder)));
+    decoded.unwrap_or_else(|panic| {
+        Err(image::ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Unknown,
+            format!("the decoder failed on malformed data ({})", panic_text(&*panic)),
+        )))
+    })
+}
+
+/// What a panic said (its `&str` or `String` payload).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 /// The photo, when the square it is letterboxed into (its long side squared, before the
@@ -288,6 +311,17 @@ mod tests {
         }
     }
     use image::{ImageEncoder, Rgb, Rgba, RgbaImage};
+
+    #[test]
+    fn a_photo_that_panics_the_jpeg_decoder_is_a_decode_error() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/decode/crash-4378ac91af76b8212875501c200151e7824a5f1d"
+        ))
+        .unwrap();
+        let err = decode_rgb(&bytes, &DecodeLimits::default(), [0; 3], 128).unwrap_err();
+        assert!(matches!(&err, PreprocessError::Decode { detail } if detail.contains("malformed data")), "{err:?}");
+    }
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7) as u8, (y * 5) as u8, 128]));

@@ -8,6 +8,7 @@ mod tensor;
 use autorma_core::DlqReason;
 use autorma_registry::ModelPackage;
 
+pub(crate) use decode::panic_text;
 pub use decode::{DecodeLimits, decode_rgb, sniff_format};
 pub use tensor::{letterbox_resize, normalise_into};
 
