@@ -48,6 +48,6 @@ pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
 pub use retry::RetryConfig;
 pub use sink::{Prior, PriorOutcome, ResultSink, SinkError};
 pub use source::{Checkpoint, EventSource, SourceError};
-pub use store::{LocalStore, MemoryStore, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition};
+pub use store::{ListPage, LocalStore, MemoryStore, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition};
 #[cfg(feature = "s3")]
 pub use store::{S3Config, S3Store};

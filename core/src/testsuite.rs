@@ -49,6 +49,19 @@ pub async fn object_store_contract(store: &impl ObjectStore, bucket: &str, prefi
     assert_eq!(keys(store.list(bucket, &k("a/1")).await.unwrap()), ["a/1.json"]);
     assert_eq!(keys(store.list(bucket, prefix).await.unwrap()), ["a/1.json", "a/2.json", "b.json", "c.json"]);
 
+    // Pages: the same listing, `max` at a time, after a key (any key, listed or not).
+    let page = store.list_page(bucket, prefix, None, 2).await.unwrap();
+    assert_eq!((keys(page.objects.clone()), page.complete), (vec!["a/1.json".into(), "a/2.json".into()], false));
+    let page = store.list_page(bucket, prefix, page.next_start(), 2).await.unwrap();
+    assert_eq!((keys(page.objects.clone()), page.complete), (vec!["b.json".into(), "c.json".into()], true));
+    assert_eq!(page.next_start(), None);
+    let page = store.list_page(bucket, prefix, Some(&k("a/1.json0")), 10).await.unwrap();
+    assert_eq!(keys(page.objects), ["a/2.json", "b.json", "c.json"]);
+    let page = store.list_page(bucket, &k("a/"), Some(&k("b")), 10).await.unwrap();
+    assert_eq!((page.objects.len(), page.complete), (0, true), "nothing under the prefix sorts after `b`");
+    let page = store.list_page(bucket, &k("b.json"), None, 1).await.unwrap();
+    assert_eq!((keys(page.objects), page.complete), (vec!["b.json".to_string()], true), "a key equal to the prefix");
+
     store.delete(bucket, &k("c.json")).await.unwrap();
     store.delete(bucket, &k("c.json")).await.unwrap();
     assert!(matches!(store.get(bucket, &k("c.json"), 100).await, Err(StoreError::NotFound { .. })));

@@ -2,12 +2,13 @@
 //! name is accepted, and each write gets a new etag.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use super::{ListPage, ObjectInfo, ObjectStore, StoreError, WriteCondition};
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -27,6 +28,17 @@ struct Stored {
     bytes: Bytes,
     etag: String,
     last_modified: DateTime<Utc>,
+}
+
+impl Stored {
+    fn info(&self, key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_string(),
+            etag: self.etag.clone(),
+            size: self.bytes.len() as u64,
+            last_modified: self.last_modified,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -94,13 +106,31 @@ impl ObjectStore for MemoryStore {
             .objects
             .range(start..)
             .take_while(|((b, k), _)| b == bucket && k.starts_with(prefix))
-            .map(|((_, key), stored)| ObjectInfo {
-                key: key.clone(),
-                etag: stored.etag.clone(),
-                size: stored.bytes.len() as u64,
-                last_modified: stored.last_modified,
-            })
+            .map(|((_, key), stored)| stored.info(key))
             .collect())
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<ListPage, StoreError> {
+        let inner = self.lock();
+        let at = |key: &str| (bucket.to_string(), key.to_string());
+        let from = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(at(after)),
+            _ => Bound::Included(at(prefix)),
+        };
+        let mut listed = inner
+            .objects
+            .range((from, Bound::Unbounded))
+            .take_while(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, key), stored)| stored.info(key));
+        let objects: Vec<ObjectInfo> = listed.by_ref().take(max).collect();
+        let complete = listed.next().is_none();
+        Ok(ListPage { objects, complete })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {

@@ -59,6 +59,28 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Every object whose key starts with `prefix`, sorted by key.
     fn list(&self, bucket: &str, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> + Send;
 
+    /// One page of [`list`](Self::list): at most `max` of its objects, those that sort after
+    /// `start_after`; so a caller walking a large bucket holds one page at a time. This default
+    /// lists everything and cuts (the local folder walks its tree anyway); S3 and memory ask
+    /// for the page alone.
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
+        async move {
+            let mut objects = self.list(bucket, prefix).await?;
+            if let Some(after) = start_after {
+                objects.retain(|o| o.key.as_str() > after);
+            }
+            let complete = objects.len() <= max;
+            objects.truncate(max);
+            Ok(ListPage { objects, complete })
+        }
+    }
+
     /// Deletes the object; no error when there is none.
     fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -89,6 +111,21 @@ pub struct ObjectInfo {
     pub etag: String,
     pub size: u64,
     pub last_modified: DateTime<Utc>,
+}
+
+/// What [`ObjectStore::list_page`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    /// No object of the listing sorts after this page's last.
+    pub complete: bool,
+}
+
+impl ListPage {
+    /// Where the next page starts (`start_after`), or `None` when this was the last.
+    pub fn next_start(&self) -> Option<&str> {
+        self.objects.last().filter(|_| !self.complete).map(|o| o.key.as_str())
+    }
 }
 
 /// Every store the binary can use, as one type.
@@ -175,6 +212,16 @@ impl ObjectStore for Store {
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         each_store!(self, store => store.list(bucket, prefix).await)
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<ListPage, StoreError> {
+        each_store!(self, store => store.list_page(bucket, prefix, start_after, max).await)
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {

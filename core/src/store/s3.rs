@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use super::{ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use super::{ListPage, ObjectInfo, ObjectStore, StoreError, WriteCondition};
 
 /// How to reach the S3 server. Credentials come from the standard AWS chain
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
@@ -201,39 +201,60 @@ impl ObjectStore for S3Store {
     // Page by page; S3 lists in key order.
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let mut out = Vec::new();
-        let mut continuation: Option<String> = None;
         loop {
-            let page = {
-                let _permit = self.permits.acquire().await.expect("never closed");
-                self.client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(continuation.take())
-                    .send()
-                    .await
-                    .map_err(|e| remote_error(bucket, prefix, e))?
-            };
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
+            let after = out.last().map(|o: &ObjectInfo| o.key.clone());
+            let page = self.list_page(bucket, prefix, after.as_deref(), LIST_PAGE_MAX).await?;
+            out.extend(page.objects);
+            if page.complete {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<ListPage, StoreError> {
+        let page = {
+            let _permit = self.permits.acquire().await.expect("never closed");
+            self.client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.map(str::to_string))
+                .max_keys(max.min(LIST_PAGE_MAX) as i32)
+                .send()
+                .await
+                .map_err(|e| remote_error(bucket, prefix, e))?
+        };
+        let objects: Vec<ObjectInfo> = page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                let key = object.key()?;
                 let last_modified = object
                     .last_modified()
                     .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
                     .unwrap_or_else(Utc::now);
-                out.push(ObjectInfo {
+                Some(ObjectInfo {
                     key: key.to_string(),
                     etag: unquote_etag(object.e_tag().unwrap_or_default()).to_string(),
                     size: object.size().unwrap_or(0).max(0) as u64,
                     last_modified,
-                });
-            }
-            match page.next_continuation_token() {
-                Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_string()),
-                _ => return Ok(out),
-            }
-        }
+                })
+            })
+            .collect();
+        // A truncated answer with nothing in it would make the caller ask for the same page again.
+        let complete = page.is_truncated() != Some(true) || objects.is_empty();
+        Ok(ListPage { objects, complete })
     }
 }
+
+/// The most keys one ListObjectsV2 answer holds (S3's own cap).
+const LIST_PAGE_MAX: usize = 1000;
 
 /// S3 quotes ETags (`"abc"`), notifications may or may not; one photo has one etag.
 pub fn unquote_etag(etag: &str) -> &str {

@@ -17,5 +17,5 @@ mod service;
 
 pub use error::IngestError;
 pub use parse::{KeyEncoding, Malformed, NotificationFilter, Parsed, parse_notification};
-pub use reconcile::{OutcomeCache, ReconcileConfig, ReconcileSummary, Recorded, Unfinished, list_unfinished};
+pub use reconcile::{Confirmed, ReconcileConfig, ReconcileSummary, Window, list_unfinished};
 pub use service::{IngestConfig, run_ingest};
