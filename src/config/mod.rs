@@ -69,6 +69,7 @@ pub fn resolve(args: &PipelineArgs) -> ModelSettings {
     let mut runtime = RuntimeConfig::new(args.ort_library.clone().unwrap_or_else(default_library_path));
     runtime.execution_provider = args.execution_provider;
     runtime.intra_threads = args.intra_threads.map_or((cores / workers).max(1), |n| n as usize);
+    runtime.warm_batch = args.batch_size as usize;
     let mut pipeline = PipelineConfig::new(runtime);
     pipeline.num_workers = workers;
     pipeline.batcher = BatcherConfig {
@@ -170,6 +171,7 @@ mod tests {
             "otlp_endpoint" | "otlp_traces_endpoint" => "http://127.0.0.1:9999",
             "s3_endpoint" => "http://127.0.0.1:19000",
             "cors_origin" => "https://bench.example.com",
+            "allowed_host" => "bench.example.com",
             "inbox" | "out" | "data" | "model" | "ort_library" | "model_cache" | "index" | "registry" | "dir" => {
                 "/tmp/autorma-sample"
             }
@@ -181,7 +183,8 @@ mod tests {
             | "streaming"
             | "replay_on_promotion"
             | "batch_wait_always"
-            | "s3_path_style" => "true",
+            | "s3_path_style"
+            | "insecure_no_token" => "true",
             "execution_provider" => "cuda:1",
             "bucket" | "model_name" | "alias" | "group" | "token" | "by" | "reason" | "s3_region" => "sample-name",
             "inbox_prefix" | "prefix" => "sample/",

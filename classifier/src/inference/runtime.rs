@@ -74,11 +74,21 @@ pub struct RuntimeConfig {
     /// Whether ONNX Runtime's idle pool threads busy-wait for work. Off by default: in the
     /// pipeline the same cores decode photos, and spinning threads take their time.
     pub intra_op_spinning: bool,
+    /// The largest batch a session will run: each runs one of this size when it is created, so
+    /// ONNX Runtime's memory arena is at its high-water mark from the start (a worker's memory
+    /// then stays flat instead of stepping up the first time a backlog fills a batch).
+    pub warm_batch: usize,
 }
 
 impl RuntimeConfig {
     pub fn new(library: PathBuf) -> Self {
-        Self { library, execution_provider: ExecutionProvider::Cpu, intra_threads: 1, intra_op_spinning: false }
+        Self {
+            library,
+            execution_provider: ExecutionProvider::Cpu,
+            intra_threads: 1,
+            intra_op_spinning: false,
+            warm_batch: 1,
+        }
     }
 }
 

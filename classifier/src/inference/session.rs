@@ -39,6 +39,12 @@ impl ModelSession {
             .with_intra_threads(config.intra_threads.max(1))
             .map_err(|e| session_err(e.to_string()))?
             .with_intra_op_spinning(config.intra_op_spinning)
+            .map_err(|e| session_err(e.to_string()))?
+            // The memory pattern is planned per input shape and kept: with batches of every size
+            // from 1 to the largest, a worker's memory grew by a pattern each time a new size
+            // came (93 to 111 MB over sizes 1 to 32 in a probe of this model; 93 to 99 without,
+            // and no slower).
+            .with_memory_pattern(false)
             .map_err(|e| session_err(e.to_string()))?;
         let provider_err = |e: ort::Error<_>| InferenceError::ProviderUnavailable {
             provider: config.execution_provider.name(),
@@ -65,7 +71,7 @@ impl ModelSession {
         }
         tracing::info!(model = %m.name, version = %m.version, execution_provider = config.execution_provider.name(),
             intra_threads = config.intra_threads, "created inference session");
-        Ok(Self {
+        let mut created = Self {
             session,
             model_path,
             input: m.onnx.input.clone(),
@@ -79,7 +85,12 @@ impl ModelSession {
                 version: m.version.clone(),
                 sha256: m.onnx.sha256.to_ascii_lowercase(),
             },
-        })
+        };
+        if config.warm_batch > 1 {
+            let zeros = vec![0.0; config.warm_batch * 3 * created.size * created.size];
+            created.predict(&zeros)?;
+        }
+        Ok(created)
     }
 
     /// The execution provider this session runs on (`cpu`, `cuda`).

@@ -22,7 +22,9 @@ impl KafkaSource {
         let lane = if self.consumer.is_bulk(&message.topic) { Lane::Bulk } else { Lane::Live };
         if message.committed_before {
             // Its records are on the topics already: acknowledged in its turn, nothing sent.
-            tracing::debug!(read_at = %message.read_at, "below the group's committed offset; skipped");
+            // A warning: librdkafka started the partition below the group's committed offset
+            // (design.md, "Never below the committed offset").
+            tracing::warn!(read_at = %message.read_at, "below the group's committed offset at assignment; skipped");
             return Sourced::Handled { position: message.position, lane, records: Vec::new() };
         }
         match serde_json::from_slice::<ItemEvent>(&message.payload) {

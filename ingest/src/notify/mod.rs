@@ -5,8 +5,8 @@
 //!                 └─malformed────▶ rma.dlq   (reason + raw payload)
 //! bucket listing (start + every few minutes) ─photos with no outcome─▶ rma.items
 //! ```
-//! Delivery guarantee: the input offsets are committed only after every record produced for
-//! them was acknowledged (at-least-once; the workers' lookup makes repeats harmless).
+//! Delivery guarantee: a batch's ItemEvents and its input offsets commit in one Kafka
+//! transaction, so a crash emits no event twice to a `read_committed` reader.
 //! Notifications are not a ledger (a broker outage drops them at the S3 server), so the
 //! reconciliation lists the inbox and sends what has neither a result nor a dead letter.
 
