@@ -191,9 +191,20 @@ pub struct ServeArgs {
     /// $XDG_CACHE_HOME/autorma/index-<group>.sqlite]
     #[arg(long, value_name = "FILE")]
     pub index: Option<PathBuf>,
-    /// Bearer token every route but /healthz and the page then needs (none: no authentication).
+    /// Bearer token every route but /healthz and the page then needs (none: no authentication;
+    /// required when --listen is not a loopback address, unless --insecure-no-token)
     #[arg(long, env = "AUTORMA_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Listen on a non-loopback address without a token: anyone who reaches the port may
+    /// upload, correct labels and read every result
+    #[arg(long, env = "AUTORMA_INSECURE_NO_TOKEN", value_name = "BOOL", num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
+    pub insecure_no_token: bool,
+    /// Host name clients reach the server by (repeat for more), besides localhost, 127.0.0.1,
+    /// [::1] and --listen's own address: a request naming another Host is refused (a web page
+    /// cannot then reach the server by rebinding a name of its own to this address)
+    #[arg(long, env = "AUTORMA_ALLOWED_HOSTS", value_name = "HOST", value_delimiter = ',')]
+    pub allowed_host: Vec<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }

@@ -30,14 +30,27 @@ fn documented(args: &[String]) -> Vec<String> {
     help.split("[env: ").skip(1).map(|rest| rest.split(['=', ']']).next().unwrap().to_string()).collect()
 }
 
+/// The check program over the compose file, with `token` as AUTORMA_API_TOKEN.
+fn check_compose(token: Option<&str>) -> std::process::Output {
+    let mut check = Command::new("go");
+    check.args(["run", "."]).arg(root().join("docker-compose.yml")).current_dir(root().join("infra/compose/check"));
+    match token {
+        Some(token) => check.env("AUTORMA_API_TOKEN", token),
+        None => check.env_remove("AUTORMA_API_TOKEN"),
+    };
+    check.output().expect("go runs (the check is a Go program)")
+}
+
+#[test]
+fn the_compose_file_will_not_start_serve_without_a_token() {
+    let output = check_compose(None);
+    assert!(!output.status.success(), "loaded without AUTORMA_API_TOKEN");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("set AUTORMA_API_TOKEN"));
+}
+
 #[test]
 fn the_compose_file_is_valid_and_gives_autorma_only_what_it_reads() {
-    let output = Command::new("go")
-        .args(["run", "."])
-        .arg(root().join("docker-compose.yml"))
-        .current_dir(root().join("infra/compose/check"))
-        .output()
-        .expect("go runs (the check is a Go program)");
+    let output = check_compose(Some("compose-test-token"));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
 

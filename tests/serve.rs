@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
@@ -11,6 +11,7 @@ use image::{Rgb, RgbImage};
 mod common;
 
 use common::http::{Http, MULTIPART, multipart, read_json};
+use common::serve::{Server, free_port};
 use common::{autorma, encode_png, write_png};
 
 fn run(inbox: &Path, out: &Path) {
@@ -18,41 +19,15 @@ fn run(inbox: &Path, out: &Path) {
     assert!(status.success());
 }
 
-/// A running `autorma serve`, killed on drop.
-struct Server {
-    child: Child,
-    http: Http,
-}
-
-impl std::ops::Deref for Server {
-    type Target = Http;
-
-    fn deref(&self) -> &Http {
-        &self.http
-    }
-}
-
-impl Server {
-    fn start(out: &Path, token: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = autorma()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token])
-            .args(["--cors-origin", "http://bench.example"])
-            .arg("--out")
-            .arg(out)
-            .spawn()
-            .unwrap();
-        let server = Server { child, http: Http { port } };
-        server.wait_ready(Some(token));
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(out: &Path, token: &str) -> Server {
+    let port = free_port();
+    let mut serve = autorma();
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token])
+        .args(["--cors-origin", "http://bench.example"])
+        .arg("--out")
+        .arg(out);
+    Server::spawn(serve, port, Some(token))
 }
 
 fn keys(page: &serde_json::Value) -> Vec<String> {
@@ -70,7 +45,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     }
     run(&inbox, &out);
     let token = "s3cret-token";
-    let server = Server::start(&out, token);
+    let server = start(&out, token);
 
     // The token: needed everywhere but /healthz.
     assert_eq!(server.get("/healthz", None).0, 200);
@@ -164,7 +139,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     // no --cors-origin, gives none).
     let preflight = |origin: &str| {
         let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\nConnection: close\r\n\r\n").unwrap();
+        write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\nConnection: close\r\n\r\n", server.port).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response.to_ascii_lowercase()
@@ -244,7 +219,7 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
 
     // Derived data: deleted, rebuilt at start, the same answers.
     std::fs::remove_file(out.join("state/index.sqlite")).unwrap();
-    let server = Server::start(&out, token);
+    let server = start(&out, token);
     let (_, after) = server.json("/v1/results?per_page=500", token);
     assert_eq!(after, before);
     assert_eq!(server.json("/v1/review", token).1, queue_before, "corrections are rebuilt too");
@@ -259,17 +234,15 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (inbox, out) = (dir.path().join("inbox"), dir.path().join("out"));
     std::fs::create_dir_all(&inbox).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = autorma()
+    let port = free_port();
+    let mut serve = autorma();
+    serve
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-body-bytes", "40000", "--token", "t"])
         .arg("--inbox")
         .arg(&inbox)
         .arg("--out")
-        .arg(&out)
-        .spawn()
-        .unwrap();
-    let server = Server { child, http: Http { port } };
-    server.wait_ready(Some("t"));
+        .arg(&out);
+    let server = Server::spawn(serve, port, Some("t"));
 
     // A raw body, then a multipart request with two photos.
     let raw = png_bytes([200, 30, 30], 16);
@@ -344,7 +317,7 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
 
     // CORS is off by default: no browser permission for any origin.
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: test\r\nOrigin: http://bench.example\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "OPTIONS /v1/results HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://bench.example\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n", server.port).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(!response.to_ascii_lowercase().contains("access-control-allow-origin"), "{response}");
@@ -353,12 +326,12 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
     let post_from = |origin: &str| {
         let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         let body = r#"{"label": "tops"}"#;
-        write!(stream, "POST /v1/review/{} HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", uploaded[1], body.len()).unwrap();
+        write!(stream, "POST /v1/review/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", uploaded[1], server.port, body.len()).unwrap();
         read_json(&mut stream)
     };
     let (status, answer) = post_from("http://evil.example");
     assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden_origin")), "{answer}");
-    assert_eq!(post_from("http://test").0, 200);
+    assert_eq!(post_from(&format!("http://127.0.0.1:{}", server.port)).0, 200);
 
     // Stopped with a page connected: the event stream ends, the pipeline drains, exit 0.
     let (_events, _) = server.subscribe("t", Duration::from_secs(20));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use autorma_classifier::RequestError;
 use autorma_classifier::pipeline::messages::Answer;
-use autorma_classifier::preprocess::PreprocessError;
+use autorma_classifier::preprocess::{PreprocessError, decoded_pixels};
 use autorma_core::Decision;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::photo_body::{PhotoQuery, not_an_image, read_photos};
+use super::photo_body::{Photo, PhotoQuery, not_an_image, read_photos};
 use super::{ModelInfo, ServeState};
 
 #[derive(Debug, Serialize)]
@@ -70,6 +70,7 @@ pub async fn classify(
     request: axum::extract::Request,
 ) -> Result<Json<ClassifyAnswer>, ApiError> {
     let photos = read_photos(&state, query, &headers, request).await?;
+    check_request_pixels(&state, &photos)?;
     let model = state.model_info();
     let answers = futures::future::join_all(
         photos.into_iter().map(|photo| async { (state.requests.classify(photo.bytes).await, photo.name) }),
@@ -95,6 +96,30 @@ pub async fn classify(
     }
     tracing::debug!(photos = results.len(), "classified a request");
     Ok(Json(ClassifyAnswer { results, model }))
+}
+
+/// Most pixels one `/v1/classify` request may decode (a JPEG counted at the scale it is decoded
+/// at): about a second of CPU. A hundred phone photos fit; a body of small files that decode
+/// into gigapixels does not hold the decode threads for half a minute.
+pub const MAX_REQUEST_PIXELS: u64 = 100_000_000;
+
+/// 413 `too_many_pixels` for a request whose photos would decode into more than
+/// [`MAX_REQUEST_PIXELS`], from their headers, before any is decoded.
+fn check_request_pixels(state: &ServeState, photos: &[Photo]) -> Result<(), ApiError> {
+    let side = state.requests.models().current().preprocessor.size;
+    // A header that does not read costs nothing here; its photo's own error says why.
+    let pixels: u64 = photos.iter().map(|photo| decoded_pixels(&photo.bytes, side).unwrap_or(0)).sum();
+    if pixels > MAX_REQUEST_PIXELS {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_many_pixels",
+            message: format!(
+                "the photos would decode into {pixels} pixels, over the limit of {MAX_REQUEST_PIXELS} per request; \
+                 send fewer at a time"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn classified(name: String, answer: Answer) -> Classified {

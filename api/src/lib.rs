@@ -18,12 +18,15 @@ mod page;
 mod photo_body;
 mod review;
 mod routes;
+pub mod server;
 pub mod stores;
 mod uploads;
 
 use std::sync::Arc;
 
+pub use auth::allowed_hosts;
 pub use error::ApiError;
+pub use review::MAX_EVENT_STREAMS;
 
 use autorma_classifier::Requests;
 use tokio::sync::broadcast;
@@ -57,6 +60,10 @@ pub struct ServeState {
     /// True once the server is asked to stop: open event streams end, so the graceful
     /// shutdown does not wait for the pages still connected.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The host names requests may name ([`auth::allowed_hosts`]).
+    pub allowed_hosts: Vec<String>,
+    /// One permit per open `/v1/events` stream ([`review::MAX_EVENT_STREAMS`]).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl ServeState {
@@ -107,6 +114,7 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/healthz", get(routes::healthz))
         .merge(page::routes())
         .merge(api)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::refuse_foreign_hosts))
         .layer(axum::middleware::from_fn(http_metrics::record))
         .with_state(state);
     if cors_origins.is_empty() {

@@ -25,8 +25,9 @@ pub struct Photo {
     pub bytes: Bytes,
 }
 
-/// The request's photos, at least one, each checked to start like an image once all are read
-/// (415 `not_an_image` for the request otherwise); a body over the limit is 413 `too_large`.
+/// The request's photos, at least one, each checked once all are read: it starts like an image
+/// (415 `not_an_image` for the request otherwise) and is within the pipeline's file limit
+/// (413 `too_large`); a body over the limit is 413 `too_large` too.
 pub async fn read_photos(
     state: &ServeState,
     query: PhotoQuery,
@@ -60,8 +61,22 @@ pub async fn read_photos(
     if photos.is_empty() {
         return Err(ApiError::bad_request("no photo in the request"));
     }
+    // The pipeline's own file limit, so an upload it would dead-letter as too large is refused
+    // here, as `/v1/classify` refuses it.
+    let max_bytes = state.requests.models().current().preprocessor.limits.max_bytes;
     for photo in &photos {
         check_image(photo)?;
+        if photo.bytes.len() as u64 > max_bytes {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!(
+                    "`{}` is {} bytes, over the limit of {max_bytes} (--max-file-bytes)",
+                    photo.name,
+                    photo.bytes.len()
+                ),
+            });
+        }
     }
     Ok(photos)
 }
@@ -76,6 +91,9 @@ pub fn not_an_image(name: &str, e: &dyn std::fmt::Display) -> ApiError {
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: e.body_text() };
+    }
     body_error(&e.body_text())
 }
 

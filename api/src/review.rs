@@ -7,6 +7,7 @@ use autorma_core::{CorrectionRecord, Decision};
 use autorma_sink::index::Page;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -30,6 +31,13 @@ pub async fn queue(
     .await
 }
 
+/// Longest `by` of a correction: a name or a badge number, not a document.
+const MAX_BY_CHARS: usize = 100;
+
+/// Most event streams open at once: each holds a connection and a subscription for as long as
+/// a page is open; a bench has a handful of pages.
+pub const MAX_EVENT_STREAMS: usize = 64;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorrectionBody {
@@ -46,6 +54,13 @@ pub async fn correct(
     body: Result<Json<CorrectionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CorrectionRecord>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(by) = &body.by
+        && (by.chars().count() > MAX_BY_CHARS || by.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(format!(
+            "by: at most {MAX_BY_CHARS} characters, none of them control characters"
+        )));
+    }
     let classes = state.requests.models().current().classes.clone();
     if !classes.contains(&body.label) {
         return Err(ApiError::bad_request(format!("label `{}`: expected one of {classes:?}", body.label)));
@@ -71,9 +86,17 @@ pub async fn correct(
 
 /// `GET /v1/events`: server-sent events, one `result` event (the Result JSON) per result as
 /// it is indexed, one `dead_letter` event (the DlqRecord JSON) per photo that failed.
-pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(
+    State(state): State<Arc<ServeState>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Held by the stream, so it is given back when the client goes.
+    let permit = state.event_streams.clone().try_acquire_owned().map_err(|_| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "too_many_streams",
+        message: format!("at most {MAX_EVENT_STREAMS} event streams are open at once; try again later"),
+    })?;
     let receiver = state.events.subscribe();
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+    let stream = futures::stream::unfold((receiver, permit), |(mut receiver, permit)| async move {
         loop {
             match receiver.recv().await {
                 Ok(fed) => {
@@ -81,7 +104,7 @@ pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Ite
                         FeedEvent::Result(record) => Event::default().event("result").json_data(&*record),
                         FeedEvent::DeadLetter(record) => Event::default().event("dead_letter").json_data(&*record),
                     };
-                    return Some((Ok(event.expect("records serialise")), receiver));
+                    return Some((Ok(event.expect("records serialise")), (receiver, permit)));
                 }
                 // A slow client misses some; it can catch up with /v1/results.
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -95,5 +118,5 @@ pub async fn events(State(state): State<Arc<ServeState>>) -> Sse<impl Stream<Ite
     let stopped = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default()))
 }

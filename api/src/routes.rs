@@ -8,6 +8,7 @@ use autorma_sink::index::{Page, ResultFilter};
 use autorma_sink::results_csv::results_csv;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -54,7 +55,7 @@ pub async fn readyz(State(state): State<Arc<ServeState>>) -> Result<Json<serde_j
             .filter_map(|(name, state)| state.as_str().filter(|s| !s.starts_with("ok")).map(|s| format!("{name}: {s}")))
             .collect();
         return Err(ApiError {
-            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            status: StatusCode::SERVICE_UNAVAILABLE,
             code: "not_ready",
             message: format!("not ready: {}", failing.join("; ")),
         });
@@ -193,14 +194,25 @@ pub async fn download_csv(
 }
 
 /// `GET /v1/photos/{key}`: the photo of a result (the page's thumbnails), from the store the
-/// pipeline reads.
+/// pipeline reads: only the version the result is about (its etag), and only an image. Whatever
+/// else the key may name now (a file replaced, a link re-pointed) is not handed out.
 pub async fn get_photo(
     State(state): State<Arc<ServeState>>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Only photos with a result: the route does not list the inbox.
-    result_for(&state, &key).await?;
-    let bytes = state.stores.photo(&key, state.max_body_bytes as u64).await?;
-    let content_type = sniff_format(&bytes).map_or("application/octet-stream", |format| format.to_mime_type());
-    Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "private, max-age=3600")], bytes))
+    let result = result_for(&state, &key).await?;
+    let (bytes, etag) = state.stores.photo(&key, state.max_body_bytes as u64).await?;
+    if etag != result.item.etag {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "photo_changed",
+            message: format!(
+                "the photo `{key}` changed since it was classified (etag {etag}, classified {})",
+                result.item.etag
+            ),
+        });
+    }
+    let format = sniff_format(&bytes).map_err(|e| ApiError::not_found(format!("`{key}` is not served: {e}")))?;
+    Ok(([(CONTENT_TYPE, format.to_mime_type()), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }

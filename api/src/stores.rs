@@ -74,12 +74,17 @@ impl Stores {
         Ok(key)
     }
 
-    /// The photo `key`, as the pipeline read it.
-    pub async fn photo(&self, key: &str, max_bytes: u64) -> Result<Bytes, ApiError> {
+    /// The photo `key` and its etag, from where the pipeline reads it; a file the folder store
+    /// will not hand out (a link leading out of the inbox) is not found.
+    pub async fn photo(&self, key: &str, max_bytes: u64) -> Result<(Bytes, String), ApiError> {
         let photos = self.photos.as_ref().ok_or_else(|| no_inbox("so it does not know where the photos are"))?;
-        match photos.store.get(&self.bucket, key, max_bytes).await {
-            Ok(bytes) => Ok(bytes),
+        match photos.store.get_tagged(&self.bucket, key, max_bytes).await {
+            Ok(found) => Ok(found),
             Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!("the photo `{key}` is gone"))),
+            Err(e @ StoreError::InvalidKey { .. }) => {
+                tracing::warn!(key = %key.escape_debug(), error = %e, "refused to serve a photo");
+                Err(ApiError::not_found(format!("the photo `{key}` is not served: {e}")))
+            }
             Err(e) => Err(e.into()),
         }
     }

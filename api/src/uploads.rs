@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use autorma_core::fsutil::TMP_MARKER;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -54,14 +55,27 @@ fn upload_name(name: &str) -> String {
     format!("uploads/{}/{unique}-{}", now.format("%Y-%m-%d"), safe_name(name))
 }
 
+/// Longest name kept, extension included (the key stays far under S3's 1,024 bytes and a
+/// file system's 255 per name).
+const MAX_NAME_CHARS: usize = 100;
+
 /// The file name's last component, with anything but letters, digits, `.`, `-` and `_`
-/// replaced, and an image extension kept (the inbox scan lists photos by extension).
+/// replaced, cut to [`MAX_NAME_CHARS`], never hidden nor taken for the pipeline's temporary
+/// files, and an image extension kept (the inbox scan lists photos by extension).
 fn safe_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("photo");
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String =
         base.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    let clean = clean.replace(TMP_MARKER, "_autorma-tmp-");
     let clean = clean.trim_start_matches('.');
-    if autorma_core::event::image_type_for_key(clean).is_some() { clean.to_string() } else { format!("{clean}.jpg") }
+    let (stem, extension) = match clean.rsplit_once('.') {
+        Some((stem, extension)) if autorma_core::event::image_type_for_key(clean).is_some() => (stem, extension),
+        _ => (clean, "jpg"),
+    };
+    // Only ASCII is left, so characters are bytes.
+    let stem = &stem[..stem.len().min(MAX_NAME_CHARS - 1 - extension.len())];
+    let stem = if stem.is_empty() { "photo" } else { stem };
+    format!("{stem}.{extension}")
 }
 
 #[cfg(test)]
@@ -74,5 +88,11 @@ mod tests {
         assert_eq!(safe_name("C:\\\\bench\\\\shoe 1.PNG"), "shoe_1.PNG");
         assert_eq!(safe_name(".hidden.jpg"), "hidden.jpg");
         assert_eq!(safe_name("bag.webp"), "bag.webp");
+        assert_eq!(safe_name(""), "photo.jpg");
+        assert_eq!(safe_name("...jpg"), "jpg.jpg");
+        assert_eq!(safe_name("shoe.jpg.autorma-tmp-7-1.jpg"), "shoe.jpg_autorma-tmp-7-1.jpg");
+        let long = safe_name(&format!("{}.png", "a".repeat(300)));
+        assert_eq!((long.len(), &long[long.len() - 4..]), (MAX_NAME_CHARS, ".png"));
+        assert!(autorma_core::layout::is_inbox_object(&format!("inbox/uploads/x/{}", safe_name("a.autorma-tmp-1"))));
     }
 }

@@ -75,6 +75,8 @@ async fn server(options: Options) -> Server {
         token: options.token.map(String::from),
         feed: Arc::new(FeedStatus::default()),
         stopping: tokio::sync::watch::channel(false).1,
+        event_streams: Arc::new(tokio::sync::Semaphore::new(autorma_api::MAX_EVENT_STREAMS)),
+        allowed_hosts: autorma_api::allowed_hosts("127.0.0.1:8080".parse().unwrap(), &[]),
     });
     Server { state, memory, _index_dir: index_dir }
 }

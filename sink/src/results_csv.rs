@@ -1,6 +1,8 @@
 //! One CSV of results, written the same way by the embedded run (`results.csv`) and the API
 //! (`GET /v1/results.csv`):
 //! `key,etag,label,confidence,decision,p_<class>...,model,model_version,execution_provider,processed_at`.
+//! Warehouse staff open it in a spreadsheet, and a key is whatever name a photo was uploaded
+//! under: a cell that would start a formula is neutralised (OWASP, "CSV injection").
 
 use std::collections::BTreeSet;
 
@@ -13,7 +15,7 @@ pub fn results_csv<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clo
     let mut header = vec!["key".to_string(), "etag".into(), "label".into(), "confidence".into(), "decision".into()];
     header.extend(classes.iter().map(|c| format!("p_{c}")));
     header.extend(["model".into(), "model_version".into(), "execution_provider".into(), "processed_at".into()]);
-    writer.write_record(&header).expect("writing to a Vec cannot fail");
+    writer.write_record(header.iter().map(|cell| neutralised(cell))).expect("writing to a Vec cannot fail");
     for r in records {
         let mut row = vec![
             r.item.key.clone(),
@@ -29,7 +31,36 @@ pub fn results_csv<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clo
             r.execution_provider.clone(),
             r.processed_at.to_rfc3339(),
         ]);
-        writer.write_record(&row).expect("writing to a Vec cannot fail");
+        writer.write_record(row.iter().map(|cell| neutralised(cell))).expect("writing to a Vec cannot fail");
     }
     writer.into_inner().expect("flushing a Vec cannot fail")
+}
+
+/// A cell a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, which the spreadsheet shows as text. No number this
+/// file writes is negative, so none is changed.
+fn neutralised(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use autorma_core::Decision;
+
+    use super::*;
+    use crate::test_records::result;
+
+    #[test]
+    fn a_cell_that_would_start_a_formula_is_text() {
+        let keys = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "inbox/a=b.jpg"];
+        let records: Vec<_> = keys.iter().map(|k| result(k, "e", Decision::Auto)).collect();
+        let csv = String::from_utf8(results_csv(&records)).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let cells: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_string()).collect();
+        assert_eq!(
+            cells,
+            ["'=HYPERLINK(\"http://x\",\"y\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "inbox/a=b.jpg"]
+        );
+        assert!(!csv.lines().skip(1).any(|line| line.starts_with(['=', '+', '-', '@'])), "{csv}");
+    }
 }

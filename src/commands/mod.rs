@@ -85,8 +85,11 @@ fn model_setup(args: &PipelineArgs) -> anyhow::Result<(ModelSettings, Arc<ModelP
 /// The photos-to-be under `root`, listed as `autorma run` lists an inbox (hidden and temp
 /// files skipped, a folder reached again through a symlink listed once), sorted.
 fn list_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let files = scan(root, &ScanFilter::new(root, None), None)?;
-    Ok(files.into_iter().map(|file| root.join(file.key)).collect())
+    let found = scan(root, &ScanFilter::new(root, None), None)?;
+    for (path, why) in &found.skipped {
+        tracing::warn!(path = %path.display(), why, "skipped an entry that is not a photo file");
+    }
+    Ok(found.files.into_iter().map(|file| root.join(file.key)).collect())
 }
 
 /// Why a file given on the command line could not become a tensor: the reason a `run` would

@@ -6,7 +6,6 @@
 //! registry's alias names, as the workers are. Embedded, `POST /v1/classify` shares the
 //! in-process pipeline's model and batches; otherwise it has a batcher of its own.
 
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,8 +46,9 @@ pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
     if !args.streaming && args.out.is_none() {
         bail!("serve needs --out DIR (the output folder of `autorma run`) or --streaming");
     }
-    let (settings, package) = model_setup(&args.pipeline)?;
     let token = args.token.clone().filter(|t| !t.is_empty());
+    refuse_exposure_without_token(&args.listen, token.is_some(), args.insecure_no_token).await?;
+    let (settings, package) = model_setup(&args.pipeline)?;
     let cors_origins = cors_origins(&args.cors_origin)?;
     let max_body_bytes = usize::try_from(args.max_body_bytes).context("--max-body-bytes is too large")?;
     // One stop for everything: the first Ctrl-C or SIGTERM stops the pipeline (it drains and
@@ -74,6 +74,12 @@ pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
         start_embedded(&args, settings, package, &events, &feed_status, stopped()).await?
     };
 
+    let listen = &args.listen;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on `{listen}` (set --listen or AUTORMA_LISTEN)"))?;
+    let address = listener.local_addr()?;
+    let allowed_hosts = autorma_api::allowed_hosts(address, &args.allowed_host);
     let state = Arc::new(ServeState {
         index: started.index,
         stores: started.stores,
@@ -84,32 +90,35 @@ pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
         token,
         cors_origins,
         feed: feed_status,
+        event_streams: Arc::new(tokio::sync::Semaphore::new(autorma_api::MAX_EVENT_STREAMS)),
+        allowed_hosts,
     });
     let queue_gauge = tokio::spawn(report_review_queue(state.index.clone(), state.feed.clone()));
-    let listen = &args.listen;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on `{listen}` (set --listen or AUTORMA_LISTEN)"))?;
-    tracing::info!(address = %listener.local_addr()?, mode = if args.streaming { "streaming" } else { "embedded" },
-        index = %started.index_path.display(), authentication = state.token.is_some(), "serving");
-    println!("listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped()).into_future();
+    tracing::info!(%address, mode = if args.streaming { "streaming" } else { "embedded" },
+        index = %started.index_path.display(), authentication = state.token.is_some(),
+        hosts = ?state.allowed_hosts, "serving");
+    println!("listening on http://{address}");
+    let server = autorma_api::server::serve(listener, router(state), stopped());
     tokio::pin!(server);
     let result = match started.pipeline {
-        None => server.await.map_err(anyhow::Error::from),
+        None => {
+            server.await;
+            Ok(())
+        }
         Some(mut pipeline) => {
             // A pipeline that stops by itself has failed: so does the server, with its error.
             tokio::select! {
-                served = &mut server => {
+                () = &mut server => {
                     let summary = (&mut pipeline).await.expect("the pipeline panicked")?;
                     println!("pipeline stopped: classified {} photos, dead-lettered {}", summary.classified(), summary.dlq);
-                    served.map_err(anyhow::Error::from)
+                    Ok(())
                 }
                 ended = &mut pipeline => match ended.expect("the pipeline panicked") {
                     // Asked to stop, the pipeline drained before the last requests ended.
                     Ok(summary) if *stopping.borrow() => {
                         println!("pipeline stopped: classified {} photos, dead-lettered {}", summary.classified(), summary.dlq);
-                        (&mut server).await.map_err(anyhow::Error::from)
+                        (&mut server).await;
+                        Ok(())
                     }
                     Ok(_) => Err(anyhow::anyhow!("the pipeline stopped while the server was running")),
                     Err(e) => Err(e.context("the pipeline failed")),
@@ -123,6 +132,25 @@ pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
     queue_gauge.abort();
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A server other machines can reach needs a token, unless the operator says the network is
+/// trusted; checked before anything is loaded.
+async fn refuse_exposure_without_token(listen: &str, has_token: bool, insecure: bool) -> anyhow::Result<()> {
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host(listen).await.with_context(|| format!("cannot resolve --listen `{listen}`"))?.collect();
+    let Some(exposed) = addresses.iter().find(|a| !a.ip().is_loopback()).filter(|_| !has_token) else {
+        return Ok(());
+    };
+    if !insecure {
+        bail!(
+            "serve would listen on {exposed}, which other machines can reach, with no --token: anyone who \
+             reaches it could upload photos, correct labels and read every result. Give --token \
+             (AUTORMA_API_TOKEN), or --insecure-no-token when the network itself is trusted"
+        );
+    }
+    tracing::warn!(address = %exposed, "listening beyond this machine without a token (--insecure-no-token)");
+    Ok(())
 }
 
 /// What a mode starts besides the server.

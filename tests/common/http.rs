@@ -22,11 +22,13 @@ impl Http {
 
     /// Opens a connection with the request sent, for a response read as it comes.
     pub fn open(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Option<TcpStream> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let port = self.port;
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let body = body.map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
         let body = body.unwrap_or_else(|| "\r\n".into());
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n{body}").unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n{body}")
+            .unwrap();
         Some(stream)
     }
 
@@ -92,10 +94,11 @@ impl Http {
     }
 
     pub fn open_bytes(&self, method: &str, path: &str, content_type: &str, body: &[u8], token: &str) -> TcpStream {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let port = self.port;
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .unwrap();

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod http;
 pub mod jaeger;
 pub mod prometheus;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

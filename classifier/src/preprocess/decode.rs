@@ -106,12 +106,7 @@ pub fn decode_rgb(
 ) -> Result<RgbImage, PreprocessError> {
     let format = sniff_format(bytes)?;
     let decode_err = |e: image::ImageError| PreprocessError::Decode { detail: e.to_string() };
-
-    // Header only: dimensions without decoding a pixel.
-    let (width, height) = match png_ihdr_dimensions(bytes) {
-        Some(dims) if format == ImageFormat::Png => dims,
-        _ => ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(decode_err)?,
-    };
+    let (width, height) = dimensions(bytes, format)?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(PreprocessError::TooLarge {
@@ -179,6 +174,25 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into())
+}
+
+/// A photo's width and height from its header alone, without decoding a pixel.
+fn dimensions(bytes: &[u8], format: ImageFormat) -> Result<(u32, u32), PreprocessError> {
+    match png_ihdr_dimensions(bytes) {
+        Some(dims) if format == ImageFormat::Png => Ok(dims),
+        _ => ImageReader::with_format(Cursor::new(bytes), format)
+            .into_dimensions()
+            .map_err(|e| PreprocessError::Decode { detail: e.to_string() }),
+    }
+}
+
+/// How many pixels [`decode_rgb`] would decode (a JPEG at its DCT scale), from the header: what
+/// a request's photos will cost before any is decoded.
+pub fn decoded_pixels(bytes: &[u8], min_long_side: u32) -> Result<u64, PreprocessError> {
+    let format = sniff_format(bytes)?;
+    let (width, height) = dimensions(bytes, format)?;
+    let scale = if format == ImageFormat::Jpeg { jpeg_draft_scale(width, height, min_long_side) } else { 1 };
+    Ok(u64::from(width.div_ceil(scale)) * u64::from(height.div_ceil(scale)))
 }
 
 /// The photo, when the square it is letterboxed into (its long side squared, before the

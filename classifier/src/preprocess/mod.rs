@@ -9,7 +9,7 @@ use autorma_core::DlqReason;
 use autorma_registry::ModelPackage;
 
 pub(crate) use decode::panic_text;
-pub use decode::{DecodeLimits, decode_rgb, sniff_format};
+pub use decode::{DecodeLimits, decode_rgb, decoded_pixels, sniff_format};
 pub use tensor::{letterbox_resize, normalise_into};
 
 /// Why a photo could not become a tensor; each maps to a DLQ reason.

@@ -123,7 +123,8 @@ async fn blocking<T: Send + 'static>(
 impl ObjectStore for LocalStore {
     async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
         let (path, at) = self.locate(bucket, key)?;
-        blocking(move || read_limited(&path, &at, max_bytes)).await
+        let root = self.inner.root.clone();
+        blocking(move || read_limited(&within(&root, &path, &at)?, &at, max_bytes)).await
     }
 
     async fn put(&self, bucket: &str, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
@@ -175,6 +176,19 @@ impl ObjectStore for LocalStore {
         })
         .await
     }
+}
+
+/// `path` with its links resolved, when that stays under `root` (resolved too). A link in the
+/// folder may name another of its files, not one elsewhere (`/etc/passwd`, another user's
+/// photos): the pipeline would classify it and `GET /v1/photos` hand it out. The resolved path
+/// is what is opened, so a link changed after the check is not followed.
+fn within(root: &Path, path: &Path, at: &Located) -> Result<PathBuf, StoreError> {
+    let resolved = path.canonicalize().map_err(|e| at.io("read", e))?;
+    let root = root.canonicalize().map_err(|e| at.io("read", e))?;
+    if !resolved.starts_with(&root) {
+        return Err(StoreError::InvalidKey { key: at.key.clone(), reason: "is a link to a file outside the folder" });
+    }
+    Ok(resolved)
 }
 
 fn read_limited(path: &Path, at: &Located, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
@@ -288,6 +302,25 @@ mod tests {
         assert_ne!(local_etag(10, t), local_etag(11, t));
         assert_ne!(local_etag(10, t), local_etag(10, t + Duration::from_nanos(1)));
         assert_eq!(local_etag(10, t).len(), 32);
+    }
+
+    #[tokio::test]
+    async fn a_link_is_read_only_while_it_stays_in_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, elsewhere) = (dir.path().join("inbox"), dir.path().join("secret.txt"));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.jpg"), b"photo").unwrap();
+        std::fs::write(&elsewhere, b"secret").unwrap();
+        std::os::unix::fs::symlink(root.join("sub/a.jpg"), root.join("inside.jpg")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("outside.jpg")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
+        let store = LocalStore::new("local", &root);
+        assert_eq!(&store.get("local", "inside.jpg", 100).await.unwrap()[..], b"photo");
+        for key in ["outside.jpg", "up/secret.txt"] {
+            let err = store.get("local", key, 100).await.unwrap_err();
+            assert!(matches!(err, StoreError::InvalidKey { .. }), "{key}: {err}");
+            assert!(err.to_string().contains("outside the folder"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -45,7 +45,8 @@ func main() {
 	details := types.ConfigDetails{
 		WorkingDir:  filepath.Dir(path),
 		ConfigFiles: []types.ConfigFile{{Filename: path}},
-		Environment: types.Mapping{},
+		// The variables the file interpolates come from this process (the test sets them).
+		Environment: types.NewMapping(os.Environ()),
 	}
 	project, err := loader.LoadWithContext(context.Background(), details, func(o *loader.Options) {
 		o.SetProjectName("autorma", true)

@@ -6,6 +6,7 @@ mod log;
 mod owner;
 mod scan;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,6 +75,8 @@ pub struct LocalFolderSource {
     /// When the next watch poll may start; stored for the same cancel-safety reason.
     next_scan_at: Instant,
     filter: ScanFilter,
+    /// Inbox entries already reported as skipped (each is logged once, not at every poll).
+    reported_skips: Arc<Mutex<HashSet<PathBuf>>>,
     /// The state folder's lock, held while this source lives.
     _owner: StateOwner,
 }
@@ -104,6 +107,7 @@ impl LocalFolderSource {
             num_scans: 0,
             next_scan_at: Instant::now(),
             filter,
+            reported_skips: Arc::default(),
             _owner: owner,
         })
     }
@@ -120,10 +124,19 @@ impl LocalFolderSource {
         // The first scan lists the backlog; later ones find new arrivals.
         let origin = if self.num_scans == 0 { EventOrigin::Replay } else { EventOrigin::Notification };
         let settle = self.config.watch.then_some(self.config.settle);
+        let reported = self.reported_skips.clone();
         self.scan_task = Some(tokio::task::spawn_blocking(move || {
-            let files = scan::scan(&inbox, &filter, settle)?;
+            let found = scan::scan(&inbox, &filter, settle)?;
+            let mut reported = reported.lock().expect("reported skips lock poisoned");
+            for (path, why) in found.skipped {
+                if !reported.contains(&path) {
+                    tracing::warn!(path = %path.display(), why, "skipped an inbox entry that is not a photo file");
+                    reported.insert(path);
+                }
+            }
+            drop(reported);
             let mut log = log.lock().expect("event log lock poisoned");
-            log.append_new(&bucket, files, origin)
+            log.append_new(&bucket, found.files, origin)
         }));
     }
 }

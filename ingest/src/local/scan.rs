@@ -2,7 +2,7 @@
 //! `autorma_core::store::local::local_etag`).
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -39,11 +39,19 @@ impl ScanFilter {
     }
 }
 
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: Vec<ScannedFile>,
+    /// Entries that are not photos, with why: a link to nothing, a FIFO, a socket, a device.
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
 /// Lists regular files under `inbox`, sorted by key. With `settle`, files modified less than
 /// that long ago are left out (they may still be being written).
-pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Result<Vec<ScannedFile>, SourceError> {
+pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Result<Scan, SourceError> {
     let now = SystemTime::now();
-    let mut files = Vec::new();
+    let mut found = Scan::default();
     let mut dirs = vec![inbox.to_path_buf()];
     // Folders by (device, inode): one reached again through a symlink is not listed again. A
     // link back up the tree would otherwise list the same photos under ever longer keys until
@@ -63,8 +71,12 @@ pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Resu
             if filter.skips(&path) {
                 continue;
             }
-            // Follows symlinks: a linked photo is a photo. A dangling link is skipped.
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            // Follows symlinks: a linked photo is a photo (the store refuses one whose target
+            // leaves the inbox, and the photo is dead-lettered with that reason).
+            let Ok(meta) = std::fs::metadata(&path) else {
+                found.skipped.push((path, "a link to nothing"));
+                continue;
+            };
             if meta.is_dir() {
                 if seen_dirs.insert((meta.dev(), meta.ino())) {
                     dirs.push(path);
@@ -72,6 +84,17 @@ pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Resu
                 continue;
             }
             if !meta.is_file() {
+                let kind = meta.file_type();
+                let why = if kind.is_fifo() {
+                    "a FIFO"
+                } else if kind.is_socket() {
+                    "a socket"
+                } else if kind.is_block_device() || kind.is_char_device() {
+                    "a device"
+                } else {
+                    "not a regular file"
+                };
+                found.skipped.push((path, why));
                 continue;
             }
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -83,11 +106,11 @@ pub fn scan(inbox: &Path, filter: &ScanFilter, settle: Option<Duration>) -> Resu
                 tracing::warn!(path = %path.display(), "skipping a file whose name is not UTF-8");
                 continue;
             };
-            files.push(ScannedFile { key, size: meta.len(), modified });
+            found.files.push(ScannedFile { key, size: meta.len(), modified });
         }
     }
-    files.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(files)
+    found.files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -104,10 +127,10 @@ mod tests {
             std::fs::write(path, b"x").unwrap();
         }
         let filter = ScanFilter::new(inbox, Some(&inbox.join("out")));
-        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().into_iter().map(|f| f.key).collect();
+        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().files.into_iter().map(|f| f.key).collect();
         assert_eq!(keys, vec!["a.jpg", "sub/b.jpg"]);
         // Everything is fresh: with a settle time nothing is ready yet.
-        assert!(scan(inbox, &filter, Some(Duration::from_secs(60))).unwrap().is_empty());
+        assert!(scan(inbox, &filter, Some(Duration::from_secs(60))).unwrap().files.is_empty());
     }
 
     #[test]
@@ -122,10 +145,27 @@ mod tests {
         std::os::unix::fs::symlink(inbox, inbox.join("sub/up")).unwrap();
         std::os::unix::fs::symlink(inbox.join("sub"), inbox.join("alias")).unwrap();
         let filter = ScanFilter::new(inbox, None);
-        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().into_iter().map(|f| f.key).collect();
+        let keys: Vec<_> = scan(inbox, &filter, None).unwrap().files.into_iter().map(|f| f.key).collect();
         assert_eq!(keys.len(), 2, "{keys:?}");
         assert_eq!(keys[0], "a.jpg");
         assert!(keys[1].ends_with("b.jpg"), "{keys:?}");
-        assert_eq!(scan(inbox, &filter, None).unwrap()[1].key, keys[1], "the same alias wins every scan");
+        assert_eq!(scan(inbox, &filter, None).unwrap().files[1].key, keys[1], "the same alias wins every scan");
+    }
+
+    #[test]
+    fn what_is_not_a_file_is_skipped_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        std::fs::write(inbox.join("a.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink(inbox.join("gone.jpg"), inbox.join("dangling.jpg")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(inbox.join("pipe.jpg")).status().unwrap().success());
+        let found = scan(inbox, &ScanFilter::new(inbox, None), None).unwrap();
+        assert_eq!(found.files.len(), 1);
+        let skipped: Vec<(String, &str)> = found
+            .skipped
+            .iter()
+            .map(|(p, why)| (p.file_name().unwrap().to_string_lossy().into_owned(), *why))
+            .collect();
+        assert_eq!(skipped, [("dangling.jpg".to_string(), "a link to nothing"), ("pipe.jpg".to_string(), "a FIFO")]);
     }
 }

@@ -1,0 +1,293 @@
+//! `autorma serve` tried as an attacker on the same network or machine would, through the real
+//! binary (`serve --inbox --out --token`): each case is a finding of the serve-hardening issue,
+//! and each assertion failed before its fix (the README's API section states the threat model).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use image::{GrayImage, ImageEncoder, Rgb, RgbImage};
+
+mod common;
+
+use common::http::{Http, MULTIPART, multipart, read_json};
+use common::serve::{Server, free_port};
+use common::{autorma, encode_png, write_png};
+
+const TOKEN: &str = "t0ken";
+/// The pipeline's file limit and the body limit the server is started with.
+const MAX_FILE_BYTES: usize = 1_000_000;
+const MAX_BODY_BYTES: usize = 4_000_000;
+
+struct Bench {
+    server: Server,
+    inbox: PathBuf,
+    out: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// An embedded server with an inbox, its log (info) in a file; `prepare` fills the inbox first.
+fn bench(prepare: impl FnOnce(&Path, &Path)) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out, log) = (dir.path().join("inbox"), dir.path().join("out"), dir.path().join("serve.log"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    prepare(&inbox, dir.path());
+    let port = free_port();
+    let mut serve = autorma();
+    serve
+        .env("AUTORMA_LOG", "info")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", TOKEN])
+        .args(["--max-file-bytes", &MAX_FILE_BYTES.to_string(), "--max-body-bytes", &MAX_BODY_BYTES.to_string()])
+        .arg("--inbox")
+        .arg(&inbox)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    Bench { server: Server::spawn(serve, port, Some(TOKEN)), inbox, out, log, _dir: dir }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_result(http: &Http, key: &str) {
+    wait_for(&format!("the result of {key:?}"), Duration::from_secs(30), || {
+        http.get(&format!("/v1/results/{key}"), Some(TOKEN)).0 == 200
+    });
+}
+
+fn png(color: [u8; 3]) -> Vec<u8> {
+    encode_png(&RgbImage::from_fn(24, 24, |x, y| Rgb([color[0] ^ x as u8, color[1] ^ y as u8, color[2]])))
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|path| if path.is_dir() { count_files(&path) } else { 1 })
+        .sum()
+}
+
+/// A raw request with the given head lines, answered as (status, JSON body).
+fn raw_request(port: u16, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    let _ = stream.write_all(body);
+    read_json(&mut stream)
+}
+
+#[test]
+fn the_photo_route_serves_only_the_classified_image_inside_the_inbox() {
+    let bench = bench(|inbox, dir| {
+        std::fs::create_dir_all(inbox.join("real")).unwrap();
+        std::fs::write(inbox.join("real/a.png"), png([200, 30, 30])).unwrap();
+        std::fs::write(inbox.join("b.png"), png([30, 200, 30])).unwrap();
+        // A link inside the inbox, and one to a photo elsewhere on the machine.
+        std::os::unix::fs::symlink(inbox.join("real/a.png"), inbox.join("link.png")).unwrap();
+        std::fs::write(dir.join("elsewhere.png"), png([30, 30, 200])).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere.png"), inbox.join("outside.png")).unwrap();
+        std::fs::write(dir.join("secret.txt"), b"AWS_SECRET_ACCESS_KEY=hunter2").unwrap();
+    });
+    let (http, inbox) = (&bench.server.http, &bench.inbox);
+    wait_result(http, "link.png");
+    wait_result(http, "b.png");
+
+    // Before: the link's result kept the route serving whatever the link named later.
+    let secret = inbox.parent().unwrap().join("secret.txt");
+    std::fs::remove_file(inbox.join("link.png")).unwrap();
+    std::os::unix::fs::symlink(&secret, inbox.join("link.png")).unwrap();
+    let (status, body) = http.get_bytes("/v1/photos/link.png", TOKEN);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
+
+    // A photo replaced by something else since it was classified: not served.
+    std::fs::write(inbox.join("b.png"), b"not the photo that was classified").unwrap();
+    let (status, body) = http.get_bytes("/v1/photos/b.png", TOKEN);
+    assert!(matches!(status, 404 | 409), "{status}: {}", String::from_utf8_lossy(&body));
+    assert!(!String::from_utf8_lossy(&body).contains("not the photo"));
+
+    // A link that leaves the inbox is a dead letter with its reason, not a result.
+    let dead = bench.out.join("dlq/outside.png.json");
+    wait_for("the dead letter of outside.png", Duration::from_secs(30), || dead.is_file());
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&dead).unwrap()).unwrap();
+    assert_eq!(record["reason"], "fetch_failed", "{record}");
+    assert!(record["detail"].as_str().unwrap().contains("outside the folder"), "{record}");
+    assert_eq!(http.get("/v1/results/outside.png", Some(TOKEN)).0, 404);
+}
+
+#[test]
+fn uploads_are_checked_whole_named_safely_and_held_to_the_pipeline_limit() {
+    let bench = bench(|_, _| {});
+    let (http, port) = (&bench.server.http, bench.server.port);
+
+    // Before: 500 "File name too long", the first photo stored anyway.
+    let long = format!("{}.png", "n".repeat(300));
+    let body = multipart(&[("good.png", &png([1, 2, 3])), (&long, &png([4, 5, 6]))]);
+    let (status, answer) = read_json(&mut http.open_bytes("POST", "/v1/uploads", MULTIPART, &body, TOKEN));
+    assert_eq!(status, 200, "{answer}");
+    let keys: Vec<String> =
+        answer["uploads"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        assert!(key.rsplit('/').next().unwrap().len() < 130, "{key}");
+        wait_result(http, key);
+    }
+
+    // Before: accepted, then never a result (the scan took it for a temporary file).
+    let (status, answer) = read_json(&mut http.open_bytes(
+        "POST",
+        "/v1/uploads?name=a.autorma-tmp-1.png",
+        "image/png",
+        &png([7, 8, 9]),
+        TOKEN,
+    ));
+    assert_eq!(status, 200, "{answer}");
+    wait_result(http, answer["uploads"][0]["key"].as_str().unwrap());
+
+    // Before: 200 and then a `too_large` dead letter; now refused as /v1/classify refuses it.
+    let mut big = png([1, 1, 1]);
+    big.resize(MAX_FILE_BYTES + 1, 0);
+    let uploads_before = count_files(&bench.inbox);
+    for route in ["/v1/uploads?name=big.png", "/v1/classify?name=big.png"] {
+        let (status, answer) = read_json(&mut http.open_bytes("POST", route, "image/png", &big, TOKEN));
+        assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{route}: {answer}");
+    }
+    // Before: a multipart body over the limit was 400.
+    let mut huge = png([2, 2, 2]);
+    huge.resize(MAX_BODY_BYTES + 1000, 0);
+    let body = multipart(&[("huge.png", &huge)]);
+    let (status, answer) = read_json(&mut http.open_bytes("POST", "/v1/uploads", MULTIPART, &body, TOKEN));
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(count_files(&bench.inbox), uploads_before, "nothing stored");
+
+    // Before: decoded whole (22 s of CPU for one request of large PNGs).
+    let large = {
+        let mut out = Vec::new();
+        let grey = GrayImage::from_pixel(6000, 6000, image::Luma([90]));
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(&grey, 6000, 6000, image::ExtendedColorType::L8)
+            .unwrap();
+        out
+    };
+    let body = multipart(&[("l1.png", &large), ("l2.png", &large), ("l3.png", &large)]);
+    let (status, answer) = read_json(&mut http.open_bytes("POST", "/v1/classify", MULTIPART, &body, TOKEN));
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_many_pixels")), "{answer}");
+
+    // Before: `by` was bounded only by the JSON limit.
+    let key = &keys[0];
+    let by = "x".repeat(101);
+    let correction = format!(r#"{{"label": "tops", "by": "{by}"}}"#);
+    let (status, answer) = http.post_json(&format!("/v1/review/{key}"), Some(TOKEN), &correction);
+    assert_eq!(status, 400, "{answer}");
+
+    // Before: `bearer` in lower case was refused (RFC 7235: the scheme is case-insensitive).
+    let (status, _) = raw_request(
+        port,
+        &format!("GET /v1/results HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: bearer {TOKEN}"),
+        b"",
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn spreadsheet_formulas_in_file_names_stay_text_in_the_csv() {
+    let names = ["=HYPERLINK(1).png", "+1+1.png", "@SUM(A1).png", "-2+3.png"];
+    let bench = bench(|inbox, _| {
+        for (i, name) in names.iter().enumerate() {
+            write_png(&inbox.join(name), [i as u8 * 40, 90, 160]);
+        }
+    });
+    let http = &bench.server.http;
+    for name in names {
+        wait_result(http, name);
+    }
+    let (status, csv) = http.get("/v1/results.csv", Some(TOKEN));
+    assert_eq!(status, 200);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let mut keys: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_string()).collect();
+    keys.sort();
+    let mut expected: Vec<String> = names.iter().map(|n| format!("'{n}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "{csv}");
+}
+
+#[test]
+fn hosts_streams_and_slow_clients_are_bounded() {
+    let bench = bench(|_, _| {});
+    let (http, port) = (&bench.server.http, bench.server.port);
+
+    // Before: any Host was served (DNS rebinding reaches the server).
+    let (status, answer) = raw_request(
+        port,
+        &format!("GET /v1/results HTTP/1.1\r\nHost: evil.example:{port}\r\nAuthorization: Bearer {TOKEN}"),
+        b"",
+    );
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden_host")), "{answer}");
+
+    // Before: no cap on event streams.
+    let streams: Vec<_> =
+        (0..autorma_api::MAX_EVENT_STREAMS).map(|_| http.subscribe(TOKEN, Duration::from_secs(20)).0).collect();
+    let (status, answer) = read_json(&mut http.open("GET", "/v1/events", Some(TOKEN), None).unwrap());
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("too_many_streams")), "{answer}");
+    drop(streams);
+    wait_for("a stream after the others closed", Duration::from_secs(10), || {
+        let mut stream = http.open("GET", "/v1/events", Some(TOKEN), None).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    });
+
+    // Before: an incomplete request head held its connection for over a minute.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(slow, "GET /v1/results HTTP/1.1\r\nHost: 127.0.0.1").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(15), "the connection stayed open {:?}", started.elapsed());
+}
+
+#[test]
+fn odd_inbox_entries_are_logged_and_cannot_forge_log_lines() {
+    let bench = bench(|inbox, _| {
+        // Not an image, so it is dead-lettered, and its key logged.
+        std::fs::write(inbox.join("bad\nINFO forged.png"), b"a packing list").unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(inbox.join("pipe.png")).status().unwrap().success());
+    });
+    let dead = bench.out.join("dlq/bad\nINFO forged.png.json");
+    wait_for("the dead letter", Duration::from_secs(30), || dead.is_file());
+    wait_for("the log lines", Duration::from_secs(10), || {
+        std::fs::read_to_string(&bench.log).is_ok_and(|log| log.contains("dead-lettered") && log.contains("FIFO"))
+    });
+    let log = std::fs::read_to_string(&bench.log).unwrap();
+    // Before: the newline started a line of its own; and the FIFO was skipped silently.
+    assert!(!log.lines().any(|line| line.starts_with("INFO forged")), "{log}");
+    assert!(log.contains(r"bad\nINFO forged.png"), "{log}");
+    assert!(log.lines().any(|l| l.contains("pipe.png") && l.contains("a FIFO")), "{log}");
+}
+
+#[test]
+fn a_server_other_machines_can_reach_needs_a_token_or_an_explicit_no() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    // Before: it started with an INFO line.
+    let refused = autorma().args(["serve", "--listen", &listen, "--out"]).arg(&out).output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--token") && message.contains("--insecure-no-token"), "{message}");
+
+    let mut serve = autorma();
+    serve.args(["serve", "--listen", &listen, "--insecure-no-token", "--out"]).arg(&out);
+    let server = Server::spawn(serve, port, None);
+    assert_eq!(server.get("/v1/results", None).0, 200);
+}
