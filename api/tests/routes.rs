@@ -292,12 +292,20 @@ async fn uploads_are_stored_under_the_inbox_or_refused_whole() {
 async fn a_photo_is_served_from_the_store_the_pipeline_read() {
     let server = server(Options::default()).await;
     server.memory.insert(BUCKET, "inbox/a.png", Bytes::from(png([10, 200, 10])));
-    server.index(&[result("inbox/a.png", "tops", 0.9, "auto", 1), result("inbox/gone.png", "tops", 0.9, "auto", 2)]);
+    // The result of the version stored (its etag).
+    let (_, etag) = server.memory.get_tagged(BUCKET, "inbox/a.png", 1 << 20).await.unwrap();
+    let mut classified = result("inbox/a.png", "tops", 0.9, "auto", 1);
+    classified.item.etag = etag;
+    server.index(&[classified, result("inbox/gone.png", "tops", 0.9, "auto", 2)]);
     let response =
         router(server.state.clone()).oneshot(Request::get("/v1/photos/inbox/a.png").body(Body::empty()).unwrap()).await;
     let response = response.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "image/png");
+    // Replaced since it was classified: not served.
+    server.memory.insert(BUCKET, "inbox/a.png", Bytes::from(png([10, 20, 210])));
+    let (status, body) = server.get("/v1/photos/inbox/a.png").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "photo_changed"), "{body}");
     let (status, body) = server.get("/v1/photos/inbox/gone.png").await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     let (status, body) = server.get("/v1/photos/inbox/never-classified.png").await;
