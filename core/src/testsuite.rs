@@ -60,7 +60,13 @@ pub async fn object_store_contract(store: &impl ObjectStore, bucket: &str, prefi
     let page = store.list_page(bucket, &k("a/"), Some(&k("b")), 10).await.unwrap();
     assert_eq!((page.objects.len(), page.complete), (0, true), "nothing under the prefix sorts after `b`");
     let page = store.list_page(bucket, &k("b.json"), None, 1).await.unwrap();
-    assert_eq!((keys(page.objects), page.complete), (vec!["b.json".to_string()], true), "a key equal to the prefix");
+    assert_eq!(keys(page.objects.clone()), ["b.json"], "a key equal to the prefix");
+    // A server may call a full page truncated with nothing after it (versitygw does): the next
+    // page is then empty and complete.
+    if !page.complete {
+        let next = store.list_page(bucket, &k("b.json"), page.next_start(), 1).await.unwrap();
+        assert_eq!((next.objects.len(), next.complete), (0, true));
+    }
 
     store.delete(bucket, &k("c.json")).await.unwrap();
     store.delete(bucket, &k("c.json")).await.unwrap();
