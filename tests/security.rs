@@ -280,8 +280,22 @@ fn a_server_other_machines_can_reach_needs_a_token_or_an_explicit_no() {
     std::fs::create_dir_all(&out).unwrap();
     let port = free_port();
     let listen = format!("0.0.0.0:{port}");
-    // Before: it started with an INFO line.
-    let refused = autorma().args(["serve", "--listen", &listen, "--out"]).arg(&out).output().unwrap();
+    // Before: it started with an INFO line (and served until killed).
+    let mut refused = autorma()
+        .args(["serve", "--listen", &listen, "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while refused.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            refused.kill().unwrap();
+            panic!("serve started on {listen} with no token");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = refused.wait_with_output().unwrap();
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains("--token") && message.contains("--insecure-no-token"), "{message}");
