@@ -16,7 +16,7 @@ mod telemetry;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    allocator::cap_arenas();
+    allocator::tune();
     let (cli, file) = match config::parse_command_line() {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -281,12 +281,8 @@ fn a_server_other_machines_can_reach_needs_a_token_or_an_explicit_no() {
     let port = free_port();
     let listen = format!("0.0.0.0:{port}");
     // Before: it started with an INFO line (and served until killed).
-    let mut refused = autorma()
-        .args(["serve", "--listen", &listen, "--out"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut refused =
+        autorma().args(["serve", "--listen", &listen, "--out"]).arg(&out).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     while refused.try_wait().unwrap().is_none() {
         if started.elapsed() > Duration::from_secs(20) {

@@ -12,9 +12,10 @@ use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{Pipeline, PipelineConfig, PipelineModel, RequestError};
 use autorma_core::{
-    Checkpoint, Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane, MemoryStore, ModelRef,
-    ObjectInfo, ObjectStore, OutboundRecord, PartitionId, Position, Prior, PriorOutcome, ResultRecord, ResultSink,
-    SinkError, SourceError, Sourced, SourcedEvent, StoreError, WriteCondition,
+    CheckOutcome, Checkpoint, Claim, Decision, DlqReason, DlqRecord, EventOrigin, EventSource, ItemEvent, Lane,
+    MemoryStore, Metadata, ModelRef, Object, ObjectInfo, ObjectStore, OutboundRecord, PartitionId, Position, Prior,
+    PriorOutcome, ResultRecord, ResultSink, ReviewReason, SinkError, SourceError, Sourced, SourcedEvent, StoreError,
+    WriteCondition,
 };
 use autorma_registry::ModelPackage;
 use bytes::Bytes;
@@ -47,7 +48,7 @@ impl MemStore {
 }
 
 impl ObjectStore for MemStore {
-    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Object, StoreError> {
         if let Some((prefix, gate)) = &self.gate
             && key.starts_with(prefix)
         {
@@ -60,11 +61,18 @@ impl ObjectStore for MemStore {
             let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "flaky");
             return Err(StoreError::Io { bucket: bucket.into(), key: key.into(), action: "read", source });
         }
-        self.objects.get_tagged(bucket, key, max_bytes).await
+        self.objects.get_object(bucket, key, max_bytes).await
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
-        self.objects.put(bucket, key, body, content_type).await
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
+        self.objects.put_object(bucket, key, body, content_type, metadata).await
     }
 
     async fn put_if(
@@ -229,6 +237,7 @@ fn event(offset: u64, key: &str) -> SourcedEvent {
             content_type: "image/png".into(),
             event_time: chrono::Utc::now(),
             source: EventOrigin::Notification,
+            claim: None,
             replay: None,
         },
     )
@@ -593,4 +602,51 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
     assert_eq!(sink.results.lock().unwrap().keys().collect::<Vec<_>>(), ["red"], "the request wrote nothing");
     let err = requests.classify(png([0, 0, 255])).await.unwrap_err();
     assert!(matches!(err, RequestError::Stopped), "{err}");
+}
+
+#[tokio::test]
+async fn a_claim_from_the_metadata_or_the_event_is_checked_and_a_wrong_item_goes_to_review() {
+    let classes = package().classes().to_vec();
+    let store = MemStore::default();
+    let mut events = vec![event(0, "unclaimed")];
+    store.insert("unclaimed", png([255, 0, 0]));
+    for (i, class) in classes.iter().enumerate() {
+        let claim = Claim { expected_label: Some(class.clone()), sku: Some(format!("sku-{i}")), rma_id: None };
+        let key = format!("claims-{class}");
+        store.objects.put_object(BUCKET, &key, png([255, 0, 0]), "image/png", &claim.to_metadata()).await.unwrap();
+        events.push(event(i as u64 + 1, &key));
+    }
+    // A claim on the event (a claims file) wins over the object's metadata.
+    let claim = Claim { expected_label: Some(classes[0].clone()), ..Claim::default() };
+    let metadata = Claim { expected_label: Some(classes[1].clone()), ..Claim::default() }.to_metadata();
+    store.objects.put_object(BUCKET, "on-event", png([255, 0, 0]), "image/png", &metadata).await.unwrap();
+    let mut on_event = event(events.len() as u64, "on-event");
+    on_event.event.claim = Some(claim.clone());
+    events.push(on_event);
+
+    let sink = Arc::new(MemSink::default());
+    let source = VecSource::new(events, false, &Arc::default());
+    Pipeline::new(store, source, sink.clone(), package(), config()).run(std::future::pending()).await.unwrap();
+
+    let results = sink.results.lock().unwrap();
+    let unclaimed = &results["unclaimed"][0];
+    assert_eq!((unclaimed.claim.as_ref(), unclaimed.label.as_str()), (None, "casual_shoes"));
+    for class in &classes {
+        let record = &results[&format!("claims-{class}")][0];
+        let check = record.claim.as_ref().expect("the claim is recorded");
+        assert_eq!(check.claim.expected_label.as_ref(), Some(class));
+        let expected = match (class == &record.label, unclaimed.decision) {
+            (true, decision) => (CheckOutcome::Match, decision),
+            (false, Decision::Auto) => (CheckOutcome::Mismatch, Decision::Review),
+            (false, Decision::Review) => (CheckOutcome::Uncertain, Decision::Review),
+        };
+        assert_eq!((check.category, record.decision), (Some(expected.0), expected.1), "claimed {class}");
+        let reason = match expected.0 {
+            CheckOutcome::Mismatch => Some(ReviewReason::WrongItem),
+            _ if record.decision == Decision::Review => Some(ReviewReason::LowConfidence),
+            _ => None,
+        };
+        assert_eq!(record.review_reason, reason, "claimed {class}");
+    }
+    assert_eq!(results["on-event"][0].claim.as_ref().unwrap().claim, claim);
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::claim::Claim;
 use crate::outbound::OutboundRecord;
 use crate::position::Position;
 
@@ -23,6 +24,10 @@ pub struct ItemEvent {
     pub event_time: DateTime<Utc>,
     /// Which path brought the event.
     pub source: EventOrigin,
+    /// What the customer says the photo shows, when the event itself carries it (a claims
+    /// file in embedded mode); otherwise the worker reads it from the object's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     /// Set by the bulk replay only: what it asks of the worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayRequest>,
@@ -177,6 +182,7 @@ mod tests {
             content_type: "image/jpeg".into(),
             event_time: DateTime::from_timestamp(0, 0).unwrap(),
             source: EventOrigin::Notification,
+            claim: None,
             replay: None,
         };
         let json = serde_json::to_value(&event).unwrap();

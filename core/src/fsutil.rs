@@ -17,18 +17,29 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path`, fsync the directory (so the rename itself survives a power cut).
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_durably(path, bytes, None)
+    write_durably(path, bytes, None::<(SystemTime, fn(&File) -> io::Result<()>)>)
 }
 
-/// [`atomic_write`], with the new file's modification time set to `modified` before it takes
-/// `path`'s place (the local object store makes each write's etag differ through it).
-pub fn atomic_write_modified(path: &Path, bytes: &[u8], modified: SystemTime) -> io::Result<()> {
-    write_durably(path, bytes, Some(modified))
+/// [`atomic_write`], with `tag(file)` (the local object store sets the object's metadata) and
+/// then the modification time set to `modified` on the new file before it takes `path`'s place
+/// (the local object store makes each write's etag differ through it).
+pub fn atomic_write_modified(
+    path: &Path,
+    bytes: &[u8],
+    modified: SystemTime,
+    tag: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    write_durably(path, bytes, Some((modified, tag)))
 }
 
-fn write_durably(path: &Path, bytes: &[u8], modified: Option<SystemTime>) -> io::Result<()> {
+fn write_durably(
+    path: &Path,
+    bytes: &[u8],
+    modified: Option<(SystemTime, impl FnOnce(&File) -> io::Result<()>)>,
+) -> io::Result<()> {
     replace(path, bytes, |file| {
-        if let Some(modified) = modified {
+        if let Some((modified, tag)) = modified {
+            tag(file)?;
             file.set_modified(modified)?;
         }
         file.sync_all()

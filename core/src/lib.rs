@@ -19,6 +19,7 @@
 //! object store is the whole boundary to objects (get, put, conditional put, list, delete), so
 //! the registry, the API and the replay use it too; [`store::memory`] serves unit tests.
 
+pub mod claim;
 pub mod correction;
 pub mod dlq;
 pub mod event;
@@ -39,15 +40,18 @@ pub mod testsuite;
 pub mod topics;
 pub mod trace;
 
+pub use claim::{CheckOutcome, Claim, ClaimCheck, Metadata};
 pub use correction::CorrectionRecord;
 pub use dlq::{DlqReason, DlqRecord};
 pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, Sourced, SourcedEvent};
 pub use outbound::OutboundRecord;
 pub use position::{PartitionId, Position};
-pub use result::{Decision, ItemRef, ModelRef, ResultRecord, StageTimings};
+pub use result::{Decision, ItemRef, ModelRef, ResultRecord, ReviewReason, StageTimings};
 pub use retry::RetryConfig;
 pub use sink::{Prior, PriorOutcome, ResultSink, SinkError};
 pub use source::{Checkpoint, EventSource, SourceError};
-pub use store::{ListPage, LocalStore, MemoryStore, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition};
+pub use store::{
+    ListPage, LocalStore, MemoryStore, Object, ObjectInfo, ObjectStore, Store, StoreError, WriteCondition,
+};
 #[cfg(feature = "s3")]
 pub use store::{S3Config, S3Store};

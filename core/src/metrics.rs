@@ -13,7 +13,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
 use crate::dlq::DlqReason;
-use crate::result::{Decision, ModelRef, StageTimings};
+use crate::result::{Decision, ModelRef, ResultRecord};
 
 /// Stage and latency histograms' buckets, in seconds: from half a millisecond (a decode on a
 /// small photo) to five minutes (a photo waiting behind a backlog), finer from 0.5 s to 10 s,
@@ -53,6 +53,9 @@ pub struct Metrics {
     pub http_duration: Histogram<f64>,
     /// Photos of a replay, by `outcome`: listed, skipped (already done by the version), sent.
     pub replay_photos: Counter<u64>,
+    /// Photos whose claim named a class, by `claimed` and `seen` label and `outcome` (match,
+    /// mismatch, uncertain); a claimed label the model does not know counts as `unknown`.
+    pub claim_checks: Counter<u64>,
 }
 
 /// The instruments, made on first use from the global meter: install the exporter first.
@@ -114,23 +117,33 @@ pub fn metrics() -> &'static Metrics {
                 .u64_counter("autorma.replay.photos")
                 .with_description("Photos of a replay, by outcome: listed, skipped, sent")
                 .build(),
+            claim_checks: meter
+                .u64_counter("autorma.claim.checks")
+                .with_description("Photos checked against their claimed class, by claimed and seen label and outcome")
+                .build(),
         }
     })
 }
 
 impl Metrics {
-    /// A result written: its count, confidence, stage times and upload-to-result latency.
-    pub fn record_result(
-        &self,
-        label: &str,
-        decision: Decision,
-        confidence: f32,
-        timings: &StageTimings,
-        since_upload: f64,
-    ) {
-        let label_kv = KeyValue::new("label", label.to_string());
-        self.photos_processed.add(1, &[label_kv.clone(), KeyValue::new("decision", decision.as_str())]);
-        self.confidence.record(f64::from(confidence), &[label_kv]);
+    /// A result written: its count, confidence, claim check, stage times and upload-to-result
+    /// latency.
+    pub fn record_result(&self, record: &ResultRecord, since_upload: f64) {
+        let label_kv = KeyValue::new("label", record.label.clone());
+        self.photos_processed.add(1, &[label_kv.clone(), KeyValue::new("decision", record.decision.as_str())]);
+        self.confidence.record(f64::from(record.confidence), &[label_kv]);
+        let check = record.claim.as_ref().and_then(|c| Some((c.claim.expected_label.as_ref()?, c.category?)));
+        if let Some((claimed, outcome)) = check {
+            // The claim is the customer's text: only the model's classes become series.
+            let claimed = if record.probabilities.contains_key(claimed) { claimed.clone() } else { "unknown".into() };
+            let attributes = [
+                KeyValue::new("claimed", claimed),
+                KeyValue::new("seen", record.label.clone()),
+                KeyValue::new("outcome", outcome.as_str()),
+            ];
+            self.claim_checks.add(1, &attributes);
+        }
+        let timings = &record.timings_ms;
         for (stage, ms) in [
             ("fetch", timings.fetch),
             ("decode", timings.decode),

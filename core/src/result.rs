@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::claim::ClaimCheck;
+
 /// Written to `results/<key>.json`; a replay of the same photo overwrites it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
@@ -15,8 +17,15 @@ pub struct ResultRecord {
     pub confidence: f32,
     /// Every class's calibrated probability, by class name.
     pub probabilities: BTreeMap<String, f32>,
-    /// `auto` when `confidence >= thresholds[label]`, else `review`.
+    /// `auto` when `confidence >= thresholds[label]` and the photo is what its claim says (if
+    /// it has one), else `review`.
     pub decision: Decision,
+    /// Why a person looks, when `decision` is `review`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<ReviewReason>,
+    /// What the customer said they return, and whether the photo agrees; absent without a claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimCheck>,
     pub model: ModelRef,
     /// The ONNX Runtime execution provider that actually ran the model (`cpu`, `cuda`).
     pub execution_provider: String,
@@ -51,6 +60,25 @@ impl Decision {
         match self {
             Decision::Auto => "auto",
             Decision::Review => "review",
+        }
+    }
+}
+
+/// Why a result goes to review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// The model's confidence is under its label's threshold.
+    LowConfidence,
+    /// The model is confident the photo shows another class than the one claimed.
+    WrongItem,
+}
+
+impl ReviewReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::LowConfidence => "low_confidence",
+            ReviewReason::WrongItem => "wrong_item",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::claim::Metadata;
 use crate::store::{ObjectInfo, ObjectStore, StoreError, WriteCondition, optional};
 
 /// What every [`ObjectStore`] promises, checked on keys under `prefix` of `bucket` (which must
@@ -36,6 +37,14 @@ pub async fn object_store_contract(store: &impl ObjectStore, bucket: &str, prefi
     store.put(bucket, &k("c.json"), body(b"first"), json).await.unwrap();
     store.put(bucket, &k("c.json"), body(b"second"), json).await.unwrap();
     assert_eq!(&store.get(bucket, &k("c.json"), 100).await.unwrap()[..], b"second");
+
+    // User metadata travels with the object, and a write replaces it with the object.
+    let claim: Metadata = [("expected-label", "tops"), ("sku", "1163")].map(|(n, v)| (n.into(), v.into())).into();
+    store.put_object(bucket, &k("c.json"), body(b"third"), json, &claim).await.unwrap();
+    let object = store.get_object(bucket, &k("c.json"), 100).await.unwrap();
+    assert_eq!((&object.bytes[..], &object.metadata), (&b"third"[..], &claim));
+    store.put(bucket, &k("c.json"), body(b"second"), json).await.unwrap();
+    assert_eq!(store.get_object(bucket, &k("c.json"), 100).await.unwrap().metadata, Metadata::new());
     let err = store.get(bucket, &k("c.json"), 5).await.unwrap_err();
     assert!(matches!(err, StoreError::TooLarge { size: 6, max_bytes: 5, .. }), "{err}");
 

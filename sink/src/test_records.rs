@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use autorma_core::{
-    Decision, DlqReason, DlqRecord, EventOrigin, ItemEvent, ItemRef, ModelRef, ResultRecord, StageTimings,
+    Decision, DlqReason, DlqRecord, EventOrigin, ItemEvent, ItemRef, ModelRef, ResultRecord, ReviewReason, StageTimings,
 };
 use chrono::Utc;
 
@@ -16,6 +16,7 @@ pub fn event(key: &str, etag: &str) -> ItemEvent {
         content_type: "image/jpeg".into(),
         event_time: Utc::now(),
         source: EventOrigin::Replay,
+        claim: None,
         replay: None,
     }
 }
@@ -31,6 +32,8 @@ pub fn result(key: &str, etag: &str, decision: Decision) -> ResultRecord {
         confidence: 0.9,
         probabilities: BTreeMap::from([("shirts".to_string(), 0.1), ("tops".to_string(), 0.9)]),
         decision,
+        review_reason: (decision == Decision::Review).then_some(ReviewReason::LowConfidence),
+        claim: None,
         model: model(),
         execution_provider: "cpu".into(),
         timings_ms: StageTimings::default(),

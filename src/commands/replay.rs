@@ -90,6 +90,7 @@ async fn embedded(args: &ReplayArgs, out: &Path, inbox: &Path, file: &ConfigFile
             size: 0,
             event_time: Utc::now(),
             source: EventOrigin::Replay,
+            claim: None,
             replay: Some(ReplayRequest { model_version: current.version.clone(), force: args.all }),
         })
         .collect();

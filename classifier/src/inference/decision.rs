@@ -1,6 +1,7 @@
-//! Probabilities -> label, confidence and decision (models/PACKAGE.md, "Outputs and decisions").
+//! Probabilities -> label, confidence and decision (models/PACKAGE.md, "Outputs and decisions"),
+//! then that prediction judged against the photo's claim, if it has one.
 
-use autorma_core::Decision;
+use autorma_core::{CheckOutcome, Claim, ClaimCheck, Decision, ReviewReason};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -28,9 +29,66 @@ pub fn decide(probabilities: &[f32], thresholds: &[f32]) -> Prediction {
     Prediction { label, confidence, decision, probabilities: probabilities.to_vec() }
 }
 
+/// What a Result records of a prediction and the photo's claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub review_reason: Option<ReviewReason>,
+    pub claim: Option<ClaimCheck>,
+}
+
+/// The prediction's decision, unless the photo is not what its claim says: a photo the model
+/// confidently sees as another class than the claimed one goes to review as `wrong_item`,
+/// whatever its confidence. "Confidently" is the predicted class's own threshold, the one that
+/// lets it pass without a person: chosen on val for precision, so an honest return is flagged
+/// only when the model would also have routed it wrongly.
+pub fn judge(prediction: &Prediction, classes: &[String], claim: Option<&Claim>) -> Verdict {
+    let category = claim.and_then(|c| c.expected_label.as_deref()).map(|expected| {
+        match classes.iter().position(|class| class == expected) {
+            Some(claimed) if claimed == prediction.label => CheckOutcome::Match,
+            Some(_) if prediction.decision == Decision::Auto => CheckOutcome::Mismatch,
+            // Unsure, or a class this model does not know: no reason to doubt the customer.
+            _ => CheckOutcome::Uncertain,
+        }
+    });
+    let (decision, review_reason) = match (prediction.decision, category) {
+        (_, Some(CheckOutcome::Mismatch)) => (Decision::Review, Some(ReviewReason::WrongItem)),
+        (Decision::Review, _) => (Decision::Review, Some(ReviewReason::LowConfidence)),
+        (Decision::Auto, _) => (Decision::Auto, None),
+    };
+    let claim = claim.map(|claim| ClaimCheck { claim: claim.clone(), category });
+    Verdict { decision, review_reason, claim }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claimed(label: &str) -> Claim {
+        Claim { expected_label: Some(label.into()), ..Claim::default() }
+    }
+
+    #[test]
+    fn a_claim_is_checked_against_the_confident_class() {
+        let classes: Vec<String> = ["shirts", "tops", "watches"].map(String::from).to_vec();
+        let thresholds = [0.9, 0.9, 0.9];
+        let confident_tops = decide(&[0.02, 0.95, 0.03], &thresholds);
+        let unsure_tops = decide(&[0.4, 0.5, 0.1], &thresholds);
+        let outcome = |p: &Prediction, claim: Option<&Claim>| {
+            let v = judge(p, &classes, claim);
+            (v.decision, v.review_reason, v.claim.and_then(|c| c.category))
+        };
+        use {CheckOutcome::*, Decision::*, ReviewReason::*};
+        assert_eq!(outcome(&confident_tops, None), (Auto, None, None));
+        assert_eq!(outcome(&confident_tops, Some(&claimed("tops"))), (Auto, None, Some(Match)));
+        assert_eq!(outcome(&confident_tops, Some(&claimed("shirts"))), (Review, Some(WrongItem), Some(Mismatch)));
+        assert_eq!(outcome(&unsure_tops, Some(&claimed("shirts"))), (Review, Some(LowConfidence), Some(Uncertain)));
+        assert_eq!(outcome(&unsure_tops, Some(&claimed("tops"))), (Review, Some(LowConfidence), Some(Match)));
+        assert_eq!(outcome(&confident_tops, Some(&claimed("hats"))), (Auto, None, Some(Uncertain)));
+        let sku_only = Claim { sku: Some("1163".into()), ..Claim::default() };
+        let v = judge(&confident_tops, &classes, Some(&sku_only));
+        assert_eq!((v.decision, v.claim.unwrap().category), (Auto, None));
+    }
 
     #[test]
     fn threshold_is_inclusive_and_per_label() {

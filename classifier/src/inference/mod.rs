@@ -5,7 +5,7 @@ mod decision;
 mod runtime;
 mod session;
 
-pub use decision::{Prediction, decide};
+pub use decision::{Prediction, Verdict, decide, judge};
 pub use runtime::{ExecutionProvider, ORT_VERSION, RuntimeConfig, SETUP_COMMAND, default_library_path, init_runtime};
 pub use session::ModelSession;
 

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use autorma_core::{DlqReason, ObjectStore, ResultSink, RetryConfig, SourcedEvent, StoreError};
+use autorma_core::{
+    Claim, DlqReason, Metadata, Object, ObjectStore, ResultSink, RetryConfig, SourcedEvent, StoreError,
+};
 use opentelemetry::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
@@ -76,7 +78,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         }
     }
 
-    async fn process(&self, sourced: SourcedEvent) {
+    async fn process(&self, mut sourced: SourcedEvent) {
         if self.drop_if_revoked(&sourced) {
             return;
         }
@@ -114,7 +116,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let span = trace::start_child(&photo, "fetch", None);
         let fetched = self.fetch(&sourced).await;
         trace::end(&span, &fetched.as_ref().map_err(|(_, detail, _)| detail));
-        let (bytes, attempts) = match fetched {
+        let (object, attempts) = match fetched {
             Ok(ok) => ok,
             Err((reason, detail, attempts)) => {
                 self.fail(sourced, reason, detail, attempts, photo).await;
@@ -122,6 +124,10 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
             }
         };
         let fetch_ms = ms(started.elapsed());
+        if sourced.event.claim.is_none() {
+            sourced.event.claim = claim_of(&object.metadata);
+        }
+        let bytes = object.bytes;
 
         let span = trace::start_child(&photo, "decode", None);
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
@@ -152,10 +158,10 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         revoked
     }
 
-    /// The bytes and the number of tries it took, or why it failed for good.
-    async fn fetch(&self, sourced: &SourcedEvent) -> Result<(bytes::Bytes, u32), (DlqReason, String, u32)> {
+    /// The object and the number of tries it took, or why it failed for good.
+    async fn fetch(&self, sourced: &SourcedEvent) -> Result<(Object, u32), (DlqReason, String, u32)> {
         let event = &sourced.event;
-        let read = || self.store.get(&event.bucket, &event.key, self.limits.max_bytes);
+        let read = || self.store.get_object(&event.bucket, &event.key, self.limits.max_bytes);
         match self.retry.run("fetch", read, StoreError::is_retryable).await {
             Ok(fetched) => Ok(fetched),
             Err((e @ StoreError::TooLarge { .. }, tries)) => Err((DlqReason::TooLarge, e.to_string(), tries)),
@@ -173,4 +179,13 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         let failed = Failed { sourced, reason, detail, attempts, trace: photo };
         let _ = self.sink_tx.send(SinkInput::Failed(failed)).await;
     }
+}
+
+/// The claim the photo's metadata carries. One that breaks the claim rules (too long, control
+/// characters) is left out with a warning: the photo is still classified, without the check.
+fn claim_of(metadata: &Metadata) -> Option<Claim> {
+    Claim::from_metadata(metadata).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the photo's claim is ignored");
+        None
+    })
 }

@@ -18,6 +18,7 @@ use super::PipelineError;
 use super::messages::{Classified, Completion, Failed, Outcome, SinkInput};
 use super::stats::ms;
 use super::trace;
+use crate::inference::judge;
 
 pub(crate) struct SinkStage<K> {
     pub sink: Arc<K>,
@@ -77,6 +78,7 @@ impl<K: ResultSink> SinkStage<K> {
         let event = &item.sourced.event;
         let p = &item.prediction;
         let model = &item.model;
+        let verdict = judge(p, &model.classes, event.claim.as_ref());
         let record = ResultRecord {
             item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
             label: model.classes[p.label].clone(),
@@ -87,7 +89,9 @@ impl<K: ResultSink> SinkStage<K> {
                 .cloned()
                 .zip(p.probabilities.iter().copied())
                 .collect::<BTreeMap<_, _>>(),
-            decision: p.decision,
+            decision: verdict.decision,
+            review_reason: verdict.review_reason,
+            claim: verdict.claim,
             model: model.model.clone(),
             execution_provider: model.execution_provider.to_string(),
             timings_ms: StageTimings {
@@ -109,10 +113,10 @@ impl<K: ResultSink> SinkStage<K> {
         let records = written?;
         trace::finish_classified(&item.trace, &record);
         let since_upload = (chrono::Utc::now() - event.event_time).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-        metrics().record_result(&record.label, record.decision, record.confidence, &record.timings_ms, since_upload);
+        metrics().record_result(&record, since_upload);
         tracing::debug!(key = %event.key, label = %record.label, confidence = record.confidence,
             decision = record.decision.as_str(), "result written");
-        Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(p.decision), records })
+        Ok(Completion { position: item.sourced.position, outcome: Outcome::Classified(record.decision), records })
     }
 
     async fn write_dlq(&self, failed: Failed) -> Result<Completion, PipelineError> {

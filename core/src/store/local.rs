@@ -2,7 +2,9 @@
 //!
 //! Writes replace files atomically (temp file, fsync, rename). A conditional write checks and
 //! writes under an exclusive lock on the root folder itself (no lock file appears in it), so
-//! processes on this machine see it as one step, as S3's conditional writes are.
+//! processes on this machine see it as one step, as S3's conditional writes are. An object's
+//! user metadata is kept in the file's extended attributes (`user.<name>`), so it stays with
+//! the file as S3's stays with the object.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,7 +16,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use super::{Object, ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use crate::claim::Metadata;
 use crate::fsutil;
 
 #[derive(Debug, Clone)]
@@ -121,16 +124,23 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl ObjectStore for LocalStore {
-    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Object, StoreError> {
         let (path, at) = self.locate(bucket, key)?;
         let root = self.inner.root.clone();
         blocking(move || read_limited(&within(&root, &path, &at)?, &at, max_bytes)).await
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
         let (path, at) = self.locate(bucket, key)?;
-        let root = self.inner.root.clone();
-        blocking(move || write_locked(&root, &path, &at, &body, None).map(|_| ())).await
+        let (root, metadata) = (self.inner.root.clone(), metadata.clone());
+        blocking(move || write_locked(&root, &path, &at, &body, &metadata, None).map(|_| ())).await
     }
 
     async fn put_if(
@@ -147,7 +157,7 @@ impl ObjectStore for LocalStore {
             WriteCondition::IfAbsent => None,
             WriteCondition::IfMatch(etag) => Some(etag.to_string()),
         };
-        blocking(move || write_locked(&root, &path, &at, &body, Some(expected))).await
+        blocking(move || write_locked(&root, &path, &at, &body, &Metadata::new(), Some(expected))).await
     }
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
@@ -191,7 +201,7 @@ fn within(root: &Path, path: &Path, at: &Located) -> Result<PathBuf, StoreError>
     Ok(resolved)
 }
 
-fn read_limited(path: &Path, at: &Located, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+fn read_limited(path: &Path, at: &Located, max_bytes: u64) -> Result<Object, StoreError> {
     let file = File::open(path).map_err(|e| at.io("read", e))?;
     // The etag of the file that was opened, whatever replaces it meanwhile.
     let meta = file.metadata().map_err(|e| at.io("read", e))?;
@@ -205,21 +215,23 @@ fn read_limited(path: &Path, at: &Located, max_bytes: u64) -> Result<(Bytes, Str
     let etag = local_etag(size, meta.modified().map_err(|e| at.io("read", e))?);
     // The file may grow between the stat and the read: never read more than the limit + 1.
     let mut buf = Vec::with_capacity(size as usize);
-    file.take(max_bytes + 1).read_to_end(&mut buf).map_err(|e| at.io("read", e))?;
+    (&file).take(max_bytes + 1).read_to_end(&mut buf).map_err(|e| at.io("read", e))?;
     if buf.len() as u64 > max_bytes {
         return Err(at.too_large(buf.len() as u64, max_bytes));
     }
-    Ok((Bytes::from(buf), etag))
+    let metadata = xattr::read(&file).map_err(|e| at.io("read the metadata of", e))?;
+    Ok(Object { bytes: Bytes::from(buf), etag, metadata })
 }
 
-/// Writes `body` at `path` under the root's lock; with `condition` (`Some(None)`: only if
-/// absent, `Some(Some(etag))`: only if the current etag is that one), `Ok(false)` when it
-/// does not hold.
+/// Writes `body` and `metadata` at `path` under the root's lock; with `condition` (`Some(None)`:
+/// only if absent, `Some(Some(etag))`: only if the current etag is that one), `Ok(false)` when
+/// it does not hold.
 fn write_locked(
     root: &Path,
     path: &Path,
     at: &Located,
     body: &[u8],
+    metadata: &Metadata,
     condition: Option<Option<String>>,
 ) -> Result<bool, StoreError> {
     let io = |e| at.io("write", e);
@@ -244,7 +256,7 @@ fn write_locked(
         Some(before) if before >= now => before + Duration::from_nanos(1),
         _ => now,
     };
-    fsutil::atomic_write_modified(path, body, modified).map_err(io)?;
+    fsutil::atomic_write_modified(path, body, modified, |file| xattr::write(file, metadata)).map_err(io)?;
     Ok(true)
 }
 
@@ -280,6 +292,61 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<(
         });
     }
     Ok(())
+}
+
+/// Metadata as extended attributes of the `user.` namespace.
+mod xattr {
+    use std::fs::File;
+    use std::io;
+
+    use crate::claim::Metadata;
+
+    const NAMESPACE: &str = "user.";
+
+    /// Every `user.` attribute of the file; none on a file system that keeps none.
+    pub fn read(file: &File) -> io::Result<Metadata> {
+        let names = match rustix::fs::flistxattr_query(file) {
+            Ok(0) => return Ok(Metadata::new()),
+            Ok(len) => {
+                let mut names = vec![0u8; len];
+                let len = rustix::fs::flistxattr(file, &mut names[..])?;
+                names.truncate(len);
+                names
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Metadata::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut metadata = Metadata::new();
+        for name in names.split(|b| *b == 0).filter_map(|n| std::str::from_utf8(n).ok()) {
+            let Some(short) = name.strip_prefix(NAMESPACE) else { continue };
+            let mut value = vec![0u8; rustix::fs::fgetxattr_query(file, name)?];
+            let len = rustix::fs::fgetxattr(file, name, &mut value[..])?;
+            value.truncate(len);
+            metadata.insert(short.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned());
+        }
+        Ok(metadata)
+    }
+
+    /// Sets each entry as `user.<name>`; a file system that keeps no attributes is an error
+    /// only when there is metadata to keep.
+    pub fn write(file: &File, metadata: &Metadata) -> io::Result<()> {
+        for (name, value) in metadata {
+            let set = rustix::fs::fsetxattr(
+                file,
+                format!("{NAMESPACE}{name}"),
+                value.as_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+            set.map_err(|e| match e {
+                rustix::io::Errno::NOTSUP => io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this file system keeps no extended attributes, where the folder store keeps an object's metadata",
+                ),
+                e => e.into(),
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{ListPage, ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use super::{ListPage, Object, ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use crate::claim::Metadata;
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -27,6 +28,7 @@ struct Inner {
 struct Stored {
     bytes: Bytes,
     etag: String,
+    metadata: Metadata,
     last_modified: DateTime<Utc>,
 }
 
@@ -44,7 +46,7 @@ impl Stored {
 impl MemoryStore {
     /// Puts an object without a runtime, for setting up a test.
     pub fn insert(&self, bucket: &str, key: &str, bytes: Bytes) {
-        self.lock().write(bucket, key, bytes);
+        self.lock().write(bucket, key, bytes, Metadata::new());
     }
 
     /// Every step is a few map operations, consistent at each unlock.
@@ -54,15 +56,15 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn write(&mut self, bucket: &str, key: &str, bytes: Bytes) {
+    fn write(&mut self, bucket: &str, key: &str, bytes: Bytes, metadata: Metadata) {
         self.writes += 1;
-        let stored = Stored { bytes, etag: format!("{:032x}", self.writes), last_modified: Utc::now() };
+        let stored = Stored { bytes, etag: format!("{:032x}", self.writes), metadata, last_modified: Utc::now() };
         self.objects.insert((bucket.to_string(), key.to_string()), stored);
     }
 }
 
 impl ObjectStore for MemoryStore {
-    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Object, StoreError> {
         let inner = self.lock();
         let Some(stored) = inner.objects.get(&(bucket.to_string(), key.to_string())) else {
             return Err(StoreError::NotFound { bucket: bucket.into(), key: key.into() });
@@ -71,11 +73,18 @@ impl ObjectStore for MemoryStore {
         if size > max_bytes {
             return Err(StoreError::TooLarge { bucket: bucket.into(), key: key.into(), size, max_bytes });
         }
-        Ok((stored.bytes.clone(), stored.etag.clone()))
+        Ok(Object { bytes: stored.bytes.clone(), etag: stored.etag.clone(), metadata: stored.metadata.clone() })
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
-        self.lock().write(bucket, key, body);
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
+        self.lock().write(bucket, key, body, metadata.clone());
         Ok(())
     }
 
@@ -94,7 +103,7 @@ impl ObjectStore for MemoryStore {
             WriteCondition::IfMatch(etag) => current == Some(etag),
         };
         if holds {
-            inner.write(bucket, key, body);
+            inner.write(bucket, key, body, Metadata::new());
         }
         Ok(holds)
     }

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::claim::Metadata;
+
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "s3")]
@@ -22,28 +24,51 @@ pub use s3::{S3Config, S3Store};
 /// Reads, writes and lists objects. Implementations must be cheap to share (`&self`,
 /// `Send + Sync`); every write replaces an object whole (readers see the old or the new one).
 pub trait ObjectStore: Send + Sync + 'static {
-    /// The whole object and its etag (without quotes), refusing (without reading it) one larger
-    /// than `max_bytes`; [`StoreError::NotFound`] when there is no such key (see [`optional`]).
+    /// The whole object, its etag (without quotes) and its user metadata, refusing (without
+    /// reading it) one larger than `max_bytes`; [`StoreError::NotFound`] when there is no such
+    /// key (see [`optional`]).
+    fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Object, StoreError>> + Send;
+
+    /// The whole object and its etag, as [`get_object`](Self::get_object).
     fn get_tagged(
         &self,
         bucket: &str,
         key: &str,
         max_bytes: u64,
-    ) -> impl Future<Output = Result<(Bytes, String), StoreError>> + Send;
-
-    /// The whole object, as [`get_tagged`](Self::get_tagged) without the etag.
-    fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> impl Future<Output = Result<Bytes, StoreError>> + Send {
-        async move { self.get_tagged(bucket, key, max_bytes).await.map(|(bytes, _)| bytes) }
+    ) -> impl Future<Output = Result<(Bytes, String), StoreError>> + Send {
+        async move { self.get_object(bucket, key, max_bytes).await.map(|o| (o.bytes, o.etag)) }
     }
 
-    /// Writes the object whole.
+    /// The whole object, as [`get_object`](Self::get_object) without etag and metadata.
+    fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> impl Future<Output = Result<Bytes, StoreError>> + Send {
+        async move { self.get_object(bucket, key, max_bytes).await.map(|o| o.bytes) }
+    }
+
+    /// Writes the object whole, with its user metadata (S3's `x-amz-meta-<name>`).
+    fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes the object whole, with no user metadata.
     fn put(
         &self,
         bucket: &str,
         key: &str,
         body: Bytes,
         content_type: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.put_object(bucket, key, body, content_type, &Metadata::new()).await }
+    }
 
     /// Writes the object only if `condition` holds, the check and the write one atomic step;
     /// `Ok(false)`: it did not hold and nothing was written.
@@ -101,6 +126,16 @@ pub enum WriteCondition<'a> {
     IfAbsent,
     /// Only if the object still has this etag (`If-Match`): a compare-and-swap.
     IfMatch(&'a str),
+}
+
+/// An object as [`ObjectStore::get_object`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub bytes: Bytes,
+    /// Without the quotes S3 puts around it.
+    pub etag: String,
+    /// User metadata by lower-case name.
+    pub metadata: Metadata,
 }
 
 /// One object seen by a listing.
@@ -191,12 +226,19 @@ macro_rules! each_store {
 }
 
 impl ObjectStore for Store {
-    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
-        each_store!(self, store => store.get_tagged(bucket, key, max_bytes).await)
+    async fn get_object(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Object, StoreError> {
+        each_store!(self, store => store.get_object(bucket, key, max_bytes).await)
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
-        each_store!(self, store => store.put(bucket, key, body, content_type).await)
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
+        each_store!(self, store => store.put_object(bucket, key, body, content_type, metadata).await)
     }
 
     async fn put_if(

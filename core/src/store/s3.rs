@@ -15,7 +15,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use super::{ListPage, ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use super::{ListPage, Object, ObjectInfo, ObjectStore, StoreError, WriteCondition};
+use crate::claim::Metadata;
 
 /// How to reach the S3 server. Credentials come from the standard AWS chain
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
@@ -113,13 +114,22 @@ impl S3Store {
 }
 
 impl ObjectStore for S3Store {
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
         let _permit = self.permits.acquire().await.expect("never closed");
+        let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
         self.client
             .put_object()
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
+            .set_metadata(metadata)
             .body(ByteStream::from(body))
             .send()
             .await
@@ -170,7 +180,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get_tagged(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<(Bytes, String), StoreError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Object, StoreError> {
         let _permit = self.permits.acquire().await.expect("never closed");
         let output =
             self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| remote_error(bucket, key, e))?;
@@ -182,6 +192,13 @@ impl ObjectStore for S3Store {
         }
         // The limit holds while reading too: a server may announce no length, or a wrong one.
         let etag = unquote_etag(output.e_tag().unwrap_or_default()).to_string();
+        // S3 gives metadata names in lower case; a server that keeps the case is made to agree.
+        let metadata: Metadata = output
+            .metadata()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .collect();
         let mut body = output.body;
         let mut bytes = bytes::BytesMut::with_capacity(announced as usize);
         while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Remote {
@@ -195,7 +212,7 @@ impl ObjectStore for S3Store {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok((bytes.freeze(), etag))
+        Ok(Object { bytes: bytes.freeze(), etag, metadata })
     }
 
     // Page by page; S3 lists in key order.

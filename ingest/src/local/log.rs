@@ -93,6 +93,7 @@ impl EventLog {
                 size: file.size,
                 event_time: file.modified.into(),
                 source: origin,
+                claim: None,
                 replay: None,
             };
             let offset = self.next_offset + new.len() as u64;

@@ -153,6 +153,7 @@ fn parse_record(record: Record, filter: &NotificationFilter) -> Result<Parsed, M
         content_type,
         event_time: record.event_time,
         source: EventOrigin::Notification,
+        claim: None,
         replay: None,
     }))
 }

@@ -311,6 +311,7 @@ fn select_unfinished(
                 size: object.size,
                 event_time: object.last_modified,
                 source: EventOrigin::Replay,
+                claim: None,
                 replay: None,
             });
         }
@@ -519,6 +520,7 @@ mod tests {
             content_type: "image/jpeg".into(),
             event_time: photo.last_modified,
             source: EventOrigin::Notification,
+            claim: None,
             replay: None,
         };
         let record = DlqRecord {

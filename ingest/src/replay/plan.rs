@@ -93,6 +93,7 @@ pub async fn plan_replay(
             size: p.size,
             event_time: p.last_modified,
             source: EventOrigin::Replay,
+            claim: None,
             replay: Some(ReplayRequest { model_version: current.version.clone(), force: all }),
         })
         .collect();

@@ -123,6 +123,8 @@ pub async fn sink(
             confidence: 0.9,
             probabilities: classes.iter().map(|c| (c.clone(), 1.0 / classes.len() as f32)).collect(),
             decision: Decision::Auto,
+            review_reason: None,
+            claim: None,
             model: model.clone(),
             execution_provider: execution_provider.to_string(),
             timings_ms: StageTimings::default(),
