@@ -389,6 +389,15 @@ pub struct EvalArgs {
     /// Data set folder: one sub-folder per class, named as the model's classes.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// Also judge the wrong-item check: each photo claims its own class, except a
+    /// `--wrong-rate` share (chosen by a hash of the photo's path, so the same on every run)
+    /// that claims another; prints precision, recall and the share of honest returns flagged.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+        default_missing_value = "true", action = ArgAction::Set)]
+    pub claims: bool,
+    /// Share of wrong-item claims in `--claims`' set.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_share, requires = "claims")]
+    pub wrong_rate: f64,
     /// Print the report as JSON.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
         default_missing_value = "true", action = ArgAction::Set)]
@@ -571,6 +580,14 @@ fn positive_rate(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
         _ => Err(format!("`{value}` is not a positive number of photos per second")),
+    }
+}
+
+/// A share: a number from 0 to 1.
+fn parse_share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("`{value}` is not a share from 0 to 1 (e.g. 0.1)")),
     }
 }
 

@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_SCHEMA: &str = "autorma.model/v1";
 
+/// `claim_threshold` of a package that states none: a calibrated probability of 1 %.
+pub const DEFAULT_CLAIM_THRESHOLD: f32 = 0.01;
+
+fn default_claim_threshold() -> f32 {
+    DEFAULT_CLAIM_THRESHOLD
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema: String,
@@ -27,6 +34,11 @@ pub struct Manifest {
     pub temperature: Option<f64>,
     /// Per-class minimum confidence for an `auto` decision.
     pub thresholds: BTreeMap<String, f32>,
+    /// The wrong-item check: a claimed class whose probability is under this is not what the
+    /// photo shows (chosen on val with `autorma eval --claims`); [`DEFAULT_CLAIM_THRESHOLD`]
+    /// for a package without one.
+    #[serde(default = "default_claim_threshold")]
+    pub claim_threshold: f32,
     /// Val/test metrics as trained; kept opaque here, `autorma eval` compares against them.
     #[serde(default)]
     pub metrics: serde_json::Value,

@@ -94,6 +94,9 @@ fn validate(m: &Manifest) -> Result<(), String> {
     if let Some(extra) = m.thresholds.keys().find(|k| !seen.contains(k.as_str())) {
         return Err(format!("`thresholds` names `{extra}`, which is not in `classes`"));
     }
+    if !(m.claim_threshold > 0.0 && m.claim_threshold < 1.0) {
+        return Err(format!("`claim_threshold` is {}, not within (0, 1)", m.claim_threshold));
+    }
     if m.input_size == 0 || m.input_size > 4096 {
         return Err(format!("`input_size` is {}, expected 1..=4096", m.input_size));
     }

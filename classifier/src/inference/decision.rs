@@ -37,16 +37,16 @@ pub struct Verdict {
     pub claim: Option<ClaimCheck>,
 }
 
-/// The prediction's decision, unless the photo is not what its claim says: a photo the model
-/// confidently sees as another class than the claimed one goes to review as `wrong_item`,
-/// whatever its confidence. "Confidently" is the predicted class's own threshold, the one that
-/// lets it pass without a person: chosen on val for precision, so an honest return is flagged
-/// only when the model would also have routed it wrongly.
-pub fn judge(prediction: &Prediction, classes: &[String], claim: Option<&Claim>) -> Verdict {
+/// The prediction's decision, unless the photo is not what its claim says: when the model
+/// gives the claimed class a probability under `claim_threshold` (the package's, chosen on
+/// val), the photo goes to review as `wrong_item`, whatever its confidence. The probabilities
+/// are calibrated, so that is the model being confident the photo shows another class, even
+/// when it is unsure which (a shirt or a top, claimed as a watch).
+pub fn judge(prediction: &Prediction, classes: &[String], claim_threshold: f32, claim: Option<&Claim>) -> Verdict {
     let category = claim.and_then(|c| c.expected_label.as_deref()).map(|expected| {
         match classes.iter().position(|class| class == expected) {
             Some(claimed) if claimed == prediction.label => CheckOutcome::Match,
-            Some(_) if prediction.decision == Decision::Auto => CheckOutcome::Mismatch,
+            Some(claimed) if prediction.probabilities[claimed] < claim_threshold => CheckOutcome::Mismatch,
             // Unsure, or a class this model does not know: no reason to doubt the customer.
             _ => CheckOutcome::Uncertain,
         }
@@ -75,7 +75,7 @@ mod tests {
         let confident_tops = decide(&[0.02, 0.95, 0.03], &thresholds);
         let unsure_tops = decide(&[0.4, 0.5, 0.1], &thresholds);
         let outcome = |p: &Prediction, claim: Option<&Claim>| {
-            let v = judge(p, &classes, claim);
+            let v = judge(p, &classes, 0.05, claim);
             (v.decision, v.review_reason, v.claim.and_then(|c| c.category))
         };
         use {CheckOutcome::*, Decision::*, ReviewReason::*};
@@ -83,10 +83,13 @@ mod tests {
         assert_eq!(outcome(&confident_tops, Some(&claimed("tops"))), (Auto, None, Some(Match)));
         assert_eq!(outcome(&confident_tops, Some(&claimed("shirts"))), (Review, Some(WrongItem), Some(Mismatch)));
         assert_eq!(outcome(&unsure_tops, Some(&claimed("shirts"))), (Review, Some(LowConfidence), Some(Uncertain)));
+        // Unsure between shirts and tops, but sure it is no watch.
+        let shirt_or_top = decide(&[0.55, 0.44, 0.01], &thresholds);
+        assert_eq!(outcome(&shirt_or_top, Some(&claimed("watches"))), (Review, Some(WrongItem), Some(Mismatch)));
         assert_eq!(outcome(&unsure_tops, Some(&claimed("tops"))), (Review, Some(LowConfidence), Some(Match)));
         assert_eq!(outcome(&confident_tops, Some(&claimed("hats"))), (Auto, None, Some(Uncertain)));
         let sku_only = Claim { sku: Some("1163".into()), ..Claim::default() };
-        let v = judge(&confident_tops, &classes, Some(&sku_only));
+        let v = judge(&confident_tops, &classes, 0.05, Some(&sku_only));
         assert_eq!((v.decision, v.claim.unwrap().category), (Auto, None));
     }
 

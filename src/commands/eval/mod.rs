@@ -1,14 +1,17 @@
 //! `autorma eval --data DIR`: accuracy, per-class precision/recall/F1, the confusion matrix
 //! and the review figures (share sent to a person, accuracy of the photos accepted
 //! automatically) on a class-folder data set, through the same preprocessing, ONNX Runtime
-//! session and thresholds as production.
+//! session and thresholds as production; with `--claims`, the category check on a simulated
+//! claim set (`claims.rs`).
+
+mod claims;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use autorma_classifier::inference::ModelSession;
+use autorma_classifier::inference::{ModelSession, Prediction};
 use autorma_classifier::preprocess::Preprocessor;
 use autorma_core::Decision;
 use serde::Serialize;
@@ -36,6 +39,9 @@ pub struct EvalReport {
     pub recorded_test_review_share: Option<f64>,
     /// Photos that could not be classified, with the reason (they are not in the metrics).
     pub failed: Vec<FailedPhoto>,
+    /// The category check on simulated claims (`--claims`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<claims::ClaimsEval>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -77,28 +83,29 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let batch_size = settings.pipeline.batcher.max_batch_size;
     let limits = settings.pipeline.limits;
     let data = args.data.display().to_string();
+    let wrong_rate = args.claims.then_some(args.wrong_rate);
+    let relative: Vec<String> = labelled
+        .iter()
+        .map(|(path, _)| path.strip_prefix(&args.data).unwrap_or(path).to_string_lossy().into_owned())
+        .collect();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<EvalReport> {
         let mut session = ModelSession::new(&package, &runtime)?;
         let preprocessor = Preprocessor::for_package(&package, limits);
         let files: Vec<PathBuf> = labelled.iter().map(|(p, _)| p.clone()).collect();
         let tensors = preprocess_files(&files, &preprocessor);
-        let mut pairs = Vec::new();
-        let mut accepted = Vec::new();
+        // (photo index, prediction) for each photo classified.
+        let mut predicted = Vec::new();
         let mut failed = Vec::new();
         let mut batch_idx = Vec::new();
         let mut batch = Vec::new();
         let mut flush = |batch_idx: &mut Vec<usize>,
                          batch: &mut Vec<f32>,
-                         pairs: &mut Vec<(usize, usize)>,
-                         accepted: &mut Vec<bool>|
+                         predicted: &mut Vec<(usize, Prediction)>|
          -> anyhow::Result<()> {
             if batch_idx.is_empty() {
                 return Ok(());
             }
-            for (i, p) in batch_idx.drain(..).zip(session.predict(batch)?) {
-                pairs.push((labelled[i].1, p.label));
-                accepted.push(p.decision == Decision::Auto);
-            }
+            predicted.extend(batch_idx.drain(..).zip(session.predict(batch)?));
             batch.clear();
             Ok(())
         };
@@ -108,7 +115,7 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     batch.extend(t);
                     batch_idx.push(i);
                     if batch_idx.len() == batch_size {
-                        flush(&mut batch_idx, &mut batch, &mut pairs, &mut accepted)?;
+                        flush(&mut batch_idx, &mut batch, &mut predicted)?;
                     }
                 }
                 Err(e) => failed.push(FailedPhoto {
@@ -118,9 +125,20 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 }),
             }
         }
-        flush(&mut batch_idx, &mut batch, &mut pairs, &mut accepted)?;
+        flush(&mut batch_idx, &mut batch, &mut predicted)?;
+        let pairs: Vec<(usize, usize)> = predicted.iter().map(|(i, p)| (labelled[*i].1, p.label)).collect();
+        let accepted: Vec<bool> = predicted.iter().map(|(_, p)| p.decision == Decision::Auto).collect();
         let (accuracy, per_class, matrix) = metrics(&pairs, &classes);
         let review = review(&pairs, &accepted);
+        // Claims for every photo, so a photo that failed to decode changes no other's claim.
+        let claims = wrong_rate.map(|rate| {
+            let photos: Vec<(String, usize)> =
+                relative.iter().cloned().zip(labelled.iter().map(|(_, class)| *class)).collect();
+            let simulated = claims::simulate(&photos, classes.len(), rate);
+            let (predictions, claims): (Vec<&Prediction>, Vec<claims::SimulatedClaim>) =
+                predicted.iter().map(|(i, p)| (p, simulated[*i])).unzip();
+            claims::evaluate(&predictions, &claims, &classes, package.manifest.claim_threshold, rate)
+        });
         Ok(EvalReport {
             data,
             model: session.model().clone(),
@@ -134,6 +152,7 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             review,
             recorded_test_review_share: package.recorded_test_metric("/review/share_sent_to_review"),
             failed,
+            claims,
         })
     })
     .await??;
@@ -233,6 +252,39 @@ fn print_table(r: &EvalReport) {
     }
     for f in &r.failed {
         println!("failed: {} ({}: {})", f.file, f.reason, f.detail);
+    }
+    if let Some(c) = &r.claims {
+        let a = &c.at_package_threshold;
+        println!(
+            "claims: {} honest, {} wrong-item ({:.0} %); a claimed class under probability t is flagged",
+            a.honest,
+            a.wrong,
+            a.wrong_rate * 100.0
+        );
+        println!(
+            "{:>8} {:>8} {:>9} {:>8} {:>14} {:>10}",
+            "t", "flagged", "precision", "recall", "honest flagged", "uncertain"
+        );
+        for (row, mark) in c.sweep.iter().map(|r| (r, "")).chain([(a, "  (the package's)")]) {
+            println!(
+                "{:>8} {:>8} {:>9.4} {:>8.4} {:>14.4} {:>10}{mark}",
+                row.threshold,
+                row.flagged,
+                row.precision,
+                row.recall,
+                row.honest_flag_rate,
+                row.uncertain_honest + row.uncertain_wrong
+            );
+        }
+        match c.chosen {
+            Some(t) => println!(
+                "chosen on this set (at most {:.1} % of honest returns flagged, precision at least {:.0} %, \
+                 then the highest recall, then the smallest t): {t}",
+                claims::MAX_HONEST_FLAG_RATE * 100.0,
+                claims::MIN_PRECISION * 100.0
+            ),
+            None => println!("no t of the sweep meets the targets on this set"),
+        }
     }
 }
 
