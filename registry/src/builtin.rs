@@ -1,9 +1,12 @@
 //! The shipped model package (`models/fashion5`), built into the program, so that `autorma run
 //! --inbox X --out Y` works from any folder. It is written out once into a cache folder named
-//! by its version and checksum, and loaded from there like any other package (ONNX Runtime
-//! takes a file).
+//! by its version and the checksums of its graph and its manifest (a manifest edited without a
+//! new version, such as a threshold chosen later, gets a folder of its own), and loaded from
+//! there like any other package (ONNX Runtime takes a file).
 
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
@@ -25,10 +28,11 @@ pub const BUILTIN_PACKAGE: &str = "the built-in fashion5 package";
 pub fn builtin_package(cache: &Path) -> Result<ModelPackage, RegistryError> {
     let manifest = Manifest::parse(FILES[2].1, Path::new("models/fashion5/model.json (built in)"))?;
     let dir = cache.join("builtin").join(format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}",
         manifest.name,
         manifest.version,
-        short_sha(&manifest.onnx.sha256)
+        short_sha(&manifest.onnx.sha256),
+        short_sha(&hex::encode(Sha256::digest(FILES[2].1)))
     ));
     place_package(&dir, &FILES, &manifest.onnx.sha256)
 }

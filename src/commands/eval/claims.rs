@@ -73,11 +73,7 @@ pub fn evaluate(
         .filter(|r| r.honest_flag_rate <= MAX_HONEST_FLAG_RATE && r.precision >= MIN_PRECISION)
         .min_by(|a, b| b.recall.total_cmp(&a.recall).then(a.threshold.total_cmp(&b.threshold)))
         .map(|r| r.threshold);
-    ClaimsEval {
-        at_package_threshold: score(predictions, claims, classes, threshold, rate),
-        sweep,
-        chosen,
-    }
+    ClaimsEval { at_package_threshold: score(predictions, claims, classes, threshold, rate), sweep, chosen }
 }
 
 /// The category check's figures on a claim set.
