@@ -363,6 +363,12 @@ pub struct RunArgs {
     /// Bucket name recorded in results and events for this inbox
     #[arg(long, env = "AUTORMA_BUCKET", value_name = "NAME", default_value = "local")]
     pub bucket: String,
+    /// What each returned photo is claimed to be: a CSV with a header, `key` (the photo's path in
+    /// the inbox) and `expected_label`, optionally `sku` and `rma_id`. A photo the model
+    /// confidently sees as another class goes to review as `wrong_item`; a photo not in the
+    /// file is classified as without it.
+    #[arg(long, value_name = "FILE")]
+    pub claims: Option<PathBuf>,
     /// Show no progress bar.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
         default_missing_value = "true", action = ArgAction::Set)]

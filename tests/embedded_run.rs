@@ -301,3 +301,64 @@ fn watch_picks_up_new_photos_and_sigterm_drains() {
         serde_json::from_slice(&std::fs::read(out.join("state/checkpoint.json")).unwrap()).unwrap();
     assert_eq!(checkpoint["partitions"]["0"], 2, "everything done is committed on the way out");
 }
+
+#[test]
+fn a_claims_file_sends_the_photo_that_is_not_what_was_claimed_to_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out, claims) = (dir.path().join("inbox"), dir.path().join("out"), dir.path().join("claims.csv"));
+    std::fs::create_dir_all(inbox.join("rma")).unwrap();
+    // The fixture model sees red as casual_shoes, with all its probability.
+    let red = png(&RgbImage::from_pixel(30, 30, Rgb([255, 0, 0])));
+    for name in ["rma/shoes.png", "rma/not-a-watch.png", "rma/sku-only.png", "plain.png"] {
+        std::fs::write(inbox.join(name), &red).unwrap();
+    }
+    let run = |claims_file: &Path| {
+        autorma()
+            .args(["run", "--no-progress", "--inbox"])
+            .arg(&inbox)
+            .arg("--out")
+            .arg(&out)
+            .arg("--claims")
+            .arg(claims_file)
+            .output()
+            .unwrap()
+    };
+
+    // A label the model does not know is refused before anything runs, with its line.
+    std::fs::write(&claims, "key,expected_label\nrma/shoes.png,sneakers\n").unwrap();
+    let refused = run(&claims);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("line 2") && message.contains("`sneakers` is not a class"), "{message}");
+    assert!(!out.join("results").exists(), "nothing classified");
+
+    std::fs::write(
+        &claims,
+        "key,expected_label,sku,rma_id\nrma/shoes.png,casual_shoes,1163,R-1\nrma/not-a-watch.png,watches,,R-2\nrma/sku-only.png,,4711,\n",
+    )
+    .unwrap();
+    let output = run(&claims);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = |key: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("results").join(format!("{key}.json"))).unwrap()).unwrap()
+    };
+    let shoes = result("rma/shoes.png");
+    assert_eq!(
+        (&shoes["label"], &shoes["decision"], &shoes["claim"]["category"]),
+        (&"casual_shoes".into(), &"auto".into(), &"match".into())
+    );
+    assert_eq!(shoes["claim"]["claim"]["rma_id"], "R-1");
+    let wrong = result("rma/not-a-watch.png");
+    assert_eq!(
+        (&wrong["decision"], &wrong["review_reason"], &wrong["claim"]["category"]),
+        (&"review".into(), &"wrong_item".into(), &"mismatch".into())
+    );
+    let sku_only = result("rma/sku-only.png");
+    assert_eq!((&sku_only["decision"], &sku_only["claim"]["claim"]["sku"]), (&"auto".into(), &"4711".into()));
+    assert!(sku_only["claim"].get("category").is_none(), "no label claimed, no category check");
+    assert!(result("plain.png").get("claim").is_none());
+
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let row = csv.lines().find(|l| l.starts_with("rma/not-a-watch.png,")).unwrap();
+    assert!(row.ends_with(",wrong_item,watches,mismatch,,R-2"), "{row}");
+}

@@ -1,12 +1,14 @@
 //! One CSV of results, written the same way by the embedded run (`results.csv`) and the API
 //! (`GET /v1/results.csv`):
-//! `key,etag,label,confidence,decision,p_<class>...,model,model_version,execution_provider,processed_at`.
+//! `key,etag,label,confidence,decision,p_<class>...,model,model_version,execution_provider,processed_at,`
+//! `review_reason,expected_label,check,sku,rma_id` (the last three from the photo's claim, empty
+//! without one; new columns go at the end, so a reader by position keeps working).
 //! Warehouse staff open it in a spreadsheet, and a key is whatever name a photo was uploaded
 //! under: a cell that would start a formula is neutralised (OWASP, "CSV injection").
 
 use std::collections::BTreeSet;
 
-use autorma_core::ResultRecord;
+use autorma_core::{CheckOutcome, ClaimCheck, ResultRecord, ReviewReason};
 
 pub fn results_csv<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clone) -> Vec<u8> {
     let classes: BTreeSet<&str> =
@@ -14,7 +16,18 @@ pub fn results_csv<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clo
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["key".to_string(), "etag".into(), "label".into(), "confidence".into(), "decision".into()];
     header.extend(classes.iter().map(|c| format!("p_{c}")));
-    header.extend(["model".into(), "model_version".into(), "execution_provider".into(), "processed_at".into()]);
+    const AFTER_CLASSES: [&str; 9] = [
+        "model",
+        "model_version",
+        "execution_provider",
+        "processed_at",
+        "review_reason",
+        "expected_label",
+        "check",
+        "sku",
+        "rma_id",
+    ];
+    header.extend(AFTER_CLASSES.map(String::from));
     writer.write_record(header.iter().map(|cell| neutralised(cell))).expect("writing to a Vec cannot fail");
     for r in records {
         let mut row = vec![
@@ -25,11 +38,18 @@ pub fn results_csv<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clo
             r.decision.as_str().into(),
         ];
         row.extend(classes.iter().map(|c| r.probabilities.get(*c).map(|p| format!("{p:.6}")).unwrap_or_default()));
+        let claim = r.claim.as_ref();
+        let field = |f: fn(&ClaimCheck) -> Option<&str>| claim.and_then(f).unwrap_or_default().to_string();
         row.extend([
             r.model.name.clone(),
             r.model.version.clone(),
             r.execution_provider.clone(),
             r.processed_at.to_rfc3339(),
+            r.review_reason.map(ReviewReason::as_str).unwrap_or_default().into(),
+            field(|c| c.claim.expected_label.as_deref()),
+            field(|c| c.category.map(CheckOutcome::as_str)),
+            field(|c| c.claim.sku.as_deref()),
+            field(|c| c.claim.rma_id.as_deref()),
         ]);
         writer.write_record(row.iter().map(|cell| neutralised(cell))).expect("writing to a Vec cannot fail");
     }
@@ -62,5 +82,24 @@ mod tests {
             ["'=HYPERLINK(\"http://x\",\"y\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "inbox/a=b.jpg"]
         );
         assert!(!csv.lines().skip(1).any(|line| line.starts_with(['=', '+', '-', '@'])), "{csv}");
+    }
+
+    #[test]
+    fn the_claim_and_the_review_reason_are_the_last_columns() {
+        let mut claimed = result("a.jpg", "e", Decision::Review);
+        claimed.review_reason = Some(ReviewReason::WrongItem);
+        claimed.claim = Some(ClaimCheck {
+            claim: autorma_core::Claim { expected_label: Some("tops".into()), sku: Some("1163".into()), rma_id: None },
+            category: Some(CheckOutcome::Mismatch),
+        });
+        let plain = result("b.jpg", "e", Decision::Auto);
+        let csv = String::from_utf8(results_csv(&[claimed, plain])).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header[header.len() - 5..], ["review_reason", "expected_label", "check", "sku", "rma_id"]);
+        let rows: Vec<Vec<String>> =
+            reader.records().map(|r| r.unwrap().iter().rev().take(5).map(String::from).collect()).collect();
+        assert_eq!(rows[0], ["", "1163", "mismatch", "tops", "wrong_item"]);
+        assert_eq!(rows[1], ["", "", "", "", ""]);
     }
 }

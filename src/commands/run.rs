@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use autorma_classifier::{Pipeline, PipelineModel, PipelineStats, PipelineSummary, RequestInbox};
 use autorma_core::{LocalStore, Store};
+use autorma_ingest::local::{ClaimsByKey, read_claims};
 use autorma_ingest::{LocalFolderSource, LocalFolderSourceConfig, Source};
 use autorma_sink::{LocalSink, Sink};
 
@@ -24,6 +25,8 @@ pub struct EmbeddedRun {
     pub bucket: String,
     pub watch: bool,
     pub poll_interval: Duration,
+    /// Each photo's claim by key (`run --claims FILE`).
+    pub claims: Arc<ClaimsByKey>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -36,12 +39,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &m.onnx.sha256[..12],
         settings.pipeline.runtime.execution_provider
     );
+    let claims = match &args.claims {
+        Some(path) => {
+            let claims = read_claims(path, &m.classes)?;
+            tracing::info!(file = %path.display(), photos = claims.len(), "claims read");
+            claims
+        }
+        None => ClaimsByKey::new(),
+    };
     let embedded = EmbeddedRun {
         inbox: args.inbox.clone(),
         out: args.out.clone(),
         bucket: args.bucket.clone(),
         watch: args.watch,
         poll_interval: Duration::from_millis(args.watch_args.poll_interval_ms),
+        claims: Arc::new(claims),
     };
     let stats = Arc::new(PipelineStats::default());
     let progress = (!args.no_progress && !args.watch).then(|| spawn_progress(stats.clone()));
@@ -81,6 +93,7 @@ pub async fn run_embedded(
     source_config.bucket = run.bucket.clone();
     source_config.watch = run.watch;
     source_config.poll_interval = run.poll_interval;
+    source_config.claims = run.claims.clone();
     // An output folder inside the inbox must not be classified as photos.
     source_config.exclude = out.starts_with(&inbox).then(|| out.clone());
     let source =

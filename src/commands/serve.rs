@@ -207,6 +207,7 @@ async fn start_embedded(
                 bucket: bucket.clone(),
                 watch: true,
                 poll_interval: Duration::from_millis(args.watch_args.poll_interval_ms),
+                claims: Arc::default(),
             };
             Some(tokio::spawn(async move {
                 let model = PipelineModel::Handle(models);

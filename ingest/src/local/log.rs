@@ -11,6 +11,7 @@ use autorma_core::{EventOrigin, ItemEvent, Position, SourceError, SourcedEvent};
 use serde::{Deserialize, Serialize};
 
 use super::PARTITION;
+use super::claims::ClaimsByKey;
 use super::scan::ScannedFile;
 
 #[derive(Serialize, Deserialize)]
@@ -77,6 +78,7 @@ impl EventLog {
         bucket: &str,
         files: Vec<ScannedFile>,
         origin: EventOrigin,
+        claims: &ClaimsByKey,
     ) -> Result<Vec<SourcedEvent>, SourceError> {
         let mut buf = Vec::new();
         let mut new = Vec::new();
@@ -88,12 +90,12 @@ impl EventLog {
             let event = ItemEvent {
                 bucket: bucket.to_string(),
                 content_type: content_type_for_key(&file.key).to_string(),
+                claim: claims.get(&file.key).cloned(),
                 key: file.key,
                 etag,
                 size: file.size,
                 event_time: file.modified.into(),
                 source: origin,
-                claim: None,
                 replay: None,
             };
             let offset = self.next_offset + new.len() as u64;
@@ -130,9 +132,10 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         let (mut log, redeliver) = EventLog::open(&path, 0).unwrap();
         assert!(redeliver.is_empty());
-        let new = log.append_new("b", vec![file("a", 1), file("b", 2)], EventOrigin::Replay).unwrap();
+        let new =
+            log.append_new("b", vec![file("a", 1), file("b", 2)], EventOrigin::Replay, &ClaimsByKey::new()).unwrap();
         assert_eq!(new.len(), 2);
-        assert!(log.append_new("b", vec![file("a", 1)], EventOrigin::Replay).unwrap().is_empty());
+        assert!(log.append_new("b", vec![file("a", 1)], EventOrigin::Replay, &ClaimsByKey::new()).unwrap().is_empty());
         drop(log);
 
         // A crash in the middle of an append leaves half a line.
@@ -141,7 +144,9 @@ mod tests {
         drop(f);
         let (mut log, _) = EventLog::open(&path, 0).unwrap();
         assert_eq!(log.next_offset(), 2);
-        let new = log.append_new("b", vec![file("a", 1), file("c", 3)], EventOrigin::Notification).unwrap();
+        let new = log
+            .append_new("b", vec![file("a", 1), file("c", 3)], EventOrigin::Notification, &ClaimsByKey::new())
+            .unwrap();
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].position.offset, 2);
         drop(log);

@@ -2,6 +2,7 @@
 //! The protocol (event log + checkpoint file) is in `design.md` beside this file.
 
 mod checkpoint;
+mod claims;
 mod log;
 mod owner;
 mod scan;
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use checkpoint::CheckpointFile;
+pub use claims::{ClaimsByKey, ClaimsFileError, read_claims};
 pub use log::EventLog;
 pub use owner::StateOwner;
 pub use scan::{ScanFilter, ScannedFile, scan};
@@ -42,6 +44,8 @@ pub struct LocalFolderSourceConfig {
     pub max_batch: usize,
     /// A folder inside the inbox that is never scanned (the output folder, if it is there).
     pub exclude: Option<PathBuf>,
+    /// Each photo's claim by key (`--claims FILE`), carried on its event.
+    pub claims: Arc<ClaimsByKey>,
 }
 
 impl LocalFolderSourceConfig {
@@ -57,6 +61,7 @@ impl LocalFolderSourceConfig {
             // events are already in memory in the log, so this costs nothing.
             max_batch: 4096,
             exclude: None,
+            claims: Arc::default(),
         }
     }
 }
@@ -125,6 +130,7 @@ impl LocalFolderSource {
         let origin = if self.num_scans == 0 { EventOrigin::Replay } else { EventOrigin::Notification };
         let settle = self.config.watch.then_some(self.config.settle);
         let reported = self.reported_skips.clone();
+        let claims = self.config.claims.clone();
         self.scan_task = Some(tokio::task::spawn_blocking(move || {
             let found = scan::scan(&inbox, &filter, settle)?;
             let mut reported = reported.lock().expect("reported skips lock poisoned");
@@ -136,7 +142,7 @@ impl LocalFolderSource {
             }
             drop(reported);
             let mut log = log.lock().expect("event log lock poisoned");
-            log.append_new(&bucket, found.files, origin)
+            log.append_new(&bucket, found.files, origin, &claims)
         }));
     }
 }

@@ -100,6 +100,7 @@ async fn end_to_end_round(
         bucket: "bench".into(),
         watch: false,
         poll_interval: Duration::from_millis(500),
+        claims: Arc::default(),
     };
     let stats = Arc::new(PipelineStats::default());
     let started = process_cpu();
