@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use autorma_classifier::RequestError;
+use autorma_classifier::inference::judge;
 use autorma_classifier::pipeline::messages::Answer;
 use autorma_classifier::preprocess::{PreprocessError, decoded_pixels};
-use autorma_core::Decision;
+use autorma_core::{Claim, ClaimCheck, Decision, ReviewReason};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::photo_body::{Photo, PhotoQuery, not_an_image, read_photos};
+use super::photo_body::{Photo, PhotoQuery, Photos, not_an_image, read_photos};
 use super::{ModelInfo, ServeState};
 
 #[derive(Debug, Serialize)]
@@ -39,6 +40,11 @@ pub struct Classified {
     pub label: String,
     pub confidence: f32,
     pub decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<ReviewReason>,
+    /// The request's claim and the check of this photo against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimCheck>,
     pub probabilities: BTreeMap<String, f32>,
     pub model_version: String,
     /// Photos in the batch it ran in, this request's and the pipeline's together.
@@ -69,7 +75,7 @@ pub async fn classify(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Json<ClassifyAnswer>, ApiError> {
-    let photos = read_photos(&state, query, &headers, request).await?;
+    let Photos { photos, claim } = read_photos(&state, query, &headers, request).await?;
     check_request_pixels(&state, &photos)?;
     let model = state.model_info();
     let answers = futures::future::join_all(
@@ -80,7 +86,7 @@ pub async fn classify(
     let mut first_error = None;
     for (answer, name) in answers {
         match answer {
-            Ok(answer) => results.push(PhotoAnswer::Classified(classified(name, answer))),
+            Ok(answer) => results.push(PhotoAnswer::Classified(classified(name, answer, claim.as_ref()))),
             Err(e) => {
                 let error = api_error(&name, e);
                 results.push(PhotoAnswer::Failed {
@@ -122,13 +128,17 @@ fn check_request_pixels(state: &ServeState, photos: &[Photo]) -> Result<(), ApiE
     Ok(())
 }
 
-fn classified(name: String, answer: Answer) -> Classified {
+/// The photo's answer, judged against the request's claim as the pipeline judges a stored photo.
+fn classified(name: String, answer: Answer, claim: Option<&Claim>) -> Classified {
     let Answer { model, prediction, batch_size, decode_ms, batch_wait_ms, infer_ms } = answer;
+    let verdict = judge(&prediction, &model.classes, model.package.manifest.claim_threshold, claim);
     Classified {
         name,
         label: model.classes[prediction.label].clone(),
         confidence: prediction.confidence,
-        decision: prediction.decision,
+        decision: verdict.decision,
+        review_reason: verdict.review_reason,
+        claim: verdict.claim,
         probabilities: model.classes.iter().cloned().zip(prediction.probabilities.iter().copied()).collect(),
         model_version: model.model.version.clone(),
         batch_size,

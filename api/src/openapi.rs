@@ -13,6 +13,17 @@ pub async fn document() -> Json<serde_json::Value> {
         { "name": "prefix", "in": "query", "schema": { "type": "string" }, "description": "Object keys starting with this." }
     ]);
     let mut paged = filters.as_array().unwrap().clone();
+    // One claim per request, for all its photos (multipart: text fields of the same names).
+    let claim = serde_json::json!([
+        { "name": "expected_label", "in": "query", "schema": { "type": "string" }, "description": "The class the customer says they return; a photo the model confidently sees as another goes to review as wrong_item." },
+        { "name": "sku", "in": "query", "schema": { "type": "string" }, "description": "The product the customer says they return." },
+        { "name": "rma_id", "in": "query", "schema": { "type": "string" }, "description": "The return's id in the shop's system." }
+    ]);
+    let with_claim = |name: serde_json::Value| {
+        let mut parameters = vec![name];
+        parameters.extend(claim.as_array().unwrap().iter().cloned());
+        parameters
+    };
     paged.push(serde_json::json!({ "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1, "default": 1 } }));
     paged.push(serde_json::json!({ "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }));
     let errors = serde_json::json!({
@@ -38,16 +49,16 @@ pub async fn document() -> Json<serde_json::Value> {
                 "responses": { "200": { "description": "the correction record" }, "400": { "description": "not one of the model's classes, or bad JSON", "content": { "application/json": { "schema": error } } },
                                "404": { "description": "no result for that key", "content": { "application/json": { "schema": error } } } } } },
             "/v1/uploads": { "post": { "summary": "Photos into the inbox (multipart: any number of files; or one raw image body named by ?name=); they flow through the pipeline like any other",
-                "parameters": [{ "name": "name", "in": "query", "schema": { "type": "string" }, "description": "File name of a raw upload." }],
+                "parameters": with_claim(serde_json::json!({ "name": "name", "in": "query", "schema": { "type": "string" }, "description": "File name of a raw upload." })),
                 "requestBody": { "required": true, "content": { "multipart/form-data": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {} } },
                 "responses": { "200": { "description": "each photo's key" },
                                "409": { "description": "no inbox (started without --inbox)", "content": { "application/json": { "schema": error } } },
                                "413": { "description": "over the body limit or the photo count", "content": { "application/json": { "schema": error } } },
                                "415": { "description": "not a jpeg, png or webp image", "content": { "application/json": { "schema": error } } } } } },
             "/v1/classify": { "post": { "summary": "Photos classified in the request (multipart: any number of files; or one raw image body named by ?name=); they share the pipeline's micro-batches and model session; nothing is stored",
-                "parameters": [{ "name": "name", "in": "query", "schema": { "type": "string" }, "description": "File name of a raw photo." }],
+                "parameters": with_claim(serde_json::json!({ "name": "name", "in": "query", "schema": { "type": "string" }, "description": "File name of a raw photo." })),
                 "requestBody": { "required": true, "content": { "multipart/form-data": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {} } },
-                "responses": { "200": { "description": "`results` in the request's order (each: name, label, confidence, decision, probabilities, model_version, batch_size, timings_ms; or name and error when that photo failed) and `model`" },
+                "responses": { "200": { "description": "`results` in the request's order (each: name, label, confidence, decision, review_reason, claim (the request's claim and its check), probabilities, model_version, batch_size, timings_ms; or name and error when that photo failed) and `model`" },
                                "413": { "description": "over the body limit or the photo count, or every photo over the pixel limit", "content": { "application/json": { "schema": error } } },
                                "415": { "description": "not a jpeg, png or webp image", "content": { "application/json": { "schema": error } } },
                                "422": { "description": "every photo failed to decode", "content": { "application/json": { "schema": error } } },

@@ -1,6 +1,9 @@
 //! The photos of a request (`/v1/uploads`, `/v1/classify`): multipart with any number of file
 //! fields, or one raw image body named by `?name=`; within the body and photo-count limits.
+//! A request may carry one claim for its photos (what the customer says they return): text
+//! fields `expected_label`, `sku`, `rma_id`, or the same names in the query.
 
+use autorma_core::Claim;
 use axum::body::Bytes;
 use axum::extract::Multipart;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +20,9 @@ pub const MAX_PHOTOS: usize = 100;
 pub struct PhotoQuery {
     /// File name of a raw (non-multipart) photo.
     name: Option<String>,
+    expected_label: Option<String>,
+    sku: Option<String>,
+    rma_id: Option<String>,
 }
 
 pub struct Photo {
@@ -25,22 +31,40 @@ pub struct Photo {
     pub bytes: Bytes,
 }
 
+/// A request's photos and the claim they share.
+pub struct Photos {
+    pub photos: Vec<Photo>,
+    pub claim: Option<Claim>,
+}
+
+/// Multipart fields that are the claim, not photos (when they carry no file name).
+const CLAIM_FIELDS: [&str; 3] = ["expected_label", "sku", "rma_id"];
+
 /// The request's photos, at least one, each checked once all are read: it starts like an image
 /// (415 `not_an_image` for the request otherwise) and is within the pipeline's file limit
-/// (413 `too_large`); a body over the limit is 413 `too_large` too.
+/// (413 `too_large`); a body over the limit is 413 `too_large` too. Its claim, if any, is
+/// checked too (400: too long, control characters, a label the model does not know).
 pub async fn read_photos(
     state: &ServeState,
     query: PhotoQuery,
     headers: &HeaderMap,
     request: axum::extract::Request,
-) -> Result<Vec<Photo>, ApiError> {
+) -> Result<Photos, ApiError> {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut photos = Vec::new();
+    let [mut expected_label, mut sku, mut rma_id] = [query.expected_label, query.sku, query.rma_id];
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            if field.file_name().is_none()
+                && let Some(at) = CLAIM_FIELDS.iter().position(|f| Some(*f) == field.name())
+            {
+                let text = field.text().await.map_err(multipart_error)?;
+                *[&mut expected_label, &mut sku, &mut rma_id][at] = Some(text);
+                continue;
+            }
             let name = field.file_name().unwrap_or("photo").to_string();
             let bytes = field.bytes().await.map_err(multipart_error)?;
             photos.push(Photo { name, bytes });
@@ -61,6 +85,17 @@ pub async fn read_photos(
     if photos.is_empty() {
         return Err(ApiError::bad_request("no photo in the request"));
     }
+    let claim = Claim::from_fields(expected_label.as_deref(), sku.as_deref(), rma_id.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let classes = state.requests.models().current().classes.clone();
+    if let Some(label) = claim.as_ref().and_then(|c| c.expected_label.as_ref())
+        && !classes.contains(label)
+    {
+        return Err(ApiError::bad_request(format!(
+            "expected_label `{label}` is not a class of the model (classes: {})",
+            classes.join(", ")
+        )));
+    }
     // The pipeline's own file limit, so an upload it would dead-letter as too large is refused
     // here, as `/v1/classify` refuses it.
     let max_bytes = state.requests.models().current().preprocessor.limits.max_bytes;
@@ -78,7 +113,7 @@ pub async fn read_photos(
             });
         }
     }
-    Ok(photos)
+    Ok(Photos { photos, claim })
 }
 
 /// 415 `not_an_image` unless the bytes start like a JPEG, PNG or WebP.

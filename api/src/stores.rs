@@ -8,7 +8,7 @@ use std::time::Duration;
 use autorma_core::kafka::{KafkaConfig, send};
 use autorma_core::layout::correction_object_key;
 use autorma_core::topics;
-use autorma_core::{CorrectionRecord, ObjectStore, Store, StoreError};
+use autorma_core::{CorrectionRecord, Metadata, ObjectStore, Store, StoreError};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -65,12 +65,12 @@ impl Stores {
     /// Stores an upload under `name` (made unique and safe by the caller) and returns its key:
     /// it flows through the pipeline like any other photo. Written whole (a folder's file is a
     /// temporary file renamed), so the pipeline never sees half a photo.
-    pub async fn store_upload(&self, name: &str, bytes: Bytes) -> Result<String, ApiError> {
+    pub async fn store_upload(&self, name: &str, bytes: Bytes, metadata: &Metadata) -> Result<String, ApiError> {
         let photos = self.uploads()?;
         let content_type = autorma_classifier::preprocess::sniff_format(&bytes)
             .map_or("application/octet-stream", |format| format.to_mime_type());
         let key = format!("{}{name}", photos.upload_prefix);
-        photos.store.put(&self.bucket, &key, bytes, content_type).await?;
+        photos.store.put_object(&self.bucket, &key, bytes, content_type, metadata).await?;
         Ok(key)
     }
 

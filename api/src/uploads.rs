@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use autorma_core::Claim;
 use autorma_core::fsutil::TMP_MARKER;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use super::ServeState;
 use super::error::ApiError;
-use super::photo_body::{PhotoQuery, read_photos};
+use super::photo_body::{PhotoQuery, Photos, read_photos};
 
 #[derive(Debug, Serialize)]
 pub struct Uploaded {
@@ -25,6 +26,9 @@ pub struct Uploaded {
 #[derive(Debug, Serialize)]
 pub struct UploadAnswer {
     pub uploads: Vec<Uploaded>,
+    /// The claim stored with every photo of the request (as object metadata), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
 }
 
 /// Multipart (any number of file fields) or one raw image body (`?name=` names it).
@@ -36,15 +40,16 @@ pub async fn upload(
 ) -> Result<Json<UploadAnswer>, ApiError> {
     state.stores.uploads()?;
     // All checked before any is stored: a request is taken whole or not at all.
-    let photos = read_photos(&state, query, &headers, request).await?;
+    let Photos { photos, claim } = read_photos(&state, query, &headers, request).await?;
+    let metadata = claim.as_ref().map(Claim::to_metadata).unwrap_or_default();
     let mut uploads = Vec::with_capacity(photos.len());
     for photo in photos {
         let bytes = photo.bytes.len();
-        let key = state.stores.store_upload(&upload_name(&photo.name), photo.bytes).await?;
+        let key = state.stores.store_upload(&upload_name(&photo.name), photo.bytes, &metadata).await?;
         uploads.push(Uploaded { key, bytes });
     }
-    tracing::info!(photos = uploads.len(), "uploaded");
-    Ok(Json(UploadAnswer { uploads }))
+    tracing::info!(photos = uploads.len(), claimed = claim.is_some(), "uploaded");
+    Ok(Json(UploadAnswer { uploads, claim }))
 }
 
 /// `uploads/<date>/<unique>-<name>`: the key (under the inbox) of an upload named `name`.

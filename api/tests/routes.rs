@@ -13,7 +13,7 @@ use autorma_api::{ServeState, router};
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineConfig, serve_requests};
-use autorma_core::{LocalStore, MemoryStore, ObjectStore, ResultRecord, Store};
+use autorma_core::{Claim, LocalStore, MemoryStore, ObjectStore, ResultRecord, Store};
 use autorma_registry::ModelPackage;
 use autorma_sink::index::ResultIndex;
 use axum::body::Body;
@@ -330,6 +330,72 @@ async fn classify_answers_with_the_model_being_served() {
 
     let (status, body) = server.post("/v1/classify", "application/octet-stream", b"%PDF-1.7".to_vec()).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image"), "{body}");
+}
+
+#[tokio::test]
+async fn a_claim_is_stored_with_the_upload_and_checked_by_classify() {
+    let server = server(Options::default()).await;
+    // Multipart: the claim's text fields apply to every photo of the request.
+    let boundary = "XyZ";
+    let mut multipart = Vec::new();
+    for (field, value) in [("expected_label", "watches"), ("sku", "1163"), ("rma_id", "R-9")] {
+        multipart.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n").bytes(),
+        );
+    }
+    for name in ["a.png", "b.png"] {
+        multipart.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n")
+                .bytes(),
+        );
+        multipart.extend(png([220, 20, 20]));
+        multipart.extend(b"\r\n");
+    }
+    multipart.extend(format!("--{boundary}--\r\n").bytes());
+    let (status, body) =
+        server.post("/v1/uploads", &format!("multipart/form-data; boundary={boundary}"), multipart).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["uploads"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["claim"]["sku"], "1163");
+    for upload in body["uploads"].as_array().unwrap() {
+        let stored = server.memory.get_object(BUCKET, upload["key"].as_str().unwrap(), 1 << 20).await.unwrap();
+        let claim = Claim::from_metadata(&stored.metadata).unwrap().unwrap();
+        assert_eq!((claim.expected_label.as_deref(), claim.rma_id.as_deref()), (Some("watches"), Some("R-9")));
+    }
+
+    // Classify judges each photo against the claim in the query, as the pipeline would.
+    let (_, plain) = server.post("/v1/classify", "image/png", png([220, 20, 20])).await;
+    let seen = plain["results"][0]["label"].as_str().unwrap().to_string();
+    assert!(plain["results"][0].get("claim").is_none(), "{plain}");
+    let (status, answer) =
+        server.post(&format!("/v1/classify?expected_label={seen}"), "image/png", png([220, 20, 20])).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["claim"]["category"], "match", "{answer}");
+    let other = if seen == "watches" { "tops" } else { "watches" };
+    let (_, answer) =
+        server.post(&format!("/v1/classify?expected_label={other}"), "image/png", png([220, 20, 20])).await;
+    let judged = &answer["results"][0];
+    let p_claimed = judged["probabilities"][other].as_f64().unwrap();
+    let expected = if p_claimed < 0.01 {
+        ("mismatch", "review")
+    } else {
+        ("uncertain", plain["results"][0]["decision"].as_str().unwrap())
+    };
+    assert_eq!(
+        (judged["claim"]["category"].as_str(), judged["decision"].as_str()),
+        (Some(expected.0), Some(expected.1)),
+        "{answer}"
+    );
+
+    // A label the model does not know, or a field over its limit: 400, nothing stored.
+    let before = server.memory.list(BUCKET, "inbox/").await.unwrap().len();
+    let (status, body) = server.post("/v1/uploads?name=c.png&expected_label=hats", "image/png", png([1, 2, 3])).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`hats` is not a class"), "{body}");
+    let (status, _) =
+        server.post(&format!("/v1/uploads?name=c.png&sku={}", "9".repeat(101)), "image/png", png([1, 2, 3])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.memory.list(BUCKET, "inbox/").await.unwrap().len(), before);
 }
 
 #[tokio::test]
