@@ -253,6 +253,8 @@ function reviewItem(result) {
   li.dataset.key = result.item.key;
   li.dataset.testid = "review-item";
   li.innerHTML = `<img alt=""><div><div class="key"></div>
+    <div class="wrong-item" data-testid="wrong-item" hidden>Not what was ordered: claimed <b class="claimed"></b>,
+      seen <b class="seen"></b><span class="return-ids"></span></div>
     <div>model says <b class="label"></b> at <span class="confidence"></span></div>
     <div class="buttons"></div><div class="error"></div></div>`;
   const local = state.cards.get(result.item.key);
@@ -261,6 +263,16 @@ function reviewItem(result) {
   li.querySelector(".key").textContent = result.item.key;
   li.querySelector(".label").textContent = result.label;
   li.querySelector(".confidence").textContent = `${(result.confidence * 100).toFixed(1)} %`;
+  if (result.review_reason === "wrong_item") {
+    // The customer's claim is their text: set as text, never as markup.
+    const claim = result.claim.claim;
+    const badge = li.querySelector(".wrong-item");
+    badge.hidden = false;
+    badge.querySelector(".claimed").textContent = claim.expected_label;
+    badge.querySelector(".seen").textContent = result.label;
+    const ids = [claim.rma_id && `RMA ${claim.rma_id}`, claim.sku && `SKU ${claim.sku}`].filter(Boolean);
+    badge.querySelector(".return-ids").textContent = ids.length ? ` (${ids.join(", ")})` : "";
+  }
   const buttons = li.querySelector(".buttons");
   const button = (label, text, cls) => {
     const b = document.createElement("button");
