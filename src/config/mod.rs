@@ -184,7 +184,10 @@ mod tests {
             | "replay_on_promotion"
             | "batch_wait_always"
             | "s3_path_style"
-            | "insecure_no_token" => "true",
+            | "insecure_no_token"
+            // `eval --claims` is a switch, `run --claims FILE` a path: "true" parses as both.
+            | "claims" => "true",
+            "wrong_rate" => "0.2",
             "execution_provider" => "cuda:1",
             "bucket" | "model_name" | "alias" | "group" | "token" | "by" | "reason" | "s3_region" => "sample-name",
             "inbox_prefix" | "prefix" => "sample/",

@@ -132,12 +132,14 @@ fn republish(
     if found_by.is_some() && found_by == written_by { records() } else { Vec::new() }
 }
 
-/// `rma.results`, and `rma.review` for a result a person must look at.
+/// `rma.results`, and `rma.review` for a result a person must look at (with its reason as a
+/// header too, so a consumer can route wrong items without reading the body).
 fn result_records(record: &ResultRecord, body: &[u8]) -> Vec<OutboundRecord> {
     let key = &record.item.key;
-    let headers = [("decision", record.decision.as_str()), ("model_version", record.model.version.as_str())];
+    let mut headers = vec![("decision", record.decision.as_str()), ("model_version", record.model.version.as_str())];
     let mut records = vec![OutboundRecord::new(topics::RESULTS, key, body.to_vec(), &headers)];
     if record.decision == Decision::Review {
+        headers.extend(record.review_reason.map(|reason| ("review_reason", reason.as_str())));
         records.push(OutboundRecord::new(topics::REVIEW, key, body.to_vec(), &headers));
     }
     records
@@ -255,6 +257,8 @@ mod tests {
         let (sink, store) = sink();
         let written = sink.write_result(&result_at("e1", Decision::Review, at(7))).await.unwrap();
         assert_eq!(topics_of(&written), ["rma.results", "rma.review"]);
+        let reason = ("review_reason".to_string(), "low_confidence".to_string());
+        assert!(written[1].headers.contains(&reason) && !written[0].headers.contains(&reason));
         let object = store.get("returns", "results/inbox/a.jpg.json", MAX_RECORD_BYTES).await.unwrap();
         assert_eq!(written[0].payload, object.to_vec(), "the record is the object, byte for byte");
 

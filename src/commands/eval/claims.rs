@@ -171,10 +171,18 @@ mod tests {
         // b honestly -> flagged (an honest return flagged); unsure a claimed b (0.4, over the
         // threshold) -> uncertain.
         let honest_b = SimulatedClaim { claimed: 1, wrong: false };
-        let report =
-            score(&[&sure_a, &sure_a, &unsure_a, &sure_a], &[wrong_b, honest_b, wrong_b, honest_a], &classes, 0.5);
+        let predictions = [&sure_a, &sure_a, &unsure_a, &sure_a];
+        let report = score(&predictions, &[wrong_b, honest_b, wrong_b, honest_a], &classes, 0.1, 0.5);
+        assert_eq!(report.threshold, 0.1);
         assert_eq!((report.honest, report.wrong, report.flagged, report.flagged_wrong), (2, 2, 2, 1));
         assert_eq!((report.precision, report.recall, report.honest_flag_rate), (0.5, 0.5, 0.5));
         assert_eq!((report.uncertain_honest, report.uncertain_wrong), (0, 1));
+
+        // The sweep's choice: the highest recall within the targets, then the smallest t.
+        let eval = evaluate(&predictions, &[wrong_b, honest_a, wrong_b, honest_a], &classes, 0.1, 0.5);
+        assert_eq!(eval.at_package_threshold.threshold, 0.1);
+        // Under 0.05 nothing is flagged (recall 0); from 0.1 the sure photo is (recall 0.5, no
+        // honest return flagged); the unsure one's 0.4 is past the sweep: 0.1 is chosen.
+        assert_eq!(eval.chosen, Some(0.1));
     }
 }
