@@ -49,3 +49,10 @@ pub enum RegistryError {
     #[error("{0}")]
     Conflict(String),
 }
+
+impl RegistryError {
+    /// The store was away or answered with an error that may pass: trying again may work.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Store(e) if e.is_retryable())
+    }
+}

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autorma_classifier::serving::{AliasFollower, FollowConfig, ModelHandle};
-use autorma_core::{LocalStore, S3Store, Store};
-use autorma_registry::{Actor, ModelPackage, Registry};
+use autorma_classifier::serving::{AliasFollower, FollowConfig, LoadError, ModelHandle};
+use autorma_core::{LocalStore, RetryConfig, S3Store, Store};
+use autorma_registry::{Actor, ModelPackage, Registry, RegistryError};
 
 use super::cache_dir;
 use crate::cli::{ChangeArgs, FollowArgs, RegistryArgs};
@@ -70,6 +70,18 @@ pub fn process_id(role: &str) -> String {
 /// Seeds a fresh registry with the shipped package, loads the version the alias names, and
 /// returns the handle the pipeline serves from with the follower that keeps it current
 /// (woken at once by SIGHUP).
+/// Start-up reads of the registry wait out a store that blips (a reset connection, a restart)
+/// for about 10 s; then the process exits saying it cannot reach the registry, for whatever
+/// supervises it to start it again.
+const STARTUP_RETRY: RetryConfig =
+    RetryConfig { max_attempts: 6, initial_backoff: Duration::from_millis(250), max_backoff: Duration::from_secs(4) };
+
+/// A start-up error, named as unreachable when the store was away for every try.
+fn start_up_error(registry: &str, transient: bool, e: impl Into<anyhow::Error>, tries: u32) -> anyhow::Error {
+    let e = e.into();
+    if transient { e.context(format!("cannot reach the model registry at {registry} ({tries} tries)")) } else { e }
+}
+
 pub async fn follow_registry(
     role: &str,
     follow: &FollowArgs,
@@ -83,7 +95,14 @@ pub async fn follow_registry(
     let alias = follow.alias.clone();
     let worker_id = process_id(role);
     let seeder = Actor { who: worker_id.clone(), why: Some("first start: seeded with the shipped package".into()) };
-    if let Some(version) = registry.seed(&package, &alias, &seeder).await? {
+    let seeded = STARTUP_RETRY.run(
+        "seeding the registry",
+        || registry.seed(&package, &alias, &seeder),
+        RegistryError::is_transient,
+    );
+    let described = registry.describe();
+    let seeded = seeded.await.map_err(|(e, tries)| start_up_error(&described, e.is_transient(), e, tries))?.0;
+    if let Some(version) = seeded {
         tracing::info!(registry = %registry.describe(), %alias, version, dir = %package.dir.display(),
             "the registry had no `{alias}`: seeded it with the shipped package");
     }
@@ -99,7 +118,11 @@ pub async fn follow_registry(
             alias: alias.clone(),
         },
     );
-    let handle = follower.load_current().await.with_context(|| format!("cannot serve the model `{alias}` names"))?;
+    let loaded = STARTUP_RETRY.run("loading the model", || follower.load_current(), LoadError::is_transient).await;
+    let handle = loaded
+        .map_err(|(e, tries)| start_up_error(&described, e.is_transient(), e, tries))
+        .with_context(|| format!("cannot serve the model `{alias}` names"))?
+        .0;
     let waker = follower.waker();
     tokio::spawn(async move {
         let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };

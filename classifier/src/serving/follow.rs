@@ -39,9 +39,9 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The store was away: the version is not at fault, try it again at the next poll.
-    fn is_transient(&self) -> bool {
-        matches!(self, LoadError::Registry(RegistryError::Store(e)) if e.is_retryable())
+    /// The store was away: the version is not at fault, try it again (at the next poll).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LoadError::Registry(e) if e.is_transient())
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use autorma_core::ModelRef;
 use autorma_registry::ModelPackage;
 
-pub use follow::{AliasFollower, FollowConfig};
+pub use follow::{AliasFollower, FollowConfig, LoadError};
 pub use handle::ModelHandle;
 
 use crate::inference::{InferenceError, ModelSession, RuntimeConfig};
