@@ -97,7 +97,14 @@ fn the_returns_bench_page_uploads_shows_results_live_relabels_and_downloads_the_
         (&correction["label"], correction["by"].as_str()),
         (&report["corrected"]["label"], Some("returns-bench"))
     );
-    for shot in ["1-sign-in", "3-classified", "4-review-queue", "7-done"] {
+    // The wrong-item return: its result says why it went to review.
+    let wrong = &report["wrong_item"];
+    let key = wrong["key"].as_str().unwrap();
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("results/{key}.json"))).unwrap()).unwrap();
+    assert_eq!((&result["review_reason"], &result["claim"]["category"]), (&"wrong_item".into(), &"mismatch".into()));
+    assert_eq!((&result["claim"]["claim"]["expected_label"], &result["label"]), (&wrong["claimed"], &wrong["seen"]));
+    for shot in ["1-sign-in", "3-classified", "4-review-queue", "7-done", "8-wrong-item"] {
         assert!(screenshots.join(format!("{shot}.png")).is_file(), "screenshot {shot}");
     }
 }

@@ -142,8 +142,34 @@ try {
     assert.deepEqual(rows.get(c.key), { label: c.label, decision: c.decision }, `CSV row of ${c.key}`);
   }
   await shot("7-done");
+
+  // A wrong-item return: a photo the model reads with confidence, uploaded again with a claim
+  // of the class it gives the least probability; the review queue says it is not what was
+  // ordered, with both labels.
+  await page.getByTestId("tab-review").click();
+  const sure = uploaded.find((c) => c.decision === "auto" && c.name.endsWith(".png"));
+  assert.ok(sure, "some PNG is classified with confidence");
+  const wrong = await page.evaluate(async ({ key, token }) => {
+    const auth = { Authorization: `Bearer ${token}` };
+    const path = key.split("/").map(encodeURIComponent).join("/");
+    const result = await (await fetch("/v1/results/" + path, { headers: auth })).json();
+    const claimed = Object.entries(result.probabilities).sort((a, b) => a[1] - b[1])[0][0];
+    const photo = await (await fetch("/v1/photos/" + path, { headers: auth })).blob();
+    const answer = await (await fetch(`/v1/uploads?name=wrong-item.png&expected_label=${claimed}&rma_id=R-77`,
+      { method: "POST", headers: { ...auth, "Content-Type": "image/png" }, body: photo })).json();
+    return { key: answer.uploads[0].key, claimed, seen: result.label };
+  }, { key: sure.key, token });
+  const flagged = page.locator(`[data-testid=review-item][data-key="${wrong.key}"] [data-testid=wrong-item]`);
+  await flagged.waitFor({ state: "visible" });
+  const said = await flagged.textContent();
+  assert.match(said, /Not what was ordered/);
+  assert.match(said, new RegExp(`claimed ${wrong.claimed},\\s*seen ${wrong.seen}`));
+  assert.match(said, /RMA R-77/);
+  assert.equal(await page.locator("[data-testid=wrong-item]:visible").count(), 1, "only the wrong item is marked");
+  await shot("8-wrong-item");
+
   assert.deepEqual(consoleErrors, [], "no errors in the page's console");
-  console.log(JSON.stringify({ uploaded, corrected: { key, label: newLabel } }));
+  console.log(JSON.stringify({ uploaded, corrected: { key, label: newLabel }, wrong_item: wrong }));
 } finally {
   await browser.close();
 }
