@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
+use crate::claim::CheckOutcome;
 use crate::dlq::DlqReason;
 use crate::result::{Decision, ModelRef, ResultRecord};
 
@@ -136,12 +137,7 @@ impl Metrics {
         if let Some((claimed, outcome)) = check {
             // The claim is the customer's text: only the model's classes become series.
             let claimed = if record.probabilities.contains_key(claimed) { claimed.clone() } else { "unknown".into() };
-            let attributes = [
-                KeyValue::new("claimed", claimed),
-                KeyValue::new("seen", record.label.clone()),
-                KeyValue::new("outcome", outcome.as_str()),
-            ];
-            self.claim_checks.add(1, &attributes);
+            self.claim_checks.add(1, &claim_attributes(claimed, record.label.clone(), outcome));
         }
         let timings = &record.timings_ms;
         for (stage, ms) in [
@@ -157,8 +153,8 @@ impl Metrics {
         self.upload_to_result.record(since_upload.max(0.0), &[]);
     }
 
-    /// Puts the photo counters of every `label` (both decisions) and of every dead-letter
-    /// reason at zero before the first photo: Prometheus takes a series' first sample as its
+    /// Puts the photo counters of every `label` (both decisions), of every dead-letter reason
+    /// and of every claim check (claimed and seen label, outcome) at zero before the first photo: Prometheus takes a series' first sample as its
     /// start, so `rate` and `increase` would miss the photos counted in the first export.
     pub fn start_counts(&self, labels: &[String]) {
         for label in labels {
@@ -169,6 +165,13 @@ impl Metrics {
         }
         for reason in DlqReason::ALL {
             self.dead_letters.add(0, &[KeyValue::new("reason", reason.as_str())]);
+        }
+        for claimed in labels {
+            for seen in labels {
+                for outcome in [CheckOutcome::Match, CheckOutcome::Mismatch, CheckOutcome::Uncertain] {
+                    self.claim_checks.add(0, &claim_attributes(claimed.clone(), seen.clone(), outcome));
+                }
+            }
         }
     }
 
@@ -215,4 +218,8 @@ impl Metrics {
         ];
         self.model_info.record(u64::from(serving), &attributes);
     }
+}
+
+fn claim_attributes(claimed: String, seen: String, outcome: CheckOutcome) -> [KeyValue; 3] {
+    [KeyValue::new("claimed", claimed), KeyValue::new("seen", seen), KeyValue::new("outcome", outcome.as_str())]
 }

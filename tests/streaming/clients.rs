@@ -13,6 +13,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::stack::{ACCESS_KEY, BUCKET, SECRET_KEY, Stack};
 
+/// An object's user metadata, by name.
+pub type Metadata = HashMap<String, String>;
+
 pub struct S3 {
     pub client: aws_sdk_s3::Client,
     pub rt: tokio::runtime::Runtime,
@@ -37,19 +40,20 @@ impl S3 {
     }
 
     pub async fn put_async(&self, key: &str, body: Vec<u8>) {
-        self.try_put_async(key, body).await.unwrap_or_else(|e| panic!("{e}"));
+        self.try_put_async(key, body, Metadata::new()).await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// A PUT that may fail (the S3 server away), with the error in words.
     pub fn try_put(&self, key: &str, body: Vec<u8>) -> Result<(), String> {
-        self.rt.block_on(self.try_put_async(key, body))
+        self.rt.block_on(self.try_put_async(key, body, Metadata::new()))
     }
 
-    async fn try_put_async(&self, key: &str, body: Vec<u8>) -> Result<(), String> {
+    async fn try_put_async(&self, key: &str, body: Vec<u8>, metadata: Metadata) -> Result<(), String> {
         self.client
             .put_object()
             .bucket(BUCKET)
             .key(key)
+            .set_metadata((!metadata.is_empty()).then_some(metadata))
             .body(ByteStream::from(body))
             .send()
             .await
@@ -64,12 +68,23 @@ impl S3 {
 
     /// PUTs many objects, `concurrency` at a time; returns when each PUT was sent, by key.
     pub fn put_all_at(&self, objects: Vec<(String, Vec<u8>)>, concurrency: usize) -> HashMap<String, Instant> {
+        let objects = objects.into_iter().map(|(key, body)| (key, body, Metadata::new())).collect();
+        self.put_all_with_metadata(objects, concurrency)
+    }
+
+    /// PUTs many objects with user metadata (`x-amz-meta-<name>`, as a returns desk sends a
+    /// claim with its photo), `concurrency` at a time; returns when each PUT was sent, by key.
+    pub fn put_all_with_metadata(
+        &self,
+        objects: Vec<(String, Vec<u8>, Metadata)>,
+        concurrency: usize,
+    ) -> HashMap<String, Instant> {
         self.rt.block_on(async {
             use futures::StreamExt;
             futures::stream::iter(objects)
-                .map(|(key, body)| async move {
+                .map(|(key, body, metadata)| async move {
                     let sent = Instant::now();
-                    self.put_async(&key, body).await;
+                    self.try_put_async(&key, body, metadata).await.unwrap_or_else(|e| panic!("{e}"));
                     (key, sent)
                 })
                 .buffer_unordered(concurrency)

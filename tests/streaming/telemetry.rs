@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::clients::{Record, S3, TopicReader};
+use super::clients::{Metadata, Record, S3, TopicReader};
 use super::jaeger::{Jaeger, Span};
 use super::prometheus::Prometheus;
 use super::stack::{Stack, root, wait_until};
@@ -53,7 +53,21 @@ fn a_streaming_run_fills_every_dashboard_panel_and_alert_and_each_photo_is_one_t
     let first_put = Instant::now();
     let mut uploads = bodies(&photos);
     uploads.insert(100, ("inbox/broken/notes.jpg".to_string(), b"a packing list, not a photo".to_vec()));
-    let put_at = S3::new(&stack).put_all(uploads);
+    // Every ninth photo carries a claim, as a returns desk sends it: its own class, or for every
+    // third of them another (a wrong-item return), so the wrong-item panels and alert have data.
+    let (claimed, plain): (Vec<_>, Vec<_>) = uploads.into_iter().enumerate().partition(|(i, _)| i % 9 == 4);
+    let claimed = claimed
+        .into_iter()
+        .enumerate()
+        .map(|(n, (_, (key, body)))| {
+            let own = key.split('/').nth(1).unwrap().to_string();
+            let label = if n % 3 == 0 { if own == "watches" { "tops".into() } else { "watches".into() } } else { own };
+            (key, body, Metadata::from([("expected-label".to_string(), label)]))
+        })
+        .collect();
+    let s3 = S3::new(&stack);
+    let mut put_at = s3.put_all_with_metadata(claimed, 16);
+    put_at.extend(s3.put_all(plain.into_iter().map(|(_, upload)| upload).collect()));
     wait_until("375 results and the dead letter", Duration::from_secs(240), || {
         results.num_distinct_keys() >= 375 && dlq.num_distinct_keys() >= 1
     });
@@ -153,7 +167,7 @@ fn check_dashboard_and_rules(prometheus: &Prometheus, start: f64) {
             expressions.push((name, thresholds_at_minus_infinity(rule["query"].as_str().unwrap())));
         }
     }
-    assert_eq!(expressions.len(), 21, "18 dashboard targets and 3 rules");
+    assert_eq!(expressions.len(), 24, "20 dashboard targets and 4 rules");
 
     // Pushed series take an export to arrive, and a rule's subquery needs two of its steps.
     let deadline = Instant::now() + Duration::from_secs(150);
