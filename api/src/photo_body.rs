@@ -52,7 +52,8 @@ pub async fn read_photos(
 ) -> Result<Photos, ApiError> {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut photos = Vec::new();
-    let [mut expected_label, mut sku, mut rma_id] = [query.expected_label, query.sku, query.rma_id];
+    // The claim's fields in CLAIM_FIELDS' order: from the query, a multipart field replacing one.
+    let mut claim_fields = [query.expected_label, query.sku, query.rma_id];
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
             .await
@@ -62,7 +63,7 @@ pub async fn read_photos(
                 && let Some(at) = CLAIM_FIELDS.iter().position(|f| Some(*f) == field.name())
             {
                 let text = field.text().await.map_err(multipart_error)?;
-                *[&mut expected_label, &mut sku, &mut rma_id][at] = Some(text);
+                claim_fields[at] = Some(text);
                 continue;
             }
             let name = field.file_name().unwrap_or("photo").to_string();
@@ -85,8 +86,8 @@ pub async fn read_photos(
     if photos.is_empty() {
         return Err(ApiError::bad_request("no photo in the request"));
     }
-    let claim = Claim::from_fields(expected_label.as_deref(), sku.as_deref(), rma_id.as_deref())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let [expected_label, sku, rma_id] = claim_fields.each_ref().map(Option::as_deref);
+    let claim = Claim::from_fields(expected_label, sku, rma_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let classes = state.requests.models().current().classes.clone();
     if let Some(label) = claim.as_ref().and_then(|c| c.expected_label.as_ref())
         && !classes.contains(label)
