@@ -67,12 +67,9 @@ pub fn process_id(role: &str) -> String {
     format!("{role}@{host}:{}", std::process::id())
 }
 
-/// Seeds a fresh registry with the shipped package, loads the version the alias names, and
-/// returns the handle the pipeline serves from with the follower that keeps it current
-/// (woken at once by SIGHUP).
 /// Start-up reads of the registry wait out a store that blips (a reset connection, a restart)
-/// for about 10 s; then the process exits saying it cannot reach the registry, for whatever
-/// supervises it to start it again.
+/// for 6 tries (4 to 8 s of backoff, besides the S3 client's own retries); then the process
+/// exits saying it cannot reach the registry, for whatever supervises it to start it again.
 const STARTUP_RETRY: RetryConfig =
     RetryConfig { max_attempts: 6, initial_backoff: Duration::from_millis(250), max_backoff: Duration::from_secs(4) };
 
@@ -82,6 +79,9 @@ fn start_up_error(registry: &str, transient: bool, e: impl Into<anyhow::Error>, 
     if transient { e.context(format!("cannot reach the model registry at {registry} ({tries} tries)")) } else { e }
 }
 
+/// Seeds a fresh registry with the shipped package, loads the version the alias names, and
+/// returns the handle the pipeline serves from with the follower that keeps it current
+/// (woken at once by SIGHUP).
 pub async fn follow_registry(
     role: &str,
     follow: &FollowArgs,
