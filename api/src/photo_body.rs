@@ -3,7 +3,7 @@
 //! A request may carry one claim for its photos (what the customer says they return): text
 //! fields `expected_label`, `sku`, `rma_id`, or the same names in the query.
 
-use autorma_core::Claim;
+use autorma_core::{Claim, claim};
 use axum::body::Bytes;
 use axum::extract::Multipart;
 use axum::http::{HeaderMap, StatusCode};
@@ -37,9 +37,6 @@ pub struct Photos {
     pub claim: Option<Claim>,
 }
 
-/// Multipart fields that are the claim, not photos (when they carry no file name).
-const CLAIM_FIELDS: [&str; 3] = ["expected_label", "sku", "rma_id"];
-
 /// The request's photos, at least one, each checked once all are read: it starts like an image
 /// (415 `not_an_image` for the request otherwise) and is within the pipeline's file limit
 /// (413 `too_large`); a body over the limit is 413 `too_large` too. Its claim, if any, is
@@ -52,7 +49,8 @@ pub async fn read_photos(
 ) -> Result<Photos, ApiError> {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut photos = Vec::new();
-    // The claim's fields in CLAIM_FIELDS' order: from the query, a multipart field replacing one.
+    // The claim's fields in `claim::FIELDS`' order: from the query, a multipart field (one with
+    // no file name) replacing one.
     let mut claim_fields = [query.expected_label, query.sku, query.rma_id];
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
@@ -60,7 +58,7 @@ pub async fn read_photos(
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             if field.file_name().is_none()
-                && let Some(at) = CLAIM_FIELDS.iter().position(|f| Some(*f) == field.name())
+                && let Some(at) = claim::FIELDS.iter().position(|f| Some(*f) == field.name())
             {
                 let text = field.text().await.map_err(multipart_error)?;
                 claim_fields[at] = Some(text);
@@ -88,14 +86,9 @@ pub async fn read_photos(
     }
     let [expected_label, sku, rma_id] = claim_fields.each_ref().map(Option::as_deref);
     let claim = Claim::from_fields(expected_label, sku, rma_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let classes = state.requests.models().current().classes.clone();
-    if let Some(label) = claim.as_ref().and_then(|c| c.expected_label.as_ref())
-        && !classes.contains(label)
-    {
-        return Err(ApiError::bad_request(format!(
-            "expected_label `{label}` is not a class of the model (classes: {})",
-            classes.join(", ")
-        )));
+    let model = state.requests.models().current();
+    if let Some(unknown) = claim.as_ref().and_then(|c| c.unknown_label(&model.classes)) {
+        return Err(ApiError::bad_request(format!("expected_label: {unknown}")));
     }
     // The pipeline's own file limit, so an upload it would dead-letter as too large is refused
     // here, as `/v1/classify` refuses it.

@@ -18,6 +18,9 @@ pub const META_EXPECTED_LABEL: &str = "expected-label";
 pub const META_SKU: &str = "sku";
 pub const META_RMA_ID: &str = "rma-id";
 
+/// A claim's fields as requests (`/v1/uploads`, `/v1/classify`) and claims files name them.
+pub const FIELDS: [&str; 3] = ["expected_label", "sku", "rma_id"];
+
 /// Longest value of a claim's field: an identifier, not a document.
 pub const MAX_CLAIM_FIELD_CHARS: usize = 100;
 
@@ -74,6 +77,13 @@ impl Claim {
     pub fn from_metadata(metadata: &Metadata) -> Result<Option<Claim>, ClaimError> {
         let get = |name: &str| metadata.get(name).map(String::as_str);
         Claim::from_fields(get(META_EXPECTED_LABEL), get(META_SKU), get(META_RMA_ID))
+    }
+
+    /// Why the claimed label cannot be checked by a model of `classes`, if it is not one of
+    /// them (where a claim comes in, it is refused for that).
+    pub fn unknown_label(&self, classes: &[String]) -> Option<String> {
+        let label = self.expected_label.as_ref().filter(|label| !classes.contains(label))?;
+        Some(format!("`{label}` is not a class of the model (classes: {})", classes.join(", ")))
     }
 
     /// As object metadata, the fields that are set.
@@ -139,5 +149,15 @@ mod tests {
         assert_eq!(metadata.len(), 2);
         assert_eq!(Claim::from_metadata(&metadata).unwrap(), Some(claim));
         assert_eq!(Claim::from_metadata(&Metadata::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_label_outside_the_models_classes_is_named() {
+        let classes = ["tops".to_string(), "watches".to_string()];
+        let claim = |label: &str| Claim { expected_label: Some(label.into()), ..Claim::default() };
+        assert_eq!(claim("tops").unknown_label(&classes), None);
+        assert_eq!(Claim::default().unknown_label(&classes), None);
+        let said = claim("hats").unknown_label(&classes).unwrap();
+        assert_eq!(said, "`hats` is not a class of the model (classes: tops, watches)");
     }
 }

@@ -17,7 +17,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path`, fsync the directory (so the rename itself survives a power cut).
 /// Creates missing parent directories.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_durably(path, bytes, None::<(SystemTime, fn(&File) -> io::Result<()>)>)
+    write_durably(path, bytes, |_| Ok(()))
 }
 
 /// [`atomic_write`], with `tag(file)` (the local object store sets the object's metadata) and
@@ -29,19 +29,16 @@ pub fn atomic_write_modified(
     modified: SystemTime,
     tag: impl FnOnce(&File) -> io::Result<()>,
 ) -> io::Result<()> {
-    write_durably(path, bytes, Some((modified, tag)))
+    write_durably(path, bytes, |file| {
+        tag(file)?;
+        file.set_modified(modified)
+    })
 }
 
-fn write_durably(
-    path: &Path,
-    bytes: &[u8],
-    modified: Option<(SystemTime, impl FnOnce(&File) -> io::Result<()>)>,
-) -> io::Result<()> {
+/// [`replace`], `prepare(file)` before the bytes are made durable, then the folder synced.
+fn write_durably(path: &Path, bytes: &[u8], prepare: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
     replace(path, bytes, |file| {
-        if let Some((modified, tag)) = modified {
-            tag(file)?;
-            file.set_modified(modified)?;
-        }
+        prepare(file)?;
         file.sync_all()
     })?;
     File::open(parent(path))?.sync_all()

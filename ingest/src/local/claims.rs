@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use autorma_core::Claim;
+use autorma_core::{Claim, claim};
 
 /// Claims by photo key.
 pub type ClaimsByKey = BTreeMap<String, Claim>;
@@ -34,7 +34,7 @@ pub fn read_claims(path: &Path, classes: &[String]) -> Result<ClaimsByKey, Claim
             headers.iter().collect::<Vec<_>>().join(",")
         )));
     };
-    let [label_at, sku_at, rma_at] = ["expected_label", "sku", "rma_id"].map(column);
+    let [label_at, sku_at, rma_at] = claim::FIELDS.map(column);
     let mut claims = ClaimsByKey::new();
     for record in reader.records() {
         let record = record.map_err(read_err)?;
@@ -47,13 +47,8 @@ pub fn read_claims(path: &Path, classes: &[String]) -> Result<ClaimsByKey, Claim
         let claim = Claim::from_fields(field(label_at), field(sku_at), field(rma_at))
             .map_err(|e| invalid(format!("line {line} (`{key}`): {e}")))?;
         let Some(claim) = claim else { continue };
-        if let Some(label) = &claim.expected_label
-            && !classes.contains(label)
-        {
-            return Err(invalid(format!(
-                "line {line} (`{key}`): `{label}` is not a class of the model (classes: {})",
-                classes.join(", ")
-            )));
+        if let Some(unknown) = claim.unknown_label(classes) {
+            return Err(invalid(format!("line {line} (`{key}`): {unknown}")));
         }
         if claims.insert(key.to_string(), claim).is_some() {
             return Err(invalid(format!("line {line}: `{key}` is claimed twice")));

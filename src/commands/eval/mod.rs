@@ -84,10 +84,7 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let limits = settings.pipeline.limits;
     let data = args.data.display().to_string();
     let wrong_rate = args.claims.then_some(args.wrong_rate);
-    let relative: Vec<String> = labelled
-        .iter()
-        .map(|(path, _)| path.strip_prefix(&args.data).unwrap_or(path).to_string_lossy().into_owned())
-        .collect();
+    let root = args.data.clone();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<EvalReport> {
         let mut session = ModelSession::new(&package, &runtime)?;
         let preprocessor = Preprocessor::for_package(&package, limits);
@@ -132,8 +129,11 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let review = review(&pairs, &accepted);
         // Claims for every photo, so a photo that failed to decode changes no other's claim.
         let claims = wrong_rate.map(|rate| {
-            let photos: Vec<(String, usize)> =
-                relative.iter().cloned().zip(labelled.iter().map(|(_, class)| *class)).collect();
+            // Paths relative to the set, so a copy of it elsewhere gets the same claims.
+            let photos: Vec<(String, usize)> = labelled
+                .iter()
+                .map(|(path, class)| (path.strip_prefix(&root).unwrap_or(path).to_string_lossy().into_owned(), *class))
+                .collect();
             let simulated = claims::simulate(&photos, classes.len(), rate);
             let (predictions, claims): (Vec<&Prediction>, Vec<claims::SimulatedClaim>) =
                 predicted.iter().map(|(i, p)| (p, simulated[*i])).unzip();
