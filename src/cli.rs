@@ -131,6 +131,8 @@ pub enum Command {
     /// route but /healthz and the page needs `Authorization: Bearer <token>`. The index is
     /// derived: delete it (or give --rebuild) and it is rebuilt at the next start.
     Serve(ServeArgs),
+    /// People's corrections from the review queue, as training data.
+    Corrections(CorrectionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +293,43 @@ pub struct ChangeArgs {
     /// Why, in a few words (kept in the audit trail).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrectionsArgs {
+    #[command(subcommand)]
+    pub action: CorrectionsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CorrectionsAction {
+    /// Write every corrected photo into a class-folder set: <out>/<label>/<photo>, and
+    /// <out>/manifest.csv (file, label, key, etag, by, corrected_at, model_label, model_name,
+    /// model_version).
+    ///
+    /// From the bucket's corrections/ and inbox (default), or embedded from --results (the
+    /// output folder of `autorma run` or `serve --out`) and --inbox. A photo replaced since it
+    /// was corrected (its etag moved), gone, or not an image is skipped and said so. An earlier
+    /// export at --out is replaced whole. Train with it beside the data set's train split:
+    /// `python -m autorma_models.train --extra <out> ...` (models/).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where the set is written (a new or empty folder, or an earlier export)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Embedded mode: the output folder whose corrections/ are exported
+    #[arg(long, value_name = "DIR", requires = "inbox")]
+    pub results: Option<PathBuf>,
+    /// Embedded mode: the folder the photos were read from
+    #[arg(long, value_name = "DIR", requires = "results")]
+    pub inbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub file_limit: FileLimitArgs,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -537,6 +576,11 @@ pub struct PipelineArgs {
     /// Path of libonnxruntime.so [default: where infra/setup/onnxruntime.sh installs it]
     #[arg(long, env = "AUTORMA_ORT_LIBRARY", value_name = "PATH")]
     pub ort_library: Option<PathBuf>,
+    /// Folder of catalogue photos, <sku>.jpg (or .jpeg, .png, .webp), for the product check of
+    /// claims that name a SKU [default: streaming, the bucket's catalogue/; embedded, none: a
+    /// claimed SKU is recorded but not compared]
+    #[arg(long, env = "AUTORMA_CATALOGUE", value_name = "DIR")]
+    pub catalogue: Option<PathBuf>,
     /// `cpu`, or `cuda[:<device>]` (needs a build with `--features cuda`)
     #[arg(long, env = "AUTORMA_EXECUTION_PROVIDER", value_name = "EP", default_value = "cpu")]
     pub execution_provider: ExecutionProvider,
@@ -575,6 +619,13 @@ pub struct PipelineArgs {
     #[arg(long, env = "AUTORMA_MAX_PIXELS", value_name = "N", default_value_t = DecodeLimits::default().max_pixels,
         value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
     pub max_pixels: u64,
+    #[command(flatten)]
+    pub file_limit: FileLimitArgs,
+}
+
+/// The largest photo file, one flag for the pipeline and for what reads its photos again.
+#[derive(Debug, Args)]
+pub struct FileLimitArgs {
     /// Largest photo file accepted, in bytes
     #[arg(long, env = "AUTORMA_MAX_FILE_BYTES", value_name = "N", default_value_t = DecodeLimits::default().max_bytes,
         value_parser = clap::value_parser!(u64).range(1..=1 << 34))]

@@ -46,12 +46,19 @@ fn the_returns_bench_page_uploads_shows_results_live_relabels_and_downloads_the_
         Some(autorma_classifier::testsuite::exif_orientation(6)),
     );
     std::fs::write(photos.join("return-09.jpg"), sideways).unwrap();
+    // The product check's catalogue: one grey product, unlike every colour above (the
+    // tiny5-product fixture's embedding is the direction of a photo's mean colour).
+    let catalogue = dir.path().join("catalogue");
+    write_png(&catalogue.join("GREY-1.png"), [128, 128, 128]);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let token = "bench-token-4711";
     let server = Killed(
         autorma()
+            .env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5-product"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", token])
+            .arg("--catalogue")
+            .arg(&catalogue)
             .arg("--inbox")
             .arg(&inbox)
             .arg("--out")
@@ -104,7 +111,17 @@ fn the_returns_bench_page_uploads_shows_results_live_relabels_and_downloads_the_
         serde_json::from_slice(&std::fs::read(out.join(format!("results/{key}.json"))).unwrap()).unwrap();
     assert_eq!((&result["review_reason"], &result["claim"]["category"]), (&"wrong_item".into(), &"mismatch".into()));
     assert_eq!((&result["claim"]["claim"]["expected_label"], &result["label"]), (&wrong["claimed"], &wrong["seen"]));
-    for shot in ["1-sign-in", "3-classified", "4-review-queue", "7-done", "8-wrong-item"] {
+    // The wrong product of the right class: the product check caught it.
+    let swapped = &report["wrong_product"];
+    let key = swapped["key"].as_str().unwrap();
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("results/{key}.json"))).unwrap()).unwrap();
+    assert_eq!(
+        (&result["review_reason"], &result["claim"]["category"], &result["claim"]["product"]["outcome"]),
+        (&"wrong_item".into(), &"match".into(), &"mismatch".into()),
+        "{result}"
+    );
+    for shot in ["1-sign-in", "3-classified", "4-review-queue", "7-done", "8-wrong-item", "9-wrong-product"] {
         assert!(screenshots.join(format!("{shot}.png")).is_file(), "screenshot {shot}");
     }
 }

@@ -360,5 +360,69 @@ fn a_claims_file_sends_the_photo_that_is_not_what_was_claimed_to_review() {
 
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let row = csv.lines().find(|l| l.starts_with("rma/not-a-watch.png,")).unwrap();
-    assert!(row.ends_with(",wrong_item,watches,mismatch,,R-2"), "{row}");
+    assert!(row.ends_with(",wrong_item,watches,mismatch,,R-2,,"), "{row}");
+    let unchecked = &shoes["claim"]["product"];
+    assert_eq!(unchecked["outcome"], "uncertain", "a SKU the model cannot compare: {shoes}");
+    assert!(unchecked["detail"].as_str().unwrap().contains("no embedding graph"), "{unchecked}");
+}
+
+#[test]
+fn a_return_unlike_its_products_catalogue_photo_goes_to_review_as_a_wrong_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out, catalogue) = (dir.path().join("inbox"), dir.path().join("out"), dir.path().join("catalogue"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&catalogue).unwrap();
+    // tiny5-product's embedding is the direction of a photo's mean colour.
+    let colour = |rgb: [u8; 3]| png(&RgbImage::from_pixel(30, 30, Rgb(rgb)));
+    std::fs::write(catalogue.join("RED-1.png"), colour([250, 10, 10])).unwrap();
+    std::fs::write(catalogue.join("BLUE-1.jpg"), jpeg(&RgbImage::from_pixel(30, 30, Rgb([10, 10, 250])))).unwrap();
+    for name in ["as-ordered.png", "swapped.png", "no-photo.png", "twice.png"] {
+        std::fs::write(inbox.join(name), colour([255, 0, 0])).unwrap();
+    }
+    let claims = dir.path().join("claims.csv");
+    std::fs::write(
+        &claims,
+        "key,expected_label,sku\nas-ordered.png,casual_shoes,RED-1\nswapped.png,casual_shoes,BLUE-1\nno-photo.png,,GREEN-9\ntwice.png,,RED-1\n",
+    )
+    .unwrap();
+    let output = autorma()
+        .env("AUTORMA_MODEL", model_dir().with_file_name("tiny5-product"))
+        .args(["run", "--no-progress", "--inbox"])
+        .arg(&inbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--claims")
+        .arg(&claims)
+        .arg("--catalogue")
+        .arg(&catalogue)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = |key: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("results").join(format!("{key}.json"))).unwrap()).unwrap()
+    };
+    for key in ["as-ordered.png", "twice.png"] {
+        let r = result(key);
+        assert_eq!((&r["decision"], &r["claim"]["product"]["outcome"]), (&"auto".into(), &"match".into()), "{r}");
+        assert!(r["claim"]["product"]["similarity"].as_f64().unwrap() > 0.99, "{r}");
+    }
+    // The category is right (a red item, claimed as shoes), the product is not.
+    let swapped = result("swapped.png");
+    assert_eq!(
+        (
+            &swapped["decision"],
+            &swapped["review_reason"],
+            &swapped["claim"]["category"],
+            &swapped["claim"]["product"]["outcome"]
+        ),
+        (&"review".into(), &"wrong_item".into(), &"match".into(), &"mismatch".into()),
+        "{swapped}"
+    );
+    assert!(swapped["claim"]["product"]["similarity"].as_f64().unwrap() < 0.9);
+    let unchecked = &result("no-photo.png")["claim"]["product"];
+    assert_eq!(unchecked["outcome"], "uncertain");
+    assert!(unchecked["detail"].as_str().unwrap().contains("no catalogue photo for SKU `GREEN-9`"), "{unchecked}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let row = csv.lines().find(|l| l.starts_with("swapped.png,")).unwrap();
+    assert!(row.contains(",wrong_item,casual_shoes,match,BLUE-1,,mismatch,"), "{row}");
 }

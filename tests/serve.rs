@@ -93,13 +93,15 @@ fn the_api_answers_queries_errors_and_tokens_and_a_rebuilt_index_answers_the_sam
     assert_eq!(lines.len(), 1 + 3);
     assert!(lines[1..].iter().all(|l| l.starts_with("bench-1/")));
 
-    // Every GET route the OpenAPI document lists answers (the event stream and the photos have
-    // their own checks).
+    // Every GET route the OpenAPI document lists answers (the event stream, the photos and the
+    // catalogue photos have their own checks).
     let (_, openapi) = server.json("/openapi.json", token);
     let paths = openapi["paths"].as_object().unwrap();
     assert!(paths.len() >= 9, "{paths:?}");
     for (path, operations) in paths {
-        if operations.get("get").is_none() || path == "/v1/events" || path == "/v1/photos/{key}" {
+        if operations.get("get").is_none()
+            || ["/v1/events", "/v1/photos/{key}", "/v1/catalogue/{sku}"].contains(&path.as_str())
+        {
             continue;
         }
         let path = path.replace("{key}", &key);
@@ -346,4 +348,67 @@ fn uploads_flow_through_the_pipeline_it_runs_and_bad_ones_are_refused_whole() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status}");
+}
+
+fn export(out: &Path, results: &Path, inbox: &Path) -> std::process::Output {
+    let mut cmd = autorma();
+    cmd.args(["corrections", "export", "--out"]).arg(out).arg("--results").arg(results).arg("--inbox").arg(inbox);
+    cmd.output().unwrap()
+}
+
+fn manifest_rows(export_dir: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(export_dir.join("manifest.csv")).unwrap();
+    text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+#[test]
+fn corrections_export_as_a_class_folder_set_of_the_photos_people_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, out, set) = (dir.path().join("inbox"), dir.path().join("out"), dir.path().join("set"));
+    for (i, color) in [[128, 0, 128], [0, 128, 128], [128, 128, 0]].into_iter().enumerate() {
+        write_png(&inbox.join(format!("bench 1/p{i}.png")), color);
+    }
+    run(&inbox, &out);
+    let server = start(&out, "t0ken");
+    for (key, label) in [("bench 1/p0.png", "tops"), ("bench 1/p1.png", "shirts"), ("bench 1/p2.png", "tops")] {
+        let path = format!("/v1/review/{}", key.replace(' ', "%20"));
+        let (status, answer) =
+            server.post_json(&path, Some("t0ken"), &format!(r#"{{"label": "{label}", "by": "ann"}}"#));
+        assert_eq!(status, 200, "{answer}");
+    }
+    // After its correction, p2's file is replaced: its label was given to other bytes.
+    write_png(&inbox.join("bench 1/p2.png"), [1, 2, 3]);
+
+    let done = export(&set, &out, &inbox);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{stdout}{}", String::from_utf8_lossy(&done.stderr));
+    assert!(stdout.contains("exported 2 corrected photos") && stdout.contains("shirts 1, tops 1"), "{stdout}");
+    assert!(stdout.contains("skipped 1") && stdout.contains("was replaced after it was corrected"), "{stdout}");
+    assert_eq!(
+        std::fs::read(set.join("tops/bench_1__p0.png")).unwrap(),
+        std::fs::read(inbox.join("bench 1/p0.png")).unwrap()
+    );
+    assert!(set.join("shirts/bench_1__p1.png").is_file());
+    let rows = manifest_rows(&set);
+    assert_eq!(rows[0][..5], ["file", "label", "key", "etag", "by"]);
+    assert_eq!(
+        rows[1..].iter().map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str(), r[4].as_str())).collect::<Vec<_>>(),
+        [
+            ("tops/bench_1__p0.png", "tops", "bench 1/p0.png", "ann"),
+            ("shirts/bench_1__p1.png", "shirts", "bench 1/p1.png", "ann")
+        ]
+    );
+
+    // A later correction moves the photo: the export is replaced whole, no stale copy is left.
+    let (status, _) = server.post_json("/v1/review/bench%201/p0.png", Some("t0ken"), r#"{"label": "shirts"}"#);
+    assert_eq!(status, 200);
+    assert!(export(&set, &out, &inbox).status.success());
+    assert!(!set.join("tops/bench_1__p0.png").exists() && set.join("shirts/bench_1__p0.png").is_file());
+    assert_eq!(manifest_rows(&set).len(), 3);
+
+    // A folder that is not an earlier export is never replaced.
+    let refused = export(&inbox, &out, &inbox);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an earlier export"));
+    assert!(inbox.join("bench 1/p0.png").is_file());
 }

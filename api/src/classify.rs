@@ -78,8 +78,9 @@ pub async fn classify(
     let Photos { photos, claim } = read_photos(&state, query, &headers, request).await?;
     check_request_pixels(&state, &photos)?;
     let model = state.model_info();
+    let (requests, sku) = (&state.requests, claim.as_ref().and_then(|c| c.sku.as_deref()));
     let answers = futures::future::join_all(
-        photos.into_iter().map(|photo| async { (state.requests.classify(photo.bytes).await, photo.name) }),
+        photos.into_iter().map(|photo| async move { (requests.classify(photo.bytes, sku).await, photo.name) }),
     )
     .await;
     let mut results = Vec::with_capacity(answers.len());
@@ -130,8 +131,8 @@ fn check_request_pixels(state: &ServeState, photos: &[Photo]) -> Result<(), ApiE
 
 /// The photo's answer, judged against the request's claim as the pipeline judges a stored photo.
 fn classified(name: String, answer: Answer, claim: Option<&Claim>) -> Classified {
-    let Answer { model, prediction, batch_size, decode_ms, batch_wait_ms, infer_ms } = answer;
-    let verdict = judge(&prediction, &model.classes, model.package.manifest.claim_threshold, claim);
+    let Answer { model, prediction, batch_size, decode_ms, batch_wait_ms, infer_ms, product } = answer;
+    let verdict = judge(&prediction, &model.classes, model.package.manifest.claim_threshold, claim, product);
     Classified {
         name,
         label: model.classes[prediction.label].clone(),

@@ -11,6 +11,7 @@
 mod auth;
 mod classify;
 mod error;
+pub mod export;
 pub mod feed;
 mod http_metrics;
 mod openapi;
@@ -101,6 +102,7 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/results.csv", get(routes::download_csv))
         .route("/v1/results/{*key}", get(routes::get_result))
         .route("/v1/photos/{*key}", get(routes::get_photo))
+        .route("/v1/catalogue/{sku}", get(routes::get_catalogue_photo))
         .route("/v1/review", get(review::queue))
         .route("/v1/review/{*key}", post(review::correct))
         .route("/v1/events", get(review::events))

@@ -216,3 +216,15 @@ pub async fn get_photo(
     let format = sniff_format(&bytes).map_err(|e| ApiError::not_found(format!("`{key}` is not served: {e}")))?;
     Ok(([(CONTENT_TYPE, format.to_mime_type()), (CACHE_CONTROL, "private, max-age=3600")], bytes))
 }
+
+/// `GET /v1/catalogue/{sku}`: a product's catalogue photo, shown beside a return the product
+/// check compared with it. Only an image is served.
+pub async fn get_catalogue_photo(
+    State(state): State<Arc<ServeState>>,
+    Path(sku): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bytes = state.stores.catalogue_photo(&sku, state.max_body_bytes as u64).await?;
+    let format = sniff_format(&bytes)
+        .map_err(|e| ApiError::not_found(format!("SKU `{sku}`'s catalogue photo is not served: {e}")))?;
+    Ok(([(CONTENT_TYPE, format.to_mime_type()), (CACHE_CONTROL, "private, max-age=300")], bytes))
+}

@@ -3,7 +3,10 @@
 //! the same code over a [`Store`]: embedded, the inbox and output folders; streaming, the
 //! bucket.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use autorma_classifier::catalogue::Catalogue;
 
 use autorma_core::kafka::{KafkaConfig, send};
 use autorma_core::layout::correction_object_key;
@@ -30,6 +33,9 @@ pub struct Stores {
     pub corrections: Store,
     /// Streaming: corrections are published on `rma.corrections` too.
     pub broker: Option<Broker>,
+    /// The catalogue photos the product check compares returns with (shown beside them in
+    /// the review queue); `None`: there is none.
+    pub catalogue: Option<Arc<Catalogue>>,
 }
 
 /// Where the photos are.
@@ -86,6 +92,19 @@ impl Stores {
                 Err(ApiError::not_found(format!("the photo `{key}` is not served: {e}")))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The catalogue photo of `sku`.
+    pub async fn catalogue_photo(&self, sku: &str, max_bytes: u64) -> Result<Bytes, ApiError> {
+        let catalogue = self.catalogue.as_ref().ok_or_else(|| ApiError {
+            status: StatusCode::CONFLICT,
+            code: "no_catalogue",
+            message: "this server has no catalogue of product photos: start it with --catalogue DIR (streaming: the bucket's catalogue/)".into(),
+        })?;
+        match catalogue.photo(sku, max_bytes).await? {
+            Some(object) => Ok(object.bytes),
+            None => Err(ApiError::not_found(format!("no catalogue photo for SKU `{sku}`"))),
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use autorma_api::feed::FeedStatus;
 use autorma_api::stores::{Photos, Stores};
 use autorma_api::{ServeState, router};
+use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineConfig, serve_requests};
@@ -54,13 +55,14 @@ async fn server(options: Options) -> Server {
         ModelPackage::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../classifier/tests/fixtures/tiny5")).unwrap(),
     );
     let serving = ServingModel::load(package, &config.runtime, config.limits, 1).unwrap();
-    let (requests, inbox) = autorma_classifier::requests(ModelHandle::new(serving), 2);
+    let (requests, inbox) = autorma_classifier::requests(ModelHandle::new(serving), None, 2);
     tokio::spawn(async move { serve_requests(inbox, &config, Arc::default()).await });
     let memory = MemoryStore::default();
     let store = Store::Memory(memory.clone());
     let stores = Stores {
         bucket: BUCKET.into(),
         photos: options.photos.then(|| Photos { store: store.clone(), upload_prefix: "inbox/".into() }),
+        catalogue: Some(Arc::new(Catalogue::in_bucket(store.clone(), BUCKET.into()))),
         corrections: options.corrections.unwrap_or(store),
         broker: None,
     };
@@ -310,6 +312,23 @@ async fn a_photo_is_served_from_the_store_the_pipeline_read() {
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     let (status, body) = server.get("/v1/photos/inbox/never-classified.png").await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "only photos with a result");
+}
+
+#[tokio::test]
+async fn a_catalogue_photo_is_served_by_its_sku_and_only_an_image() {
+    let server = server(Options::default()).await;
+    server.memory.insert(BUCKET, "catalogue/1163.png", Bytes::from(png([10, 200, 10])));
+    server.memory.insert(BUCKET, "catalogue/1164.jpg", Bytes::from_static(b"not an image"));
+    let response = router(server.state.clone())
+        .oneshot(Request::get("/v1/catalogue/1163").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "image/png");
+    for (sku, code) in [("1164", "not_found"), ("9999", "not_found"), ("..%2Fsecret", "not_found")] {
+        let (status, body) = server.get(&format!("/v1/catalogue/{sku}")).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, code), "{sku}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@
 //! [`pipeline::batcher`]), [`checkpoint`] (contiguous watermarks). [`serving`] holds the model being served and swaps
 //! in a new one between batches.
 
+pub mod catalogue;
 pub mod checkpoint;
 pub mod inference;
 pub mod pipeline;

@@ -576,7 +576,7 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
     config.batcher.wait_when_idle = true;
     let model = ServingModel::load(package(), &config.runtime, config.limits, 1).unwrap();
     let models = ModelHandle::new(model);
-    let (requests, inbox) = autorma_classifier::requests(models.clone(), 2);
+    let (requests, inbox) = autorma_classifier::requests(models.clone(), None, 2);
     let sink = Arc::new(MemSink::default());
     let commits = Arc::new(Mutex::new(Vec::new()));
     let source = VecSource::new([event(0, "red")], true, &commits);
@@ -588,19 +588,19 @@ async fn a_request_shares_a_batch_with_the_sources_photos_and_is_answered_not_wr
         let _ = stop_rx.await;
     }));
 
-    let answer = tokio::time::timeout(Duration::from_secs(60), requests.classify(png([0, 0, 255])))
+    let answer = tokio::time::timeout(Duration::from_secs(60), requests.classify(png([0, 0, 255]), None))
         .await
         .expect("the request and the event fill one batch")
         .unwrap();
     assert_eq!((answer.batch_size, answer.model.classes[answer.prediction.label].as_str()), (2, "shirts"));
-    let err = requests.classify(Bytes::from_static(b"%PDF-1.4")).await.unwrap_err();
+    let err = requests.classify(Bytes::from_static(b"%PDF-1.4"), None).await.unwrap_err();
     assert!(matches!(err, RequestError::Photo(_)), "{err}");
 
     stop_tx.send(()).unwrap();
     let summary = running.await.unwrap().unwrap();
     assert_eq!(summary.classified(), 1, "only the event is a pipeline photo");
     assert_eq!(sink.results.lock().unwrap().keys().collect::<Vec<_>>(), ["red"], "the request wrote nothing");
-    let err = requests.classify(png([0, 0, 255])).await.unwrap_err();
+    let err = requests.classify(png([0, 0, 255]), None).await.unwrap_err();
     assert!(matches!(err, RequestError::Stopped), "{err}");
 }
 

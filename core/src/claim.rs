@@ -125,6 +125,29 @@ pub struct ClaimCheck {
     /// The category check; absent when the claim names no label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<CheckOutcome>,
+    /// The product check; absent when the claim names no SKU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<ProductCheck>,
+}
+
+/// The returned item's photo against the claimed SKU's catalogue photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductCheck {
+    /// `match` at or above the model's embedding threshold, `mismatch` below it (a person
+    /// looks: `wrong_item`), `uncertain` when it could not be compared (`detail` says why).
+    pub outcome: CheckOutcome,
+    /// Cosine similarity of the two photos' embeddings, when compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ProductCheck {
+    /// A claimed SKU that could not be compared, and why: `uncertain`, no reason to doubt it.
+    pub fn unchecked(why: String) -> Self {
+        ProductCheck { outcome: CheckOutcome::Uncertain, similarity: None, detail: Some(why) }
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ pub const DLQ_PREFIX: &str = "dlq/";
 pub const CORRECTIONS_PREFIX: &str = "corrections/";
 /// The model registry's versions and aliases (`autorma model`).
 pub const REGISTRY_PREFIX: &str = "models/";
+/// The product check's catalogue photos, `catalogue/<sku>.jpg`.
+pub const CATALOGUE_PREFIX: &str = "catalogue/";
 
-/// The prefixes of the objects the system writes itself: never photos, even when the inbox
-/// prefix is the whole bucket.
-const OWN_PREFIXES: [&str; 4] = [RESULTS_PREFIX, DLQ_PREFIX, CORRECTIONS_PREFIX, REGISTRY_PREFIX];
+/// The prefixes of the objects the system keeps for itself: never returns to classify, even
+/// when the inbox prefix is the whole bucket.
+const OWN_PREFIXES: [&str; 5] = [RESULTS_PREFIX, DLQ_PREFIX, CORRECTIONS_PREFIX, REGISTRY_PREFIX, CATALOGUE_PREFIX];
 
 /// Result and dead-letter records are small; an object bigger than this under `results/` or
 /// `dlq/` is not one of ours.

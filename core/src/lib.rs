@@ -40,7 +40,7 @@ pub mod testsuite;
 pub mod topics;
 pub mod trace;
 
-pub use claim::{CheckOutcome, Claim, ClaimCheck, Metadata};
+pub use claim::{CheckOutcome, Claim, ClaimCheck, Metadata, ProductCheck};
 pub use correction::CorrectionRecord;
 pub use dlq::{DlqReason, DlqRecord};
 pub use event::{EventOrigin, ItemEvent, Lane, ReplayRequest, Sourced, SourcedEvent};

@@ -57,6 +57,7 @@ pub struct Metrics {
     /// Photos whose claim named a class, by `claimed` and `seen` label and `outcome` (match,
     /// mismatch, uncertain); a claimed label the model does not know counts as `unknown`.
     pub claim_checks: Counter<u64>,
+    pub product_checks: Counter<u64>,
 }
 
 /// The instruments, made on first use from the global meter: install the exporter first.
@@ -122,6 +123,12 @@ pub fn metrics() -> &'static Metrics {
                 .u64_counter("autorma.claim.checks")
                 .with_description("Photos checked against their claimed class, by claimed and seen label and outcome")
                 .build(),
+            product_checks: meter
+                .u64_counter("autorma.product.checks")
+                .with_description(
+                    "Photos checked against their claimed SKU's catalogue photo, by seen label and outcome",
+                )
+                .build(),
         }
     })
 }
@@ -139,6 +146,9 @@ impl Metrics {
             let claimed = if record.probabilities.contains_key(claimed) { claimed.clone() } else { "unknown".into() };
             self.claim_checks.add(1, &claim_attributes(claimed, record.label.clone(), outcome));
         }
+        if let Some(product) = record.claim.as_ref().and_then(|c| c.product.as_ref()) {
+            self.product_checks.add(1, &product_attributes(record.label.clone(), product.outcome));
+        }
         let timings = &record.timings_ms;
         for (stage, ms) in [
             ("fetch", timings.fetch),
@@ -154,7 +164,7 @@ impl Metrics {
     }
 
     /// Puts the photo counters of every `label` (both decisions), of every dead-letter reason
-    /// and of every claim check (claimed and seen label, outcome) at zero before the first photo: Prometheus takes a series' first sample as its
+    /// and of every claim and product check (claimed and seen label, outcome) at zero before the first photo: Prometheus takes a series' first sample as its
     /// start, so `rate` and `increase` would miss the photos counted in the first export.
     pub fn start_counts(&self, labels: &[String]) {
         for label in labels {
@@ -171,6 +181,9 @@ impl Metrics {
                 for outcome in [CheckOutcome::Match, CheckOutcome::Mismatch, CheckOutcome::Uncertain] {
                     self.claim_checks.add(0, &claim_attributes(claimed.clone(), seen.clone(), outcome));
                 }
+            }
+            for outcome in [CheckOutcome::Match, CheckOutcome::Mismatch, CheckOutcome::Uncertain] {
+                self.product_checks.add(0, &product_attributes(claimed.clone(), outcome));
             }
         }
     }
@@ -218,6 +231,10 @@ impl Metrics {
         ];
         self.model_info.record(u64::from(serving), &attributes);
     }
+}
+
+fn product_attributes(seen: String, outcome: CheckOutcome) -> [KeyValue; 2] {
+    [KeyValue::new("seen", seen), KeyValue::new("outcome", outcome.as_str())]
 }
 
 fn claim_attributes(claimed: String, seen: String, outcome: CheckOutcome) -> [KeyValue; 3] {

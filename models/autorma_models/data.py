@@ -33,6 +33,38 @@ def scan(root: Path, classes: list[str] | None = None) -> tuple[list[Path], np.n
     return paths, np.asarray(labels, dtype=np.int64), classes
 
 
+def extra_photos(root: Path, classes: list[str], held_out: set[str]) -> tuple[list[Path], np.ndarray, int]:
+    """The photos of an extra training source in class folders (`autorma corrections export`
+    writes one), labelled by their folder. A class it has no folder for is fine; a folder that is
+    not one of `classes` is refused. Photos whose bytes are in `held_out` (sha256 hex: val's and
+    test's) are dropped, so a photo judged on never trains; returns how many were."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"extra training source `{root}` does not exist")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    unknown = [f for f in folders if f not in classes]
+    if unknown:
+        raise ValueError(f"extra training source `{root}` has folders {unknown} that are not classes of this "
+                         f"data set ({classes})")
+    paths, labels, dropped = [], [], 0
+    for cls in folders:
+        for p in sorted((root / cls).iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if hashlib.sha256(p.read_bytes()).hexdigest() in held_out:
+                dropped += 1
+                continue
+            paths.append(p)
+            labels.append(classes.index(cls))
+    return paths, np.asarray(labels, dtype=np.int64), dropped
+
+
+def photo_hashes(roots: list[Path]) -> set[str]:
+    """sha256 (hex) of every photo under `roots`."""
+    return {hashlib.sha256(p.read_bytes()).hexdigest()
+            for root in roots for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
 def _load_one(args) -> np.ndarray:
     path, spec = args
     return letterbox_resize(load_rgb(path, spec.background, spec.size), spec)

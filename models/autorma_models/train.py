@@ -8,6 +8,11 @@ the training device; augmentation runs there on whole batches, so a GPU is never
 a CPU run has no loader processes to feed. The class imbalance of `train` is handled by
 class-balanced sampling. The run keeps an exponential moving average (EMA) of the weights
 and writes the EMA weights, the recipe and the val history to `<out>/checkpoint.pt`.
+
+`--extra DIR` trains on a further class-folder set beside train/: the corrections people made
+in the review queue (`autorma corrections export --out DIR`). Its photos whose bytes are in
+val/ or test/ are dropped, so nothing judged on is trained on. `<out>/train_manifest.csv` lists
+every photo the run trains on, its label and its source.
 """
 from __future__ import annotations
 
@@ -55,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--bench-val", type=Path, default=None,
                    help="class-folder set of bench-style val photos (autorma_models.bench_photos on val/), "
                         "judged beside val and recorded as val_bench_acc, for choosing")
+    p.add_argument("--extra", type=Path, action="append", default=[],
+                   help="class-folder set trained on beside train/ (repeatable), e.g. `autorma corrections "
+                        "export`'s; photos whose bytes are in val/ or test/ are dropped")
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--init", type=Path, default=None,
                    help="run folder, or model package (a folder with model.json, e.g. fashion5), whose weights "
@@ -92,13 +100,48 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_split(root: Path, classes, spec, limit: int, workers: int):
+def scan_split(root: Path, classes, limit: int):
     paths, labels, classes = data.scan(root, classes)
     if limit:
         keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(classes))])
         paths, labels = [paths[i] for i in keep], labels[keep]
+    return paths, labels, classes
+
+
+def load_pixels(paths, labels, spec, workers: int):
     pixels = data.load_pixels(paths, spec, workers)
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), classes
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def load_split(root: Path, classes, spec, limit: int, workers: int):
+    paths, labels, classes = scan_split(root, classes, limit)
+    return (*load_pixels(paths, labels, spec, workers), classes)
+
+
+def train_photos(dirs: dict[str, Path], extra: list[Path], limit: int):
+    """train/'s photos, then each extra source's; with the source of each, for the manifest."""
+    paths, labels, classes = scan_split(dirs["train"], None, limit)
+    sources = ["train"] * len(paths)
+    if extra:
+        held_out = data.photo_hashes([dirs[s] for s in ("val", "test") if dirs[s].is_dir()])
+        for root in extra:
+            more, more_labels, dropped = data.extra_photos(root, classes, held_out)
+            log.info("extra source %s: %d photos (%s)%s", root, len(more),
+                     ", ".join(f"{classes[c]} {n}" for c, n in enumerate(np.bincount(more_labels, minlength=len(classes))) if n),
+                     f"; {dropped} dropped: their bytes are in val/ or test/" if dropped else "")
+            paths, labels = paths + more, np.concatenate([labels, more_labels])
+            sources += [str(root)] * len(more)
+    return paths, labels, classes, sources
+
+
+def write_train_manifest(path: Path, paths, labels, classes, sources) -> None:
+    """Every photo the run trains on, with its label and where it came from."""
+    import csv
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "source"])
+        w.writerows((str(p), classes[int(y)], src) for p, y, src in zip(paths, labels, sources))
 
 
 class BatchAugment:
@@ -258,7 +301,9 @@ def train(args) -> dict:
     spec = PreprocessSpec(size=args.size)
     dirs = data.split_dirs(args.data)
     t0 = time.time()
-    x_train, y_train, classes = load_split(dirs["train"], None, spec, args.limit_per_class, args.workers)
+    paths, labels, classes, sources = train_photos(dirs, args.extra, args.limit_per_class)
+    write_train_manifest(args.out / "train_manifest.csv", paths, labels, classes, sources)
+    x_train, y_train = load_pixels(paths, labels, spec, args.workers)
     x_val, y_val, _ = load_split(dirs["val"], classes, spec, args.limit_per_class, args.workers)
     log.info("loaded %d train / %d val photos at %dpx in %.1fs on %s", len(y_train), len(y_val), args.size,
              time.time() - t0, device)

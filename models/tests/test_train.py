@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +115,31 @@ def test_a_run_starts_from_a_package(tiny_dataset, tmp_path):
         "onnx": {"file": "model.onnx"}}))
     s = _tiny_run(tiny_dataset, tmp_path / "run", "--init", str(tmp_path))
     assert s["recipe"]["init"] == str(tmp_path)
+
+
+def test_corrections_reach_the_training_manifest(tiny_dataset, tmp_path):
+    """An export of corrections (`autorma corrections export`: <label>/<photo>) trains beside
+    train/ under the person's label; a photo of val or test in it is dropped."""
+    import csv
+    import shutil
+
+    from PIL import Image
+
+    extra = tmp_path / "corrections"
+    (extra / "shirts").mkdir(parents=True)
+    (extra / "tops").mkdir()
+    Image.new("RGB", (40, 60), (200, 30, 30)).save(extra / "shirts" / "inbox__bench-1__a.jpg")
+    val_photo = sorted((tiny_dataset / "val" / "tops").iterdir())[0]
+    shutil.copy(val_photo, extra / "tops" / "inbox__from-val.jpg")
+    _tiny_run(tiny_dataset, tmp_path / "run", "--extra", str(extra))
+    with (tmp_path / "run" / "train_manifest.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    from_extra = [r for r in rows if r["source"] == str(extra)]
+    assert [(Path(r["path"]).name, r["label"]) for r in from_extra] == [("inbox__bench-1__a.jpg", "shirts")]
+    assert sum(r["source"] == "train" for r in rows) == len(list((tiny_dataset / "train").rglob("*.jpg")))
+
+
+def test_an_extra_folder_that_is_not_a_class_is_refused(tiny_dataset, tmp_path):
+    (tmp_path / "extra" / "sandals").mkdir(parents=True)
+    with pytest.raises(ValueError, match="sandals"):
+        _tiny_run(tiny_dataset, tmp_path / "run", "--extra", str(tmp_path / "extra"))

@@ -13,11 +13,15 @@ use crate::manifest::Manifest;
 use crate::package::ModelPackage;
 use crate::registry::{place_package, short_sha};
 
-/// The package's files, as they are in `models/fashion5` when the program is built.
-const FILES: [(&str, &[u8]); 3] = [
+const MANIFEST: &[u8] = include_bytes!("../../models/fashion5/model.json");
+
+/// The package's files, as they are in `models/fashion5` when the program is built
+/// (`model.json` last: a folder holding it is complete).
+const FILES: [(&str, &[u8]); 4] = [
     ("model.onnx", include_bytes!("../../models/fashion5/model.onnx")),
+    ("embedding.onnx", include_bytes!("../../models/fashion5/embedding.onnx")),
     ("MODEL_CARD.md", include_bytes!("../../models/fashion5/MODEL_CARD.md")),
-    ("model.json", include_bytes!("../../models/fashion5/model.json")),
+    ("model.json", MANIFEST),
 ];
 
 /// How messages name the built-in package where a folder would be named.
@@ -26,13 +30,13 @@ pub const BUILTIN_PACKAGE: &str = "the built-in fashion5 package";
 /// The built-in package, written under `cache` the first time (and again if that copy does
 /// not check out).
 pub fn builtin_package(cache: &Path) -> Result<ModelPackage, RegistryError> {
-    let manifest = Manifest::parse(FILES[2].1, Path::new("models/fashion5/model.json (built in)"))?;
+    let manifest = Manifest::parse(MANIFEST, Path::new("models/fashion5/model.json (built in)"))?;
     let dir = cache.join("builtin").join(format!(
         "{}-{}-{}-{}",
         manifest.name,
         manifest.version,
         short_sha(&manifest.onnx.sha256),
-        short_sha(&hex::encode(Sha256::digest(FILES[2].1)))
+        short_sha(&hex::encode(Sha256::digest(MANIFEST)))
     ));
     place_package(&dir, &FILES, &manifest.onnx.sha256)
 }

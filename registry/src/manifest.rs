@@ -39,6 +39,9 @@ pub struct Manifest {
     /// for a package without one.
     #[serde(default = "default_claim_threshold")]
     pub claim_threshold: f32,
+    /// The product check's embedding graph, when the package has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingSpec>,
     /// Val/test metrics as trained; kept opaque here, `autorma eval` compares against them.
     #[serde(default)]
     pub metrics: serde_json::Value,
@@ -78,6 +81,29 @@ pub struct OnnxSpec {
     pub output: String,
     #[serde(default)]
     pub opset: Option<u32>,
+}
+
+/// A second graph beside the classifier (`autorma_models.embedding`): the same input, and an
+/// L2-normalised embedding per photo. A claimed product's catalogue photo and the returned
+/// item's photo are compared by the cosine similarity of theirs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingSpec {
+    /// File name inside the package folder.
+    pub file: String,
+    pub sha256: String,
+    /// Name of the graph input, as the classifier's.
+    pub input: String,
+    /// Name of the graph output, `float32[N, dim]`, each row of length 1.
+    pub output: String,
+    pub dim: u32,
+    /// How two embeddings compare: only `cosine`.
+    pub similarity: String,
+    /// A claimed product whose catalogue photo is less similar than this is not what the photo
+    /// shows (chosen on val: it flags a set share of honest returns).
+    pub threshold: f32,
+    /// Val/test figures as trained; opaque here.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

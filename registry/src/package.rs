@@ -15,6 +15,8 @@ pub struct ModelPackage {
     pub manifest: Manifest,
     /// Absolute path of the verified `model.onnx`.
     pub onnx_path: PathBuf,
+    /// Absolute path of the verified embedding graph, when the package has one.
+    pub embedding_path: Option<PathBuf>,
 }
 
 impl ModelPackage {
@@ -28,17 +30,24 @@ impl ModelPackage {
             .map_err(|source| RegistryError::Read { path: manifest_path.clone(), source })?;
         let manifest = Manifest::parse(&bytes, &manifest_path)?;
 
-        let onnx_path = dir.join(&manifest.onnx.file);
-        let actual = sha256_file(&onnx_path)?;
-        if !actual.eq_ignore_ascii_case(&manifest.onnx.sha256) {
-            return Err(RegistryError::ChecksumMismatch {
-                path: onnx_path,
-                expected: manifest.onnx.sha256.clone(),
-                actual,
-            });
+        let onnx_path = verified(dir, &manifest.onnx.file, &manifest.onnx.sha256)?;
+        let embedding_path = match &manifest.embedding {
+            Some(e) => Some(verified(dir, &e.file, &e.sha256)?),
+            None => None,
+        };
+        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, onnx_path, embedding_path })
+    }
+
+    /// The package's files as a registry stores them: the graphs, the card when there is one,
+    /// and `model.json` last (a version is complete once it is there).
+    pub fn files(&self) -> Vec<String> {
+        let mut files = vec![self.manifest.onnx.file.clone()];
+        files.extend(self.manifest.embedding.as_ref().map(|e| e.file.clone()));
+        if self.dir.join("MODEL_CARD.md").is_file() {
+            files.push("MODEL_CARD.md".into());
         }
-        let onnx_path = std::path::absolute(&onnx_path).unwrap_or(onnx_path);
-        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, onnx_path })
+        files.push("model.json".into());
+        files
     }
 
     pub fn classes(&self) -> &[String] {
@@ -55,6 +64,16 @@ impl ModelPackage {
     pub fn recorded_test_metric(&self, pointer: &str) -> Option<f64> {
         self.manifest.metrics.get("test")?.pointer(pointer)?.as_f64()
     }
+}
+
+/// The absolute path of `<dir>/<file>`, once its sha256 is the one the manifest states.
+fn verified(dir: &Path, file: &str, sha256: &str) -> Result<PathBuf, RegistryError> {
+    let path = dir.join(file);
+    let actual = sha256_file(&path)?;
+    if !actual.eq_ignore_ascii_case(sha256) {
+        return Err(RegistryError::ChecksumMismatch { path, expected: sha256.to_string(), actual });
+    }
+    Ok(std::path::absolute(&path).unwrap_or(path))
 }
 
 impl Manifest {
@@ -118,14 +137,36 @@ fn validate(m: &Manifest) -> Result<(), String> {
     if p.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || p.mean.iter().any(|m| !m.is_finite()) {
         return Err("`preprocessing.mean`/`std` must be finite and `std` positive".into());
     }
-    if m.onnx.file.is_empty() || m.onnx.file.contains('/') || m.onnx.file.contains("..") {
-        return Err(format!("`onnx.file` is `{}`, expected a file name inside the package", m.onnx.file));
+    check_graph("onnx", &m.onnx.file, &m.onnx.sha256, &m.onnx.input, &m.onnx.output)?;
+    if let Some(e) = &m.embedding {
+        check_graph("embedding", &e.file, &e.sha256, &e.input, &e.output)?;
+        if e.file == m.onnx.file {
+            return Err("`embedding.file` is the classifier's `onnx.file`: the embedding is a graph of its own".into());
+        }
+        if e.dim == 0 || e.dim > 4096 {
+            return Err(format!("`embedding.dim` is {}, expected 1..=4096", e.dim));
+        }
+        if e.similarity != "cosine" {
+            return Err(format!("`embedding.similarity` is `{}`, this build supports only `cosine`", e.similarity));
+        }
+        if !(-1.0..=1.0).contains(&e.threshold) {
+            return Err(format!("`embedding.threshold` is {}, not a cosine similarity within [-1, 1]", e.threshold));
+        }
     }
-    if m.onnx.sha256.len() != 64 || !m.onnx.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err("`onnx.sha256` must be 64 hex digits".into());
+    Ok(())
+}
+
+/// The fields naming a graph of the package (`onnx`, `embedding`): a file inside it, its
+/// checksum, its tensors.
+fn check_graph(field: &str, file: &str, sha256: &str, input: &str, output: &str) -> Result<(), String> {
+    if file.is_empty() || file.contains('/') || file.contains('\\') || file.contains("..") || file == "model.json" {
+        return Err(format!("`{field}.file` is `{file}`, expected a file name inside the package"));
     }
-    if m.onnx.input.is_empty() || m.onnx.output.is_empty() {
-        return Err("`onnx.input` and `onnx.output` must name the graph's tensors".into());
+    if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{field}.sha256` must be 64 hex digits"));
+    }
+    if input.is_empty() || output.is_empty() {
+        return Err(format!("`{field}.input` and `{field}.output` must name the graph's tensors"));
     }
     Ok(())
 }

@@ -81,12 +81,7 @@ impl Registry {
                 package.manifest.name, self.name, package.manifest.name
             )));
         }
-        let mut files = vec![package.manifest.onnx.file.clone()];
-        let card = package.dir.join("MODEL_CARD.md");
-        if card.is_file() {
-            files.push("MODEL_CARD.md".into());
-        }
-        files.push("model.json".into());
+        let files = package.files();
         let mut version = first;
         let record = loop {
             let record = VersionRecord {

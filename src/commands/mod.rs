@@ -2,6 +2,7 @@
 
 mod bench;
 mod classify;
+mod corrections;
 mod eval;
 mod ingest;
 mod model;
@@ -62,6 +63,7 @@ async fn run_command(cli: Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::worker(args, file).await,
         Command::Model(args) => model::model(args, file).await,
         Command::Replay(args) => replay::replay(args, file).await,
+        Command::Corrections(args) => corrections::corrections(args, file).await,
         Command::Serve(args) => serve::serve(args, file).await,
     }
 }

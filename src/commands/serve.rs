@@ -16,6 +16,7 @@ use autorma_api::feed::topics::{FEED_TOPICS, TopicFeed};
 use autorma_api::feed::{self, FeedEvent, FeedStatus};
 use autorma_api::stores::{Broker, Photos, Stores};
 use autorma_api::{ServeState, router};
+use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineModel, Requests, serve_requests};
 use autorma_core::metrics::metrics;
@@ -186,13 +187,15 @@ async fn start_embedded(
     // One model, loaded once: the pipeline (with --inbox) and `POST /v1/classify` share its
     // sessions and batches.
     let config = settings.pipeline.clone();
+    let catalogue = settings.pipeline.catalogue.clone();
     let serving = tokio::task::spawn_blocking(move || {
         ServingModel::load(package, &config.runtime, config.limits, config.num_workers)
     })
     .await
     .expect("model loading panicked")?;
     let models = ModelHandle::new(serving);
-    let (requests, request_inbox) = autorma_classifier::requests(models.clone(), settings.pipeline.fetch_concurrency);
+    let (requests, request_inbox) =
+        autorma_classifier::requests(models.clone(), catalogue.clone(), settings.pipeline.fetch_concurrency);
     let pipeline = match &args.inbox {
         None => {
             // No pipeline here: requests get a batcher and inference threads of their own.
@@ -228,7 +231,7 @@ async fn start_embedded(
         upload_prefix: String::new(),
     });
     let corrections = Store::Local(LocalStore::new(bucket.clone(), out));
-    let stores = Stores { bucket, photos, corrections, broker: None };
+    let stores = Stores { bucket, photos, corrections, broker: None, catalogue };
     Ok(Started { index, index_path, stores, requests, tasks: vec![feeder], pipeline })
 }
 
@@ -269,12 +272,17 @@ async fn start_streaming(
         follow_registry("serve", &args.follow, args.model_cache.clone(), &streaming, &store, &settings, package)
             .await?;
     let following = tokio::spawn(follower.run(models.clone(), std::future::pending()));
-    let (requests, request_inbox) = autorma_classifier::requests(models, settings.pipeline.fetch_concurrency);
+    let store = Store::S3(store);
+    let catalogue = settings.pipeline.catalogue.clone();
+    let catalogue =
+        catalogue.unwrap_or_else(|| Arc::new(Catalogue::in_bucket(store.clone(), streaming.bucket.clone())));
+    let (requests, request_inbox) =
+        autorma_classifier::requests(models, Some(catalogue.clone()), settings.pipeline.fetch_concurrency);
     let config = settings.pipeline.clone();
     tokio::spawn(async move { serve_requests(request_inbox, &config, Arc::default()).await });
     let producer = streaming.kafka.producer().context("cannot create the Kafka producer")?;
-    let store = Store::S3(store);
     let stores = Stores {
+        catalogue: Some(catalogue),
         bucket: streaming.bucket,
         photos: Some(Photos { store: store.clone(), upload_prefix: inbox_prefix }),
         corrections: store,

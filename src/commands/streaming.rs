@@ -18,12 +18,18 @@ pub async fn connect(settings: &StreamingSettings, topics: &[&'static str]) -> a
     tokio::task::spawn_blocking(move || kafka.check_topics(&topics, BROKER_CHECK_TIMEOUT))
         .await
         .expect("broker check panicked")?;
+    let store = connect_bucket(settings).await?;
+    tracing::info!(brokers = %settings.kafka.brokers, endpoint = settings.s3.endpoint.as_deref().unwrap_or("AWS S3"),
+        bucket = %settings.bucket, "connected to Kafka and S3");
+    Ok(store)
+}
+
+/// The S3 client, once the bucket answers (for commands that need no broker).
+pub async fn connect_bucket(settings: &StreamingSettings) -> anyhow::Result<S3Store> {
     let store = S3Store::connect(&settings.s3).await;
     store
         .check_bucket(&settings.bucket)
         .await
         .context("cannot use the bucket (set it with --bucket or AUTORMA_BUCKET)")?;
-    tracing::info!(brokers = %settings.kafka.brokers, endpoint = settings.s3.endpoint.as_deref().unwrap_or("AWS S3"),
-        bucket = %settings.bucket, "connected to Kafka and S3");
     Ok(store)
 }

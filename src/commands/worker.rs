@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::{Pipeline, PipelineModel, RetryConfig};
 use autorma_core::Store;
 use autorma_core::topics;
@@ -55,6 +56,9 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     let model_cache = args.model_cache.clone();
     let models = follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package).await?;
     let store = Store::S3(store);
+    if settings.pipeline.catalogue.is_none() {
+        settings.pipeline.catalogue = Some(Arc::new(Catalogue::in_bucket(store.clone(), streaming.bucket.clone())));
+    }
     let sink = StreamingSink::new(store.clone());
     let consumer = KafkaConsumerConfig {
         kafka: streaming.kafka.clone(),

@@ -6,10 +6,12 @@ pub mod file;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
 use autorma_classifier::PipelineConfig;
+use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
@@ -77,13 +79,14 @@ pub fn resolve(args: &PipelineArgs) -> ModelSettings {
         max_wait: Duration::from_millis(args.batch_wait_ms),
         wait_when_idle: args.batch_wait_always,
     };
-    pipeline.limits = DecodeLimits { max_pixels: args.max_pixels, max_bytes: args.max_file_bytes };
+    pipeline.limits = DecodeLimits { max_pixels: args.max_pixels, max_bytes: args.file_limit.max_file_bytes };
     if let Some(n) = args.fetch_concurrency {
         pipeline.fetch_concurrency = n as usize;
     }
     if let Some(n) = args.sink_concurrency {
         pipeline.sink_concurrency = n as usize;
     }
+    pipeline.catalogue = args.catalogue.as_deref().map(|dir| Arc::new(Catalogue::folder(dir)));
     ModelSettings { model_dir: args.model.clone(), pipeline }
 }
 
@@ -172,7 +175,7 @@ mod tests {
             "s3_endpoint" => "http://127.0.0.1:19000",
             "cors_origin" => "https://bench.example.com",
             "allowed_host" => "bench.example.com",
-            "inbox" | "out" | "data" | "model" | "ort_library" | "model_cache" | "index" | "registry" | "dir" => {
+            "inbox" | "out" | "results" | "catalogue" | "data" | "model" | "ort_library" | "model_cache" | "index" | "registry" | "dir" => {
                 "/tmp/autorma-sample"
             }
             "files" => "a.jpg",

@@ -168,8 +168,29 @@ try {
   assert.equal(await page.locator("[data-testid=wrong-item]:visible").count(), 1, "only the wrong item is marked");
   await shot("8-wrong-item");
 
+  // The right class but another product: the same photo claimed as its own label and as SKU
+  // GREY-1, whose catalogue photo is grey. The queue shows both photos side by side.
+  const swapped = await page.evaluate(async ({ key, token, label }) => {
+    const auth = { Authorization: `Bearer ${token}` };
+    const photo = await (await fetch("/v1/photos/" + key.split("/").map(encodeURIComponent).join("/"), { headers: auth })).blob();
+    const answer = await (await fetch(`/v1/uploads?name=wrong-product.png&expected_label=${label}&sku=GREY-1`,
+      { method: "POST", headers: { ...auth, "Content-Type": "image/png" }, body: photo })).json();
+    return { key: answer.uploads[0].key };
+  }, { key: sure.key, token, label: sure.label });
+  const item = page.locator(`[data-testid=review-item][data-key="${swapped.key}"]`);
+  await item.getByTestId("product-check").waitFor({ state: "visible" });
+  assert.match(await item.getByTestId("product-check").textContent(), /Not the ordered product \(similarity -?[0-9.]+\)/);
+  const catalogue = item.getByTestId("catalogue-photo");
+  await catalogue.waitFor({ state: "visible" });
+  await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await catalogue.elementHandle());
+  const [returned, ordered] = await Promise.all([item.locator("img").first().boundingBox(), catalogue.boundingBox()]);
+  assert.ok(Math.abs(returned.y - ordered.y) < 2 && ordered.x > returned.x + returned.width - 2,
+    `the two photos side by side: ${JSON.stringify({ returned, ordered })}`);
+  assert.match(await item.getByTestId("wrong-item").textContent(), /SKU GREY-1/);
+  await shot("9-wrong-product");
+
   assert.deepEqual(consoleErrors, [], "no errors in the page's console");
-  console.log(JSON.stringify({ uploaded, corrected: { key, label: newLabel }, wrong_item: wrong }));
+  console.log(JSON.stringify({ uploaded, corrected: { key, label: newLabel }, wrong_item: wrong, wrong_product: swapped }));
 } finally {
   await browser.close();
 }

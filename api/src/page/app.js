@@ -230,6 +230,12 @@ async function thumbnail(img, key) {
 
 const encodeKey = (key) => key.split("/").map(encodeURIComponent).join("/");
 
+async function catalogueImage(img, sku) {
+  try {
+    img.src = URL.createObjectURL(await (await api("/v1/catalogue/" + encodeURIComponent(sku))).blob());
+  } catch (_) { img.alt = "(no catalogue photo)"; }
+}
+
 // --- the review queue --------------------------------------------------------------------
 
 async function refreshReview() {
@@ -252,9 +258,13 @@ function reviewItem(result) {
   li.className = "review-item";
   li.dataset.key = result.item.key;
   li.dataset.testid = "review-item";
-  li.innerHTML = `<img alt=""><div><div class="key"></div>
+  li.innerHTML = `<div class="photos"><img alt="the returned item"><figure class="catalogue" hidden>
+      <img alt="the catalogue photo of the claimed product" data-testid="catalogue-photo">
+      <figcaption>ordered: SKU <span class="sku"></span></figcaption></figure></div>
+    <div><div class="key"></div>
     <div class="wrong-item" data-testid="wrong-item" hidden>Not what was ordered: claimed <b class="claimed"></b>,
       seen <b class="seen"></b><span class="return-ids"></span></div>
+    <div class="product-check" data-testid="product-check" hidden></div>
     <div>model says <b class="label"></b> at <span class="confidence"></span></div>
     <div class="buttons"></div><div class="error"></div></div>`;
   const local = state.cards.get(result.item.key);
@@ -272,6 +282,19 @@ function reviewItem(result) {
     badge.querySelector(".seen").textContent = result.label;
     const ids = [claim.rma_id && `RMA ${claim.rma_id}`, claim.sku && `SKU ${claim.sku}`].filter(Boolean);
     badge.querySelector(".return-ids").textContent = ids.length ? ` (${ids.join(", ")})` : "";
+  }
+  // The product check compared the photo with the claimed SKU's catalogue photo: both side by side.
+  const product = result.claim && result.claim.product;
+  if (product && product.similarity != null) {
+    const figure = li.querySelector(".catalogue");
+    figure.hidden = false;
+    figure.querySelector(".sku").textContent = result.claim.claim.sku;
+    catalogueImage(figure.querySelector("img"), result.claim.claim.sku);
+    const line = li.querySelector(".product-check");
+    line.hidden = false;
+    line.classList.toggle("mismatch", product.outcome === "mismatch");
+    line.textContent = (product.outcome === "mismatch" ? "Not the ordered product" : "Looks like the ordered product")
+      + ` (similarity ${product.similarity.toFixed(2)})`;
   }
   const buttons = li.querySelector(".buttons");
   const button = (label, text, cls) => {

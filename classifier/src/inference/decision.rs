@@ -1,7 +1,7 @@
 //! Probabilities -> label, confidence and decision (models/PACKAGE.md, "Outputs and decisions"),
 //! then that prediction judged against the photo's claim, if it has one.
 
-use autorma_core::{CheckOutcome, Claim, ClaimCheck, Decision, ReviewReason};
+use autorma_core::{CheckOutcome, Claim, ClaimCheck, Decision, ProductCheck, ReviewReason};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -39,10 +39,17 @@ pub struct Verdict {
 
 /// The prediction's decision, unless the photo is not what its claim says: when the model
 /// gives the claimed class a probability under `claim_threshold` (the package's, chosen on
-/// val), the photo goes to review as `wrong_item`, whatever its confidence. The probabilities
-/// are calibrated, so that is the model being confident the photo shows another class, even
-/// when it is unsure which (a shirt or a top, claimed as a watch).
-pub fn judge(prediction: &Prediction, classes: &[String], claim_threshold: f32, claim: Option<&Claim>) -> Verdict {
+/// val), or the product check (`product`, for a claim with a SKU) found the photo unlike the
+/// SKU's catalogue photo, the photo goes to review as `wrong_item`, whatever its confidence.
+/// The probabilities are calibrated, so the first is the model being confident the photo shows
+/// another class, even when it is unsure which (a shirt or a top, claimed as a watch).
+pub fn judge(
+    prediction: &Prediction,
+    classes: &[String],
+    claim_threshold: f32,
+    claim: Option<&Claim>,
+    product: Option<ProductCheck>,
+) -> Verdict {
     let category = claim.and_then(|c| c.expected_label.as_deref()).map(|expected| {
         match classes.iter().position(|class| class == expected) {
             Some(claimed) if claimed == prediction.label => CheckOutcome::Match,
@@ -51,13 +58,22 @@ pub fn judge(prediction: &Prediction, classes: &[String], claim_threshold: f32, 
             _ => CheckOutcome::Uncertain,
         }
     });
-    let (decision, review_reason) = match (prediction.decision, category) {
-        (_, Some(CheckOutcome::Mismatch)) => (Decision::Review, Some(ReviewReason::WrongItem)),
-        (Decision::Review, _) => (Decision::Review, Some(ReviewReason::LowConfidence)),
-        (Decision::Auto, _) => (Decision::Auto, None),
+    let wrong_item = category == Some(CheckOutcome::Mismatch)
+        || product.as_ref().is_some_and(|p| p.outcome == CheckOutcome::Mismatch);
+    let (decision, review_reason) = match (prediction.decision, wrong_item) {
+        (_, true) => (Decision::Review, Some(ReviewReason::WrongItem)),
+        (Decision::Review, false) => (Decision::Review, Some(ReviewReason::LowConfidence)),
+        (Decision::Auto, false) => (Decision::Auto, None),
     };
-    let claim = claim.map(|claim| ClaimCheck { claim: claim.clone(), category });
+    let claim = claim.map(|claim| ClaimCheck { claim: claim.clone(), category, product });
     Verdict { decision, review_reason, claim }
+}
+
+/// The product check of a photo whose embedding is `similarity` (cosine) from its claimed
+/// SKU's catalogue photo's: a mismatch under the package's embedding `threshold`.
+pub fn product_check(similarity: f32, threshold: f32) -> ProductCheck {
+    let outcome = if similarity < threshold { CheckOutcome::Mismatch } else { CheckOutcome::Match };
+    ProductCheck { outcome, similarity: Some(similarity), detail: None }
 }
 
 #[cfg(test)]
@@ -75,7 +91,7 @@ mod tests {
         let confident_tops = decide(&[0.02, 0.95, 0.03], &thresholds);
         let unsure_tops = decide(&[0.4, 0.5, 0.1], &thresholds);
         let outcome = |p: &Prediction, claim: Option<&Claim>| {
-            let v = judge(p, &classes, 0.05, claim);
+            let v = judge(p, &classes, 0.05, claim, None);
             (v.decision, v.review_reason, v.claim.and_then(|c| c.category))
         };
         use {CheckOutcome::*, Decision::*, ReviewReason::*};
@@ -89,8 +105,28 @@ mod tests {
         assert_eq!(outcome(&unsure_tops, Some(&claimed("tops"))), (Review, Some(LowConfidence), Some(Match)));
         assert_eq!(outcome(&confident_tops, Some(&claimed("hats"))), (Auto, None, Some(Uncertain)));
         let sku_only = Claim { sku: Some("1163".into()), ..Claim::default() };
-        let v = judge(&confident_tops, &classes, 0.05, Some(&sku_only));
+        let v = judge(&confident_tops, &classes, 0.05, Some(&sku_only), None);
         assert_eq!((v.decision, v.claim.unwrap().category), (Auto, None));
+    }
+
+    #[test]
+    fn a_product_unlike_its_catalogue_photo_is_a_wrong_item() {
+        let classes: Vec<String> = ["shirts", "tops"].map(String::from).to_vec();
+        let confident_tops = decide(&[0.05, 0.95], &[0.9, 0.9]);
+        let claim = Claim { expected_label: Some("tops".into()), sku: Some("1163".into()), ..Claim::default() };
+        let check = |similarity: Result<f32, &str>| {
+            let product = similarity.map_or_else(|why| ProductCheck::unchecked(why.into()), |s| product_check(s, 0.4));
+            let v = judge(&confident_tops, &classes, 0.05, Some(&claim), Some(product));
+            let product = v.claim.unwrap().product.unwrap();
+            (v.decision, v.review_reason, product.outcome, product.detail)
+        };
+        use {CheckOutcome::*, Decision::*, ReviewReason::*};
+        assert_eq!(check(Ok(0.8)), (Auto, None, Match, None));
+        assert_eq!(check(Ok(0.4)), (Auto, None, Match, None), "the threshold itself passes");
+        assert_eq!(check(Ok(0.39)), (Review, Some(WrongItem), Mismatch, None));
+        let none = check(Err("no catalogue photo for SKU 1163"));
+        assert_eq!((none.0, none.2), (Auto, Uncertain));
+        assert_eq!(none.3.as_deref(), Some("no catalogue photo for SKU 1163"));
     }
 
     #[test]

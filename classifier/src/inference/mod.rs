@@ -2,10 +2,12 @@
 //! probabilities into decisions.
 
 mod decision;
+mod embedding;
 mod runtime;
 mod session;
 
-pub use decision::{Prediction, Verdict, decide, judge};
+pub use decision::{Prediction, Verdict, decide, judge, product_check};
+pub use embedding::{EmbeddingSession, cosine};
 pub use runtime::{ExecutionProvider, ORT_VERSION, RuntimeConfig, SETUP_COMMAND, default_library_path, init_runtime};
 pub use session::ModelSession;
 

@@ -1,7 +1,7 @@
 //! One ONNX Runtime session: owned by one inference worker thread (a session runs one batch
 //! at a time; more throughput comes from more workers, each with its own session).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use autorma_core::ModelRef;
 use autorma_registry::ModelPackage;
@@ -29,46 +29,11 @@ impl ModelSession {
     /// Creates a session on the requested execution provider, or fails: a provider that
     /// cannot register is an error, never a silent fallback to CPU.
     pub fn new(package: &ModelPackage, config: &RuntimeConfig) -> Result<Self, InferenceError> {
-        let environment = init_runtime(&config.library)?;
         let model_path = package.onnx_path.clone();
-        let session_err = |detail: String| InferenceError::Session { model: model_path.clone(), detail };
-        let builder = Session::builder(environment).map_err(|e| session_err(e.to_string()))?;
-        let builder = builder
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| session_err(e.to_string()))?
-            .with_intra_threads(config.intra_threads.max(1))
-            .map_err(|e| session_err(e.to_string()))?
-            .with_intra_op_spinning(config.intra_op_spinning)
-            .map_err(|e| session_err(e.to_string()))?
-            // The memory pattern is planned per input shape and kept: with batches of every size
-            // from 1 to the largest, a worker's memory grew by a pattern each time a new size
-            // came (93 to 111 MB over sizes 1 to 32 in a probe of this model; 93 to 99 without,
-            // and no slower).
-            .with_memory_pattern(false)
-            .map_err(|e| session_err(e.to_string()))?;
-        let provider_err = |e: ort::Error<_>| InferenceError::ProviderUnavailable {
-            provider: config.execution_provider.name(),
-            detail: e.to_string(),
-        };
-        let mut builder = match config.execution_provider {
-            ExecutionProvider::Cpu => builder
-                .with_execution_providers([ort::ep::CPU::default().build().error_on_failure()])
-                .map_err(provider_err)?,
-            ExecutionProvider::Cuda { device_id } => cuda(builder, device_id)
-                .map_err(|detail| InferenceError::ProviderUnavailable { provider: "cuda", detail })?,
-        };
-        let session = builder.commit_from_file(&model_path).map_err(|e| session_err(e.to_string()))?;
+        let session = open_session(&model_path, config)?;
 
         let m = &package.manifest;
-        let signature_err = |detail: String| InferenceError::Signature { model: model_path.clone(), detail };
-        if !session.inputs().iter().any(|i| i.name() == m.onnx.input) {
-            let names: Vec<_> = session.inputs().iter().map(|i| i.name().to_string()).collect();
-            return Err(signature_err(format!("no input `{}` (graph inputs: {names:?})", m.onnx.input)));
-        }
-        if !session.outputs().iter().any(|o| o.name() == m.onnx.output) {
-            let names: Vec<_> = session.outputs().iter().map(|o| o.name().to_string()).collect();
-            return Err(signature_err(format!("no output `{}` (graph outputs: {names:?})", m.onnx.output)));
-        }
+        check_signature(&session, &model_path, &m.onnx.input, &m.onnx.output)?;
         tracing::info!(model = %m.name, version = %m.version, execution_provider = config.execution_provider.name(),
             intra_threads = config.intra_threads, "created inference session");
         let mut created = Self {
@@ -123,6 +88,53 @@ impl ModelSession {
         }
         Ok(probabilities.chunks_exact(self.num_classes).map(|row| decide(row, &self.thresholds)).collect())
     }
+}
+
+/// A session of the graph at `path` on the configured execution provider, or an error: a
+/// provider that cannot register is an error, never a silent fallback to CPU.
+pub(super) fn open_session(path: &Path, config: &RuntimeConfig) -> Result<Session, InferenceError> {
+    let environment = init_runtime(&config.library)?;
+    let session_err = |detail: String| InferenceError::Session { model: path.to_path_buf(), detail };
+    let builder = Session::builder(environment).map_err(|e| session_err(e.to_string()))?;
+    let builder = builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| session_err(e.to_string()))?
+        .with_intra_threads(config.intra_threads.max(1))
+        .map_err(|e| session_err(e.to_string()))?
+        .with_intra_op_spinning(config.intra_op_spinning)
+        .map_err(|e| session_err(e.to_string()))?
+        // The memory pattern is planned per input shape and kept: with batches of every size
+        // from 1 to the largest, a worker's memory grew by a pattern each time a new size
+        // came (93 to 111 MB over sizes 1 to 32 in a probe of this model; 93 to 99 without,
+        // and no slower).
+        .with_memory_pattern(false)
+        .map_err(|e| session_err(e.to_string()))?;
+    let provider_err = |e: ort::Error<_>| InferenceError::ProviderUnavailable {
+        provider: config.execution_provider.name(),
+        detail: e.to_string(),
+    };
+    let mut builder = match config.execution_provider {
+        ExecutionProvider::Cpu => builder
+            .with_execution_providers([ort::ep::CPU::default().build().error_on_failure()])
+            .map_err(provider_err)?,
+        ExecutionProvider::Cuda { device_id } => cuda(builder, device_id)
+            .map_err(|detail| InferenceError::ProviderUnavailable { provider: "cuda", detail })?,
+    };
+    builder.commit_from_file(path).map_err(|e| session_err(e.to_string()))
+}
+
+/// The graph has the input and output the manifest names.
+pub(super) fn check_signature(session: &Session, path: &Path, input: &str, output: &str) -> Result<(), InferenceError> {
+    let signature_err = |detail: String| InferenceError::Signature { model: path.to_path_buf(), detail };
+    if !session.inputs().iter().any(|i| i.name() == input) {
+        let names: Vec<_> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+        return Err(signature_err(format!("no input `{input}` (graph inputs: {names:?})")));
+    }
+    if !session.outputs().iter().any(|o| o.name() == output) {
+        let names: Vec<_> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        return Err(signature_err(format!("no output `{output}` (graph outputs: {names:?})")));
+    }
+    Ok(())
 }
 
 #[cfg(feature = "cuda")]

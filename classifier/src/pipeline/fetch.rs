@@ -18,9 +18,11 @@ use tracing::Instrument;
 use super::batcher::Upstream;
 use super::decode::preprocess_blocking;
 use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
+use super::product::product_input;
 use super::revoked::RevokedPartitions;
 use super::stats::{PipelineStats, ms};
 use super::trace;
+use crate::catalogue::Catalogue;
 use crate::preprocess::DecodeLimits;
 use crate::serving::ModelHandle;
 
@@ -37,6 +39,8 @@ pub(crate) struct FetchStage<S, K> {
     /// The model each photo is given to (read once per photo: see `serving`).
     pub models: ModelHandle,
     pub limits: DecodeLimits,
+    /// Where the product check finds a claimed SKU's photo; `None`: no product check.
+    pub catalogue: Option<Arc<Catalogue>>,
     pub retry: RetryConfig,
     pub concurrency: usize,
     /// Tells the batcher which photos are still on their way (one guard per task).
@@ -135,9 +139,11 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
         match tensor {
             Ok(_) if self.drop_if_revoked(&sourced) => trace::finish_without_write(&photo, "dropped_revoked"),
             Ok(tensor) => {
+                let sku = sourced.event.claim.as_ref().and_then(|c| c.sku.as_deref());
+                let product = product_input(&model, self.catalogue.as_deref(), sku, self.limits.max_bytes).await;
                 let origin = Origin::Event(sourced);
                 let ready_at = Instant::now();
-                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at, trace: photo };
+                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at, trace: photo, product };
                 let _ = self.prepared_tx.send(prepared).await;
             }
             Err(e) => {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::batcher::Batch;
 use super::messages::{Answer, Classified, Failed, Origin, Prepared, SinkInput};
+use super::product::product_checks;
 use super::stats::PipelineStats;
 use super::stats::ms;
 use super::trace;
@@ -83,8 +84,9 @@ fn worker(
 
         let sent = match predictions {
             Ok(predictions) => {
+                let products = product_checks(id, &batch.items);
                 let mut classified = Vec::with_capacity(size);
-                for (item, prediction) in batch.items.into_iter().zip(predictions) {
+                for ((item, prediction), product) in batch.items.into_iter().zip(predictions).zip(products) {
                     let batch_wait_ms = ms(started - item.ready_at);
                     match item.origin {
                         Origin::Event(sourced) => classified.push(Classified {
@@ -97,6 +99,7 @@ fn worker(
                             infer_ms,
                             infer_done_at,
                             trace: item.trace,
+                            product,
                         }),
                         // A caller that gave up no longer wants the answer.
                         Origin::Request(reply) => {
@@ -107,6 +110,7 @@ fn worker(
                                 decode_ms: item.decode_ms,
                                 batch_wait_ms,
                                 infer_ms,
+                                product,
                             };
                             let _ = reply.send(Ok(answer));
                         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use autorma_core::{Decision, DlqReason, OutboundRecord, Position, PriorOutcome, SourcedEvent};
+use autorma_core::{Decision, DlqReason, OutboundRecord, Position, PriorOutcome, ProductCheck, SourcedEvent};
 use opentelemetry::Context;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -24,6 +24,24 @@ pub struct Prepared {
     pub ready_at: Instant,
     /// The photo's span (see `trace.rs`); empty for a request.
     pub trace: Context,
+    /// For a claim that names a SKU: what the product check compares the photo with.
+    pub product: Option<ProductInput>,
+}
+
+/// What the product check compares a photo with, made ready before the batch.
+#[derive(Debug)]
+pub enum ProductInput {
+    /// The claimed SKU's catalogue photo: its embedding by this model (cached), or its tensor
+    /// (embedded in the photo's batch, then cached).
+    Compare { sku: String, catalogue: CatalogueInput },
+    /// It cannot be compared (no embedding graph, no catalogue photo...): why.
+    Unavailable(String),
+}
+
+#[derive(Debug)]
+pub enum CatalogueInput {
+    Embedded(Arc<[f32]>),
+    Tensor(Vec<f32>),
 }
 
 /// Where a photo came from, which says where its prediction goes.
@@ -49,6 +67,7 @@ pub struct Answer {
     pub decode_ms: f64,
     pub batch_wait_ms: f64,
     pub infer_ms: f64,
+    pub product: Option<ProductCheck>,
 }
 
 /// inference / fetch -> sink.
@@ -73,6 +92,8 @@ pub struct Classified {
     pub infer_ms: f64,
     pub infer_done_at: Instant,
     pub trace: Context,
+    /// The product check, for a claim that names a SKU.
+    pub product: Option<ProductCheck>,
 }
 
 #[derive(Debug)]

@@ -16,6 +16,7 @@ mod decode;
 mod fetch;
 mod infer;
 pub mod messages;
+mod product;
 mod requests;
 mod revoked;
 mod sink_stage;
@@ -36,6 +37,7 @@ pub use autorma_core::RetryConfig;
 pub use requests::{RequestError, RequestInbox, Requests, requests, serve_requests};
 pub use stats::{PipelineStats, PipelineSummary};
 
+use crate::catalogue::Catalogue;
 use crate::checkpoint::TrackerError;
 use crate::inference::{InferenceError, RuntimeConfig};
 use crate::preprocess::DecodeLimits;
@@ -70,6 +72,9 @@ pub struct PipelineConfig {
     /// Longest a written outcome waits to show in derived sink outputs (results.csv), even
     /// when no more photos come.
     pub sink_flush_interval: Duration,
+    /// Where the product check finds the catalogue photos of claimed SKUs; `None`: a claimed
+    /// SKU is recorded but not compared.
+    pub catalogue: Option<Arc<Catalogue>>,
 }
 
 impl PipelineConfig {
@@ -93,6 +98,7 @@ impl PipelineConfig {
             bulk_inflight: 4,
             commit_interval: Duration::from_millis(500),
             sink_flush_interval: Duration::from_secs(5),
+            catalogue: None,
         }
     }
 }
@@ -192,6 +198,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             sink: sink.clone(),
             models,
             limits: config.limits,
+            catalogue: config.catalogue.clone(),
             retry: config.fetch_retry,
             concurrency: config.fetch_concurrency,
             upstream: upstream.clone(),

@@ -10,7 +10,9 @@ use tokio::time::Instant;
 
 use super::decode::preprocess_blocking;
 use super::messages::{Answer, Origin, Prepared};
+use super::product::product_input;
 use super::{ModelStage, PipelineConfig, PipelineStats};
+use crate::catalogue::Catalogue;
 use crate::preprocess::PreprocessError;
 use crate::serving::ModelHandle;
 
@@ -21,6 +23,8 @@ const REQUEST_QUEUE: usize = 64;
 #[derive(Clone, Debug)]
 pub struct Requests {
     models: ModelHandle,
+    /// Where a claimed SKU's catalogue photo is, for the product check.
+    catalogue: Option<Arc<Catalogue>>,
     tx: mpsc::Sender<Prepared>,
     /// Photos decoded at once: a decoded photo can take far more memory than its bytes.
     decoding: Arc<Semaphore>,
@@ -43,11 +47,16 @@ pub enum RequestError {
 }
 
 /// Requests classified by the current model of `models`, at most `decode_concurrency` photos
-/// decoded at once (the pipeline's fetch concurrency suits).
-pub fn requests(models: ModelHandle, decode_concurrency: usize) -> (Requests, RequestInbox) {
+/// decoded at once (the pipeline's fetch concurrency suits); a photo claimed as a SKU is
+/// compared with its photo in `catalogue`, as the pipeline does.
+pub fn requests(
+    models: ModelHandle,
+    catalogue: Option<Arc<Catalogue>>,
+    decode_concurrency: usize,
+) -> (Requests, RequestInbox) {
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
     let decoding = Arc::new(Semaphore::new(decode_concurrency.max(1)));
-    (Requests { models, tx, decoding }, RequestInbox(rx))
+    (Requests { models, catalogue, tx, decoding }, RequestInbox(rx))
 }
 
 impl Requests {
@@ -56,8 +65,9 @@ impl Requests {
         &self.models
     }
 
-    /// Classifies one photo, within the same limits (bytes, pixels) as a pipeline photo.
-    pub async fn classify(&self, bytes: bytes::Bytes) -> Result<Answer, RequestError> {
+    /// Classifies one photo, within the same limits (bytes, pixels) as a pipeline photo; with
+    /// the product check when it is claimed as `sku`.
+    pub async fn classify(&self, bytes: bytes::Bytes, sku: Option<&str>) -> Result<Answer, RequestError> {
         let model = self.models.current();
         let max_bytes = model.preprocessor.limits.max_bytes;
         if bytes.len() as u64 > max_bytes {
@@ -66,16 +76,19 @@ impl Requests {
         }
         let permit = self.decoding.acquire().await.expect("never closed");
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
+        let tensor = tensor?;
+        let product = product_input(&model, self.catalogue.as_deref(), sku, max_bytes).await;
         drop(permit);
         let (reply, answer) = oneshot::channel();
         let prepared = Prepared {
             origin: Origin::Request(reply),
             model,
-            tensor: tensor?,
+            tensor,
             fetch_ms: 0.0,
             decode_ms,
             ready_at: Instant::now(),
             trace: opentelemetry::Context::new(),
+            product,
         };
         self.tx.send(prepared).await.map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Inference)

@@ -78,7 +78,13 @@ impl<K: ResultSink> SinkStage<K> {
         let event = &item.sourced.event;
         let p = &item.prediction;
         let model = &item.model;
-        let verdict = judge(p, &model.classes, model.package.manifest.claim_threshold, event.claim.as_ref());
+        let verdict = judge(
+            p,
+            &model.classes,
+            model.package.manifest.claim_threshold,
+            event.claim.as_ref(),
+            item.product.clone(),
+        );
         let record = ResultRecord {
             item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
             label: model.classes[p.label].clone(),

@@ -20,7 +20,8 @@ use autorma_registry::ModelPackage;
 pub use follow::{AliasFollower, FollowConfig, LoadError};
 pub use handle::ModelHandle;
 
-use crate::inference::{InferenceError, ModelSession, RuntimeConfig};
+use crate::catalogue::EmbeddingCache;
+use crate::inference::{EmbeddingSession, InferenceError, ModelSession, RuntimeConfig};
 use crate::preprocess::{DecodeLimits, Preprocessor};
 
 pub struct ServingModel {
@@ -33,6 +34,11 @@ pub struct ServingModel {
     pub execution_provider: &'static str,
     /// One per inference worker; a worker only ever locks its own, so the lock never waits.
     sessions: Vec<Mutex<ModelSession>>,
+    /// The product check's sessions, one per worker as above; empty for a package without an
+    /// embedding graph.
+    embedders: Vec<Mutex<EmbeddingSession>>,
+    /// Catalogue photos' embeddings by this model, by SKU.
+    pub catalogue_embeddings: EmbeddingCache,
 }
 
 impl ServingModel {
@@ -46,9 +52,15 @@ impl ServingModel {
     ) -> Result<Self, InferenceError> {
         let mut sessions =
             (0..workers.max(1)).map(|_| ModelSession::new(&package, runtime)).collect::<Result<Vec<_>, _>>()?;
+        let mut embedders = (0..workers.max(1))
+            .map(|_| EmbeddingSession::new(&package, runtime))
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>, _>>()?;
         let preprocessor = Preprocessor::for_package(&package, limits);
-        probe::check(&preprocessor, &mut sessions[0])?;
+        probe::check(&preprocessor, &mut sessions[0], embedders.first_mut())?;
         Ok(Self {
+            embedders: embedders.into_iter().map(Mutex::new).collect(),
+            catalogue_embeddings: EmbeddingCache::default(),
             model: sessions[0].model().clone(),
             execution_provider: sessions[0].execution_provider(),
             classes: package.classes().to_vec().into(),
@@ -62,6 +74,19 @@ impl ServingModel {
     pub(crate) fn session(&self, worker: usize) -> MutexGuard<'_, ModelSession> {
         self.sessions[worker % self.sessions.len()].lock().expect("session lock poisoned")
     }
+
+    /// The embedding session of inference worker `worker`; `None` when the package has no
+    /// embedding graph.
+    pub(crate) fn embedder(&self, worker: usize) -> Option<MutexGuard<'_, EmbeddingSession>> {
+        (!self.embedders.is_empty())
+            .then(|| self.embedders[worker % self.embedders.len()].lock().expect("session lock poisoned"))
+    }
+
+    /// The product check's threshold: the cosine similarity under which a return is not the
+    /// claimed product; `None` without an embedding graph.
+    pub fn product_threshold(&self) -> Option<f32> {
+        self.package.manifest.embedding.as_ref().map(|e| e.threshold)
+    }
 }
 
 impl std::fmt::Debug for ServingModel {
@@ -70,6 +95,7 @@ impl std::fmt::Debug for ServingModel {
             .field("model", &self.model)
             .field("execution_provider", &self.execution_provider)
             .field("sessions", &self.sessions.len())
+            .field("embedders", &self.embedders.len())
             .finish()
     }
 }

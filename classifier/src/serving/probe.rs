@@ -8,11 +8,13 @@ use std::io::Cursor;
 
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::inference::{InferenceError, ModelSession};
+use crate::inference::{EmbeddingSession, InferenceError, ModelSession};
 use crate::preprocess::Preprocessor;
 
 /// Rows must sum to 1 within this (calibrated softmax in float32).
 const SUM_TOLERANCE: f32 = 1e-3;
+/// Embeddings must be of length 1 within this.
+const NORM_TOLERANCE: f32 = 1e-3;
 
 /// Four small photos unlike each other: white, black, a gradient, and a dark square on white
 /// (a centred object, as on the returns bench). PNG, so decoding is exercised too.
@@ -31,8 +33,13 @@ pub fn probe_photos() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs the probe photos through `session`; an error says what was wrong.
-pub fn check(preprocessor: &Preprocessor, session: &mut ModelSession) -> Result<(), InferenceError> {
+/// Runs the probe photos through `session` (and the product check's `embedder`, when the
+/// package has one: each embedding must be of length 1); an error says what was wrong.
+pub fn check(
+    preprocessor: &Preprocessor,
+    session: &mut ModelSession,
+    embedder: Option<&mut EmbeddingSession>,
+) -> Result<(), InferenceError> {
     let name = session_name(session);
     let refused = |detail: String| InferenceError::Probe { model: name.clone(), detail };
     let mut batch = Vec::new();
@@ -40,6 +47,15 @@ pub fn check(preprocessor: &Preprocessor, session: &mut ModelSession) -> Result<
         let tensor =
             preprocessor.preprocess(&photo).map_err(|e| refused(format!("a probe photo failed to preprocess: {e}")))?;
         batch.extend(tensor);
+    }
+    if let Some(embedder) = embedder {
+        // The shape against `dim` is checked by `embed`.
+        for (i, embedding) in embedder.embed(&batch)?.iter().enumerate() {
+            let norm = embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if !(norm - 1.0).abs().le(&NORM_TOLERANCE) {
+                return Err(refused(format!("probe photo {i}: its embedding has length {norm}, not 1")));
+            }
+        }
     }
     // The shape of the output against the class list is checked by `predict`.
     let predictions = session.predict(&batch)?;

@@ -109,7 +109,7 @@ pub fn score(
     let mut outcomes = Vec::with_capacity(claims.len());
     for (prediction, simulated) in predictions.iter().zip(claims) {
         let claim = Claim { expected_label: Some(classes[simulated.claimed].clone()), ..Claim::default() };
-        let verdict = judge(prediction, classes, threshold, Some(&claim));
+        let verdict = judge(prediction, classes, threshold, Some(&claim), None);
         let outcome = verdict.claim.and_then(|c| c.category).expect("a claimed label is always checked");
         outcomes.push((outcome, simulated.wrong));
     }

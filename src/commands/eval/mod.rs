@@ -5,13 +5,14 @@
 //! claim set (`claims.rs`).
 
 mod claims;
+mod product;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use autorma_classifier::inference::{ModelSession, Prediction};
+use autorma_classifier::inference::{EmbeddingSession, ModelSession, Prediction};
 use autorma_classifier::preprocess::Preprocessor;
 use autorma_core::Decision;
 use serde::Serialize;
@@ -42,6 +43,9 @@ pub struct EvalReport {
     /// The category check on simulated claims (`--claims`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims: Option<claims::ClaimsEval>,
+    /// The product check against catalogue photos (`--claims --catalogue DIR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<product::ProductEval>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -85,8 +89,39 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let data = args.data.display().to_string();
     let wrong_rate = args.claims.then_some(args.wrong_rate);
     let root = args.data.clone();
+    // The product check: each photo's catalogue photo (by its SKU, the file name's stem),
+    // read here where the store can be awaited.
+    let catalogue = match (&settings.pipeline.catalogue, args.claims) {
+        (Some(catalogue), true) => {
+            let Some(threshold) = package.manifest.embedding.as_ref().map(|e| e.threshold) else {
+                bail!(
+                    "--catalogue: model {} v{} has no embedding graph for the product check (models/PACKAGE.md, `embedding`)",
+                    package.manifest.name,
+                    package.manifest.version
+                );
+            };
+            let mut photos = HashMap::new();
+            for (path, _) in &labelled {
+                let sku = sku_of(path);
+                if let Some(object) = catalogue
+                    .photo(&sku, limits.max_bytes)
+                    .await
+                    .with_context(|| format!("cannot read {}", catalogue.describe()))?
+                {
+                    photos.insert(sku, object.bytes);
+                }
+            }
+            Some((catalogue.describe(), threshold, photos))
+        }
+        _ => None,
+    };
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<EvalReport> {
         let mut session = ModelSession::new(&package, &runtime)?;
+        let mut embedder = match catalogue {
+            Some(_) => EmbeddingSession::new(&package, &runtime)?,
+            None => None,
+        };
+        let mut embeddings = Vec::new();
         let preprocessor = Preprocessor::for_package(&package, limits);
         let files: Vec<PathBuf> = labelled.iter().map(|(p, _)| p.clone()).collect();
         let tensors = preprocess_files(&files, &preprocessor);
@@ -101,6 +136,9 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
          -> anyhow::Result<()> {
             if batch_idx.is_empty() {
                 return Ok(());
+            }
+            if let Some(embedder) = embedder.as_mut() {
+                embeddings.extend(embedder.embed(batch)?);
             }
             predicted.extend(batch_idx.drain(..).zip(session.predict(batch)?));
             batch.clear();
@@ -139,6 +177,28 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 predicted.iter().map(|(i, p)| (p, simulated[*i])).unzip();
             claims::evaluate(&predictions, &claims, &classes, package.manifest.claim_threshold, rate)
         });
+        let product = match (catalogue, embedder.as_mut()) {
+            (Some((name, threshold, photos)), Some(embedder)) => {
+                let mut by_sku = HashMap::new();
+                for (sku, bytes) in photos {
+                    let tensor = preprocessor
+                        .preprocess(&bytes)
+                        .with_context(|| format!("the catalogue photo of SKU `{sku}` cannot be used"))?;
+                    by_sku.insert(sku, embedder.embed(&tensor)?.remove(0));
+                }
+                let embedded: Vec<product::Embedded> = predicted
+                    .iter()
+                    .zip(embeddings)
+                    .map(|((i, _), embedding)| product::Embedded {
+                        sku: sku_of(&labelled[*i].0),
+                        class: labelled[*i].1,
+                        embedding,
+                    })
+                    .collect();
+                Some(product::evaluate(&embedded, &by_sku, threshold, name))
+            }
+            _ => None,
+        };
         Ok(EvalReport {
             data,
             model: session.model().clone(),
@@ -153,6 +213,7 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             recorded_test_review_share: package.recorded_test_metric("/review/share_sent_to_review"),
             failed,
             claims,
+            product,
         })
     })
     .await??;
@@ -163,6 +224,11 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A photo's SKU in an evaluation: its file name's stem (fashion5's product id).
+fn sku_of(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// `(file, true class index)` for every photo under `<data>/<class>/`; a folder that is not a
@@ -285,6 +351,23 @@ fn print_table(r: &EvalReport) {
             ),
             None => println!("no t of the sweep meets the targets on this set"),
         }
+    }
+    if let Some(p) = &r.product {
+        println!(
+            "product check against {}: {} honest pairs (each photo with its own product's catalogue photo), {} \
+             wrong (with the other products of its class); {} photos without a catalogue photo",
+            p.catalogue, p.honest_pairs, p.wrong_pairs, p.without_catalogue_photo
+        );
+        println!(
+            "ROC AUC {:.4}; at the package's threshold {}: {:.2} % of honest returns flagged, {:.2} % of wrong ones \
+             caught; at a {:.0} % flag rate on honest returns: {:.2} % caught",
+            p.roc_auc,
+            p.threshold,
+            p.honest_flag_rate * 100.0,
+            p.recall * 100.0,
+            p.flag_rate * 100.0,
+            p.recall_at_flag_rate * 100.0
+        );
     }
 }
 
