@@ -406,9 +406,15 @@ fn corrections_export_as_a_class_folder_set_of_the_photos_people_saw() {
     assert!(!set.join("tops/bench_1__p0.png").exists() && set.join("shirts/bench_1__p0.png").is_file());
     assert_eq!(manifest_rows(&set).len(), 3);
 
-    // A folder that is not an earlier export is never replaced.
-    let refused = export(&inbox, &out, &inbox);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an earlier export"));
-    assert!(inbox.join("bench 1/p0.png").is_file());
+    // A folder that is not an earlier export is never replaced, even one with a manifest.csv
+    // (a data set's, as fashion5 has).
+    let data_set = dir.path().join("data");
+    write_png(&data_set.join("tops/1163.png"), [1, 1, 1]);
+    std::fs::write(data_set.join("manifest.csv"), "split,class,id\n").unwrap();
+    for folder in [&inbox, &data_set] {
+        let refused = export(folder, &out, &inbox);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an earlier export"));
+    }
+    assert!(inbox.join("bench 1/p0.png").is_file() && data_set.join("tops/1163.png").is_file());
 }

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use autorma_core::fsutil::tmp_path;
 use autorma_core::layout::CORRECTIONS_PREFIX;
 use autorma_core::{CorrectionRecord, ObjectStore, Store, StoreError};
 use autorma_sink::results_csv::neutralised;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 /// How many photos are fetched at once (the bucket answers in parallel; folders do not mind).
 const FETCH_CONCURRENCY: usize = 8;
@@ -23,8 +24,11 @@ const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// The manifest's columns, in order.
 pub const MANIFEST_COLUMNS: [&str; 9] =
     ["file", "label", "key", "etag", "by", "corrected_at", "model_label", "model_name", "model_version"];
-/// The file that marks a folder as an export, so a second export may replace it.
+/// Each exported photo's row.
 pub const MANIFEST: &str = "manifest.csv";
+/// The file that marks a folder as an export, so a second export may replace it whole (a data
+/// set's own `manifest.csv` does not: fashion5 has one).
+const MARKER: &str = ".autorma-corrections-export";
 
 /// Where the corrections and their photos are: the output and inbox folders of an embedded
 /// run, or the bucket.
@@ -50,7 +54,7 @@ pub enum ExportError {
         #[source]
         source: StoreError,
     },
-    #[error("`{}` exists and is not an earlier export (it has no {MANIFEST}): give an empty or new folder", .0.display())]
+    #[error("`{}` exists and is not an earlier export (it has no {MARKER}): give an empty or new folder", .0.display())]
     NotAnExport(PathBuf),
     #[error("cannot write the export at `{}`", path.display())]
     Write {
@@ -84,34 +88,37 @@ struct Exported {
 
 /// Writes every correction of `source` whose photo is still the one corrected into `out`
 /// (replacing an earlier export there whole: a label changed since moves its photo). The new
-/// export is written beside `out` and renamed into place, so `out` is never half written.
+/// export is written beside `out` and renamed into place, so `out` is never half written; on
+/// an error the partial one is removed and an earlier export stays.
 pub async fn export_corrections(source: &ExportSource, out: &Path) -> Result<ExportSummary, ExportError> {
-    if out.exists() && !out.join(MANIFEST).is_file() && !is_empty_dir(out) {
+    if out.exists() && !out.join(MARKER).is_file() && !is_empty_dir(out) {
         return Err(ExportError::NotAnExport(out.to_path_buf()));
     }
+    let staging = Staging::new(out)?;
+    let summary = write_export(source, &staging.0).await?;
+    staging.swap_into(out)?;
+    Ok(summary)
+}
+
+async fn write_export(source: &ExportSource, staging: &Path) -> Result<ExportSummary, ExportError> {
     let listing = source.corrections.list(&source.bucket, CORRECTIONS_PREFIX).await.map_err(|source_error| {
         ExportError::List { store: source.corrections.describe(&source.bucket), source: source_error }
     })?;
     let objects: Vec<String> = listing.into_iter().map(|o| o.key).filter(|k| k.ends_with(".json")).collect();
-    let fetched: Vec<(String, Result<Exported, String>)> = futures::stream::iter(objects)
+    // Fetched a few at once, written one by one as they come (in listing order): only the
+    // photos in flight are held in memory.
+    let mut fetched = futures::stream::iter(objects)
         .map(|object| async move {
             let outcome = fetch_one(source, &object).await?;
             Ok::<_, ExportError>((object, outcome))
         })
-        .buffered(FETCH_CONCURRENCY)
-        .try_collect()
-        .await?;
-
+        .buffered(FETCH_CONCURRENCY);
     let mut summary = ExportSummary::default();
-    let staging = sibling(out, "partial");
-    let write = |path: &Path, bytes: &[u8]| {
-        std::fs::write(path, bytes).map_err(|source| ExportError::Write { path: path.to_path_buf(), source })
-    };
-    remove_dir_if_present(&staging)?;
     let mut manifest = csv::Writer::from_writer(Vec::new());
     manifest.write_record(MANIFEST_COLUMNS).expect("writing to a Vec cannot fail");
     let mut names = HashSet::new();
-    for (object, outcome) in fetched {
+    while let Some(next) = fetched.next().await {
+        let (object, outcome) = next?;
         let exported = match outcome {
             Ok(exported) => exported,
             Err(reason) => {
@@ -140,17 +147,51 @@ pub async fn export_corrections(source: &ExportSource, out: &Path) -> Result<Exp
         manifest.write_record(row.iter().map(|cell| neutralised(cell))).expect("writing to a Vec cannot fail");
         *summary.exported.entry(record.label.clone()).or_default() += 1;
     }
-    std::fs::create_dir_all(&staging).map_err(|source| ExportError::Write { path: staging.clone(), source })?;
     write(&staging.join(MANIFEST), &manifest.into_inner().expect("flushing a Vec cannot fail"))?;
-    // Swap the new export in: the old one aside, the new one in its place, the old one gone.
-    let old = sibling(out, "old");
-    remove_dir_if_present(&old)?;
-    if out.exists() {
-        std::fs::rename(out, &old).map_err(|source| ExportError::Write { path: out.to_path_buf(), source })?;
-    }
-    std::fs::rename(&staging, out).map_err(|source| ExportError::Write { path: out.to_path_buf(), source })?;
-    remove_dir_if_present(&old)?;
+    write(&staging.join(MARKER), b"written by `autorma corrections export`; a later export replaces this folder\n")?;
     Ok(summary)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    std::fs::write(path, bytes).map_err(|source| ExportError::Write { path: path.to_path_buf(), source })
+}
+
+/// The folder a new export is written into, beside `out`; removed when dropped unless it was
+/// swapped into place.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new(out: &Path) -> Result<Self, ExportError> {
+        let staging = Staging(tmp_path(out));
+        remove_dir_if_present(&staging.0)?;
+        std::fs::create_dir_all(&staging.0).map_err(|source| ExportError::Write { path: staging.0.clone(), source })?;
+        Ok(staging)
+    }
+
+    /// The earlier export aside, this one in its place, the earlier one gone; when this one
+    /// cannot take its place, the earlier one is put back.
+    fn swap_into(self, out: &Path) -> Result<(), ExportError> {
+        let old = tmp_path(out);
+        remove_dir_if_present(&old)?;
+        let had_one = out.exists();
+        if had_one {
+            std::fs::rename(out, &old).map_err(|source| ExportError::Write { path: out.to_path_buf(), source })?;
+        }
+        if let Err(source) = std::fs::rename(&self.0, out) {
+            if had_one {
+                let _ = std::fs::rename(&old, out);
+            }
+            return Err(ExportError::Write { path: out.to_path_buf(), source });
+        }
+        remove_dir_if_present(&old)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Gone already when it was swapped into place.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The correction in `object` and its photo, or why it is not exported. Only a store that
@@ -221,11 +262,6 @@ fn unique_name(key: &str, extension: &str, taken: &mut HashSet<String>) -> Strin
         n += 1;
     }
     name
-}
-
-fn sibling(out: &Path, what: &str) -> PathBuf {
-    let name = out.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    out.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
 }
 
 fn is_empty_dir(path: &Path) -> bool {

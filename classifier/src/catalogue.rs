@@ -11,27 +11,32 @@ use std::path::Path;
 use autorma_core::layout::CATALOGUE_PREFIX;
 use autorma_core::{LocalStore, Object, ObjectStore, Store, StoreError};
 
-/// Extensions tried for a SKU's photo, in this order.
+/// Extensions tried for a SKU's photo, in this order (lower case: `1163.JPG` is not found).
 const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 /// How long a catalogue photo's embedding is used before the photo is read again (a photo
 /// replaced in the catalogue counts from then on).
 pub const EMBEDDING_TTL: Duration = Duration::from_secs(300);
-/// SKUs whose embeddings are kept per model; past it the cache starts again.
+/// SKUs whose embeddings (or misses) are kept; past it the cache starts again.
 const MAX_CACHED: usize = 20_000;
+/// How long a SKU without a catalogue photo is taken to have none: a miss costs a read per
+/// extension, and an empty catalogue would cost them for every claimed photo.
+pub const MISS_TTL: Duration = Duration::from_secs(60);
 
 /// Where the catalogue photos are.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
-    pub store: Store,
-    pub bucket: String,
+    store: Store,
+    bucket: String,
     /// `catalogue/` in the bucket; empty for a folder of photos.
-    pub prefix: String,
+    prefix: String,
+    /// SKUs found without a photo, and when.
+    misses: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Catalogue {
     /// The bucket's `catalogue/` (streaming).
     pub fn in_bucket(store: Store, bucket: String) -> Self {
-        Catalogue { store, bucket, prefix: CATALOGUE_PREFIX.to_string() }
+        Catalogue { store, bucket, prefix: CATALOGUE_PREFIX.to_string(), misses: Arc::default() }
     }
 
     /// A folder of `<sku>.<ext>` photos (embedded).
@@ -41,13 +46,14 @@ impl Catalogue {
             store: Store::Local(LocalStore::new("catalogue", dir)),
             bucket: "catalogue".into(),
             prefix: String::new(),
+            misses: Arc::default(),
         }
     }
 
-    /// The photo of `sku`, `None` when the catalogue has none. A SKU that could leave the
-    /// prefix (a `/`, `..`) has none.
+    /// The photo of `sku`, `None` when the catalogue has none (or had none less than
+    /// [`MISS_TTL`] ago). A SKU that could leave the prefix (a `/`, `..`) has none.
     pub async fn photo(&self, sku: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
-        if sku.is_empty() || sku.contains(['/', '\\']) || sku.starts_with('.') {
+        if sku.is_empty() || sku.contains(['/', '\\']) || sku.starts_with('.') || self.missed_lately(sku) {
             return Ok(None);
         }
         for extension in EXTENSIONS {
@@ -58,7 +64,17 @@ impl Catalogue {
                 Err(e) => return Err(e),
             }
         }
+        let mut misses = self.misses.lock().expect("catalogue lock poisoned");
+        if misses.len() >= MAX_CACHED {
+            misses.clear();
+        }
+        misses.insert(sku.to_string(), Instant::now());
         Ok(None)
+    }
+
+    fn missed_lately(&self, sku: &str) -> bool {
+        let misses = self.misses.lock().expect("catalogue lock poisoned");
+        misses.get(sku).is_some_and(|at| at.elapsed() < MISS_TTL)
     }
 
     /// How logs and results name it: `s3://bucket/catalogue/`, or the folder.
@@ -103,15 +119,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_sku_finds_its_photo_by_any_image_extension_and_never_leaves_the_prefix() {
+    async fn a_sku_finds_its_photo_by_any_image_extension_and_never_leaves_the_prefix_and_a_miss_is_remembered() {
         let store = MemoryStore::default();
         let none = Metadata::default();
         store.put_object("b", "catalogue/1163.png", Bytes::from_static(b"png"), "image/png", &none).await.unwrap();
         store.put_object("b", "secret.jpg", Bytes::from_static(b"no"), "image/jpeg", &none).await.unwrap();
-        let catalogue = Catalogue { store: Store::Memory(store), bucket: "b".into(), prefix: "catalogue/".into() };
+        let catalogue = Catalogue::in_bucket(Store::Memory(store.clone()), "b".into());
         assert_eq!(catalogue.photo("1163", 100).await.unwrap().unwrap().bytes, Bytes::from_static(b"png"));
         assert!(catalogue.photo("1164", 100).await.unwrap().is_none());
         assert!(catalogue.photo("../secret", 100).await.unwrap().is_none());
+        // A miss is remembered for a while: the next photo claimed as it costs no read.
+        store.put_object("b", "catalogue/1164.jpg", Bytes::from_static(b"jpg"), "image/jpeg", &none).await.unwrap();
+        assert!(catalogue.photo("1164", 100).await.unwrap().is_none());
     }
 
     #[test]

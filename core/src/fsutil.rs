@@ -158,7 +158,9 @@ fn syncfs(dir: &File) -> io::Result<()> {
     dir.sync_all()
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
+/// A name beside `path` for a temporary file or folder: hidden, unique in this process, and
+/// marked as temporary ([`is_tmp_file`]), so a scan never takes it for a photo.
+pub fn tmp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}{TMP_MARKER}{}-{n}", std::process::id()))

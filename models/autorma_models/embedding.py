@@ -183,7 +183,11 @@ class _Normalise:
 def write_package(source: Path, out: Path, model: Embedder, spec: PreprocessSpec, dim: int, threshold: float,
                   figures: dict, parity_x: np.ndarray, version: str | None) -> dict:
     """A copy of `source` with embedding.onnx and model.json's `embedding` section."""
+    if out.resolve() == Path(source).resolve():
+        raise SystemExit(f"--package-out {out} is --package itself: write the new package beside it")
     if out.exists():
+        if not (out / "model.json").is_file():
+            raise SystemExit(f"--package-out {out} exists and is not a model package: give a new folder")
         shutil.rmtree(out)
     shutil.copytree(source, out)
     path = out / "embedding.onnx"

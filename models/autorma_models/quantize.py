@@ -178,6 +178,8 @@ def main(argv=None):
     meta.pop("parity_max_abs_diff", None)  # a PyTorch parity figure says nothing of this graph
     a.out.mkdir(parents=True, exist_ok=True)
     shutil.move(int8_onnx, a.out / fp32["onnx"]["file"])
+    if "embedding" in fp32:  # the product check's graph goes along as it is (fp32)
+        shutil.copy(a.model / fp32["embedding"]["file"], a.out / fp32["embedding"]["file"])
     (a.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_card(a.out / "MODEL_CARD.md", meta, [], a.notes.read_text() if a.notes else "")
     log.info("wrote %s", a.out)

@@ -70,6 +70,12 @@ async fn run_command(cli: Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
 
 /// Resolves the settings and loads (validates) the model package.
 fn model_setup(args: &PipelineArgs) -> anyhow::Result<(ModelSettings, Arc<ModelPackage>)> {
+    if let Some(dir) = args.catalogue.as_deref().filter(|dir| !dir.is_dir()) {
+        anyhow::bail!(
+            "--catalogue `{}` is not a folder (a folder of <sku>.jpg catalogue photos; set with --catalogue or AUTORMA_CATALOGUE)",
+            dir.display()
+        );
+    }
     let settings = config::resolve(args);
     let package = match &settings.model_dir {
         Some(dir) => ModelPackage::load(dir).with_context(|| {

@@ -35,7 +35,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clients::{S3, TopicReader};
+use clients::{Metadata, S3, TopicReader};
 use stack::{BUCKET, Stack, StackOptions, root, wait_until};
 
 /// One stack at a time.
@@ -294,6 +294,28 @@ fn photos_put_in_the_bucket_come_out_as_results_and_broken_files_as_dead_letters
     let mut latencies: Vec<f64> =
         put_done.iter().map(|(key, put)| (seen[key].seen - *put).as_secs_f64() * 1000.0).collect();
     latencies.sort_by(f64::total_cmp);
+
+    // The product check on the bucket's catalogue (catalogue/<sku>.jpg): a photo claimed as the
+    // SKU whose catalogue photo it is matches; a SKU the catalogue lacks is recorded unchecked.
+    let sample = std::fs::read(&photos[0].1).unwrap();
+    s3.put("catalogue/SKU-77.jpg", sample.clone());
+    let sku = |sku: &str| Metadata::from([("sku".to_string(), sku.to_string())]);
+    s3.put_all_with_metadata(
+        vec![
+            ("inbox/claims/as-ordered.jpg".to_string(), sample.clone(), sku("SKU-77")),
+            ("inbox/claims/unknown-sku.jpg".to_string(), sample, sku("SKU-404")),
+        ],
+        2,
+    );
+    wait_until("the claimed photos' results", Duration::from_secs(60), || results.num_distinct_keys() >= 498);
+    let claimed = results.first_by_key();
+    let product = |key: &str| claimed[key].value["claim"]["product"].clone();
+    let as_ordered = product("inbox/claims/as-ordered.jpg");
+    assert_eq!(as_ordered["outcome"], "match", "{as_ordered}");
+    assert!(as_ordered["similarity"].as_f64().unwrap() > 0.99, "the same photo: {as_ordered}");
+    let unknown = product("inbox/claims/unknown-sku.jpg");
+    assert_eq!(unknown["outcome"], "uncertain", "{unknown}");
+    assert!(unknown["detail"].as_str().unwrap().contains("no catalogue photo for SKU `SKU-404`"), "{unknown}");
 
     // The embedded pipeline on the same photos, for the throughput comparison.
     let out = stack.dir.path().join("embedded");

@@ -47,6 +47,8 @@ fn upload_broken_version(s3: &S3, version: u32, onnx: Vec<u8>, edit: impl FnOnce
         hex::encode(sha2::Sha256::digest(&onnx))
     };
     manifest["onnx"]["sha256"] = sha.clone().into();
+    // Only the classifier's graph is under test: no embedding file to upload beside it.
+    manifest.as_object_mut().unwrap().remove("embedding");
     edit(&mut manifest);
     let prefix = format!("models/fashion5/versions/{version}");
     let record = serde_json::json!({
@@ -130,7 +132,7 @@ fn a_promotion_mid_stream_swaps_between_batches_and_broken_versions_are_refused(
     // A package whose model does not load is refused by push...
     let broken_dir = stack.dir.path().join("broken");
     std::fs::create_dir_all(&broken_dir).unwrap();
-    for file in ["model.json", "MODEL_CARD.md"] {
+    for file in ["model.json", "MODEL_CARD.md", "embedding.onnx"] {
         std::fs::copy(root().join("models/fashion5").join(file), broken_dir.join(file)).unwrap();
     }
     let garbage = b"this is not an ONNX graph".to_vec();

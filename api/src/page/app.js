@@ -14,7 +14,7 @@ const state = {
   seen: new Map(),     // key -> result or dead letter not (yet) matched to an upload here
   resultsPage: 1,
   reviewShown: PER_PAGE,
-  thumbs: new Map(),   // key -> object URL of a photo fetched from /v1/photos
+  thumbs: new Map(),   // "photo:<key>" or "catalogue:<sku>" -> object URL of the image fetched
 };
 
 // --- the API ---------------------------------------------------------------------------
@@ -215,26 +215,28 @@ const later = (f, ms) => { let t = null; return () => { clearTimeout(t); t = set
 const refreshReviewSoon = later(() => refreshReview(), 300);
 const refreshResultsSoon = later(() => refreshResults(), 300);
 
-// --- thumbnails of photos not uploaded here ---------------------------------------------
+// --- thumbnails of photos not uploaded here, and catalogue photos --------------------------
 
-async function thumbnail(img, key) {
-  let url = state.thumbs.get(key);
+function thumbnail(img, key) {
+  return shown(img, "photo:" + key, () => "/v1/photos/" + encodeKey(key), "(no photo)");
+}
+
+// An image behind the token, fetched once per page and kept as an object URL.
+async function shown(img, id, path, missing) {
+  let url = state.thumbs.get(id);
   if (!url) {
     try {
-      url = URL.createObjectURL(await (await api("/v1/photos/" + encodeKey(key))).blob());
-      state.thumbs.set(key, url);
-    } catch (_) { img.alt = "(no photo)"; return; }
+      url = URL.createObjectURL(await (await api(path())).blob());
+      state.thumbs.set(id, url);
+    } catch (_) { img.alt = missing; return; }
   }
   img.src = url;
 }
 
 const encodeKey = (key) => key.split("/").map(encodeURIComponent).join("/");
 
-async function catalogueImage(img, sku) {
-  try {
-    img.src = URL.createObjectURL(await (await api("/v1/catalogue/" + encodeURIComponent(sku))).blob());
-  } catch (_) { img.alt = "(no catalogue photo)"; }
-}
+const catalogueImage = (img, sku) =>
+  shown(img, "catalogue:" + sku, () => "/v1/catalogue/" + encodeURIComponent(sku), "(no catalogue photo)");
 
 // --- the review queue --------------------------------------------------------------------
 
@@ -273,17 +275,18 @@ function reviewItem(result) {
   li.querySelector(".key").textContent = result.item.key;
   li.querySelector(".label").textContent = result.label;
   li.querySelector(".confidence").textContent = `${(result.confidence * 100).toFixed(1)} %`;
-  if (result.review_reason === "wrong_item") {
-    // The customer's claim is their text: set as text, never as markup.
-    const claim = result.claim.claim;
+  // The customer's claim is their text: set as text, never as markup.
+  const claim = result.claim && result.claim.claim;
+  const ids = claim ? [claim.rma_id && `RMA ${claim.rma_id}`, claim.sku && `SKU ${claim.sku}`].filter(Boolean) : [];
+  if (result.claim && result.claim.category === "mismatch") {
     const badge = li.querySelector(".wrong-item");
     badge.hidden = false;
     badge.querySelector(".claimed").textContent = claim.expected_label;
     badge.querySelector(".seen").textContent = result.label;
-    const ids = [claim.rma_id && `RMA ${claim.rma_id}`, claim.sku && `SKU ${claim.sku}`].filter(Boolean);
     badge.querySelector(".return-ids").textContent = ids.length ? ` (${ids.join(", ")})` : "";
   }
-  // The product check compared the photo with the claimed SKU's catalogue photo: both side by side.
+  // The product check compared the photo with the claimed SKU's catalogue photo: both side by
+  // side (a check without a similarity could not compare, and shows nothing).
   const product = result.claim && result.claim.product;
   if (product && product.similarity != null) {
     const figure = li.querySelector(".catalogue");
@@ -294,7 +297,7 @@ function reviewItem(result) {
     line.hidden = false;
     line.classList.toggle("mismatch", product.outcome === "mismatch");
     line.textContent = (product.outcome === "mismatch" ? "Not the ordered product" : "Looks like the ordered product")
-      + ` (similarity ${product.similarity.toFixed(2)})`;
+      + ` (${[...ids, `similarity ${product.similarity.toFixed(2)}`].join(", ")})`;
   }
   const buttons = li.querySelector(".buttons");
   const button = (label, text, cls) => {
