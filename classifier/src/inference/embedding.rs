@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use autorma_registry::ModelPackage;
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use super::InferenceError;
 use super::runtime::RuntimeConfig;
-use super::session::{check_signature, open_session};
+use super::session::{Graph, check_signature, open_session, run_rows};
 
 pub struct EmbeddingSession {
     session: Session,
@@ -41,23 +40,8 @@ impl EmbeddingSession {
 
     /// The embeddings of `batch` (N CHW tensors back to back), one row of `dim` per tensor.
     pub fn embed(&mut self, batch: &[f32]) -> Result<Vec<Vec<f32>>, InferenceError> {
-        let per_item = 3 * self.size * self.size;
-        assert!(!batch.is_empty() && batch.len().is_multiple_of(per_item), "batch is not a whole number of tensors");
-        let n = batch.len() / per_item;
-        let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
-        let input =
-            TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;
-        let outputs =
-            self.session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| run_err(e.to_string()))?;
-        let (shape, values) =
-            outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != self.dim {
-            return Err(InferenceError::Signature {
-                model: self.path.clone(),
-                detail: format!("embedding output shape {:?}, expected [{n}, {}]", &shape[..], self.dim),
-            });
-        }
-        Ok(values.chunks_exact(self.dim).map(<[f32]>::to_vec).collect())
+        let graph = Graph { path: &self.path, input: &self.input, output: &self.output, size: self.size };
+        run_rows(&mut self.session, &graph, batch, self.dim, <[f32]>::to_vec)
     }
 }
 

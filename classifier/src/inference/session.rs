@@ -70,24 +70,44 @@ impl ModelSession {
     /// Runs `batch` (N CHW tensors back to back, `N * 3 * size * size` values) and decides
     /// each row.
     pub fn predict(&mut self, batch: &[f32]) -> Result<Vec<Prediction>, InferenceError> {
-        let per_item = 3 * self.size * self.size;
-        assert!(!batch.is_empty() && batch.len().is_multiple_of(per_item), "batch is not a whole number of tensors");
-        let n = batch.len() / per_item;
-        let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
-        let input =
-            TensorRef::from_array_view(([n, 3, self.size, self.size], batch)).map_err(|e| run_err(e.to_string()))?;
-        let outputs =
-            self.session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| run_err(e.to_string()))?;
-        let (shape, probabilities) =
-            outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != self.num_classes {
-            return Err(InferenceError::Signature {
-                model: self.model_path.clone(),
-                detail: format!("output shape {:?}, expected [{n}, {}]", &shape[..], self.num_classes),
-            });
-        }
-        Ok(probabilities.chunks_exact(self.num_classes).map(|row| decide(row, &self.thresholds)).collect())
+        let graph = Graph { path: &self.model_path, input: &self.input, output: &self.output, size: self.size };
+        run_rows(&mut self.session, &graph, batch, self.num_classes, |row| decide(row, &self.thresholds))
     }
+}
+
+/// What [`run_rows`] needs to know of a session's graph.
+pub(super) struct Graph<'a> {
+    pub path: &'a Path,
+    pub input: &'a str,
+    pub output: &'a str,
+    /// Side of the square input.
+    pub size: usize,
+}
+
+/// Runs `batch` (N CHW tensors back to back, `N * 3 * size * size` values) through `session`
+/// and gives each row of its output, checked to be `[N, width]`, to `row`.
+pub(super) fn run_rows<T>(
+    session: &mut Session,
+    graph: &Graph<'_>,
+    batch: &[f32],
+    width: usize,
+    row: impl FnMut(&[f32]) -> T,
+) -> Result<Vec<T>, InferenceError> {
+    let per_item = 3 * graph.size * graph.size;
+    assert!(!batch.is_empty() && batch.len().is_multiple_of(per_item), "batch is not a whole number of tensors");
+    let n = batch.len() / per_item;
+    let run_err = |detail: String| InferenceError::Run { batch_size: n, detail };
+    let input =
+        TensorRef::from_array_view(([n, 3, graph.size, graph.size], batch)).map_err(|e| run_err(e.to_string()))?;
+    let outputs = session.run(ort::inputs![graph.input => input]).map_err(|e| run_err(e.to_string()))?;
+    let (shape, values) = outputs[graph.output].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
+    if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != width {
+        return Err(InferenceError::Signature {
+            model: graph.path.to_path_buf(),
+            detail: format!("output `{}` shape {:?}, expected [{n}, {width}]", graph.output, &shape[..]),
+        });
+    }
+    Ok(values.chunks_exact(width).map(row).collect())
 }
 
 /// A session of the graph at `path` on the configured execution provider, or an error: a
