@@ -9,11 +9,13 @@ use std::path::PathBuf;
 use autorma_classifier::inference::ExecutionProvider;
 use autorma_classifier::pipeline::batcher::BatcherConfig;
 use autorma_classifier::preprocess::DecodeLimits;
+use autorma_core::shadow::Bounds;
 use autorma_ingest::notify::KeyEncoding;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// The alias the workers serve, promotions move and replays compare against.
 const DEFAULT_ALIAS: &str = "production";
+
 /// Where photos land in the bucket: what ingest watches, uploads go to and replays list.
 const DEFAULT_INBOX_PREFIX: &str = "inbox/";
 
@@ -258,15 +260,43 @@ pub enum ModelAction {
         #[arg(value_name = "VERSION")]
         version: u32,
     },
-    /// Point an alias at a version (workers following it swap to it).
+    /// Point an alias at a version (workers following it swap to it). With `--gate`, only when
+    /// the version, run as the shadow, met the bounds against the version the alias names now
+    /// (read from rma.shadow, as `compare` prints them).
     Promote {
         #[arg(value_name = "VERSION")]
         version: u32,
-        /// The alias, e.g. `production` or `staging`.
+        /// The alias, e.g. `production`, `staging` or `shadow`.
         #[arg(long, default_value = DEFAULT_ALIAS)]
         alias: String,
+        /// Promote only if the shadow's figures meet the bounds below
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+            default_missing_value = "true", action = ArgAction::Set)]
+        gate: bool,
+        #[command(flatten)]
+        bounds: GateArgs,
         #[command(flatten)]
         change: ChangeArgs,
+    },
+    /// How a version run as the shadow compares with production on the same photos (read
+    /// from rma.shadow): agreement overall and per class, review shares, label mix, its time,
+    /// and whether it meets the gate's bounds.
+    Compare {
+        /// The shadow version [default: the one the shadow alias names]
+        #[arg(value_name = "VERSION")]
+        version: Option<u32>,
+        /// The alias the shadow is compared with (its version now)
+        #[arg(long, default_value = DEFAULT_ALIAS)]
+        alias: String,
+        /// The alias naming the shadow version, when VERSION is not given
+        #[arg(long, default_value = "shadow")]
+        shadow_alias: String,
+        #[command(flatten)]
+        bounds: GateArgs,
+        /// Print JSON.
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
+            default_missing_value = "true", action = ArgAction::Set)]
+        json: bool,
     },
     /// Point an alias back at the version it held before the last promotion.
     Rollback {
@@ -561,9 +591,84 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub follow: FollowArgs,
     #[command(flatten)]
+    pub shadow: ShadowArgs,
+    #[command(flatten)]
     pub streaming: StreamingArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+}
+
+/// A worker's shadow model and its watch of promotions.
+#[derive(Debug, Args)]
+pub struct ShadowArgs {
+    /// Share of photos also run on the shadow model (the `--shadow-alias` version, or a
+    /// guard after a promotion), off the results' path; 0: no shadow and no watch
+    #[arg(long, env = "AUTORMA_SHADOW_SAMPLE", value_name = "SHARE", default_value_t = 0.1, value_parser = parse_share)]
+    pub shadow_sample: f64,
+    /// The alias whose version runs as the shadow (unset alias: none runs)
+    #[arg(long, env = "AUTORMA_SHADOW_ALIAS", value_name = "ALIAS", default_value = "shadow")]
+    pub shadow_alias: String,
+    /// Seconds a promoted version is watched against the one before it, on the shadow sample,
+    /// by the workers serving when it came; past the bounds below, the alias is rolled back. 0: no watch
+    #[arg(long, env = "AUTORMA_WATCH_S", value_name = "S", default_value_t = 1800,
+        value_parser = clap::value_parser!(u64).range(0..=7 * 86_400))]
+    pub watch_s: u64,
+    /// Photos a watch compares before it may roll back
+    #[arg(long, env = "AUTORMA_WATCH_MIN_PHOTOS", value_name = "N", default_value_t = Bounds::WATCH.min_photos,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_min_photos: u64,
+    /// Least share of photos on which the promoted version gives the previous one's label
+    #[arg(long, env = "AUTORMA_WATCH_MIN_AGREEMENT", value_name = "SHARE",
+        default_value_t = Bounds::WATCH.min_agreement, value_parser = parse_share)]
+    pub watch_min_agreement: f64,
+    /// Most the promoted version's review share may exceed the previous one's (0.1 = 10 points)
+    #[arg(long, env = "AUTORMA_WATCH_MAX_REVIEW_INCREASE", value_name = "SHARE",
+        default_value_t = Bounds::WATCH.max_review_increase, value_parser = parse_share)]
+    pub watch_max_review_increase: f64,
+    /// Most the label mix may move (total variation distance of the label shares)
+    #[arg(long, env = "AUTORMA_WATCH_MAX_LABEL_SHIFT", value_name = "SHARE",
+        default_value_t = Bounds::WATCH.max_label_shift, value_parser = parse_share)]
+    pub watch_max_label_shift: f64,
+}
+
+impl ShadowArgs {
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            min_photos: self.watch_min_photos,
+            min_agreement: self.watch_min_agreement,
+            max_review_increase: self.watch_max_review_increase,
+            max_label_shift: self.watch_max_label_shift,
+        }
+    }
+}
+
+/// What a shadow must show against production, for `model compare` and `promote --gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Photos compared before the gate opens
+    #[arg(long, value_name = "N", default_value_t = Bounds::GATE.min_photos,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_photos: u64,
+    /// Least share of photos given production's label
+    #[arg(long, value_name = "SHARE", default_value_t = Bounds::GATE.min_agreement, value_parser = parse_share)]
+    pub min_agreement: f64,
+    /// Most the shadow's review share may exceed production's (0.05 = 5 points)
+    #[arg(long, value_name = "SHARE", default_value_t = Bounds::GATE.max_review_increase, value_parser = parse_share)]
+    pub max_review_increase: f64,
+    /// Most the label mix may move (total variation distance of the label shares)
+    #[arg(long, value_name = "SHARE", default_value_t = Bounds::GATE.max_label_shift, value_parser = parse_share)]
+    pub max_label_shift: f64,
+}
+
+impl GateArgs {
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            min_photos: self.min_photos,
+            min_agreement: self.min_agreement,
+            max_review_increase: self.max_review_increase,
+            max_label_shift: self.max_label_shift,
+        }
+    }
 }
 
 /// Options shared by every command that runs the model.

@@ -28,5 +28,5 @@ pub mod testsuite;
 
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineError, PipelineModel, PipelineStats, PipelineSummary, RequestError, RequestInbox,
-    Requests, RetryConfig, requests, serve_requests,
+    Requests, RetryConfig, ShadowConfig, requests, serve_requests,
 };

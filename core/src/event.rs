@@ -33,6 +33,13 @@ pub struct ItemEvent {
     pub replay: Option<ReplayRequest>,
 }
 
+impl ItemEvent {
+    /// The photo it names, as results and shadow records name it.
+    pub fn item_ref(&self) -> crate::ItemRef {
+        crate::ItemRef { bucket: self.bucket.clone(), key: self.key.clone(), etag: self.etag.clone() }
+    }
+}
+
 /// What a bulk replay asks of the worker that classifies its photo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayRequest {

@@ -32,6 +32,7 @@ pub mod outbound;
 pub mod position;
 pub mod result;
 pub mod retry;
+pub mod shadow;
 pub mod sink;
 pub mod source;
 pub mod store;

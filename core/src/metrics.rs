@@ -15,6 +15,7 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use crate::claim::CheckOutcome;
 use crate::dlq::DlqReason;
 use crate::result::{Decision, ModelRef, ResultRecord};
+use crate::shadow::ShadowRecord;
 
 /// Stage and latency histograms' buckets, in seconds: from half a millisecond (a decode on a
 /// small photo) to five minutes (a photo waiting behind a backlog), finer from 0.5 s to 10 s,
@@ -58,6 +59,16 @@ pub struct Metrics {
     /// mismatch, uncertain); a claimed label the model does not know counts as `unknown`.
     pub claim_checks: Counter<u64>,
     pub product_checks: Counter<u64>,
+    /// Photos a second model ran beside production, by `role` (shadow, guard), the candidate's
+    /// `version` and `decision`, the `baseline_version`, the baseline's `label` and
+    /// `baseline_decision`, and whether the two labels `agree`.
+    pub shadow_photos: Counter<u64>,
+    /// Seconds per photo of the shadow model's runs, by `role`.
+    pub shadow_duration: Histogram<f64>,
+    /// Sampled photos the shadow model did not run, by `reason` (busy, decode_error, ...).
+    pub shadow_skipped: Counter<u64>,
+    /// Aliases moved back by a worker watching a promotion, by `alias`.
+    pub automatic_rollbacks: Counter<u64>,
 }
 
 /// The instruments, made on first use from the global meter: install the exporter first.
@@ -128,6 +139,26 @@ pub fn metrics() -> &'static Metrics {
                 .with_description(
                     "Photos checked against their claimed SKU's catalogue photo, by seen label and outcome",
                 )
+                .build(),
+            shadow_photos: meter
+                .u64_counter("autorma.shadow.photos")
+                .with_description(
+                    "Photos a second model ran beside production, by role, versions, labels and agreement",
+                )
+                .build(),
+            shadow_duration: meter
+                .f64_histogram("autorma.shadow.duration")
+                .with_unit("s")
+                .with_description("Time per photo of the shadow model's runs")
+                .with_boundaries(SECONDS_BUCKETS.to_vec())
+                .build(),
+            shadow_skipped: meter
+                .u64_counter("autorma.shadow.skipped")
+                .with_description("Sampled photos the shadow model did not run, by reason")
+                .build(),
+            automatic_rollbacks: meter
+                .u64_counter("autorma.model.automatic_rollbacks")
+                .with_description("Aliases moved back by a worker watching a promotion")
                 .build(),
         }
     })
@@ -219,6 +250,22 @@ impl Metrics {
     /// `n` more photos of a replay were `outcome` (listed, skipped, sent).
     pub fn record_replay(&self, outcome: &'static str, n: usize) {
         self.replay_photos.add(n as u64, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// A photo the shadow model ran (see [`ShadowRecord`]).
+    pub fn record_shadow(&self, record: &ShadowRecord) {
+        let (candidate, baseline) = record.sides();
+        let attributes = [
+            KeyValue::new("role", record.role.as_str()),
+            KeyValue::new("version", candidate.model.version.clone()),
+            KeyValue::new("decision", candidate.decision.as_str()),
+            KeyValue::new("baseline_version", baseline.model.version.clone()),
+            KeyValue::new("label", baseline.label.clone()),
+            KeyValue::new("baseline_decision", baseline.decision.as_str()),
+            KeyValue::new("agree", record.agree),
+        ];
+        self.shadow_photos.add(1, &attributes);
+        self.shadow_duration.record(record.shadow_ms / 1e3, &[KeyValue::new("role", record.role.as_str())]);
     }
 
     /// `model` is served (`serving`) or no longer is, on `execution_provider`.

@@ -15,3 +15,5 @@ pub const REVIEW: &str = "rma.review";
 pub const DLQ: &str = "rma.dlq";
 /// A person's label for a photo (CorrectionRecord), key = object key.
 pub const CORRECTIONS: &str = "rma.corrections";
+/// Photos a second model ran beside production (ShadowRecord), key = object key: never Results.
+pub const SHADOW: &str = "rma.shadow";

@@ -12,7 +12,7 @@ set -euo pipefail
 # shellcheck source=infra/engines/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TOPICS=(rma.uploads.raw rma.items rma.items.replay rma.results rma.review rma.dlq rma.corrections)
+TOPICS=(rma.uploads.raw rma.items rma.items.replay rma.results rma.review rma.dlq rma.corrections rma.shadow)
 
 [[ $# -ge 1 && $# -le 2 ]] || die "usage: infra/engines/topics.sh BROKER [PARTITIONS]"
 broker="$1"

@@ -21,6 +21,13 @@ flagged. Judged on test (reported, never chosen on): ROC AUC, and recall at that
 `--package-out` writes a copy of `--package` with `embedding.onnx` beside its `model.onnx` (the
 classifier is untouched: its outputs are identical) and model.json's `embedding` section naming
 the file, its checksum, input and output, dimension and threshold (models/PACKAGE.md).
+
+The training is an MLflow run of its own (`autorma_models.tracking`): the options, each epoch's
+loss and val ROC AUCs, the final figures, `report.json` and the written package's `model.json`.
+When `--package` names the run that made it (model.json's `training.tracking`), the run goes in
+that run's experiment, tagged `autorma.package_run_id` with its id; else in `autorma-<name>`.
+The written package's `embedding.training.tracking` names the run; its `training.tracking` (the
+classifier's) is kept as it was.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, export, nets
+from . import data, export, nets, tracking
 from .bench_augment import BenchAugment, item_masks
 from .package import sha256_file
 from .preprocess import PreprocessSpec
@@ -255,11 +262,23 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, required=True, help="run folder: report.json and embedder.pt")
     ap.add_argument("--package-out", type=Path, help="write the package with its embedding here")
     ap.add_argument("--version", help="the written package's version [default: --package's]")
+    tracking.add_arguments(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = json.loads((args.package / "model.json").read_text())
+    made_by = tracking.made_by(meta)
+    with tracking.run(args, made_by.get("experiment", f"autorma-{meta['name']}"), args.out.name, "embedding",
+                      tags={"autorma.package_run_id": made_by.get("run_id"),
+                            "autorma.dataset_sha256": data.dataset_fingerprint(args.data)}) as run:
+        run.log_params(args)
+        fine_tune(args, meta, run)
+
+
+def fine_tune(args: argparse.Namespace, meta: dict, run: tracking.Off) -> None:
+    """Trains the embedder from `meta`'s package, chooses on val, judges on test, and writes the
+    run folder and (with `--package-out`) the package, logging to `run`."""
     classes, spec = meta["classes"], PreprocessSpec.from_model_json(meta)
     normalise = _Normalise(spec)
 
@@ -288,6 +307,7 @@ def main(argv=None):
         report["epochs"].append({"epoch": epoch, "loss": round(loss, 4), "val_roc_auc": aucs,
                                  "seconds": round(time.time() - t0)})
         log.info("epoch %d: loss %.4f, val ROC AUC %s", epoch, loss, aucs)
+        run.log_metrics({"loss": loss, "val_roc_auc": aucs}, step=epoch)
         (args.out / "report.json").write_text(json.dumps(report, indent=1))
         return aucs[chosen_on]
 
@@ -305,16 +325,20 @@ def main(argv=None):
         "training": {"from": meta["name"] + " v" + str(meta["version"]), "epochs": args.epochs,
                      "best_val_roc_auc": round(best, 4), "batch_size": args.batch_size, "lr": args.lr,
                      "tau": args.tau, "ce_weight": args.ce_weight, "train_seconds": train_seconds,
-                     "seed": args.seed},
+                     "seed": args.seed, **({"tracking": run.record} if run.record else {})},
     }
     report.update(figures)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     torch.save(model.state_dict(), args.out / "embedder.pt")
     log.info("chosen on val: threshold %.4f; %s", threshold, json.dumps(figures["metrics"]))
+    run.log_metrics({**figures["metrics"], "threshold": threshold, "best_val_roc_auc": best,
+                     "train_seconds": train_seconds}, step=args.epochs)
+    run.log_artifacts(args.out / "report.json")
     if args.package_out:
         parity_x = normalise(splits["val"][0][0][:64]).numpy()
         write_package(args.package, args.package_out, model, spec, args.dim, threshold, figures, parity_x, args.version)
         log.info("wrote %s with embedding.onnx", args.package_out)
+        run.log_artifacts(args.package_out / "model.json", folder="package")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@
 
 Prints accuracy, per_class (precision, recall, f1, support), confusion (rows true, columns
 predicted), ece and the review figures under the package's own thresholds.
+
+Each evaluation is an MLflow run of its own (`autorma_models.tracking`): the options, the
+report's numbers as metrics and the report as `report.json`. When the package names the run that
+made it (model.json's `training.tracking`), the evaluation goes in that run's experiment, tagged
+`autorma.package_run_id` with its id; else in `autorma-<name>`.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import data, export, metrics
+from . import data, export, metrics, tracking
 from .package import sha256_file
 from .preprocess import PreprocessSpec, normalise
 
@@ -46,8 +51,19 @@ def main(argv=None):
     p.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--workers", type=int, default=2)
+    tracking.add_arguments(p)
     a = p.parse_args(argv)
     r = evaluate(a.model, a.data, a.workers)
+    meta = json.loads((a.model / "model.json").read_text())
+    made_by = tracking.made_by(meta)
+    with tracking.run(a, made_by.get("experiment", f"autorma-{meta['name']}"),
+                      f"evaluate {meta['name']} v{meta['version']} on {a.data.name}", "evaluate",
+                      tags={"autorma.package_run_id": made_by.get("run_id"),
+                            "autorma.onnx_sha256": meta["onnx"]["sha256"],
+                            "autorma.dataset_sha256": data.dataset_fingerprint(a.data)}) as run:
+        run.log_params(a)
+        run.log_metrics(r)
+        run.log_dict(r, "report.json")
     if a.json:
         json.dump(r, sys.stdout, indent=2)
         print()

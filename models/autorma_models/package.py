@@ -7,6 +7,11 @@ Fits the temperature on val, chooses per-class review thresholds on val, exports
 calibrated graph to ONNX, checks onnxruntime against PyTorch on real photos, judges the
 exported graph on val and test, and writes `model.onnx`, `model.json` and `MODEL_CARD.md`.
 With `--candidates`, every run folder there is measured for the card's speed table.
+
+Packaging logs to the training's MLflow run (named by `<run>/tracking.json`; a run trained
+before tracking gets a run of its own): the judged figures as metrics `package/<split>/...`,
+and `options.json`, `model.json` and `MODEL_CARD.md` as artefacts in `package/<name>-v<version>/`.
+model.json's `training.tracking` names that run (models/PACKAGE.md).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bench, data, export, metrics, nets
+from . import bench, data, export, metrics, nets, tracking
 from .card import write_card
 from .preprocess import PreprocessSpec, normalise
 
@@ -84,10 +89,17 @@ def main(argv=None):
     p.add_argument("--notes", type=Path, help="markdown section for the card: what was tried and what it gave")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the speed figures")
     p.add_argument("--workers", type=int, default=2)
+    tracking.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(a.threads)
+    with tracking.run(a, f"autorma-{a.name}", f"{a.name} v{a.version}", "package",
+                      resume=tracking.read_record(a.run)) as run:
+        build(a, run)
 
+
+def build(a: argparse.Namespace, run: tracking.Off) -> None:
+    """Measures, exports and writes the package `a` asks for, logging to `run`."""
     model, ck = nets.load_run(a.run)
     classes, spec = ck["classes"], PreprocessSpec(size=ck["size"])
     dirs = data.split_dirs(a.data)
@@ -141,13 +153,23 @@ def main(argv=None):
         "parity_max_abs_diff": parity,
         "onnxruntime_images_per_second": {"batch": 32, "threads": a.threads, "value": round(ips)},
         "dataset": {"name": a.data.name, "manifest_sha256": data.dataset_fingerprint(a.data)},
-        "training": {k: ck[k] for k in ("recipe", "train_seconds", "device", "steps", "val_acc", "val_acc_flip",
-                                        "val_bench_acc") if k in ck},
+        "training": {**{k: ck[k] for k in ("recipe", "train_seconds", "device", "steps", "val_acc", "val_acc_flip",
+                                           "val_bench_acc") if k in ck},
+                     **({"tracking": run.record} if run.record else {})},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (a.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     table = speed_table(a.candidates, a.threads) if a.candidates else []
     write_card(a.out / "MODEL_CARD.md", meta, table, a.notes.read_text() if a.notes else "")
+    # The options go in a file, not params: a run's params cannot change, and one training run
+    # may be packaged more than once.
+    folder = f"package/{a.name}-v{a.version}"
+    run.log_dict(tracking.options(a), f"{folder}/options.json")
+    run.log_artifacts(a.out / "model.json", a.out / "MODEL_CARD.md", folder=folder)
+    run.log_metrics({"package": {**judged, "temperature": temperature, "parity_max_abs_diff": parity,
+                                 "onnxruntime_images_per_second": ips}})
+    run.set_tags({"autorma.package": f"{a.name} v{a.version}", "autorma.onnx_sha256": meta["onnx"]["sha256"],
+                  "autorma.dataset_sha256": meta["dataset"]["manifest_sha256"]})
     print(json.dumps({"package": str(a.out), **{f"{n}_accuracy": judged[n]["accuracy"] for n in judged},
                       "temperature": meta["temperature"],
                       **{f"review_{n}": judged[n]["review"] for n in judged if n != "val"}, "parity": parity,

@@ -13,6 +13,11 @@ and writes the EMA weights, the recipe and the val history to `<out>/checkpoint.
 in the review queue (`autorma corrections export --out DIR`). Its photos whose bytes are in
 val/ or test/ are dropped, so nothing judged on is trained on. `<out>/train_manifest.csv` lists
 every photo the run trains on, its label and its source.
+
+The run is tracked with MLflow (`autorma_models.tracking`): its options, the training loss and
+learning rate of every epoch, the val figures whenever they are measured, the final figures,
+`summary.json`, `train_manifest.csv` and (when small) the checkpoint. `<out>/tracking.json` names
+the MLflow run, so packaging logs to the same run.
 """
 from __future__ import annotations
 
@@ -28,17 +33,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets
+from . import data, nets, tracking
 from .bench_augment import BenchAugment, item_masks
 from .preprocess import PreprocessSpec
 
 log = logging.getLogger("autorma.train")
+# Checkpoints up to this size (bytes) are copied to the MLflow run too; bigger ones stay in the run
+# folder alone, so a store holding many candidates' runs does not grow by hundreds of MB each.
+CHECKPOINT_ARTIFACT_LIMIT = 64 << 20
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="root with train/ and val/ class folders")
-    p.add_argument("--out", type=Path, required=True, help="run folder for checkpoint.pt and history.json")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder: checkpoint.pt, summary.json (figures and val history), train_manifest.csv, "
+                        "tracking.json")
     p.add_argument("--arch", default="resnet_m", choices=sorted(nets.ARCHITECTURES))
     p.add_argument("--size", type=int, default=128, help="input size in pixels (square)")
     p.add_argument("--epochs", type=int, default=None,
@@ -83,6 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--report-test", action="store_true",
                    help="also report accuracy on test/ at the end (for the record; never used to choose)")
     p.add_argument("--workers", type=int, default=2, help="processes that decode photos at start")
+    tracking.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -298,6 +309,14 @@ def train(args) -> dict:
     device = pick_device(args.device)
     if args.epochs is None:
         args.epochs = 200 if device.type == "cuda" else 100
+    with tracking.run(args, f"autorma-{args.data.resolve().name}", args.out.name, "train",
+                      tags={"autorma.dataset_sha256": data.dataset_fingerprint(args.data)}) as run:
+        run.write_record(args.out)
+        run.log_params(args)
+        return run_training(args, device, run)
+
+
+def run_training(args, device: torch.device, run: tracking.Off) -> dict:
     spec = PreprocessSpec(size=args.size)
     dirs = data.split_dirs(args.data)
     t0 = time.time()
@@ -352,6 +371,8 @@ def train(args) -> dict:
     while step < plan["total"]:
         model.train()
         idx = torch.multinomial(sample_w, steps_per_epoch * args.batch_size, replacement=True)
+        # Summed on the device, read once an epoch: a read per step would wait for the GPU each time.
+        loss_sum, batches = torch.zeros((), device=device), 0
         for bi in range(steps_per_epoch):
             if step >= plan["total"]:
                 break
@@ -372,8 +393,11 @@ def train(args) -> dict:
             opt.step()
             sched.step()
             ema.update(model, step)
+            loss_sum += loss.detach()
+            batches += 1
             step += 1
         epoch = step // steps_per_epoch
+        run.log_metrics({"train_loss": (loss_sum / batches).item(), "lr": sched.get_last_lr()[0]}, step=epoch)
         if epoch == 1:
             t_epoch1 = time.time()
         if args.time_budget and epoch == 3:
@@ -390,6 +414,7 @@ def train(args) -> dict:
                 point["val_bench_acc_ema"] = accuracy(ema.model, x_bench_val, y_bench_val, aug, device)
             point["seconds"] = time.time() - t_train
             history.append(point)
+            run.log_metrics({k: v for k, v in point.items() if k not in ("epoch", "step")}, step=epoch)
             log.info("epoch %d step %d/%d %s", epoch, step, plan["total"],
                      " ".join(f"{k} {v:.4f}" for k, v in point.items() if k.startswith("val_")))
 
@@ -415,12 +440,17 @@ def train(args) -> dict:
         "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "steps": step,
-        "recipe": {k: jsonable(v) for k, v in vars(args).items()},
+        "recipe": {k: jsonable(v) for k, v in vars(args).items() if k not in tracking.OPTIONS},
         "history": history,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": ema.model.state_dict(), **result}, args.out / "checkpoint.pt")
     (args.out / "summary.json").write_text(json.dumps(result, indent=2))
+    run.log_metrics({k: result[k] for k in ("val_acc", "val_acc_flip", *more_metrics, "train_seconds", "steps")},
+                    step=epoch)
+    checkpoint = args.out / "checkpoint.pt"
+    small = checkpoint.stat().st_size <= CHECKPOINT_ARTIFACT_LIMIT
+    run.log_artifacts(args.out / "summary.json", args.out / "train_manifest.csv", *([checkpoint] if small else []))
     log.info("done: val acc %.4f (flip %.4f) in %.0fs -> %s", result["val_acc"], result["val_acc_flip"],
              train_seconds, args.out)
     return result

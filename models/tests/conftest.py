@@ -1,5 +1,6 @@
 """Fixtures: a tiny class-folder data set, from the real photos when they are beside the
-project, else synthetic ones (coloured shapes on white, one shape per class)."""
+project, else synthetic ones (coloured shapes on white, one shape per class); and the MLflow
+store every command the tests run tracks to."""
 from __future__ import annotations
 
 import shutil
@@ -46,3 +47,13 @@ def tiny_dataset(tmp_path_factory) -> Path:
                 else:
                     _synthetic(d / f"{k}.jpg", i, rng)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tracking_uri(tmp_path_factory):
+    """One throwaway store for the whole session, never models/mlruns (creating MLflow's
+    database takes seconds, so not one per test)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autorma_models import embedding, export
+from autorma_models import embedding, export, tracking
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fashion5"
 
@@ -19,7 +19,7 @@ def test_roc_auc_and_the_threshold_figures():
     assert j["at_threshold"] == {"threshold": 0.5, "honest_flagged": 0.25, "wrong_caught": round(2 / 3, 4)}
 
 
-def test_a_package_gains_an_embedding_and_keeps_its_classifier(tiny_dataset, tmp_path):
+def test_a_package_gains_an_embedding_and_keeps_its_classifier(tiny_dataset, tmp_path, tracking_uri):
     out = tmp_path / "pkg"
     embedding.main(["--data", str(tiny_dataset), "--package", str(PACKAGE), "--epochs", "1", "--batch-size", "8",
                     "--workers", "1", "--out", str(tmp_path / "run"), "--package-out", str(out), "--version", "3e"])
@@ -34,3 +34,12 @@ def test_a_package_gains_an_embedding_and_keeps_its_classifier(tiny_dataset, tmp
     x = np.random.default_rng(0).normal(size=(3, 3, 128, 128)).astype(np.float32)
     z = export.ort_session(out / "embedding.onnx").run(["embedding"], {"image": x})[0]
     assert z.shape == (3, 128) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+    # The embedding's training is a tracked run of its own; the classifier's record is untouched.
+    assert meta["training"] == source["training"]
+    record = e["training"]["tracking"]
+    client = tracking.client(tracking_uri)
+    run = client.get_run(record["run_id"])
+    assert record["experiment"] == "autorma-fashion5" and run.data.tags["autorma.command"] == "embedding"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1]
+    assert run.data.metrics["val_augment_shots/roc_auc"] == e["metrics"]["val_augment_shots"]["roc_auc"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"report.json", "package"}

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autorma_models import bench_photos, evaluate, package, train
+from autorma_models import bench_photos, evaluate, package, tracking, train
 from autorma_models.preprocess import PreprocessSpec, preprocess_file
 
 
@@ -18,8 +20,9 @@ def packaged(tiny_dataset, tmp_path_factory):
     bench = tmp_path_factory.mktemp("bench")
     for split in ("val", "test"):
         bench_photos.run(tiny_dataset / split, bench / split, seed=0, workers=1, max_megapixels=0.3)
+    # Two whole epochs (40 train photos, 5 batches each), so the tracked history has two points.
     train.main(["--data", str(tiny_dataset), "--out", str(run), "--arch", "resnet_s", "--size", "64",
-                "--epochs", "2", "--batch-size", "8", "--max-steps", "4", "--workers", "1", "--report-test",
+                "--epochs", "2", "--batch-size", "8", "--workers", "1", "--report-test",
                 "--bench-prob", "0.5", "--bench-val", str(bench / "val")])
     package.main(["--run", str(run), "--data", str(tiny_dataset), "--out", str(out), "--version", "0-test",
                   "--workers", "1", "--bench-val", str(bench / "val"), "--bench-test", str(bench / "test")])
@@ -52,6 +55,51 @@ def test_bench_style_sets_are_fitted_on_and_judged(packaged):
     assert "fitted on val and bench-style val together" in card
 
 
+def test_training_and_packaging_are_one_mlflow_run(packaged, tiny_dataset, tracking_uri, tmp_path):
+    meta = json.loads((packaged / "model.json").read_text())
+    record = meta["training"]["tracking"]
+    run_dir = Path(meta["training"]["recipe"]["out"])
+    assert record == json.loads((run_dir / "tracking.json").read_text())
+    assert record["tool"] == "mlflow" and record["tracking_uri"] == tracking_uri
+    assert re.fullmatch("[0-9a-f]{32}", record["run_id"])
+    assert not set(tracking.OPTIONS) & set(meta["training"]["recipe"]), "where it was logged is no recipe"
+
+    client = tracking.client(tracking_uri)
+    run = client.get_run(record["run_id"])
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == record["experiment"] == f"autorma-{tiny_dataset.name}"
+    params = run.data.params
+    assert (params["arch"], params["size"], params["epochs"], params["bench_prob"]) == ("resnet_s", "64", "2", "0.5")
+    assert params["data"] == str(tiny_dataset) and "tracking_uri" not in params
+    tags = run.data.tags
+    assert tags["autorma.command"] == "train"
+    assert tags["autorma.dataset_sha256"] == meta["dataset"]["manifest_sha256"]
+    assert tags["autorma.onnx_sha256"] == meta["onnx"]["sha256"]
+    assert tags.get("mlflow.source.git.commit") == tracking.git_commit()[0]
+
+    def history(key):
+        return [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+
+    # Every epoch's loss and learning rate; the val figures when measured (the last epoch here).
+    assert [step for step, _ in history("train_loss")] == [1, 2] and len(history("lr")) == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert history("val_acc_ema") == [(2, summary["history"][-1]["val_acc_ema"])]
+    assert len(history("val_bench_acc_ema")) == 1
+    assert run.data.metrics["val_acc"] == pytest.approx(summary["val_acc"])
+    # The package's figures, on the same run.
+    assert run.data.metrics["package/test/accuracy"] == meta["metrics"]["test"]["accuracy"]
+    assert run.data.metrics["package/bench_val/review/share_sent_to_review"] == \
+        meta["metrics"]["bench_val"]["review"]["share_sent_to_review"]
+
+    folder = "package/fashion5-v0-test"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == \
+        {"summary.json", "train_manifest.csv", "checkpoint.pt", "package"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, folder)} == \
+        {f"{folder}/model.json", f"{folder}/MODEL_CARD.md", f"{folder}/options.json"}
+    logged = Path(client.download_artifacts(run.info.run_id, f"{folder}/model.json", str(tmp_path)))
+    assert logged.read_bytes() == (packaged / "model.json").read_bytes()
+
+
 def test_onnx_batch_axis_is_dynamic_and_outputs_probabilities(packaged):
     from autorma_models import export
     sess = export.ort_session(packaged / "model.onnx")
@@ -67,6 +115,22 @@ def test_evaluate_reports_accuracy_per_class_and_confusion(packaged, tiny_datase
     assert 0 <= r["accuracy"] <= 1
     assert sum(sum(row) for row in r["confusion"]["rows_true_cols_predicted"]) == r["num_photos"] == 20
     assert set(r["per_class"]) == {"casual_shoes", "handbags", "shirts", "tops", "watches"}
+
+
+def test_an_evaluation_is_a_run_beside_the_one_that_made_the_package(packaged, tiny_dataset, tracking_uri, capsys):
+    evaluate.main(["--model", str(packaged), "--data", str(tiny_dataset / "test"), "--json", "--workers", "1"])
+    r = json.loads(capsys.readouterr().out)
+    made_by = json.loads((packaged / "model.json").read_text())["training"]["tracking"]
+    client = tracking.client(tracking_uri)
+    experiment = client.get_experiment_by_name(made_by["experiment"])
+    run = client.search_runs([experiment.experiment_id], "tags.`autorma.command` = 'evaluate'",
+                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert run.info.run_name == "evaluate fashion5 v0-test on test"
+    assert run.data.tags["autorma.package_run_id"] == made_by["run_id"]
+    assert run.data.metrics["accuracy"] == r["accuracy"]
+    assert run.data.metrics["per_class/watches/f1"] == r["per_class"]["watches"]["f1"]
+    assert run.data.params["data"] == str(tiny_dataset / "test")
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["report.json"]
 
 
 def test_evaluate_refuses_a_damaged_package(packaged, tmp_path):

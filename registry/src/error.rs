@@ -44,6 +44,8 @@ pub enum RegistryError {
         "{model} has no alias `{alias}`: promote a version to it first (`autorma model promote N --alias {alias}`)"
     )]
     NoAlias { model: String, alias: String },
+    #[error("alias `{alias}` now names version {found}, not {expected}: it was changed meanwhile")]
+    AliasMoved { alias: String, expected: u32, found: u32 },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

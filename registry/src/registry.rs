@@ -200,6 +200,22 @@ impl Registry {
 
     /// Points `alias` back at the version it held before the last promotion.
     pub async fn rollback(&self, alias: &str, actor: &Actor) -> Result<AliasRecord, RegistryError> {
+        self.rollback_if(alias, None, actor).await
+    }
+
+    /// As [`Self::rollback`], only while `alias` still names `from`; else
+    /// [`RegistryError::AliasMoved`] and nothing changes. For a worker that found `from` wanting:
+    /// another worker, or a person, may have moved the alias already.
+    pub async fn rollback_from(&self, alias: &str, from: u32, actor: &Actor) -> Result<AliasRecord, RegistryError> {
+        self.rollback_if(alias, Some(from), actor).await
+    }
+
+    async fn rollback_if(
+        &self,
+        alias: &str,
+        expected: Option<u32>,
+        actor: &Actor,
+    ) -> Result<AliasRecord, RegistryError> {
         let mut from = None;
         let record = self
             .update_alias(
@@ -207,6 +223,13 @@ impl Registry {
                 |current| {
                     let current = current
                         .ok_or_else(|| RegistryError::NoAlias { model: self.describe(), alias: alias.into() })?;
+                    if let Some(expected) = expected.filter(|v| *v != current.version) {
+                        return Err(RegistryError::AliasMoved {
+                            alias: alias.into(),
+                            expected,
+                            found: current.version,
+                        });
+                    }
                     let mut previous = current.previous.clone();
                     let back = previous.pop().ok_or_else(|| {
                         RegistryError::Usage(format!(
@@ -576,6 +599,10 @@ mod tests {
         let err = registry.rollback("production", &actor("cy")).await.unwrap_err().to_string();
         assert!(err.contains("nothing to roll back to"), "{err}");
         assert!(registry.rollback("staging", &actor("cy")).await.unwrap_err().to_string().contains("no alias"));
+        registry.promote(2, "production", &actor("dee")).await.unwrap();
+        let moved = registry.rollback_from("production", 3, &actor("worker")).await.unwrap_err();
+        assert!(matches!(moved, RegistryError::AliasMoved { expected: 3, found: 2, .. }), "{moved}");
+        assert_eq!(registry.rollback_from("production", 2, &actor("worker")).await.unwrap().version, 1);
 
         let history = registry.history().await.unwrap();
         let trail: Vec<_> = history.iter().map(|r| (r.action, r.from, r.to, r.by.as_str())).collect();
@@ -588,11 +615,13 @@ mod tests {
                 (AuditAction::Promote, None, Some(1), "ann"),
                 (AuditAction::Promote, Some(1), Some(3), "bob"),
                 (AuditAction::Rollback, Some(3), Some(1), "cy"),
+                (AuditAction::Promote, Some(1), Some(2), "dee"),
+                (AuditAction::Rollback, Some(2), Some(1), "worker"),
             ]
         );
         let versions = registry.versions().await.unwrap();
         assert_eq!(versions[0].aliases, vec!["production".to_string()]);
-        assert!(versions[2].aliases.is_empty());
+        assert!(versions[1].aliases.is_empty() && versions[2].aliases.is_empty());
     }
 
     #[tokio::test]

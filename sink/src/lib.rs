@@ -13,13 +13,15 @@
 //!
 //! Implementations: [`local::LocalSink`] (embedded mode: files under the output folder) and
 //! [`s3::StreamingSink`] (streaming: the bucket, and the records for `rma.results`,
-//! `rma.review` and `rma.dlq`); [`Sink`] is the enum the binary holds. [`index`] is the results index
+//! `rma.review` and `rma.dlq`); [`Sink`] is the enum the binary holds. [`shadow`] publishes the
+//! shadow model's records to `rma.shadow` and reads them back. [`index`] is the results index
 //! `autorma serve` queries, derived from what the sinks wrote.
 
 pub mod index;
 pub mod local;
 pub mod results_csv;
 pub mod s3;
+pub mod shadow;
 #[cfg(test)]
 mod test_records;
 

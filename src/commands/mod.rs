@@ -10,6 +10,7 @@ mod registry;
 mod replay;
 mod run;
 mod serve;
+mod shadow;
 mod streaming;
 mod worker;
 

@@ -1,4 +1,4 @@
-//! `autorma model ...`: push, list, show, promote, rollback, history.
+//! `autorma model ...`: push, list, show, promote (gated or not), compare, rollback, history.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,9 +7,11 @@ use anyhow::Context;
 use autorma_classifier::inference::{RuntimeConfig, default_library_path};
 use autorma_classifier::preprocess::DecodeLimits;
 use autorma_classifier::serving::ServingModel;
+use autorma_core::shadow::Verdict;
 use autorma_registry::{ModelPackage, short_sha};
 
 use super::registry::{actor, open_registry};
+use super::shadow;
 use crate::cli::{ModelAction, ModelArgs};
 use crate::config::{self, ConfigFile};
 
@@ -65,14 +67,51 @@ pub async fn model(args: ModelArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
                 serde_json::to_string_pretty(&serde_json::json!({ "version": info, "model_json": manifest }))?
             );
         }
-        ModelAction::Promote { version, alias, change } => {
-            let record = registry.promote(version, &alias, &actor(&change)).await?;
+        ModelAction::Promote { version, alias, gate, bounds, change } => {
+            let mut actor = actor(&change);
+            if gate {
+                let bounds = bounds.bounds();
+                let production = shadow::alias_version(&registry, &alias).await?;
+                let comparison = shadow::comparison(&streaming.kafka, &registry, version, production).await?;
+                shadow::print(&comparison, version, production, &alias, &bounds);
+                let verdict = bounds.check(&comparison);
+                if verdict != Verdict::Within {
+                    eprintln!("not promoted: the gate is closed ({})", shadow::verdict_line(&verdict));
+                    return Ok(ExitCode::FAILURE);
+                }
+                let gate = format!(
+                    "gate: agreement {:.1} %, review share {:.1} % against {:.1} %, on {} photos",
+                    100.0 * comparison.agreement(),
+                    100.0 * comparison.candidate_review_share(),
+                    100.0 * comparison.baseline_review_share(),
+                    comparison.photos
+                );
+                actor.why = Some(actor.why.map_or(gate.clone(), |why| format!("{why}; {gate}")));
+            }
+            let record = registry.promote(version, &alias, &actor).await?;
             println!(
                 "{} `{alias}` -> version {} (was {}); workers following it swap within their poll interval",
                 registry.describe(),
                 record.version,
                 record.previous.last().map_or("unset".to_string(), u32::to_string)
             );
+        }
+        ModelAction::Compare { version, alias, shadow_alias, bounds, json } => {
+            let candidate = match version {
+                Some(version) => version,
+                None => shadow::alias_version(&registry, &shadow_alias).await?,
+            };
+            let production = shadow::alias_version(&registry, &alias).await?;
+            let comparison = shadow::comparison(&streaming.kafka, &registry, candidate, production).await?;
+            let bounds = bounds.bounds();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&shadow::to_json(&comparison, candidate, production, &bounds))?
+                );
+            } else {
+                shadow::print(&comparison, candidate, production, &alias, &bounds);
+            }
         }
         ModelAction::Rollback { alias, change } => {
             let record = registry.rollback(&alias, &actor(&change)).await?;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use autorma_classifier::catalogue::Catalogue;
-use autorma_classifier::{Pipeline, PipelineModel, RetryConfig};
+use autorma_classifier::serving::{ShadowFollow, ShadowHandle, WatchConfig};
+use autorma_classifier::{Pipeline, PipelineModel, RetryConfig, ShadowConfig};
 use autorma_core::Store;
 use autorma_core::topics;
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
@@ -18,8 +19,10 @@ use autorma_sink::{Sink, StreamingSink};
 use super::model_setup;
 use super::registry::follow_registry;
 use super::streaming::connect;
+use crate::cli::ShadowArgs;
 use crate::cli::WorkerArgs;
-use crate::config::{self, ConfigFile};
+use crate::config::StreamingSettings;
+use crate::config::{self, ConfigFile, ModelSettings};
 use crate::shutdown::shutdown_signal;
 
 pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitCode> {
@@ -50,11 +53,15 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     streaming.s3.max_attempts = 1;
     let group_id = args.group.clone();
     settings.pipeline.bulk_inflight = args.bulk_inflight as usize;
-    let store =
-        connect(&streaming, &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ])
-            .await?;
+    let store = connect(
+        &streaming,
+        &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ, topics::SHADOW],
+    )
+    .await?;
     let model_cache = args.model_cache.clone();
-    let models = follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package).await?;
+    let (shadow, publishing) = shadow_setup(&args.shadow, &streaming, &mut settings)?;
+    let models =
+        follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package, shadow).await?;
     let store = Store::S3(store);
     if settings.pipeline.catalogue.is_none() {
         settings.pipeline.catalogue = Some(Arc::new(Catalogue::in_bucket(store.clone(), streaming.bucket.clone())));
@@ -84,6 +91,12 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     );
     let summary = pipeline.run(shutdown_signal()).await;
     following.abort();
+    // The pipeline dropped its end of the records' queue: what is queued goes out, briefly.
+    if let Some(publishing) = publishing {
+        if tokio::time::timeout(SHADOW_FLUSH, publishing).await.is_err() {
+            tracing::warn!("shadow records still unsent at exit were dropped");
+        }
+    }
     let summary = summary?;
     println!(
         "worker stopped: classified {} photos (auto {}, review {}), dead-lettered {}, {} already done, \
@@ -97,4 +110,30 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
         summary.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Longest a stopping worker waits for its last shadow records to be published.
+const SHADOW_FLUSH: Duration = Duration::from_secs(5);
+/// Shadow records waiting for the publisher.
+const SHADOW_QUEUE: usize = 256;
+
+/// With a shadow sample: the pipeline's shadow stage, the follower's slot and the task that
+/// publishes the records to rma.shadow.
+fn shadow_setup(
+    args: &ShadowArgs,
+    streaming: &StreamingSettings,
+    settings: &mut ModelSettings,
+) -> anyhow::Result<(Option<ShadowFollow>, Option<tokio::task::JoinHandle<()>>)> {
+    if args.shadow_sample == 0.0 {
+        tracing::info!("--shadow-sample is 0: no shadow model runs and promotions are not watched");
+        return Ok((None, None));
+    }
+    let producer = streaming.kafka.producer()?;
+    let (records, queue) = tokio::sync::mpsc::channel(SHADOW_QUEUE);
+    let handle = ShadowHandle::default();
+    settings.pipeline.shadow = Some(ShadowConfig { models: handle.clone(), sample: args.shadow_sample, records });
+    let publishing = tokio::spawn(autorma_sink::shadow::publish(producer, queue));
+    let watch = WatchConfig { window: Duration::from_secs(args.watch_s), bounds: args.bounds() };
+    tracing::info!(sample = args.shadow_sample, alias = %args.shadow_alias, watch_s = args.watch_s, "shadow sampling on");
+    Ok((Some(ShadowFollow { handle, alias: args.shadow_alias.clone(), watch }), Some(publishing)))
 }

@@ -20,6 +20,7 @@ use super::decode::preprocess_blocking;
 use super::messages::{Completion, Failed, Origin, Outcome, Prepared, SinkInput};
 use super::product::product_input;
 use super::revoked::RevokedPartitions;
+use super::shadow::{self, ShadowConfig};
 use super::stats::{PipelineStats, ms};
 use super::trace;
 use crate::catalogue::Catalogue;
@@ -41,6 +42,8 @@ pub(crate) struct FetchStage<S, K> {
     pub limits: DecodeLimits,
     /// Where the product check finds a claimed SKU's photo; `None`: no product check.
     pub catalogue: Option<Arc<Catalogue>>,
+    /// The shadow model's sample, when one runs beside production.
+    pub shadow: Option<ShadowConfig>,
     pub retry: RetryConfig,
     pub concurrency: usize,
     /// Tells the batcher which photos are still on their way (one guard per task).
@@ -132,6 +135,7 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
             sourced.event.claim = claim_of(&object.metadata);
         }
         let bytes = object.bytes;
+        let shadow = self.shadow.as_ref().and_then(|config| shadow::ticket(config, &sourced.event, &model, &bytes));
 
         let span = trace::start_child(&photo, "decode", None);
         let (tensor, decode_ms) = preprocess_blocking(&model, bytes).await;
@@ -143,7 +147,8 @@ impl<S: ObjectStore, K: ResultSink> FetchStage<S, K> {
                 let product = product_input(&model, self.catalogue.as_deref(), sku, self.limits.max_bytes).await;
                 let origin = Origin::Event(sourced);
                 let ready_at = Instant::now();
-                let prepared = Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at, trace: photo, product };
+                let prepared =
+                    Prepared { origin, model, tensor, fetch_ms, decode_ms, ready_at, trace: photo, product, shadow };
                 let _ = self.prepared_tx.send(prepared).await;
             }
             Err(e) => {

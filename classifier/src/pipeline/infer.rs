@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::batcher::Batch;
 use super::messages::{Answer, Classified, Failed, Origin, Prepared, SinkInput};
 use super::product::product_checks;
+use super::shadow::{self, ShadowJob};
 use super::stats::PipelineStats;
 use super::stats::ms;
 use super::trace;
@@ -24,15 +25,17 @@ pub(crate) fn spawn_workers(
     workers: usize,
     batch_rx: mpsc::Receiver<Batch<Prepared>>,
     sink_tx: mpsc::Sender<SinkInput>,
+    shadow_tx: Option<mpsc::Sender<ShadowJob>>,
     stats: Arc<PipelineStats>,
 ) -> Vec<JoinHandle<()>> {
     let batch_rx = Arc::new(Mutex::new(batch_rx));
     (0..workers.max(1))
         .map(|id| {
             let (batch_rx, sink_tx, stats) = (batch_rx.clone(), sink_tx.clone(), stats.clone());
+            let shadow_tx = shadow_tx.clone();
             std::thread::Builder::new()
                 .name(format!("autorma-infer-{id}"))
-                .spawn(move || worker(id, &batch_rx, &sink_tx, &stats))
+                .spawn(move || worker(id, &batch_rx, &sink_tx, shadow_tx.as_ref(), &stats))
                 .expect("failed to spawn an inference thread")
         })
         .collect()
@@ -42,6 +45,7 @@ fn worker(
     id: usize,
     batch_rx: &Mutex<mpsc::Receiver<Batch<Prepared>>>,
     sink_tx: &mpsc::Sender<SinkInput>,
+    shadow_tx: Option<&mpsc::Sender<ShadowJob>>,
     stats: &PipelineStats,
 ) {
     let mut input = Vec::new();
@@ -89,18 +93,30 @@ fn worker(
                 for ((item, prediction), product) in batch.items.into_iter().zip(predictions).zip(products) {
                     let batch_wait_ms = ms(started - item.ready_at);
                     match item.origin {
-                        Origin::Event(sourced) => classified.push(Classified {
-                            batch_wait_ms,
-                            sourced,
-                            model: item.model,
-                            prediction,
-                            fetch_ms: item.fetch_ms,
-                            decode_ms: item.decode_ms,
-                            infer_ms,
-                            infer_done_at,
-                            trace: item.trace,
-                            product,
-                        }),
+                        Origin::Event(sourced) => {
+                            if let (Some(jobs), Some(ticket)) = (shadow_tx, item.shadow) {
+                                let job = ShadowJob {
+                                    item: sourced.event.item_ref(),
+                                    production: item.model.clone(),
+                                    prediction: prediction.clone(),
+                                    ticket,
+                                    tensor: item.tensor,
+                                };
+                                shadow::offer(jobs, job);
+                            }
+                            classified.push(Classified {
+                                batch_wait_ms,
+                                sourced,
+                                model: item.model,
+                                prediction,
+                                fetch_ms: item.fetch_ms,
+                                decode_ms: item.decode_ms,
+                                infer_ms,
+                                infer_done_at,
+                                trace: item.trace,
+                                product,
+                            });
+                        }
                         // A caller that gave up no longer wants the answer.
                         Origin::Request(reply) => {
                             let answer = Answer {

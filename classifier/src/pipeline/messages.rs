@@ -7,6 +7,7 @@ use opentelemetry::Context;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::shadow::ShadowTicket;
 use crate::inference::Prediction;
 use crate::serving::ServingModel;
 
@@ -26,6 +27,8 @@ pub struct Prepared {
     pub trace: Context,
     /// For a claim that names a SKU: what the product check compares the photo with.
     pub product: Option<ProductInput>,
+    /// For a photo in the shadow sample: its pass to the shadow stage.
+    pub shadow: Option<ShadowTicket>,
 }
 
 /// What the product check compares a photo with, made ready before the batch.

@@ -19,6 +19,7 @@ pub mod messages;
 mod product;
 mod requests;
 mod revoked;
+mod shadow;
 mod sink_stage;
 mod source_stage;
 mod stats;
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 
 pub use autorma_core::RetryConfig;
 pub use requests::{RequestError, RequestInbox, Requests, requests, serve_requests};
+pub use shadow::ShadowConfig;
 pub use stats::{PipelineStats, PipelineSummary};
 
 use crate::catalogue::Catalogue;
@@ -75,6 +77,8 @@ pub struct PipelineConfig {
     /// Where the product check finds the catalogue photos of claimed SKUs; `None`: a claimed
     /// SKU is recorded but not compared.
     pub catalogue: Option<Arc<Catalogue>>,
+    /// A second model run beside production on a sample of photos; `None`: none.
+    pub shadow: Option<ShadowConfig>,
 }
 
 impl PipelineConfig {
@@ -99,6 +103,7 @@ impl PipelineConfig {
             commit_interval: Duration::from_millis(500),
             sink_flush_interval: Duration::from_secs(5),
             catalogue: None,
+            shadow: None,
         }
     }
 }
@@ -199,6 +204,7 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
             models,
             limits: config.limits,
             catalogue: config.catalogue.clone(),
+            shadow: config.shadow.clone(),
             retry: config.fetch_retry,
             concurrency: config.fetch_concurrency,
             upstream: upstream.clone(),
@@ -268,6 +274,8 @@ impl<S: ObjectStore, E: EventSource, K: ResultSink> Pipeline<S, E, K> {
 struct ModelStage {
     batcher: tokio::task::JoinHandle<()>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    /// Ends once the workers (its only senders) have.
+    shadow: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ModelStage {
@@ -282,17 +290,21 @@ impl ModelStage {
         // A batch runs on one model: a photo given to another one starts the next batch.
         let same_model = |a: &messages::Prepared, b: &messages::Prepared| Arc::ptr_eq(&a.model, &b.model);
         let batcher = tokio::spawn(run_batcher(config.batcher, prepared_rx, batch_tx, upstream, same_model));
-        let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, stats);
-        Self { batcher, workers }
+        let (shadow_tx, shadow) = config.shadow.as_ref().map(shadow::spawn).unzip();
+        let workers = infer::spawn_workers(config.num_workers, batch_rx, sink_tx, shadow_tx, stats);
+        Self { batcher, workers, shadow }
     }
 
     /// Waits until the batcher's input has closed and every batch is inferred.
     async fn join(self) {
         self.batcher.await.expect("batcher panicked");
-        let workers = self.workers;
+        let (workers, shadow) = (self.workers, self.shadow);
         tokio::task::spawn_blocking(move || {
             for worker in workers {
                 worker.join().expect("inference worker panicked");
+            }
+            if let Some(shadow) = shadow {
+                shadow.join().expect("the shadow thread panicked");
             }
         })
         .await

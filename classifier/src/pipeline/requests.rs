@@ -89,6 +89,8 @@ impl Requests {
             ready_at: Instant::now(),
             trace: opentelemetry::Context::new(),
             product,
+            // A request's answer is not sampled: the shadow compares the photos of the stream.
+            shadow: None,
         };
         self.tx.send(prepared).await.map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Inference)

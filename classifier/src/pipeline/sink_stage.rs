@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autorma_core::metrics::metrics;
-use autorma_core::{
-    DlqRecord, ItemRef, OutboundRecord, ResultRecord, ResultSink, RetryConfig, SinkError, StageTimings,
-};
+use autorma_core::{DlqRecord, OutboundRecord, ResultRecord, ResultSink, RetryConfig, SinkError, StageTimings};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -86,7 +84,7 @@ impl<K: ResultSink> SinkStage<K> {
             item.product.clone(),
         );
         let record = ResultRecord {
-            item: ItemRef { bucket: event.bucket.clone(), key: event.key.clone(), etag: event.etag.clone() },
+            item: event.item_ref(),
             label: model.classes[p.label].clone(),
             confidence: p.confidence,
             probabilities: model

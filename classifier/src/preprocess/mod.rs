@@ -42,7 +42,7 @@ impl PreprocessError {
 }
 
 /// The preprocessing of one model package, ready to apply to many photos.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessor {
     /// Side of the square input.
     pub size: u32,

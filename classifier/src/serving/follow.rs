@@ -3,15 +3,24 @@
 //! fails to load or check is refused: logged, recorded in the registry's audit trail, and not
 //! tried again; the serving model goes on. A replayed photo that asks for a newer version than
 //! the one served wakes the follower too (see [`ModelHandle::wait_for_version`]).
+//!
+//! With a shadow slot ([`ShadowFollow`]) it also keeps the slot on the version the `shadow`
+//! alias names, and after a promotion it runs the version production held before beside the
+//! new one for a while (a guard): if the new one strays past the bounds, it rolls the alias
+//! back (the audit record says why) and serves the old one again at once.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autorma_registry::{Registry, RegistryError};
+use autorma_core::metrics::metrics;
+use autorma_core::shadow::Comparison;
+use autorma_registry::{Actor, AliasRecord, Registry, RegistryError};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use super::shadow::{ShadowHandle, Tripped, WatchConfig};
 use super::{ModelHandle, ServingModel};
 use crate::inference::{InferenceError, RuntimeConfig};
 use crate::preprocess::DecodeLimits;
@@ -26,8 +35,29 @@ pub struct FollowConfig {
     pub limits: DecodeLimits,
     /// Sessions per model: one per inference worker.
     pub workers: usize,
-    /// Who a refusal is recorded as (host and process).
+    /// Who a refusal (or an automatic rollback) is recorded as (host and process).
     pub worker_id: String,
+    /// The shadow slot to keep, when the pipeline runs one.
+    pub shadow: Option<ShadowFollow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShadowFollow {
+    pub handle: ShadowHandle,
+    /// The alias whose version runs as the candidate (`shadow`); unset: none runs.
+    pub alias: String,
+    pub watch: WatchConfig,
+}
+
+/// What the follower's loop remembers between two looks.
+#[derive(Default)]
+struct FollowState {
+    /// When the guard of a promotion ends.
+    guard_until: Option<Instant>,
+    /// A guard's finding whose rollback has not been written yet (the store was away).
+    pending_rollback: Option<Tripped>,
+    /// Shadow versions this worker could not load: not tried again.
+    refused_shadows: std::collections::HashSet<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +104,7 @@ impl AliasFollower {
         let mut refused: Vec<u32> = Vec::new();
         let mut first_error = None;
         for version in std::iter::once(record.version).chain(record.previous.iter().rev().copied()) {
-            match self.load(version).await {
+            match self.load(version, self.config.workers).await {
                 Ok(model) => {
                     if first_error.is_some() {
                         tracing::error!(%alias, named = record.version, serving = version,
@@ -88,7 +118,7 @@ impl AliasFollower {
                 }
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => {
-                    self.refuse(version, &e).await;
+                    self.refuse(version, alias, &e).await;
                     refused.push(version);
                     first_error.get_or_insert(e);
                 }
@@ -98,61 +128,195 @@ impl AliasFollower {
     }
 
     /// Logs a refusal and records it in the registry's audit trail.
-    async fn refuse(&self, version: u32, error: &LoadError) {
-        tracing::error!(version, %error, "refused this model version");
-        self.registry.record_refusal(version, &self.config.alias, &self.config.worker_id, &error.to_string()).await;
+    async fn refuse(&self, version: u32, alias: &str, error: &LoadError) {
+        tracing::error!(version, alias, %error, "refused this model version");
+        self.registry.record_refusal(version, alias, &self.config.worker_id, &error.to_string()).await;
     }
 
-    async fn load(&self, version: u32) -> Result<ServingModel, LoadError> {
+    /// The version, with `workers` sessions.
+    async fn load(&self, version: u32, workers: usize) -> Result<ServingModel, LoadError> {
         let package = Arc::new(self.registry.fetch(version, &self.config.cache_dir).await?);
-        let (runtime, limits, workers) = (self.config.runtime.clone(), self.config.limits, self.config.workers);
+        let (runtime, limits) = (self.config.runtime.clone(), self.config.limits);
         let model = tokio::task::spawn_blocking(move || ServingModel::load(package, &runtime, limits, workers))
             .await
             .expect("loading a model panicked")?;
         Ok(model)
     }
 
-    /// Keeps `handle` on the alias's version until `shutdown` completes.
+    /// Keeps `handle` on the alias's version (and the shadow slot on the shadow's) until
+    /// `shutdown` completes.
     pub async fn run(self, handle: ModelHandle, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let alias = self.config.alias.clone();
         let wanted = handle.wanted();
+        let tripped = self.config.shadow.as_ref().map(|s| s.handle.tripped());
+        let mut state = FollowState::default();
+        self.follow_shadow(&handle, &mut state).await;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = self.wake.notified() => tracing::info!(%alias, "asked to look at the alias now"),
                 () = wanted.notified() => tracing::info!(%alias, "a replayed photo asks for a newer version; looking now"),
+                () = notified(tripped.as_deref()) => {}
             }
-            let version = match self.registry.alias(&alias).await {
-                Ok(Some(record)) => record.version,
-                Ok(None) => {
-                    tracing::warn!(%alias, registry = %self.registry.describe(), "the alias is gone; serving on");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(%alias, error = %e, "cannot read the alias; serving on");
-                    continue;
-                }
-            };
-            let serving = handle.current().model.version.clone();
-            if serving == version.to_string() || handle.is_refused(&version.to_string()) {
-                continue;
+            self.roll_back_if_tripped(&handle, &mut state).await;
+            self.follow_production(&handle, &mut state).await;
+            self.follow_shadow(&handle, &mut state).await;
+        }
+    }
+
+    /// Swaps to the version the alias names, if it is new and not refused; a promotion starts
+    /// a guard when there is a shadow slot.
+    async fn follow_production(&self, handle: &ModelHandle, state: &mut FollowState) {
+        let alias = &self.config.alias;
+        let record = match self.registry.alias(alias).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::warn!(%alias, registry = %self.registry.describe(), "the alias is gone; serving on");
+                return;
             }
-            tracing::info!(%alias, from_version = %serving, to_version = version, "the alias names a new version; loading it");
-            match self.load(version).await {
-                Ok(model) => {
-                    handle.swap(model);
+            Err(e) => {
+                tracing::warn!(%alias, error = %e, "cannot read the alias; serving on");
+                return;
+            }
+        };
+        let version = record.version;
+        let serving = handle.current().model.version.clone();
+        if serving == version.to_string() || handle.is_refused(&version.to_string()) {
+            return;
+        }
+        tracing::info!(%alias, from_version = %serving, to_version = version, "the alias names a new version; loading it");
+        match self.load(version, self.config.workers).await {
+            Ok(model) => {
+                let old = handle.swap(Arc::new(model));
+                if let Some(shadow) = self.config.shadow.as_ref().filter(|_| promoted_from(&record, &old)) {
+                    if !shadow.watch.window.is_zero() {
+                        shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
+                        state.guard_until = Some(Instant::now() + shadow.watch.window);
+                    }
                 }
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(version, error = %e, "could not fetch the new version; trying again at the next poll");
-                }
-                Err(e) => {
-                    tracing::error!(serving_version = %serving, "the serving model goes on");
-                    handle.refuse(&version.to_string());
-                    self.refuse(version, &e).await;
-                }
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(version, error = %e, "could not fetch the new version; trying again at the next poll");
+            }
+            Err(e) => {
+                tracing::error!(serving_version = %serving, "the serving model goes on");
+                handle.refuse(&version.to_string());
+                self.refuse(version, alias, &e).await;
             }
         }
+    }
+
+    /// Ends a guard whose window has passed, else keeps the slot on the shadow alias's version.
+    async fn follow_shadow(&self, handle: &ModelHandle, state: &mut FollowState) {
+        let Some(shadow) = &self.config.shadow else { return };
+        if let Some(until) = state.guard_until {
+            if Instant::now() < until {
+                return;
+            }
+            state.guard_until = None;
+            if let Some(measured) = shadow.handle.end_guard() {
+                let version = handle.current().model.version.clone();
+                tracing::info!(%version, photos = measured.photos, agreement = measured.agreement(),
+                    review_share = measured.candidate_review_share(),
+                    previous_review_share = measured.baseline_review_share(), label_shift = measured.label_shift(),
+                    "the promoted version kept within its bounds for its watch; the watch ends");
+            }
+        }
+        let wanted = match self.registry.alias(&shadow.alias).await {
+            Ok(record) => record.map(|r| r.version),
+            Err(e) => {
+                tracing::warn!(alias = %shadow.alias, error = %e, "cannot read the shadow alias; the shadow stays as it is");
+                return;
+            }
+        };
+        let production = handle.current().model.version.clone();
+        let wanted = wanted.filter(|v| v.to_string() != production && !state.refused_shadows.contains(v));
+        let running = shadow.handle.current().map(|m| m.model.model.version.clone());
+        if wanted.map(|v| v.to_string()) == running {
+            return;
+        }
+        let Some(version) = wanted else {
+            shadow.handle.set_candidate(None);
+            return;
+        };
+        // One session: the shadow thread is its only user.
+        match self.load(version, 1).await {
+            Ok(model) => shadow.handle.set_candidate(Some(Arc::new(model))),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(version, error = %e, "could not fetch the shadow version; trying again at the next poll")
+            }
+            Err(e) => {
+                state.refused_shadows.insert(version);
+                self.refuse(version, &shadow.alias, &e).await;
+            }
+        }
+    }
+
+    /// When a guard found the promoted version past its bounds: rolls the alias back from it
+    /// (unless someone moved it meanwhile) and serves the version before at once.
+    async fn roll_back_if_tripped(&self, handle: &ModelHandle, state: &mut FollowState) {
+        let Some(shadow) = &self.config.shadow else { return };
+        if let Some(tripped) = shadow.handle.take_trip() {
+            state.pending_rollback = Some(tripped);
+        }
+        let Some(tripped) = state.pending_rollback.take() else { return };
+        let alias = &self.config.alias;
+        let Ok(from) = tripped.candidate.parse::<u32>() else { return };
+        let reason = rollback_reason(&tripped);
+        let actor = Actor { who: self.config.worker_id.clone(), why: Some(reason.clone()) };
+        match self.registry.rollback_from(alias, from, &actor).await {
+            Ok(record) => {
+                tracing::error!(%alias, from_version = from, to_version = record.version, %reason,
+                    "rolled the alias back: the promoted version strayed past its bounds");
+                metrics().automatic_rollbacks.add(1, &[opentelemetry::KeyValue::new("alias", alias.clone())]);
+            }
+            Err(RegistryError::AliasMoved { found, .. }) => {
+                tracing::info!(%alias, from_version = from, now = found, "the alias moved on meanwhile: no rollback needed");
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(%alias, error = %e, "could not roll the alias back; trying again at the next poll");
+                state.pending_rollback = Some(tripped);
+                return;
+            }
+            Err(e) => {
+                // The alias keeps naming it: this worker stays off it rather than flap.
+                tracing::error!(%alias, error = %e, version = from, "could not roll the alias back; this worker refuses the version");
+                handle.refuse(&tripped.candidate);
+            }
+        }
+        // Back to the version before, already loaded as the guard, whatever the alias says
+        // now: the next look at the alias follows it from there.
+        if let Some(previous) = shadow.handle.current().filter(|m| m.model.model.version == tripped.baseline) {
+            handle.swap(previous.model.clone());
+        }
+        shadow.handle.end_guard();
+        state.guard_until = None;
+    }
+}
+
+/// Whether the alias moved to its version from `old` by a promotion (not a rollback, nor a
+/// worker starting up): `old` is the last version it held before.
+fn promoted_from(record: &AliasRecord, old: &ServingModel) -> bool {
+    record.previous.last().is_some_and(|v| v.to_string() == old.model.version)
+}
+
+/// The audit trail's reason for an automatic rollback, with the figures.
+fn rollback_reason(tripped: &Tripped) -> String {
+    let Comparison { photos, .. } = tripped.comparison;
+    format!(
+        "automatic: version {} against version {} on {photos} photos: {}",
+        tripped.candidate,
+        tripped.baseline,
+        tripped.broken.join("; ")
+    )
+}
+
+/// Waits for `notify`, or forever without one.
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
     }
 }

@@ -33,8 +33,7 @@ impl ModelHandle {
 
     /// Serves `model` to every photo from now on; photos already holding the old one finish
     /// with it. Returns the old one.
-    pub fn swap(&self, model: ServingModel) -> Arc<ServingModel> {
-        let new = Arc::new(model);
+    pub fn swap(&self, new: Arc<ServingModel>) -> Arc<ServingModel> {
         let old = self.current.send_replace(new.clone());
         metrics().record_model(&old.model, old.execution_provider, false);
         metrics().record_model(&new.model, new.execution_provider, true);

@@ -11,14 +11,16 @@
 pub mod follow;
 mod handle;
 pub mod probe;
+mod shadow;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autorma_core::ModelRef;
 use autorma_registry::ModelPackage;
 
-pub use follow::{AliasFollower, FollowConfig, LoadError};
+pub use follow::{AliasFollower, FollowConfig, LoadError, ShadowFollow};
 pub use handle::ModelHandle;
+pub use shadow::{ShadowHandle, ShadowModel, Tripped, WatchConfig};
 
 use crate::catalogue::EmbeddingCache;
 use crate::inference::{EmbeddingSession, InferenceError, ModelSession, RuntimeConfig};
