@@ -650,3 +650,77 @@ async fn a_claim_from_the_metadata_or_the_event_is_checked_and_a_wrong_item_goes
     }
     assert_eq!(results["on-event"][0].claim.as_ref().unwrap().claim, claim);
 }
+
+/// tiny5 as registry version `version`, with its preprocessing's mean moved by `mean_shift`
+/// (0: the same preprocessing as production).
+fn tiny5_as(dir: &Path, version: &str, mean_shift: f64) -> Arc<ModelPackage> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny5");
+    std::fs::copy(fixture.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("model.json")).unwrap()).unwrap();
+    manifest["version"] = version.into();
+    for mean in manifest["preprocessing"]["mean"].as_array_mut().unwrap() {
+        *mean = (mean.as_f64().unwrap() + mean_shift).into();
+    }
+    std::fs::write(dir.join("model.json"), manifest.to_string()).unwrap();
+    Arc::new(ModelPackage::load(dir).unwrap())
+}
+
+#[tokio::test]
+async fn a_shadow_model_runs_beside_production_and_never_makes_the_result() {
+    use autorma_classifier::ShadowConfig;
+    use autorma_classifier::serving::ShadowHandle;
+    use autorma_core::shadow::ShadowRole;
+
+    let colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [20, 20, 20], [200, 180, 40]];
+    // The same preprocessing (production's tensor is reused) and another one (the shadow
+    // decodes the photo's bytes itself): both give one record per photo.
+    for mean_shift in [0.0, 0.3] {
+        let dir = tempfile::tempdir().unwrap();
+        let shadow = tiny5_as(dir.path(), "2", mean_shift);
+        let runtime = config().runtime;
+        let shadow = tokio::task::spawn_blocking(move || {
+            ServingModel::load(shadow, &runtime, autorma_classifier::preprocess::DecodeLimits::default(), 1)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let models = ShadowHandle::default();
+        models.set_candidate(Some(Arc::new(shadow)));
+        let (records, mut shadowed) = tokio::sync::mpsc::channel(64);
+        let mut config = config();
+        config.shadow = Some(ShadowConfig { models, sample: 1.0, records });
+
+        let store = MemStore::default();
+        let mut events = Vec::new();
+        for (i, colour) in colours.iter().enumerate() {
+            store.insert(&format!("photo-{i}"), png(*colour));
+            events.push(event(i as u64, &format!("photo-{i}")));
+        }
+        let sink = Arc::new(MemSink::default());
+        let source = VecSource::new(events, false, &Arc::default());
+        Pipeline::new(store, source, sink.clone(), package(), config).run(std::future::pending()).await.unwrap();
+
+        let mut got = Vec::new();
+        while let Some(record) = shadowed.recv().await {
+            got.push(record);
+        }
+        let results = sink.results.lock().unwrap();
+        assert_eq!(got.len(), colours.len(), "one record per sampled photo (mean shift {mean_shift})");
+        for record in &got {
+            let result = &results[&record.item.key][0];
+            assert_eq!(result.model.version, "0", "the result is production's");
+            assert_eq!((record.role, record.production.model.version.as_str()), (ShadowRole::Shadow, "0"));
+            assert_eq!(record.production.label, result.label);
+            assert_eq!(record.shadow.model.version, "2");
+            assert_eq!(record.agree, record.shadow.label == result.label);
+            assert!(record.shadow_ms > 0.0);
+        }
+        let agreed = got.iter().filter(|r| r.agree).count();
+        if mean_shift == 0.0 {
+            assert_eq!(agreed, colours.len(), "the same model and preprocessing agree on every photo");
+        } else {
+            assert!(agreed < colours.len(), "another preprocessing was applied: the shadow decoded the photo itself");
+        }
+    }
+}

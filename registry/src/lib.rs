@@ -23,5 +23,5 @@ pub use builtin::{BUILTIN_PACKAGE, builtin_package};
 pub use error::RegistryError;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, OnnxSpec, Precision, Preprocessing};
 pub use package::{ModelPackage, sha256_file};
-pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, VersionInfo, VersionRecord};
+pub use records::{Actor, AliasRecord, AuditAction, AuditRecord, TrackingRun, VersionInfo, VersionRecord};
 pub use registry::{REGISTRY_PREFIX, Registry, short_sha};

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::RegistryError;
 use crate::manifest::{MANIFEST_SCHEMA, Manifest};
+use crate::records::TrackingRun;
 
 /// A validated model package.
 #[derive(Debug, Clone)]
@@ -48,6 +49,15 @@ impl ModelPackage {
         }
         files.push("model.json".into());
         files
+    }
+
+    /// The tracking run model.json's `training.tracking` names; `None` without one, or with
+    /// one that does not read as such (logged: the package serves the same either way).
+    pub fn tracking(&self) -> Option<TrackingRun> {
+        let value = self.manifest.training.get("tracking")?;
+        serde_json::from_value(value.clone())
+            .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), error = %e, "model.json's training.tracking is not a tracking run; not recorded"))
+            .ok()
     }
 
     pub fn classes(&self) -> &[String] {

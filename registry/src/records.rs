@@ -32,6 +32,20 @@ pub struct VersionRecord {
     pub pushed_by: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The experiment-tracking run that made the package (model.json's `training.tracking`),
+    /// so a version leads back to its parameters, metrics and artefacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingRun>,
+}
+
+/// Where a package's training run is recorded (models/PACKAGE.md, `training.tracking`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackingRun {
+    /// `mlflow`.
+    pub tool: String,
+    pub run_id: String,
+    pub experiment: String,
+    pub tracking_uri: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,6 +93,7 @@ impl Registry {
                 pushed_at: Utc::now(),
                 pushed_by: actor.who.clone(),
                 reason: actor.why.clone(),
+                tracking: package.tracking(),
             };
             if self
                 .write_json(&self.version_key(version, "version.json"), &record, Some(WriteCondition::IfAbsent))
@@ -646,6 +647,29 @@ mod tests {
         std::fs::remove_file(dir.path().join("models/tiny5/versions/1/model.json")).unwrap();
         let err = registry.promote(1, "production", &actor("ann")).await.unwrap_err();
         assert!(matches!(err, RegistryError::Incomplete { version: 1, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_push_records_the_training_run_model_json_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let package_dir = dir.path().join("package");
+        std::fs::create_dir(&package_dir).unwrap();
+        for file in ["model.onnx", "model.json"] {
+            std::fs::copy(Path::new(FIXTURE).join(file), package_dir.join(file)).unwrap();
+        }
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(package_dir.join("model.json")).unwrap()).unwrap();
+        let run = serde_json::json!({"tool": "mlflow", "run_id": "0123456789abcdef0123456789abcdef",
+            "experiment": "autorma-tiny5", "tracking_uri": "sqlite:////runs/mlflow.db"});
+        manifest["training"]["tracking"] = run.clone();
+        std::fs::write(package_dir.join("model.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+        let registry = local(&dir.path().join("registry"));
+        let plain = registry.push(&ModelPackage::load(Path::new(FIXTURE)).unwrap(), &actor("ann")).await.unwrap();
+        let tracked = registry.push(&ModelPackage::load(&package_dir).unwrap(), &actor("ann")).await.unwrap();
+        assert_eq!(registry.version(plain).await.unwrap().record.tracking, None);
+        let recorded = registry.version(tracked).await.unwrap().record.tracking.expect("the run is recorded");
+        assert_eq!(serde_json::to_value(recorded).unwrap(), run);
     }
 
     #[test]

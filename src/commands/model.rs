@@ -66,6 +66,13 @@ pub async fn model(args: ModelArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "version": info, "model_json": manifest }))?
             );
+            match &info.record.tracking {
+                Some(run) => eprintln!(
+                    "made by {} run {} (experiment `{}`, store {})",
+                    run.tool, run.run_id, run.experiment, run.tracking_uri
+                ),
+                None => eprintln!("its model.json names no tracking run (training.tracking)"),
+            }
         }
         ModelAction::Promote { version, alias, gate, bounds, change } => {
             let mut actor = actor(&change);

@@ -24,6 +24,7 @@ mod models;
 #[allow(dead_code)]
 mod prometheus;
 mod serve;
+mod shadow;
 mod soak;
 mod stack;
 mod telemetry;

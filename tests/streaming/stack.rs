@@ -231,7 +231,8 @@ impl Stack {
         self.spawn_worker_with(name, &[("AUTORMA_KAFKA_BROKERS", &brokers), ("AUTORMA_S3_ENDPOINT", &endpoint)]);
     }
 
-    fn spawn_worker_with(&mut self, name: &str, env: &[(&str, &str)]) {
+    /// A worker with `env` besides the stack's.
+    pub fn spawn_worker_with(&mut self, name: &str, env: &[(&str, &str)]) {
         let mut env = env.to_vec();
         env.push(("AUTORMA_BATCH_WAIT_MS", "10"));
         let child = self.autorma(&["worker"], name, &env);

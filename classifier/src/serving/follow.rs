@@ -190,11 +190,15 @@ impl AliasFollower {
         match self.load(version, self.config.workers).await {
             Ok(model) => {
                 let old = handle.swap(Arc::new(model));
-                if let Some(shadow) = self.config.shadow.as_ref().filter(|_| promoted_from(&record, &old)) {
-                    if !shadow.watch.window.is_zero() {
-                        shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
-                        state.guard_until = Some(Instant::now() + shadow.watch.window);
-                    }
+                let Some(shadow) = &self.config.shadow else { return };
+                // A guard watched the version just replaced: its watch is over.
+                if shadow.handle.end_guard().is_some() {
+                    state.guard_until = None;
+                    tracing::info!(from_version = %serving, "the alias moved on during the watch; the watch ends");
+                }
+                if promoted_from(&record, &old) && !shadow.watch.window.is_zero() {
+                    shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
+                    state.guard_until = Some(Instant::now() + shadow.watch.window);
                 }
             }
             Err(e) if e.is_transient() => {
