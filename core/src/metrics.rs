@@ -29,6 +29,10 @@ pub const CONFIDENCE_BUCKETS: &[f64] = &[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85
 /// Batch-size buckets: powers of two up to the largest batch a GPU run uses.
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
+/// Why a sampled photo was not run on the shadow model: its queue was full, the shadow's own
+/// preprocessing refused the photo, or its run failed.
+pub const SHADOW_SKIP_REASONS: [&str; 3] = ["busy", "decode_error", "inference_failed"];
+
 pub struct Metrics {
     /// Photos classified, by `label` and `decision`.
     pub photos_processed: Counter<u64>,
@@ -217,6 +221,21 @@ impl Metrics {
                 self.product_checks.add(0, &product_attributes(claimed.clone(), outcome));
             }
         }
+    }
+
+    /// Puts the shadow's skip counters (each reason) and `alias`'s automatic rollbacks at zero,
+    /// as [`Self::start_counts`] does for photos.
+    pub fn start_shadow_counts(&self, alias: &str) {
+        for reason in SHADOW_SKIP_REASONS {
+            self.shadow_skipped.add(0, &[KeyValue::new("reason", reason)]);
+        }
+        self.automatic_rollbacks.add(0, &[KeyValue::new("alias", alias.to_string())]);
+    }
+
+    /// A sampled photo the shadow model did not run, and why (one of [`SHADOW_SKIP_REASONS`]).
+    pub fn record_shadow_skipped(&self, reason: &'static str, n: usize) {
+        debug_assert!(SHADOW_SKIP_REASONS.contains(&reason));
+        self.shadow_skipped.add(n as u64, &[KeyValue::new("reason", reason)]);
     }
 
     pub fn record_dead_letter(&self, reason: DlqReason) {

@@ -12,6 +12,7 @@ use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::serving::{ShadowFollow, ShadowHandle, WatchConfig};
 use autorma_classifier::{Pipeline, PipelineModel, RetryConfig, ShadowConfig};
 use autorma_core::Store;
+use autorma_core::metrics::metrics;
 use autorma_core::topics;
 use autorma_ingest::{KafkaConsumerConfig, KafkaSource, Source};
 use autorma_sink::{Sink, StreamingSink};
@@ -59,7 +60,7 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     )
     .await?;
     let model_cache = args.model_cache.clone();
-    let (shadow, publishing) = shadow_setup(&args.shadow, &streaming, &mut settings)?;
+    let (shadow, publishing) = shadow_setup(&args.shadow, &args.follow.alias, &streaming, &mut settings)?;
     let models =
         follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package, shadow).await?;
     let store = Store::S3(store);
@@ -121,6 +122,7 @@ const SHADOW_QUEUE: usize = 256;
 /// publishes the records to rma.shadow.
 fn shadow_setup(
     args: &ShadowArgs,
+    alias: &str,
     streaming: &StreamingSettings,
     settings: &mut ModelSettings,
 ) -> anyhow::Result<(Option<ShadowFollow>, Option<tokio::task::JoinHandle<()>>)> {
@@ -129,6 +131,7 @@ fn shadow_setup(
         return Ok((None, None));
     }
     let producer = streaming.kafka.producer()?;
+    metrics().start_shadow_counts(alias);
     let (records, queue) = tokio::sync::mpsc::channel(SHADOW_QUEUE);
     let handle = ShadowHandle::default();
     settings.pipeline.shadow = Some(ShadowConfig { models: handle.clone(), sample: args.shadow_sample, records });

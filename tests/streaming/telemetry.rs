@@ -48,6 +48,12 @@ fn a_streaming_run_fills_every_dashboard_panel_and_alert_and_each_photo_is_one_t
     // The worker's photo counters start at zero before the first photo, so the first export's
     // photos count in rates and increases.
     assert_eq!(prometheus.value(r#"sum(autorma_photos_processed_total{job="autorma-worker"})"#), 0.0);
+    // A shadow version (the same package again), so the shadow panels have data: the worker
+    // runs its default 10 % sample on it.
+    let pushed = stack.cli(&["model", "push", root().join("models/fashion5").to_str().unwrap()]);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(stack.cli(&["model", "promote", "2", "--alias", "shadow"]).status.success());
+    wait_until("the shadow loads", Duration::from_secs(30), || stack.log("worker-a").contains("shadow model changed"));
 
     let start = unix_now();
     let first_put = Instant::now();
@@ -167,7 +173,7 @@ fn check_dashboard_and_rules(prometheus: &Prometheus, start: f64) {
             expressions.push((name, thresholds_at_minus_infinity(rule["query"].as_str().unwrap())));
         }
     }
-    assert_eq!(expressions.len(), 24, "20 dashboard targets and 4 rules");
+    assert_eq!(expressions.len(), 30, "25 dashboard targets and 5 rules");
 
     // Pushed series take an export to arrive, and a rule's subquery needs two of its steps.
     let deadline = Instant::now() + Duration::from_secs(150);

@@ -96,7 +96,7 @@ pub(crate) fn spawn(config: &ShadowConfig) -> (mpsc::Sender<ShadowJob>, JoinHand
 /// Hands `job` over if the shadow thread has room; otherwise it is skipped (counted).
 pub(crate) fn offer(jobs: &mpsc::Sender<ShadowJob>, job: ShadowJob) {
     if jobs.try_send(job).is_err() {
-        metrics().shadow_skipped.add(1, &[opentelemetry::KeyValue::new("reason", "busy")]);
+        metrics().record_shadow_skipped("busy", 1);
         tracing::debug!("the shadow model is behind; photo not shadowed");
     }
 }
@@ -133,9 +133,7 @@ fn shadow_batch(batch: Vec<ShadowJob>) -> Vec<ShadowRecord> {
     let shadow = batch[0].ticket.model.clone();
     let span = tracing::debug_span!("shadow_batch", size = batch.len(), version = %shadow.model.model.version);
     let _entered = span.enter();
-    let skip = |reason: &'static str, n: usize| {
-        metrics().shadow_skipped.add(n as u64, &[opentelemetry::KeyValue::new("reason", reason)]);
-    };
+    let skip = |reason, n| metrics().record_shadow_skipped(reason, n);
     let mut input = Vec::new();
     let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
