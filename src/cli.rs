@@ -493,6 +493,11 @@ pub struct BenchArgs {
     /// both see the same machine; the report gives each one's median.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub rounds: u64,
+    /// Also run rounds with a shadow model (the same package) on this share of the photos,
+    /// interleaved with the others, to measure what the shadow costs the production path
+    /// (0: none)
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub shadow_sample: f64,
     /// Print the report as JSON.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = false,
         default_missing_value = "true", action = ArgAction::Set)]

@@ -188,11 +188,19 @@ mod tests {
             | "batch_wait_always"
             | "s3_path_style"
             | "insecure_no_token"
+            | "gate"
             // `eval --claims` is a switch, `run --claims FILE` a path: "true" parses as both.
             | "claims" => "true",
-            "wrong_rate" => "0.2",
+            "wrong_rate"
+            | "shadow_sample"
+            | "watch_min_agreement"
+            | "watch_max_review_increase"
+            | "watch_max_label_shift"
+            | "min_agreement"
+            | "max_review_increase"
+            | "max_label_shift" => "0.2",
             "execution_provider" => "cuda:1",
-            "bucket" | "model_name" | "alias" | "group" | "token" | "by" | "reason" | "s3_region" => "sample-name",
+            "bucket" | "model_name" | "alias" | "shadow_alias" | "group" | "token" | "by" | "reason" | "s3_region" => "sample-name",
             "inbox_prefix" | "prefix" => "sample/",
             "brokers" => "broker.example:9092",
             "key_encoding" => "raw",
@@ -219,7 +227,10 @@ mod tests {
             | "bulk_inflight"
             | "max_body_bytes"
             | "model_batch_size"
-            | "rounds" => "17",
+            | "rounds"
+            | "watch_s"
+            | "watch_min_photos"
+            | "min_photos" => "17",
             other => panic!("no sample value for `{other}`: add one to this test"),
         }
     }

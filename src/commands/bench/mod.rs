@@ -4,6 +4,10 @@
 //! measured in interleaved rounds and reported as medians, so a busy neighbour on a shared
 //! machine slows both alike and their ratio stays meaningful.
 //!
+//! With `--shadow-sample`, a third kind of round runs end-to-end with a shadow model beside
+//! production on that share of the photos (the same package under another version), and the
+//! report gives what the shadow costs the production path's throughput.
+//!
 //! Then it explains the gap: the CPU time per photo of each stage alone ([`stages`]), the
 //! ceiling those allow on this machine's cores, and the peak resident memory of the run.
 
@@ -16,7 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use autorma_classifier::inference::ModelSession;
 use autorma_classifier::preprocess::Preprocessor;
-use autorma_classifier::{PipelineModel, PipelineStats};
+use autorma_classifier::serving::{ServingModel, ShadowHandle};
+use autorma_classifier::{PipelineModel, PipelineStats, ShadowConfig};
 use serde::Serialize;
 use stages::{StageCpu, cpu_ms_per_item, ms_per_item, peak_rss_mib, process_cpu};
 
@@ -49,6 +54,21 @@ struct BenchReport {
     feed_ceiling_images_per_second: f64,
     /// Median end-to-end over that ceiling.
     end_to_end_over_ceiling: f64,
+    /// End-to-end with a shadow model (`--shadow-sample`).
+    shadow: Option<ShadowRounds>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShadowRounds {
+    sample: f64,
+    /// Median over the rounds.
+    images_per_second: f64,
+    per_round: Vec<f64>,
+    /// Photos the shadow ran, per round.
+    shadowed_per_round: Vec<u64>,
+    /// Each round's throughput over the plain end-to-end round before it: pairs taken on the
+    /// same machine a moment apart; the median of those ratios.
+    over_end_to_end: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,7 +112,23 @@ async fn end_to_end_round(
     args: &BenchArgs,
     settings: &ModelSettings,
     package: &Arc<autorma_registry::ModelPackage>,
-) -> anyhow::Result<(autorma_classifier::PipelineSummary, f64)> {
+    shadow: Option<&Arc<ServingModel>>,
+) -> anyhow::Result<(autorma_classifier::PipelineSummary, f64, u64)> {
+    let mut settings = settings.clone();
+    // The shadow's records are counted, as a worker's publisher would take them.
+    let shadowed = shadow.map(|model| {
+        let models = ShadowHandle::default();
+        models.set_candidate(Some(model.clone()));
+        let (records, mut queue) = tokio::sync::mpsc::channel(256);
+        settings.pipeline.shadow = Some(ShadowConfig { models, sample: args.shadow_sample, records });
+        tokio::spawn(async move {
+            let mut n = 0;
+            while queue.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        })
+    });
     let out = tempfile::tempdir()?;
     let run = EmbeddedRun {
         inbox: args.data.clone(),
@@ -105,9 +141,13 @@ async fn end_to_end_round(
     let stats = Arc::new(PipelineStats::default());
     let started = process_cpu();
     let model = PipelineModel::Package(package.clone());
-    let summary = run_embedded(&run, settings.clone(), model, None, stats, std::future::pending()).await?;
+    let summary = run_embedded(&run, settings, model, None, stats, std::future::pending()).await?;
     let photos = (summary.classified() + summary.dlq) as usize;
-    Ok((summary, ms_per_item(process_cpu() - started, photos)))
+    let shadowed = match shadowed {
+        Some(counting) => counting.await.expect("counting shadow records panicked"),
+        None => 0,
+    };
+    Ok((summary, ms_per_item(process_cpu() - started, photos), shadowed))
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -122,7 +162,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // The first end-to-end round comes before anything else is loaded, so the process's peak
     // memory then is the run's.
     let (mut e2e_rates, mut e2e_cpu) = (Vec::new(), Vec::new());
-    let (first, cpu) = end_to_end_round(&args, &settings, &package).await?;
+    let (first, cpu, _) = end_to_end_round(&args, &settings, &package, None).await?;
     let peak_rss = peak_rss_mib();
     e2e_rates.push(first.items_per_second());
     e2e_cpu.push(cpu);
@@ -153,14 +193,25 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let model_ref = session.model().clone();
     let mut session = Some(session);
     let tensors = Arc::new(tensors);
+    let shadow_model = match args.shadow_sample {
+        0.0 => None,
+        _ => Some(shadow_model(&package, &pipeline_config).await?),
+    };
+    let (mut shadow_rates, mut shadow_ratios, mut shadowed) = (Vec::new(), Vec::new(), Vec::new());
 
     let (mut model_rates, mut model_cpu) = (Vec::new(), Vec::new());
     for round in 0..args.rounds as usize {
         if round > 0 {
-            let (summary, cpu) = end_to_end_round(&args, &settings, &package).await?;
+            let (summary, cpu, _) = end_to_end_round(&args, &settings, &package, None).await?;
             e2e_rates.push(summary.items_per_second());
             e2e_cpu.push(cpu);
             last_summary = summary;
+        }
+        if let Some(model) = &shadow_model {
+            let (summary, _, n) = end_to_end_round(&args, &settings, &package, Some(model)).await?;
+            shadow_rates.push(summary.items_per_second());
+            shadow_ratios.push(summary.items_per_second() / e2e_rates[round]);
+            shadowed.push(n);
         }
         let mut s = session.take().expect("session is put back after each round");
         let t = tensors.clone();
@@ -223,6 +274,13 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ceiling_with_read_and_sink_images_per_second: on_the_cores(cpu.total()),
         feed_ceiling_images_per_second: on_the_cores(cpu.feeding()),
         end_to_end_over_ceiling: end_to_end.images_per_second / ceiling,
+        shadow: shadow_model.map(|_| ShadowRounds {
+            sample: args.shadow_sample,
+            images_per_second: median(&shadow_rates),
+            per_round: shadow_rates,
+            shadowed_per_round: shadowed,
+            over_end_to_end: median(&shadow_ratios),
+        }),
         cpu_ms_per_photo: cpu,
         end_to_end,
         model_only,
@@ -233,6 +291,20 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         print_report(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The package again as a shadow: one session, under another version name (a shadow of the
+/// serving model itself is never run).
+async fn shadow_model(
+    package: &Arc<autorma_registry::ModelPackage>,
+    config: &autorma_classifier::PipelineConfig,
+) -> anyhow::Result<Arc<ServingModel>> {
+    let (package, runtime, limits) = (package.clone(), config.runtime.clone(), config.limits);
+    let mut model = tokio::task::spawn_blocking(move || ServingModel::load(package, &runtime, limits, 1))
+        .await
+        .expect("loading the shadow panicked")?;
+    model.model.version = format!("{}-shadow", model.model.version);
+    Ok(Arc::new(model))
 }
 
 fn print_report(report: &BenchReport) {
@@ -250,6 +322,16 @@ fn print_report(report: &BenchReport) {
         m.batch_size, m.images_per_second, m.intra_threads
     );
     println!("end-to-end / model-only:  {:>8.2}", report.end_to_end_over_model_only);
+    if let Some(shadow) = &report.shadow {
+        println!(
+            "end-to-end with a shadow on {:.0} % of photos: {:>8.1} img/s, {:.3} of end-to-end's (median of the rounds' ratios; a cost of {:.1} %), {:?} photos shadowed per round",
+            100.0 * shadow.sample,
+            shadow.images_per_second,
+            shadow.over_end_to_end,
+            100.0 * (1.0 - shadow.over_end_to_end),
+            shadow.shadowed_per_round
+        );
+    }
     println!("CPU per photo, each stage alone (ms; inference from the model-only rounds):");
     for (stage, ms) in [
         ("read", c.read),
