@@ -22,6 +22,7 @@ data="${REPO_ROOT}/../shared/datasets/fashion5"
 [[ -d "${data}/train" && -d "${data}/test" ]] || die "fashion5 is not at ${data}"
 api="http://127.0.0.1:${SERVE_PORT:-18080}"
 python="${REPO_ROOT}/.venv/bin/python"
+export PYTHONPATH="${REPO_ROOT}/models"
 autorma="${REPO_ROOT}/target/release/autorma"
 # Every sampled photo shadowed, so the test split alone passes the gate's 200 photos; the
 # worker watches a promotion on 50 photos (its defaults otherwise).
@@ -86,13 +87,16 @@ wait_for "the test photos' results" 300 has_results shadow "$(wc -l <"${state}/s
 sleep 3
 "${autorma}" model compare "${candidate}"
 "${autorma}" model promote "${candidate}" --gate --reason "fine-tuned with 50 corrections"
+watches() { grep -c "watching the promoted version" "${state}/worker.log" || true; }
+swapped_to() { (($(watches) >= $1)); }
+wait_for "the worker's swap to version ${candidate}" 60 swapped_to 1
 
 echo "== 4. a bad version promoted without the gate, rolled back by the worker"
 "${python}" -m autorma_models.bad_package --model "${state}/package" --out "${state}/bad"
 bad="$("${autorma}" model push "${state}/bad" --reason "rehearsal: labels rotated" | sed -n 's/.* as version \([0-9]*\) .*/\1/p')"
 "${autorma}" model promote "${bad}" --reason "rehearsal: a bad release"
 promoted="$(date +%s.%N)"
-sleep 3
+wait_for "the worker's swap to version ${bad}" 60 swapped_to 2
 upload after-bad "${data}/test" >"${state}/after-bad.keys" &
 rolled_back() { "${autorma}" model history --json | grep -q '"reason": "automatic: version '"${bad}"; }
 wait_for "the automatic rollback" 300 rolled_back

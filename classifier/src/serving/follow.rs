@@ -196,7 +196,7 @@ impl AliasFollower {
                     state.guard_until = None;
                     tracing::info!(from_version = %serving, "the alias moved on during the watch; the watch ends");
                 }
-                if promoted_from(&record, &old) && !shadow.watch.window.is_zero() {
+                if promoted_from(&record, &old.model.version) && !shadow.watch.window.is_zero() {
                     shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
                     state.guard_until = Some(Instant::now() + shadow.watch.window);
                 }
@@ -300,10 +300,11 @@ impl AliasFollower {
     }
 }
 
-/// Whether the alias moved to its version from `old` by a promotion (not a rollback, nor a
-/// worker starting up): `old` is the last version it held before.
-fn promoted_from(record: &AliasRecord, old: &ServingModel) -> bool {
-    record.previous.last().is_some_and(|v| v.to_string() == old.model.version)
+/// Whether the alias moved to its version from `old` by promotion: `old` is among the versions
+/// it held before (the last one, or an earlier one when two promotions came within one poll).
+/// Not after a rollback, which takes the version it leaves off that list.
+fn promoted_from(record: &AliasRecord, old: &str) -> bool {
+    record.previous.iter().any(|v| v.to_string() == old)
 }
 
 /// The audit trail's reason for an automatic rollback, with the figures.
@@ -322,5 +323,30 @@ async fn notified(notify: Option<&Notify>) {
     match notify {
         Some(notify) => notify.notified().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alias(version: u32, previous: &[u32]) -> AliasRecord {
+        AliasRecord {
+            name: "m".into(),
+            alias: "production".into(),
+            version,
+            previous: previous.to_vec(),
+            updated_at: chrono::Utc::now(),
+            updated_by: "ann".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_promotion_is_watched_and_a_rollback_or_a_first_load_is_not() {
+        assert!(promoted_from(&alias(2, &[1]), "1"));
+        assert!(promoted_from(&alias(3, &[1, 2]), "1"), "two promotions within one poll");
+        assert!(!promoted_from(&alias(2, &[1]), "3"), "rolled back from 3: 3 left the list");
+        assert!(!promoted_from(&alias(1, &[]), "1"));
     }
 }
