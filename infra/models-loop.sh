@@ -43,16 +43,15 @@ wait_for() { # DESCRIPTION SECONDS COMMAND...: until COMMAND succeeds
     sleep 2
   done
 }
-# upload PHASE DIR: every photo of DIR/<class>/ through the API, named PHASE--CLASS--FILE; prints
-# each stored key with its class ("KEY CLASS").
+# upload PHASE DIR: every photo of DIR/<class>/ through the API, named PHASE--CLASS--FILE, the
+# classes mixed as returns come (in the order of the file names); prints each stored key with
+# its class ("KEY CLASS").
 upload() {
   local phase="$1" dir="$2" class file
-  for class in "${dir}"/*/; do
+  find "${dir}" -mindepth 2 -maxdepth 2 -type f -printf '%f %h\n' | sort | while read -r file class; do
     class="$(basename "${class}")"
-    for file in "${dir}/${class}"/*; do
-      curl -sf -X POST --data-binary "@${file}" "${api}/v1/uploads?name=${phase}--${class}--$(basename "${file}")" |
-        grep -o '"key":"[^"]*"' | sed "s/^\"key\":\"\(.*\)\"$/\1 ${class}/"
-    done
+    curl -sf -X POST --data-binary "@${dir}/${class}/${file}" "${api}/v1/uploads?name=${phase}--${class}--${file}" |
+      grep -o '"key":"[^"]*"' | sed "s/^\"key\":\"\(.*\)\"$/\1 ${class}/"
   done
 }
 results_of() { curl -sf "${api}/v1/results.csv?prefix=inbox/uploads/" | grep -c -- "-$1--" || true; }
