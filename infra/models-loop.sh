@@ -102,5 +102,6 @@ wait_for "the automatic rollback" 300 rolled_back
 took="$(awk -v a="${promoted}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 wait
 "${autorma}" model history | tail -n 3
-echo "promotion of version ${bad} to its automatic rollback: ${took} s (seen by this script's 2 s polls)"
+echo "promotion of version ${bad} to its automatic rollback: ${took} s as this script saw it (it polls every 2 s;"
+echo "the audit trail's times above are the registry's)"
 "${autorma}" model list
