@@ -29,9 +29,9 @@ pub const CONFIDENCE_BUCKETS: &[f64] = &[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85
 /// Batch-size buckets: powers of two up to the largest batch a GPU run uses.
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
-/// Why a sampled photo was not run on the shadow model: its queue was full, the shadow's own
-/// preprocessing refused the photo, or its run failed.
-pub const SHADOW_SKIP_REASONS: [&str; 3] = ["busy", "decode_error", "inference_failed"];
+/// Why a sampled photo has no shadow record: the shadow's queue was full, its own preprocessing
+/// refused the photo, its run failed, or the records' publisher was behind.
+pub const SHADOW_SKIP_REASONS: [&str; 4] = ["busy", "decode_error", "inference_failed", "unpublished"];
 
 pub struct Metrics {
     /// Photos classified, by `label` and `decision`.

@@ -90,6 +90,10 @@ pub struct Comparison {
     pub agreed: u64,
     pub candidate_review: u64,
     pub baseline_review: u64,
+    /// Photos the candidate sent to review and the baseline did not, and the reverse: the
+    /// paired differences the review share's change is judged on.
+    pub review_up: u64,
+    pub review_down: u64,
     /// By the baseline's label.
     pub per_class: BTreeMap<String, ClassAgreement>,
     pub candidate_labels: BTreeMap<String, u64>,
@@ -112,8 +116,12 @@ impl Comparison {
         let (candidate, baseline) = record.sides();
         self.photos += 1;
         self.agreed += u64::from(record.agree);
-        self.candidate_review += u64::from(candidate.decision == Decision::Review);
-        self.baseline_review += u64::from(baseline.decision == Decision::Review);
+        let (candidate_review, baseline_review) =
+            (candidate.decision == Decision::Review, baseline.decision == Decision::Review);
+        self.candidate_review += u64::from(candidate_review);
+        self.baseline_review += u64::from(baseline_review);
+        self.review_up += u64::from(candidate_review && !baseline_review);
+        self.review_down += u64::from(baseline_review && !candidate_review);
         let class = self.per_class.entry(baseline.label.clone()).or_default();
         class.photos += 1;
         class.agreed += u64::from(record.agree);
@@ -201,21 +209,78 @@ pub enum Verdict {
     Outside(Vec<String>),
 }
 
+/// The two-sided 95 % normal quantile, for the confident check's intervals.
+const Z: f64 = 1.96;
+
+/// Figures as the checks see them: a point estimate, or the end of its 95 % interval nearest
+/// to passing.
+struct Measured {
+    agreement: f64,
+    review_increase: f64,
+    label_shift: f64,
+}
+
+impl Measured {
+    fn point(c: &Comparison) -> Self {
+        Self {
+            agreement: c.agreement(),
+            review_increase: c.candidate_review_share() - c.baseline_review_share(),
+            label_shift: c.label_shift(),
+        }
+    }
+
+    /// Agreement's upper Wilson bound; the paired review increase's lower bound (the mean of
+    /// each photo's +1/0/-1 minus Z standard errors); the label shift's lower Wilson bound,
+    /// taking it as the share of photos whose label would have to change.
+    fn favourable(c: &Comparison) -> Self {
+        let n = c.photos as f64;
+        let increase = c.candidate_review_share() - c.baseline_review_share();
+        let variance = ((c.review_up + c.review_down) as f64 / n.max(1.0) - increase * increase).max(0.0);
+        Self {
+            agreement: wilson(c.agreement(), n).1,
+            review_increase: increase - Z * (variance / n.max(1.0)).sqrt(),
+            label_shift: wilson(c.label_shift(), n).0,
+        }
+    }
+}
+
+/// The Wilson score interval of a share `p` measured on `n` photos, at 95 %.
+fn wilson(p: f64, n: f64) -> (f64, f64) {
+    if n == 0.0 {
+        return (0.0, 1.0);
+    }
+    let z2 = Z * Z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+    (centre - half, centre + half)
+}
+
 impl Bounds {
+    /// The figures as measured against the bounds: for a person's decision (`promote --gate`,
+    /// once, on enough photos).
     pub fn check(&self, c: &Comparison) -> Verdict {
+        self.judge(c, Measured::point(c))
+    }
+
+    /// Outside only where a bound is broken beyond the photos' sampling noise (the figure's
+    /// 95 % interval is past it): for a watch that looks after every photo and acts alone.
+    pub fn check_confident(&self, c: &Comparison) -> Verdict {
+        self.judge(c, Measured::favourable(c))
+    }
+
+    fn judge(&self, c: &Comparison, m: Measured) -> Verdict {
         if c.photos < self.min_photos {
             return Verdict::TooFew { photos: c.photos, needed: self.min_photos };
         }
         let mut broken = Vec::new();
-        if c.agreement() < self.min_agreement {
+        if m.agreement < self.min_agreement {
             broken.push(format!(
                 "agreement {:.1} % is under {:.1} %",
                 100.0 * c.agreement(),
                 100.0 * self.min_agreement
             ));
         }
-        let increase = c.candidate_review_share() - c.baseline_review_share();
-        if increase > self.max_review_increase {
+        if m.review_increase > self.max_review_increase {
             broken.push(format!(
                 "review share {:.1} % against {:.1} % rose more than {:.1} points",
                 100.0 * c.candidate_review_share(),
@@ -223,7 +288,7 @@ impl Bounds {
                 100.0 * self.max_review_increase
             ));
         }
-        if c.label_shift() > self.max_label_shift {
+        if m.label_shift > self.max_label_shift {
             broken.push(format!(
                 "label mix moved {:.1} % (more than {:.1} %)",
                 100.0 * c.label_shift(),
@@ -269,6 +334,47 @@ mod tests {
         assert_eq!(c.label_shift(), 0.0);
         assert_eq!(BOUNDS.check(&c), Verdict::Within);
         assert_eq!(c.candidate_ms_quantile(0.5), Some(2.0));
+    }
+
+    #[test]
+    fn the_confident_check_waits_out_noise_that_the_point_check_acts_on() {
+        // 80 % agreement measured on 50 photos: under a 0.85 bound, but not beyond its noise.
+        let mut c = Comparison::default();
+        for i in 0..50 {
+            let shadow = if i % 5 == 0 { "bag" } else { "shoe" };
+            let r = record(
+                &i.to_string(),
+                ShadowRole::Guard,
+                side("2", shadow, Decision::Auto),
+                side("1", "shoe", Decision::Auto),
+            );
+            c.add(&r);
+        }
+        let bounds = Bounds { min_photos: 50, min_agreement: 0.85, max_review_increase: 0.1, max_label_shift: 0.5 };
+        assert!(matches!(bounds.check(&c), Verdict::Outside(_)));
+        assert_eq!(bounds.check_confident(&c), Verdict::Within);
+        // No agreement, every photo to review, every label moved: beyond any noise.
+        let mut c = Comparison::default();
+        for i in 0..50 {
+            let r = record(
+                &i.to_string(),
+                ShadowRole::Guard,
+                side("2", "bag", Decision::Review),
+                side("1", "shoe", Decision::Auto),
+            );
+            c.add(&r);
+        }
+        let Verdict::Outside(broken) = bounds.check_confident(&c) else { panic!("within") };
+        assert_eq!(broken.len(), 3, "{broken:?}");
+    }
+
+    #[test]
+    fn wilson_intervals_hold_the_share_and_narrow_with_photos() {
+        let (low, high) = wilson(0.8, 50.0);
+        assert!((0.66..0.7).contains(&low) && (0.88..0.9).contains(&high), "{low} {high}");
+        let (low, high) = wilson(0.8, 5000.0);
+        assert!(high - low < 0.03);
+        assert_eq!(wilson(0.5, 0.0), (0.0, 1.0));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct AliasRecord {
     /// Versions the alias held before, oldest first: `rollback` returns to the last one.
     #[serde(default)]
     pub previous: Vec<u32>,
+    /// How it came to name `version`: a promotion (or the seed) or a rollback (absent in
+    /// records written before the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<AuditAction>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
     #[serde(default)]

@@ -192,6 +192,7 @@ impl Registry {
                     }
                     Ok((version, previous))
                 },
+                AuditAction::Promote,
                 actor,
             )
             .await?;
@@ -241,6 +242,7 @@ impl Registry {
                     from = Some(current.version);
                     Ok((back, previous))
                 },
+                AuditAction::Rollback,
                 actor,
             )
             .await?;
@@ -305,6 +307,7 @@ impl Registry {
                 alias: alias.to_string(),
                 version: 1,
                 previous: Vec::new(),
+                change: Some(AuditAction::Promote),
                 updated_at: Utc::now(),
                 updated_by: actor.who.clone(),
                 reason: actor.why.clone(),
@@ -329,6 +332,7 @@ impl Registry {
         &self,
         alias: &str,
         mut next: impl FnMut(Option<&AliasRecord>) -> Result<(u32, Vec<u32>), RegistryError>,
+        change: AuditAction,
         actor: &Actor,
     ) -> Result<AliasRecord, RegistryError> {
         for _ in 0..MAX_RACES {
@@ -339,6 +343,7 @@ impl Registry {
                 alias: alias.to_string(),
                 version,
                 previous,
+                change: Some(change),
                 updated_at: Utc::now(),
                 updated_by: actor.who.clone(),
                 reason: actor.why.clone(),

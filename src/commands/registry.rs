@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autorma_classifier::serving::{AliasFollower, FollowConfig, LoadError, ModelHandle, ShadowFollow};
+use autorma_classifier::serving::{AliasFollower, FollowConfig, LoadError, ModelHandle};
 use autorma_core::{LocalStore, RetryConfig, S3Store, Store};
 use autorma_registry::{Actor, ModelPackage, Registry, RegistryError};
 
@@ -81,7 +81,7 @@ fn start_up_error(registry: &str, transient: bool, e: impl Into<anyhow::Error>, 
 
 /// Seeds a fresh registry with the shipped package, loads the version the alias names, and
 /// returns the handle the pipeline serves from with the follower that keeps it current
-/// (woken at once by SIGHUP), and keeps `shadow`'s slot when given.
+/// (woken at once by SIGHUP).
 pub async fn follow_registry(
     role: &str,
     follow: &FollowArgs,
@@ -90,7 +90,6 @@ pub async fn follow_registry(
     store: &S3Store,
     settings: &ModelSettings,
     package: Arc<ModelPackage>,
-    shadow: Option<ShadowFollow>,
 ) -> anyhow::Result<(ModelHandle, AliasFollower)> {
     let registry = open_registry(&follow.registry, streaming, Some(store)).await?;
     let alias = follow.alias.clone();
@@ -117,7 +116,7 @@ pub async fn follow_registry(
             workers: settings.pipeline.num_workers,
             worker_id,
             alias: alias.clone(),
-            shadow,
+            shadow: None,
         },
     );
     let loaded = STARTUP_RETRY.run("loading the model", || follower.load_current(), LoadError::is_transient).await;

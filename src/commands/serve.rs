@@ -269,7 +269,7 @@ async fn start_streaming(
     let feeder = tokio::spawn(topic_feed.run(index.clone(), feed_status.clone(), events.clone()));
     // The version the workers serve, followed as it moves.
     let (models, follower) =
-        follow_registry("serve", &args.follow, args.model_cache.clone(), &streaming, &store, &settings, package, None)
+        follow_registry("serve", &args.follow, args.model_cache.clone(), &streaming, &store, &settings, package)
             .await?;
     let following = tokio::spawn(follower.run(models.clone(), std::future::pending()));
     let store = Store::S3(store);

@@ -54,15 +54,14 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     streaming.s3.max_attempts = 1;
     let group_id = args.group.clone();
     settings.pipeline.bulk_inflight = args.bulk_inflight as usize;
-    let store = connect(
-        &streaming,
-        &[topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ, topics::SHADOW],
-    )
-    .await?;
+    let mut needed = vec![topics::ITEMS, topics::ITEMS_REPLAY, topics::RESULTS, topics::REVIEW, topics::DLQ];
+    if args.shadow.shadow_sample > 0.0 {
+        needed.push(topics::SHADOW);
+    }
+    let store = connect(&streaming, &needed).await?;
     let model_cache = args.model_cache.clone();
     let (shadow, publishing) = shadow_setup(&args.shadow, &args.follow.alias, &streaming, &mut settings)?;
-    let models =
-        follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package, shadow).await?;
+    let models = follow_registry("worker", &args.follow, model_cache, &streaming, &store, &settings, package).await?;
     let store = Store::S3(store);
     if settings.pipeline.catalogue.is_none() {
         settings.pipeline.catalogue = Some(Arc::new(Catalogue::in_bucket(store.clone(), streaming.bucket.clone())));
@@ -82,6 +81,7 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
         .expect("subscribing panicked")
         .context("cannot join the workers' consumer group")?;
     let (handle, follower) = models;
+    let follower = follower.with_shadow(shadow);
     let following = tokio::spawn(follower.run(handle.clone(), std::future::pending()));
     let pipeline = Pipeline::serving(
         store,
@@ -93,10 +93,10 @@ pub async fn worker(args: WorkerArgs, file: &ConfigFile) -> anyhow::Result<ExitC
     let summary = pipeline.run(shutdown_signal()).await;
     following.abort();
     // The pipeline dropped its end of the records' queue: what is queued goes out, briefly.
-    if let Some(publishing) = publishing {
-        if tokio::time::timeout(SHADOW_FLUSH, publishing).await.is_err() {
-            tracing::warn!("shadow records still unsent at exit were dropped");
-        }
+    if let Some(publishing) = publishing
+        && tokio::time::timeout(SHADOW_FLUSH, publishing).await.is_err()
+    {
+        tracing::warn!("shadow records still unsent at exit were dropped");
     }
     let summary = summary?;
     println!(
@@ -130,7 +130,7 @@ fn shadow_setup(
         tracing::info!("--shadow-sample is 0: no shadow model runs and promotions are not watched");
         return Ok((None, None));
     }
-    let producer = streaming.kafka.producer()?;
+    let producer = autorma_sink::shadow::producer(&streaming.kafka)?;
     metrics().start_shadow_counts(alias);
     let (records, queue) = tokio::sync::mpsc::channel(SHADOW_QUEUE);
     let handle = ShadowHandle::default();

@@ -99,8 +99,8 @@ fn worker(
                                     item: sourced.event.item_ref(),
                                     production: item.model.clone(),
                                     prediction: prediction.clone(),
+                                    tensor: ticket.wants_tensor().then_some(item.tensor),
                                     ticket,
-                                    tensor: item.tensor,
                                 };
                                 shadow::offer(jobs, job);
                             }

@@ -1,10 +1,11 @@
-//! The shadow stage: a sampled photo, once production's prediction is on its way to the sink,
-//! is run on the shadow model (`serving::shadow`) by a thread of its own. Its answer becomes a
-//! [`ShadowRecord`] for `rma.shadow` and the metrics, never a Result.
+//! The shadow stage: a sampled photo, once production has inferred it, is run on the shadow
+//! model (`serving::shadow`) by a thread of its own. Its answer becomes a [`ShadowRecord`] for
+//! `rma.shadow` and the metrics, never a Result.
 //!
 //! Off the hot path: the inference workers hand a photo over without waiting (a full queue
-//! skips it, counted as `busy`), and the tensor production used is reused when both models
-//! preprocess alike; only otherwise are the photo's bytes kept and decoded again here.
+//! skips it, counted as `busy`), the thread hands its records on the same way (`unpublished`),
+//! and the tensor production used is reused when both models preprocess alike; only otherwise
+//! are the photo's bytes kept and decoded again here.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,8 +53,15 @@ pub(crate) struct ShadowJob {
     pub production: Arc<ServingModel>,
     pub prediction: Prediction,
     pub ticket: ShadowTicket,
-    /// Production's input tensor (used when the ticket holds no bytes).
-    pub tensor: Vec<f32>,
+    /// Production's input tensor, when the ticket holds no bytes (the same preprocessing).
+    pub tensor: Option<Vec<f32>>,
+}
+
+impl ShadowTicket {
+    /// Whether the shadow needs production's tensor (it preprocesses alike).
+    pub(crate) fn wants_tensor(&self) -> bool {
+        self.bytes.is_none()
+    }
 }
 
 /// The ticket of a photo `production` is about to classify, when it is sampled and a shadow
@@ -120,8 +128,9 @@ fn run(mut jobs: mpsc::Receiver<ShadowJob>, handle: &ShadowHandle, records: &mps
         for record in shadow_batch(batch) {
             metrics().record_shadow(&record);
             handle.observe(&record);
-            if records.blocking_send(record).is_err() {
-                tracing::warn!("the shadow records' writer is gone; shadow records are dropped");
+            // Never waits: a stalled broker must not hold up the pipeline's shutdown.
+            if records.try_send(record).is_err() {
+                metrics().record_shadow_skipped("unpublished", 1);
             }
         }
     }
@@ -137,9 +146,10 @@ fn shadow_batch(batch: Vec<ShadowJob>) -> Vec<ShadowRecord> {
     let mut input = Vec::new();
     let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
-        match &job.ticket.bytes {
-            None => input.extend_from_slice(&job.tensor),
-            Some(bytes) => match shadow.model.preprocessor.preprocess(bytes) {
+        match (&job.ticket.bytes, &job.tensor) {
+            (None, Some(tensor)) => input.extend_from_slice(tensor),
+            (None, None) => unreachable!("a ticket without bytes comes with production's tensor"),
+            (Some(bytes), _) => match shadow.model.preprocessor.preprocess(bytes) {
                 Ok(tensor) => input.extend(tensor),
                 Err(e) => {
                     tracing::debug!(key = %job.item.key, error = %e, "the shadow model cannot preprocess the photo");

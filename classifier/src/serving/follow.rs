@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autorma_core::metrics::metrics;
-use autorma_core::shadow::Comparison;
-use autorma_registry::{Actor, AliasRecord, Registry, RegistryError};
+use autorma_core::shadow::{Comparison, Verdict};
+use autorma_registry::{Actor, AliasRecord, AuditAction, Registry, RegistryError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -84,6 +84,12 @@ pub struct AliasFollower {
 impl AliasFollower {
     pub fn new(registry: Registry, config: FollowConfig) -> Self {
         Self { registry, config, wake: Arc::default() }
+    }
+
+    /// Also keeps `shadow`'s slot (the shadow alias's version, and the watch of promotions).
+    pub fn with_shadow(mut self, shadow: Option<ShadowFollow>) -> Self {
+        self.config.shadow = shadow;
+        self
     }
 
     /// Notify it to look at the alias now rather than at the next poll.
@@ -191,14 +197,23 @@ impl AliasFollower {
             Ok(model) => {
                 let old = handle.swap(Arc::new(model));
                 let Some(shadow) = &self.config.shadow else { return };
-                // A guard watched the version just replaced: its watch is over.
+                // A guard watched the version just replaced: its watch, and any rollback of it
+                // not yet written, are over.
+                state.pending_rollback = None;
                 if shadow.handle.end_guard().is_some() {
                     state.guard_until = None;
                     tracing::info!(from_version = %serving, "the alias moved on during the watch; the watch ends");
                 }
-                if promoted_from(&record, &old.model.version) && !shadow.watch.window.is_zero() {
+                if shadow.watch.window.is_zero() {
+                    return;
+                }
+                if promoted_from(&record, &old.model.version) {
                     shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
                     state.guard_until = Some(Instant::now() + shadow.watch.window);
+                } else if record.change != Some(AuditAction::Rollback) {
+                    tracing::info!(%alias, from_version = %serving, to_version = version, previous = ?record.previous,
+                        "not watching this version: the alias moved more than once since this worker's last look, \
+                         so a rollback would not return to the version it could compare with");
                 }
             }
             Err(e) if e.is_transient() => {
@@ -220,12 +235,16 @@ impl AliasFollower {
                 return;
             }
             state.guard_until = None;
-            if let Some(measured) = shadow.handle.end_guard() {
+            if let Some((measured, verdict)) = shadow.handle.end_guard() {
                 let version = handle.current().model.version.clone();
+                let outcome = match verdict {
+                    Verdict::TooFew { .. } => "too few photos to judge it; it stays",
+                    _ => "within its bounds; it stays",
+                };
                 tracing::info!(%version, photos = measured.photos, agreement = measured.agreement(),
                     review_share = measured.candidate_review_share(),
                     previous_review_share = measured.baseline_review_share(), label_shift = measured.label_shift(),
-                    "the promoted version kept within its bounds for its watch; the watch ends");
+                    "the watch of the promoted version ends: {outcome}");
             }
         }
         let wanted = match self.registry.alias(&shadow.alias).await {
@@ -266,6 +285,9 @@ impl AliasFollower {
             state.pending_rollback = Some(tripped);
         }
         let Some(tripped) = state.pending_rollback.take() else { return };
+        if !shadow.handle.is_guarding(&tripped) {
+            return;
+        }
         let alias = &self.config.alias;
         let Ok(from) = tripped.candidate.parse::<u32>() else { return };
         let reason = rollback_reason(&tripped);
@@ -300,11 +322,10 @@ impl AliasFollower {
     }
 }
 
-/// Whether the alias moved to its version from `old` by promotion: `old` is among the versions
-/// it held before (the last one, or an earlier one when two promotions came within one poll).
-/// Not after a rollback, which takes the version it leaves off that list.
+/// Whether the alias moved to its version from `old` by one promotion, so that a rollback
+/// returns to `old`: not after a rollback, nor when it moved twice since the worker looked.
 fn promoted_from(record: &AliasRecord, old: &str) -> bool {
-    record.previous.iter().any(|v| v.to_string() == old)
+    record.change != Some(AuditAction::Rollback) && record.previous.last().is_some_and(|v| v.to_string() == old)
 }
 
 /// The audit trail's reason for an automatic rollback, with the figures.
@@ -330,12 +351,13 @@ async fn notified(notify: Option<&Notify>) {
 mod tests {
     use super::*;
 
-    fn alias(version: u32, previous: &[u32]) -> AliasRecord {
+    fn alias(version: u32, previous: &[u32], change: AuditAction) -> AliasRecord {
         AliasRecord {
             name: "m".into(),
             alias: "production".into(),
             version,
             previous: previous.to_vec(),
+            change: Some(change),
             updated_at: chrono::Utc::now(),
             updated_by: "ann".into(),
             reason: None,
@@ -343,10 +365,13 @@ mod tests {
     }
 
     #[test]
-    fn a_promotion_is_watched_and_a_rollback_or_a_first_load_is_not() {
-        assert!(promoted_from(&alias(2, &[1]), "1"));
-        assert!(promoted_from(&alias(3, &[1, 2]), "1"), "two promotions within one poll");
-        assert!(!promoted_from(&alias(2, &[1]), "3"), "rolled back from 3: 3 left the list");
-        assert!(!promoted_from(&alias(1, &[]), "1"));
+    fn one_promotion_is_watched_and_a_rollback_or_a_double_move_is_not() {
+        use AuditAction::{Promote, Rollback};
+        assert!(promoted_from(&alias(2, &[1], Promote), "1"));
+        assert!(!promoted_from(&alias(3, &[1, 2], Promote), "1"), "two promotions within one poll");
+        // 1 -> 2 -> 1 -> 2, then 2 rolled back to 1: 2 is still on the list, but a rollback
+        // is not watched (a guard would roll the bad version back in).
+        assert!(!promoted_from(&alias(1, &[1, 2], Rollback), "2"));
+        assert!(!promoted_from(&alias(1, &[], Promote), "1"));
     }
 }

@@ -101,16 +101,26 @@ impl ShadowHandle {
             comparison: Comparison::default(),
             tripped: false,
         });
+        // A trip of an earlier guard is not this one's.
+        self.take_trip();
         self.current.send_replace(Some(Arc::new(ShadowModel { model: previous, role: ShadowRole::Guard })));
         tracing::info!(candidate, baseline, "watching the promoted version against the one before it");
     }
 
     /// Ends the guard (the slot is empty until the follower sets a candidate); returns what it
     /// measured.
-    pub fn end_guard(&self) -> Option<Comparison> {
+    pub fn end_guard(&self) -> Option<(Comparison, Verdict)> {
         let guard = self.guard.lock().expect("guard poisoned").take()?;
+        self.take_trip();
         self.current.send_replace(None);
-        Some(guard.comparison)
+        let verdict = guard.bounds.check_confident(&guard.comparison);
+        Some((guard.comparison, verdict))
+    }
+
+    /// Whether the guard running now is the one that measured `tripped`.
+    pub fn is_guarding(&self, tripped: &Tripped) -> bool {
+        let guard = self.guard.lock().expect("guard poisoned");
+        guard.as_ref().is_some_and(|g| g.candidate == tripped.candidate && g.baseline == tripped.baseline)
     }
 
     /// Counts a guard's record; the first time its figures go past the bounds, wakes
@@ -128,7 +138,9 @@ impl ShadowHandle {
             return;
         }
         guard.comparison.add(record);
-        if let Verdict::Outside(broken) = guard.bounds.check(&guard.comparison) {
+        // Checked after every photo, by every worker: only a bound broken beyond the sampling
+        // noise of the photos so far trips, or repeated looks would roll back good versions.
+        if let Verdict::Outside(broken) = guard.bounds.check_confident(&guard.comparison) {
             guard.tripped = true;
             *self.trips.lock().expect("trips poisoned") = Some(Tripped {
                 candidate: guard.candidate.clone(),
