@@ -83,6 +83,12 @@ pub struct ClassAgreement {
     pub agreed: u64,
 }
 
+impl ClassAgreement {
+    pub fn agreement(&self) -> f64 {
+        ratio(self.agreed, self.photos)
+    }
+}
+
 /// A candidate against its baseline over the same photos.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {

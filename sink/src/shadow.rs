@@ -81,7 +81,6 @@ pub enum ShadowReadError {
 /// Blocking: call on a blocking thread.
 pub fn read_all(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<ShadowRecord>, ShadowReadError> {
     let read_err = |e: rdkafka::error::KafkaError| ShadowReadError::Read { detail: e.to_string() };
-    kafka.check_topics(&[topics::SHADOW], timeout)?;
     // No group is joined (partitions are assigned) and nothing is committed: the id only
     // satisfies librdkafka.
     let group = format!("autorma-shadow-read-{}", std::process::id());
@@ -95,6 +94,7 @@ pub fn read_all(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<ShadowReco
         ])
         .create()
         .map_err(read_err)?;
+    kafka.check_topics_with(consumer.client(), &[topics::SHADOW], timeout)?;
     let metadata = consumer.fetch_metadata(Some(topics::SHADOW), timeout).map_err(read_err)?;
     let mut assignment = TopicPartitionList::new();
     // Each partition's end, and where the read stands in it.

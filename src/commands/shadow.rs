@@ -78,8 +78,7 @@ pub fn print(comparison: &Comparison, candidate: u32, baseline: u32, alias: &str
     for (label, class) in &c.per_class {
         let shadow = c.candidate_labels.get(label).copied().unwrap_or(0);
         let production = c.baseline_labels.get(label).copied().unwrap_or(0);
-        let agreement = if class.photos == 0 { 0.0 } else { class.agreed as f64 / class.photos as f64 };
-        println!("  {label:<16} {:>7}  {:>9}  {shadow:>12}  {production:>12}", class.photos, pct(agreement));
+        println!("  {label:<16} {:>7}  {:>9}  {shadow:>12}  {production:>12}", class.photos, pct(class.agreement()));
     }
     println!(
         "gate (--min-photos {} --min-agreement {} --max-review-increase {} --max-label-shift {}): {}",

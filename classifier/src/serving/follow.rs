@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autorma_core::metrics::metrics;
-use autorma_core::shadow::{Comparison, Verdict};
+use autorma_core::shadow::Verdict;
 use autorma_registry::{Actor, AliasRecord, AuditAction, Registry, RegistryError};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::shadow::{ShadowHandle, Tripped, WatchConfig};
 use super::{ModelHandle, ServingModel};
@@ -52,8 +51,6 @@ pub struct ShadowFollow {
 /// What the follower's loop remembers between two looks.
 #[derive(Default)]
 struct FollowState {
-    /// When the guard of a promotion ends.
-    guard_until: Option<Instant>,
     /// A guard's finding whose rollback has not been written yet (the store was away).
     pending_rollback: Option<Tripped>,
     /// Shadow versions this worker could not load: not tried again.
@@ -201,15 +198,13 @@ impl AliasFollower {
                 // not yet written, are over.
                 state.pending_rollback = None;
                 if shadow.handle.end_guard().is_some() {
-                    state.guard_until = None;
                     tracing::info!(from_version = %serving, "the alias moved on during the watch; the watch ends");
                 }
                 if shadow.watch.window.is_zero() {
                     return;
                 }
                 if promoted_from(&record, &old.model.version) {
-                    shadow.handle.start_guard(old, &version.to_string(), shadow.watch.bounds);
-                    state.guard_until = Some(Instant::now() + shadow.watch.window);
+                    shadow.handle.start_guard(old, &version.to_string(), shadow.watch);
                 } else if record.change != Some(AuditAction::Rollback) {
                     tracing::info!(%alias, from_version = %serving, to_version = version, previous = ?record.previous,
                         "not watching this version: the alias moved more than once since this worker's last look, \
@@ -230,22 +225,17 @@ impl AliasFollower {
     /// Ends a guard whose window has passed, else keeps the slot on the shadow alias's version.
     async fn follow_shadow(&self, handle: &ModelHandle, state: &mut FollowState) {
         let Some(shadow) = &self.config.shadow else { return };
-        if let Some(until) = state.guard_until {
-            if Instant::now() < until {
-                return;
-            }
-            state.guard_until = None;
-            if let Some((measured, verdict)) = shadow.handle.end_guard() {
-                let version = handle.current().model.version.clone();
-                let outcome = match verdict {
-                    Verdict::TooFew { .. } => "too few photos to judge it; it stays",
-                    _ => "within its bounds; it stays",
-                };
-                tracing::info!(%version, photos = measured.photos, agreement = measured.agreement(),
-                    review_share = measured.candidate_review_share(),
-                    previous_review_share = measured.baseline_review_share(), label_shift = measured.label_shift(),
-                    "the watch of the promoted version ends: {outcome}");
-            }
+        if shadow.handle.guarding() {
+            let Some((measured, verdict)) = shadow.handle.end_guard_if_over() else { return };
+            let version = handle.current().model.version.clone();
+            let outcome = match verdict {
+                Verdict::TooFew { .. } => "too few photos to judge it; it stays",
+                _ => "within its bounds; it stays",
+            };
+            tracing::info!(%version, photos = measured.photos, agreement = measured.agreement(),
+                review_share = measured.candidate_review_share(),
+                previous_review_share = measured.baseline_review_share(), label_shift = measured.label_shift(),
+                "the watch of the promoted version ends: {outcome}");
         }
         let wanted = match self.registry.alias(&shadow.alias).await {
             Ok(record) => record.map(|r| r.version),
@@ -318,7 +308,6 @@ impl AliasFollower {
             handle.swap(previous.model.clone());
         }
         shadow.handle.end_guard();
-        state.guard_until = None;
     }
 }
 
@@ -330,11 +319,11 @@ fn promoted_from(record: &AliasRecord, old: &str) -> bool {
 
 /// The audit trail's reason for an automatic rollback, with the figures.
 fn rollback_reason(tripped: &Tripped) -> String {
-    let Comparison { photos, .. } = tripped.comparison;
     format!(
-        "automatic: version {} against version {} on {photos} photos: {}",
+        "automatic: version {} against version {} on {} photos: {}",
         tripped.candidate,
         tripped.baseline,
+        tripped.photos,
         tripped.broken.join("; ")
     )
 }

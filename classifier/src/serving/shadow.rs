@@ -9,6 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use autorma_core::shadow::{Bounds, Comparison, ShadowRecord, ShadowRole, Verdict};
 use tokio::sync::{Notify, watch};
 
@@ -35,7 +37,8 @@ pub struct Tripped {
     pub candidate: String,
     pub baseline: String,
     pub broken: Vec<String>,
-    pub comparison: Comparison,
+    /// Photos compared when it tripped.
+    pub photos: u64,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,8 @@ struct Guard {
     candidate: String,
     baseline: String,
     bounds: Bounds,
+    /// When the watch ends.
+    until: Instant,
     comparison: Comparison,
     tripped: bool,
 }
@@ -91,13 +96,15 @@ impl ShadowHandle {
         }
     }
 
-    /// Runs `previous` beside the newly promoted `candidate` version, measured against `bounds`.
-    pub fn start_guard(&self, previous: Arc<ServingModel>, candidate: &str, bounds: Bounds) {
+    /// Runs `previous` beside the newly promoted `candidate` version, for `watch`'s window,
+    /// measured against its bounds.
+    pub fn start_guard(&self, previous: Arc<ServingModel>, candidate: &str, watch: WatchConfig) {
         let baseline = previous.model.version.clone();
         *self.guard.lock().expect("guard poisoned") = Some(Guard {
             candidate: candidate.to_string(),
             baseline: baseline.clone(),
-            bounds,
+            bounds: watch.bounds,
+            until: Instant::now() + watch.window,
             comparison: Comparison::default(),
             tripped: false,
         });
@@ -115,6 +122,13 @@ impl ShadowHandle {
         self.current.send_replace(None);
         let verdict = guard.bounds.check_confident(&guard.comparison);
         Some((guard.comparison, verdict))
+    }
+
+    /// Ends the guard if its window has passed: what [`Self::end_guard`] returns; `None` while
+    /// it runs, or without one.
+    pub fn end_guard_if_over(&self) -> Option<(Comparison, Verdict)> {
+        let over = self.guard.lock().expect("guard poisoned").as_ref().is_some_and(|g| Instant::now() >= g.until);
+        if over { self.end_guard() } else { None }
     }
 
     /// Whether the guard running now is the one that measured `tripped`.
@@ -146,7 +160,7 @@ impl ShadowHandle {
                 candidate: guard.candidate.clone(),
                 baseline: guard.baseline.clone(),
                 broken,
-                comparison: guard.comparison.clone(),
+                photos: guard.comparison.photos,
             });
             self.tripped.notify_one();
         }
