@@ -188,6 +188,17 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N", default_value_t = 64 << 20,
         value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
     pub max_body_bytes: u64,
+    /// Most pixels the photos of one POST /v1/classify may decode into (a JPEG counted at the
+    /// scale it is decoded at), else 413 too_many_pixels: 100 million is about a second of CPU,
+    /// a hundred phone photos
+    #[arg(long, env = "AUTORMA_MAX_REQUEST_PIXELS", value_name = "N", default_value_t = 100_000_000,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_request_pixels: u64,
+    /// Most /v1/events streams open at once (each open page holds one), else 503
+    /// too_many_streams
+    #[arg(long, env = "AUTORMA_MAX_EVENT_STREAMS", value_name = "N", default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_event_streams: u32,
     /// Address to listen on
     #[arg(long, env = "AUTORMA_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,

@@ -105,23 +105,21 @@ pub async fn classify(
     Ok(Json(ClassifyAnswer { results, model }))
 }
 
-/// Most pixels one `/v1/classify` request may decode (a JPEG counted at the scale it is decoded
-/// at): about a second of CPU. A hundred phone photos fit; a body of small files that decode
-/// into gigapixels does not hold the decode threads for half a minute.
-pub const MAX_REQUEST_PIXELS: u64 = 100_000_000;
-
 /// 413 `too_many_pixels` for a request whose photos would decode into more than
-/// [`MAX_REQUEST_PIXELS`], from their headers, before any is decoded.
+/// `state.max_request_pixels` (a JPEG counted at the scale it is decoded at), from their
+/// headers, before any is decoded: a body of small files that decode into gigapixels does not
+/// hold the decode threads for half a minute.
 fn check_request_pixels(state: &ServeState, photos: &[Photo]) -> Result<(), ApiError> {
     let side = state.requests.models().current().preprocessor.size;
     // A header that does not read costs nothing here; its photo's own error says why.
     let pixels: u64 = photos.iter().map(|photo| decoded_pixels(&photo.bytes, side).unwrap_or(0)).sum();
-    if pixels > MAX_REQUEST_PIXELS {
+    let max = state.max_request_pixels;
+    if pixels > max {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "too_many_pixels",
             message: format!(
-                "the photos would decode into {pixels} pixels, over the limit of {MAX_REQUEST_PIXELS} per request; \
+                "the photos would decode into {pixels} pixels, over the limit of {max} per request; \
                  send fewer at a time"
             ),
         });

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use auth::allowed_hosts;
 pub use error::ApiError;
-pub use review::MAX_EVENT_STREAMS;
+pub use review::EventStreams;
 
 use autorma_classifier::Requests;
 use tokio::sync::broadcast;
@@ -46,8 +46,10 @@ pub struct ServeState {
     pub index: Arc<ResultIndex>,
     /// Where uploads, photos and corrections are (folders, or the bucket and topics).
     pub stores: stores::Stores,
-    /// Largest request body (uploads).
+    /// Largest request body (uploads, classify).
     pub max_body_bytes: usize,
+    /// Most pixels the photos of one `/v1/classify` request may decode into.
+    pub max_request_pixels: u64,
     /// Each result as it is indexed, for `/v1/events`.
     pub events: broadcast::Sender<feed::FeedEvent>,
     /// `POST /v1/classify`, and the model being served.
@@ -63,8 +65,8 @@ pub struct ServeState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The host names requests may name ([`auth::allowed_hosts`]).
     pub allowed_hosts: Vec<String>,
-    /// One permit per open `/v1/events` stream ([`review::MAX_EVENT_STREAMS`]).
-    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The open `/v1/events` streams, and their cap.
+    pub event_streams: EventStreams,
 }
 
 impl ServeState {

@@ -34,9 +34,18 @@ pub async fn queue(
 /// Longest `by` of a correction: a name or a badge number, not a document.
 const MAX_BY_CHARS: usize = 100;
 
-/// Most event streams open at once: each holds a connection and a subscription for as long as
-/// a page is open; a bench has a handful of pages.
-pub const MAX_EVENT_STREAMS: usize = 64;
+/// The open `/v1/events` streams, at most `max` at once (`serve --max-event-streams`): each
+/// holds a connection and a subscription for as long as a page is open.
+pub struct EventStreams {
+    slots: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl EventStreams {
+    pub fn new(max: usize) -> Self {
+        Self { slots: Arc::new(tokio::sync::Semaphore::new(max)), max }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,10 +99,11 @@ pub async fn events(
     State(state): State<Arc<ServeState>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Held by the stream, so it is given back when the client goes.
-    let permit = state.event_streams.clone().try_acquire_owned().map_err(|_| ApiError {
+    let streams = &state.event_streams;
+    let permit = streams.slots.clone().try_acquire_owned().map_err(|_| ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         code: "too_many_streams",
-        message: format!("at most {MAX_EVENT_STREAMS} event streams are open at once; try again later"),
+        message: format!("at most {} event streams are open at once; try again later", streams.max),
     })?;
     let receiver = state.events.subscribe();
     let stream = futures::stream::unfold((receiver, permit), |(mut receiver, permit)| async move {

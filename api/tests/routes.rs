@@ -71,13 +71,14 @@ async fn server(options: Options) -> Server {
         index,
         stores,
         max_body_bytes: 1 << 20,
+        max_request_pixels: 100_000_000,
         events,
         requests,
         cors_origins: Vec::new(),
         token: options.token.map(String::from),
         feed: Arc::new(FeedStatus::default()),
         stopping: tokio::sync::watch::channel(false).1,
-        event_streams: Arc::new(tokio::sync::Semaphore::new(autorma_api::MAX_EVENT_STREAMS)),
+        event_streams: autorma_api::EventStreams::new(64),
         allowed_hosts: autorma_api::allowed_hosts("127.0.0.1:8080".parse().unwrap(), &[]),
     });
     Server { state, memory, _index_dir: index_dir }

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use autorma_api::feed::topics::{FEED_TOPICS, TopicFeed};
 use autorma_api::feed::{self, FeedEvent, FeedStatus};
 use autorma_api::stores::{Broker, Photos, Stores};
-use autorma_api::{ServeState, router};
+use autorma_api::{EventStreams, ServeState, router};
 use autorma_classifier::catalogue::Catalogue;
 use autorma_classifier::serving::{ModelHandle, ServingModel};
 use autorma_classifier::{PipelineModel, Requests, serve_requests};
@@ -85,13 +85,14 @@ pub async fn serve(args: ServeArgs, file: &ConfigFile) -> anyhow::Result<ExitCod
         index: started.index,
         stores: started.stores,
         max_body_bytes,
+        max_request_pixels: args.max_request_pixels,
         events,
         requests: started.requests,
         stopping: stopping.clone(),
         token,
         cors_origins,
         feed: feed_status,
-        event_streams: Arc::new(tokio::sync::Semaphore::new(autorma_api::MAX_EVENT_STREAMS)),
+        event_streams: EventStreams::new(args.max_event_streams as usize),
         allowed_hosts,
     });
     let queue_gauge = tokio::spawn(report_review_queue(state.index.clone(), state.feed.clone()));

@@ -226,6 +226,8 @@ mod tests {
             | "reconcile_grace_s"
             | "bulk_inflight"
             | "max_body_bytes"
+            | "max_request_pixels"
+            | "max_event_streams"
             | "model_batch_size"
             | "rounds"
             | "watch_s"

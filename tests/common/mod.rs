@@ -19,9 +19,11 @@ pub fn root() -> PathBuf {
 }
 
 /// `autorma` with the tiny5 fixture model, quiet logs, and no settings from the caller's
-/// environment.
+/// environment. `AUTORMA_TEST_BIN` runs the tests against another build of it instead (an
+/// older one, to see a test fail before its fix).
 pub fn autorma() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autorma"));
+    let bin = std::env::var_os("AUTORMA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_autorma").into());
+    let mut cmd = Command::new(bin);
     cmd.env("AUTORMA_MODEL", root().join("classifier/tests/fixtures/tiny5"))
         .env("AUTORMA_LOG", "warn")
         .env_remove("AUTORMA_CONFIG")
