@@ -76,9 +76,8 @@ pub async fn read_photos(
             }
         }
     } else {
-        let bytes = axum::body::to_bytes(request.into_body(), state.max_body_bytes)
-            .await
-            .map_err(|e| body_error(&e.to_string()))?;
+        let bytes =
+            axum::body::to_bytes(request.into_body(), state.max_body_bytes).await.map_err(|e| body_error(&e))?;
         photos.push(Photo { name: query.name.unwrap_or_else(|| "photo".into()), bytes });
     }
     if photos.is_empty() {
@@ -123,14 +122,19 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: e.body_text() };
     }
-    body_error(&e.body_text())
+    body_error(&e)
 }
 
-/// A body over the limit is 413; anything else unreadable is 400.
-fn body_error(detail: &str) -> ApiError {
-    if detail.contains("length limit") {
-        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail.to_string() }
+/// A body over the limit is 413, one that stopped coming (the server's body idle timeout) 408;
+/// anything else unreadable is 400.
+fn body_error(error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let detail = error.to_string();
+    let mut causes = std::iter::successors(Some(error), |e| e.source());
+    if causes.any(|e| e.is::<tower_http::timeout::TimeoutError>()) {
+        ApiError { status: StatusCode::REQUEST_TIMEOUT, code: "request_timeout", message: detail }
+    } else if detail.contains("length limit") {
+        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail }
     } else {
-        ApiError::bad_request(detail.to_string())
+        ApiError::bad_request(detail)
     }
 }
