@@ -184,7 +184,7 @@ pub struct ServeArgs {
     /// https://bench.example.com. None by default: CORS is off, only same-origin pages may.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
-    /// Largest request body, in bytes (uploads)
+    /// Largest request body, in bytes (uploads, classify)
     #[arg(long, env = "AUTORMA_MAX_BODY_BYTES", value_name = "N", default_value_t = 64 << 20,
         value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
     pub max_body_bytes: u64,

@@ -1,7 +1,8 @@
 //! `autorma serve` tried as an attacker on the same network or machine would, through the real
 //! binary (`serve --inbox --out --token`). Each test is one finding of the serve-hardening
-//! issue, numbered as there; each failed against the build before its fix (`AUTORMA_TEST_BIN=
-//! <old autorma> cargo test --test security`), with the response noted beside its assertion.
+//! issue, numbered as there, with the response before its fix in its doc comment; each failed
+//! against the build before the fix, run as
+//! `AUTORMA_TEST_BIN=/path/to/old/autorma cargo test --test security`.
 //! The README's API section states the threat model.
 
 use std::io::{Read, Write};
@@ -278,38 +279,48 @@ fn finding_6b_a_server_other_machines_can_reach_needs_a_token_or_an_explicit_no(
     assert_eq!(server.get("/v1/results", None).0, 200);
 }
 
-/// Finding 6c, before: an incomplete request head held its connection for over a minute (and
-/// a body that stopped coming, as long as the client liked).
+/// Finding 6c, before: an incomplete request head held its connection for over a minute (so
+/// did a connection that sent nothing, and a body that stopped coming, as long as the client
+/// liked).
 #[test]
 fn finding_6c_a_request_that_stops_coming_is_cut_off() {
     let bench = bench(|_, _| {});
     let port = bench.server.port;
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut slow_head = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(slow_head, "GET /v1/results HTTP/1.1\r\nHost: 127.0.0.1").unwrap();
-    // Bodies that stop coming, raw and multipart: the start of each and no more.
-    let slow_body = |content_type: &str, start: &[u8]| {
+    // Bodies that stop coming (uploads raw and multipart, a correction): the start and no more.
+    let slow_body = |path: &str, content_type: &str, start: &[u8]| {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             stream,
-            "POST /v1/uploads?name=a.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\
              Content-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n"
         )
         .unwrap();
         stream.write_all(start).unwrap();
         stream
     };
-    let raw = slow_body("image/png", &png([3, 3, 3]));
+    let raw = slow_body("/v1/uploads?name=a.png", "image/png", &png([3, 3, 3]));
     let whole = multipart(&[("a.png", &png([4, 4, 4]))]);
-    let form = slow_body(MULTIPART, &whole[..whole.len() / 2]);
+    let form = slow_body("/v1/uploads", MULTIPART, &whole[..whole.len() / 2]);
+    let json = slow_body("/v1/review/a.png", "application/json", br#"{"label": "#);
     let started = Instant::now();
     // The server's limits are 10 s for a head and 30 s of silence within a body.
-    for (what, mut stream, limit) in [("head", slow_head, 15), ("raw body", raw, 40), ("multipart body", form, 40)] {
+    let connections = [
+        ("silent", silent, 15),
+        ("head", slow_head, 15),
+        ("raw body", raw, 40),
+        ("multipart body", form, 40),
+        ("json body", json, 40),
+    ];
+    for (what, mut stream, limit) in connections {
         stream.set_read_timeout(Some(Duration::from_secs(limit + 10))).unwrap();
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
         let open = started.elapsed();
         assert!(open < Duration::from_secs(limit), "the {what} connection stayed open {open:?}");
-        if what != "head" {
+        if what.ends_with("body") {
             let answer = String::from_utf8_lossy(&answer);
             assert!(answer.starts_with("HTTP/1.1 408"), "a {what} that stopped coming: {answer}");
         }
@@ -321,7 +332,7 @@ fn finding_6c_a_request_that_stops_coming_is_cut_off() {
 #[test]
 fn finding_6d_event_streams_are_capped() {
     const STREAMS: usize = 4;
-    let bench = bench_with(&[("AUTORMA_MAX_EVENT_STREAMS", "4")], |_, _| {});
+    let bench = bench_with(&[("AUTORMA_MAX_EVENT_STREAMS", &STREAMS.to_string())], |_, _| {});
     let http = &bench.server.http;
     let streams: Vec<_> = (0..STREAMS).map(|_| http.subscribe(TOKEN, Duration::from_secs(20)).0).collect();
     let mut one_more = http.open("GET", "/v1/events", Some(TOKEN), None).unwrap();

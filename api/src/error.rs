@@ -21,6 +21,20 @@ impl ApiError {
         Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
     }
 
+    /// A request body that could not be read whole (`detail` says why): 408 `request_timeout`
+    /// when it stopped coming (the server's body idle timeout, found among the causes), 413
+    /// `too_large` over the body limit, else 400.
+    pub fn unreadable_body(detail: String, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut causes = std::iter::successors(Some(error), |e| e.source());
+        if causes.any(|e| e.is::<tower_http::timeout::TimeoutError>()) {
+            Self { status: StatusCode::REQUEST_TIMEOUT, code: "request_timeout", message: detail }
+        } else if detail.contains("length limit") {
+            Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail }
+        } else {
+            Self::bad_request(detail)
+        }
+    }
+
     pub fn unauthorized() -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,

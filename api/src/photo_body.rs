@@ -76,8 +76,9 @@ pub async fn read_photos(
             }
         }
     } else {
-        let bytes =
-            axum::body::to_bytes(request.into_body(), state.max_body_bytes).await.map_err(|e| body_error(&e))?;
+        let bytes = axum::body::to_bytes(request.into_body(), state.max_body_bytes)
+            .await
+            .map_err(|e| ApiError::unreadable_body(e.to_string(), &e))?;
         photos.push(Photo { name: query.name.unwrap_or_else(|| "photo".into()), bytes });
     }
     if photos.is_empty() {
@@ -122,19 +123,5 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: e.body_text() };
     }
-    body_error(&e)
-}
-
-/// A body over the limit is 413, one that stopped coming (the server's body idle timeout) 408;
-/// anything else unreadable is 400.
-fn body_error(error: &(dyn std::error::Error + 'static)) -> ApiError {
-    let detail = error.to_string();
-    let mut causes = std::iter::successors(Some(error), |e| e.source());
-    if causes.any(|e| e.is::<tower_http::timeout::TimeoutError>()) {
-        ApiError { status: StatusCode::REQUEST_TIMEOUT, code: "request_timeout", message: detail }
-    } else if detail.contains("length limit") {
-        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: detail }
-    } else {
-        ApiError::bad_request(detail)
-    }
+    ApiError::unreadable_body(e.body_text(), &e)
 }

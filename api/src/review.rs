@@ -62,7 +62,7 @@ pub async fn correct(
     Path(key): Path<String>,
     body: Result<Json<CorrectionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CorrectionRecord>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(|e| ApiError::unreadable_body(e.body_text(), &e))?;
     if let Some(by) = &body.by
         && (by.chars().count() > MAX_BY_CHARS || by.chars().any(char::is_control))
     {
