@@ -96,7 +96,8 @@ impl Rng {
 
 #[derive(Debug, Clone)]
 enum Action {
-    Kill(&'static str),
+    /// `kill -9` of the process, restarted after the given time.
+    Kill(&'static str, Duration),
     Restart(&'static str),
     Broker(&'static str),
     S3Server(&'static str),
@@ -131,8 +132,7 @@ fn plan(size: &Size, rng: &mut Rng) -> Vec<(Duration, Action)> {
     for _ in 0..size.kills {
         let at = rng.within(t, 0.05, 0.9);
         let victim = rng.pick(&["worker-a", "worker-b", "ingest"]);
-        plan.push((at, Action::Kill(victim)));
-        plan.push((at + rng.within(secs(3), 0.15, 1.0), Action::Restart(victim)));
+        plan.push((at, Action::Kill(victim, rng.within(secs(3), 0.15, 1.0))));
     }
     let broker_at = rng.within(t, 0.1, 0.35);
     plan.push((broker_at, Action::Broker("stop")));
@@ -170,7 +170,8 @@ struct Chaos {
 
 impl Chaos {
     /// Runs every action due by now, in time order. A restart waits while the broker or the S3
-    /// server is away: a process's start-up checks (rightly) refuse to start without them.
+    /// server is away: a process's start-up checks (rightly) refuse to start without them. A
+    /// kill waits while its victim is down, so every kill drawn happens.
     fn run_due(&mut self) {
         self.supervise();
         loop {
@@ -180,7 +181,12 @@ impl Chaos {
                 return;
             };
             let (at, action) = self.plan.remove(next);
-            if matches!(action, Action::Restart(_)) && (self.down.contains("kafka") || self.down.contains("s3")) {
+            let waits = match &action {
+                Action::Restart(_) => self.down.contains("kafka") || self.down.contains("s3"),
+                Action::Kill(victim, _) => self.down.contains(victim),
+                _ => false,
+            };
+            if waits {
                 self.plan.push((at + secs(1), action));
                 continue;
             }
@@ -208,9 +214,10 @@ impl Chaos {
     fn act(&mut self, action: Action) {
         eprintln!("[chaos {:6.1} s] {action:?}", self.start.elapsed().as_secs_f64());
         let what = match &action {
-            Action::Kill(name) if !self.down.contains(name) => {
+            Action::Kill(name, restart_after) => {
                 self.stack.signal(name, libc::SIGKILL);
                 self.down.insert(*name);
+                self.plan.push((self.start.elapsed() + *restart_after, Action::Restart(name)));
                 // The victim's transaction is cut short: still, nothing committed lacks its outcome.
                 if !self.down.contains("kafka") && !self.down.contains("s3") {
                     self.check_committed_outcomes();
@@ -227,8 +234,8 @@ impl Chaos {
                 }
                 "restart".to_string()
             }
-            // The victim is down already (or up again): this kill or restart is moot.
-            Action::Kill(_) | Action::Restart(_) => return,
+            // Up again already (started by `supervise`): this restart is moot.
+            Action::Restart(_) => return,
             Action::Broker(step) => {
                 self.stack.kafka(step);
                 self.mark("kafka", step);
@@ -350,6 +357,8 @@ fn chaos_kills_restarts_and_network_faults_lose_and_duplicate_no_result() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let faults_over = Instant::now();
+    let kills: usize = chaos.counts.iter().filter(|(what, _)| what.starts_with("kill -9")).map(|(_, n)| n).sum();
+    assert_eq!(kills, size.kills, "every kill drawn happened");
     wait_until("a result on rma.results for every photo", secs(300), || results.num_distinct_keys() >= size.photos);
     let drained = faults_over.elapsed();
 
