@@ -14,6 +14,10 @@
 #                              line each (Kafka's kafka.request.logger at DEBUG; it costs CPU):
 #                              what the tests count requests per photo by; none by default
 #        KAFKA_HEAP_OPTS       JVM heap flags (default -Xmx512m)
+#        KAFKA_JIT_OPTS        JVM compiler flags (default -XX:TieredStopAtLevel=1, the quick
+#                              compiler only: a development broker's traffic never repays C2's
+#                              compilations, which took about half its CPU per photo; set it
+#                              empty for the JVM's default)
 #        AUTORMA_KAFKA_HOME    the install to use (default: the one infra/setup/kafka.sh made)
 # Files in STATE_DIR: server.properties (rewritten at every start), kafka-data/ (the log dir,
 #        formatted with a random cluster id on the first start only, so a stop and a start keep
@@ -106,9 +110,9 @@ EOF
     fi
   fi
 
-  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS holds several flags.
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS and KAFKA_JIT_OPTS hold several flags.
   start_detached "${pidfile}" "${logfile}" \
-    java ${KAFKA_HEAP_OPTS:--Xmx512m} -Djava.awt.headless=true \
+    java ${KAFKA_HEAP_OPTS:--Xmx512m} ${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1} -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="${REPO_ROOT}/infra/kafka/log4j2-server.xml" \
     -Dautorma.kafka.log="${logfile}" \
     -Dautorma.kafka.requests="${KAFKA_REQUEST_LOG:-/dev/null}" \

@@ -6,7 +6,7 @@
 //! against `autorma run` on the same photos (its CPU as a child process).
 //!
 //! Two bursts: the first on the freshly started stack (the measurement, where the
-//! broker's JIT compiler takes about half its CPU), the second once it is warm. The figures are
+//! broker's JIT compiler is still at work), the second once it is warm. The figures are
 //! printed: they depend on the machine. What is asserted is that every photo came out, and
 //! that the pipeline's requests per photo stay under a bound that a per-photo send, commit or
 //! fetch would break (each costs the broker a request per photo at least). CI runs 375 photos
