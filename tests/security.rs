@@ -260,13 +260,9 @@ fn finding_6b_a_server_other_machines_can_reach_needs_a_token_or_an_explicit_no(
     let listen = format!("0.0.0.0:{port}");
     let mut refused =
         autorma().args(["serve", "--listen", &listen, "--out"]).arg(&out).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while refused.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            refused.kill().unwrap();
-            panic!("serve started on {listen} with no token");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if !waited(Duration::from_secs(20), || refused.try_wait().unwrap().is_some()) {
+        refused.kill().unwrap();
+        panic!("serve started on {listen} with no token");
     }
     let refused = refused.wait_with_output().unwrap();
     assert!(!refused.status.success());

@@ -3,8 +3,14 @@
 
 use axum::Json;
 
+use crate::server::BODY_IDLE_TIMEOUT;
+
 pub async fn document() -> Json<serde_json::Value> {
     let error = serde_json::json!({ "$ref": "#/components/schemas/Error" });
+    let body_stopped = serde_json::json!({
+        "description": format!("the body stopped coming for {} s", BODY_IDLE_TIMEOUT.as_secs()),
+        "content": { "application/json": { "schema": error } }
+    });
     let filters = serde_json::json!([
         { "name": "label", "in": "query", "schema": { "type": "string" }, "description": "Only this label." },
         { "name": "decision", "in": "query", "schema": { "enum": ["auto", "review"] } },
@@ -53,14 +59,14 @@ pub async fn document() -> Json<serde_json::Value> {
                 "requestBody": { "required": true, "content": { "multipart/form-data": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {} } },
                 "responses": { "200": { "description": "each photo's key" },
                                "409": { "description": "no inbox (started without --inbox)", "content": { "application/json": { "schema": error } } },
-                               "408": { "description": "the body stopped coming for 30 s", "content": { "application/json": { "schema": error } } },
+                               "408": body_stopped,
                                "413": { "description": "over the body limit, the photo count or the pipeline's file limit", "content": { "application/json": { "schema": error } } },
                                "415": { "description": "not a jpeg, png or webp image", "content": { "application/json": { "schema": error } } } } } },
             "/v1/classify": { "post": { "summary": "Photos classified in the request (multipart: any number of files; or one raw image body named by ?name=); they share the pipeline's micro-batches and model session; nothing is stored",
                 "parameters": with_claim(serde_json::json!({ "name": "name", "in": "query", "schema": { "type": "string" }, "description": "File name of a raw photo." })),
                 "requestBody": { "required": true, "content": { "multipart/form-data": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {} } },
                 "responses": { "200": { "description": "`results` in the request's order (each: name, label, confidence, decision, review_reason, claim (the request's claim and its check), probabilities, model_version, batch_size, timings_ms; or name and error when that photo failed) and `model`" },
-                               "408": { "description": "the body stopped coming for 30 s", "content": { "application/json": { "schema": error } } },
+                               "408": body_stopped,
                                "413": { "description": "over the body limit, the photo count or the pipeline's file limit, or the photos over --max-request-pixels together", "content": { "application/json": { "schema": error } } },
                                "415": { "description": "not a jpeg, png or webp image", "content": { "application/json": { "schema": error } } },
                                "422": { "description": "every photo failed to decode", "content": { "application/json": { "schema": error } } },
